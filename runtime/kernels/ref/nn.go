@@ -1,0 +1,3 @@
+package ref
+
+func nnKernels() map[string]Kernel { return nil }
