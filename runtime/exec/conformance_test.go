@@ -1,0 +1,139 @@
+package exec
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dnx-ml/dnx/internal/testenv"
+	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// conformanceTolerance holds per-test overrides of ONNX's default rtol/atol, each as upstream sets
+// them.
+var conformanceTolerance = map[string][2]float64{
+	// upstream real/test_densenet121/data.json
+	"light/test_densenet121": {2e-3, 1e-7},
+}
+
+// TestConformance runs every test folder of ONNX's backend test data in ../shared/onnx-tests the
+// way ONNX's runner does: feed input_K.pb to the K-th non-initializer graph input, compare output_K.pb
+// with the K-th graph output (same dtype and shape, |got-want| <= atol + rtol*|want|).
+func TestConformance(t *testing.T) {
+	root := testenv.Shared(t, "onnx-tests")
+	dirs := readIndex(t, filepath.Join(root, "INDEX.tsv"))
+	for name := range conformanceExclusions {
+		if !contains(dirs, name) {
+			t.Errorf("exclusion %q names a test that is not in INDEX.tsv", name)
+		}
+	}
+	var passed, failed, excluded int
+	for _, dir := range dirs {
+		if reason, ok := conformanceExclusions[dir]; ok {
+			excluded++
+			t.Run(dir, func(t *testing.T) { t.Skip(reason) })
+			continue
+		}
+		ok := t.Run(dir, func(t *testing.T) { runBackendTest(t, filepath.Join(root, dir), dir) })
+		if ok {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	t.Logf("ONNX conformance: %d passed, %d failed, %d excluded (of %d)", passed, failed, excluded, len(dirs))
+}
+
+func runBackendTest(t *testing.T, dir, name string) {
+	g, err := graph.Load(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	s, err := New(g)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	rtol, atol := tensor.ONNXRtol, tensor.ONNXAtol
+	if tol, ok := conformanceTolerance[name]; ok {
+		rtol, atol = tol[0], tol[1]
+	}
+	sets, _ := filepath.Glob(filepath.Join(dir, "test_data_set_*"))
+	if len(sets) == 0 {
+		t.Fatal("no test_data_set_* folder")
+	}
+	for _, set := range sets {
+		inputs := readNumbered(t, set, "input")
+		want := readNumbered(t, set, "output")
+		got, err := s.Run(context.Background(), inputs)
+		if err != nil {
+			t.Fatalf("%s: run: %v", filepath.Base(set), err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d outputs, want %d", filepath.Base(set), len(got), len(want))
+		}
+		for k := range want {
+			if err := tensor.AllClose(got[k], want[k], rtol, atol); err != nil {
+				t.Errorf("%s: output %d (%s): %v", filepath.Base(set), k, g.Outputs[k].Name, err)
+			}
+		}
+	}
+}
+
+// readNumbered reads prefix_0.pb, prefix_1.pb, ... in numeric order.
+func readNumbered(t *testing.T, dir, prefix string) []*tensor.Tensor {
+	t.Helper()
+	var out []*tensor.Tensor
+	for k := 0; ; k++ {
+		p := filepath.Join(dir, prefix+"_"+itoa(k)+".pb")
+		if _, err := os.Stat(p); err != nil {
+			return out
+		}
+		tt, _, err := onnx.ReadTensorFile(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out = append(out, tt)
+	}
+}
+
+func itoa(k int) string { return strconv.Itoa(k) }
+
+func readIndex(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var dirs []string
+	sc := bufio.NewScanner(f)
+	for first := true; sc.Scan(); first = false {
+		if first {
+			continue // header
+		}
+		if fields := strings.Split(sc.Text(), "\t"); len(fields) > 0 && fields[0] != "" {
+			dirs = append(dirs, fields[0])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(dirs)
+	return dirs
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,246 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/ref"
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// ErrInput is wrapped by errors about the tensors a caller feeds: count, dtype, rank, dims.
+var ErrInput = errors.New("bad input")
+
+// step is one node resolved to slots.
+type step struct {
+	node    *graph.Node
+	kernel  ref.Kernel
+	in      []int // slot per input position, -1 when absent
+	out     []int // slot per output position, -1 when absent
+	release []int // slots whose last reader is this step
+}
+
+// Session is a compiled graph, ready to run.
+type Session struct {
+	g       *graph.Graph
+	steps   []step
+	nslots  int
+	consts  map[int]*tensor.Tensor
+	inputs  []int
+	outputs []int
+}
+
+// New compiles g for execution with the reference kernels. It fails, naming the node, when an op
+// has no kernel.
+func New(g *graph.Graph) (*Session, error) {
+	kernels := ref.Kernels()
+	s := &Session{g: g, consts: map[int]*tensor.Tensor{}}
+	slot := map[*graph.Value]int{}
+	slotOf := func(v *graph.Value) int {
+		if id, ok := slot[v]; ok {
+			return id
+		}
+		id := s.nslots
+		s.nslots++
+		slot[v] = id
+		if v.IsConst() {
+			s.consts[id] = v.Const
+		}
+		return id
+	}
+	for _, v := range g.Inputs {
+		s.inputs = append(s.inputs, slotOf(v))
+	}
+	for _, n := range g.Nodes {
+		k, ok := kernels[n.OpType]
+		if !ok || ops.NormalizeDomain(n.Domain) != "" {
+			return nil, fmt.Errorf("%s: %w: no kernel for %s in domain %q", n, ops.ErrUnsupportedOp, n.OpType, n.Domain)
+		}
+		st := step{node: n, kernel: k}
+		for _, v := range n.Inputs {
+			id := -1
+			if v != nil {
+				id = slotOf(v)
+			}
+			st.in = append(st.in, id)
+		}
+		for _, v := range n.Outputs {
+			id := -1
+			if v != nil {
+				id = slotOf(v)
+			}
+			st.out = append(st.out, id)
+		}
+		s.steps = append(s.steps, st)
+	}
+	for _, v := range g.Outputs {
+		s.outputs = append(s.outputs, slotOf(v))
+	}
+
+	// Release each non-constant, non-output slot after its last reader.
+	keep := map[int]bool{}
+	for _, id := range s.outputs {
+		keep[id] = true
+	}
+	last := map[int]int{}
+	for i, st := range s.steps {
+		for _, id := range st.in {
+			if id >= 0 {
+				last[id] = i
+			}
+		}
+		for _, id := range st.out {
+			if id >= 0 {
+				if _, read := last[id]; !read {
+					last[id] = i // an output nobody reads dies where it is made
+				}
+			}
+		}
+	}
+	for id, i := range last {
+		if _, isConst := s.consts[id]; isConst || keep[id] {
+			continue
+		}
+		s.steps[i].release = append(s.steps[i].release, id)
+	}
+	return s, nil
+}
+
+// Graph returns the graph the session runs.
+func (s *Session) Graph() *graph.Graph { return s.g }
+
+// Run feeds inputs in the order of Graph().Inputs and returns the outputs in the order of
+// Graph().Outputs. Inputs are checked against the declared types: dtype, rank, known dims, and
+// symbolic dims that must agree across inputs (every "batch" the same size). Inputs are never
+// modified. ctx is checked between nodes.
+func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.Tensor, error) {
+	if err := s.checkInputs(inputs); err != nil {
+		return nil, err
+	}
+	slots := make([]*tensor.Tensor, s.nslots)
+	for id, t := range s.consts {
+		slots[id] = t
+	}
+	for i, id := range s.inputs {
+		slots[id] = inputs[i]
+	}
+	for i := range s.steps {
+		st := &s.steps[i]
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		in := make([]*tensor.Tensor, len(st.in))
+		for k, id := range st.in {
+			if id >= 0 {
+				in[k] = slots[id]
+			}
+		}
+		out, err := st.kernel(st.node.Op, in, len(st.out))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", st.node, err)
+		}
+		if len(out) < len(st.out) {
+			return nil, fmt.Errorf("%s: kernel returned %d outputs, want %d", st.node, len(out), len(st.out))
+		}
+		for k, id := range st.out {
+			if id < 0 {
+				continue
+			}
+			if err := checkProduced(st.node.Outputs[k], out[k]); err != nil {
+				return nil, fmt.Errorf("%s: output %d: %w", st.node, k, err)
+			}
+			slots[id] = out[k]
+		}
+		for _, id := range st.release {
+			slots[id] = nil
+		}
+	}
+	res := make([]*tensor.Tensor, len(s.outputs))
+	for i, id := range s.outputs {
+		res[i] = slots[id]
+	}
+	return res, nil
+}
+
+// RunNamed feeds inputs by name and returns every graph output by name.
+func (s *Session) RunNamed(ctx context.Context, inputs map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+	list := make([]*tensor.Tensor, len(s.g.Inputs))
+	for i, v := range s.g.Inputs {
+		t, ok := inputs[v.Name]
+		if !ok {
+			return nil, fmt.Errorf("%w: input %q is missing", ErrInput, v.Name)
+		}
+		list[i] = t
+	}
+	for name := range inputs {
+		if v := s.g.Value(name); v == nil || v.Producer != nil || v.IsConst() {
+			return nil, fmt.Errorf("%w: the model has no input %q", ErrInput, name)
+		}
+	}
+	out, err := s.Run(ctx, list)
+	if err != nil {
+		return nil, err
+	}
+	res := make(map[string]*tensor.Tensor, len(out))
+	for i, v := range s.g.Outputs {
+		res[v.Name] = out[i]
+	}
+	return res, nil
+}
+
+func (s *Session) checkInputs(inputs []*tensor.Tensor) error {
+	if len(inputs) != len(s.g.Inputs) {
+		return fmt.Errorf("%w: the model takes %d inputs, got %d", ErrInput, len(s.g.Inputs), len(inputs))
+	}
+	symbols := map[string]int{}
+	for i, v := range s.g.Inputs {
+		t := inputs[i]
+		if t == nil {
+			return fmt.Errorf("%w: input %q is nil", ErrInput, v.Name)
+		}
+		if t.DType != v.Type.DType {
+			return fmt.Errorf("%w: input %q is %s, the model expects %s", ErrInput, v.Name, t.DType, v.Type.DType)
+		}
+		if v.Type.Unranked {
+			continue
+		}
+		if len(t.Shape) != len(v.Type.Shape) {
+			return fmt.Errorf("%w: input %q has shape %v, the model expects %s", ErrInput, v.Name, t.Shape, v.Type)
+		}
+		for k, d := range v.Type.Shape {
+			got := t.Shape[k]
+			switch {
+			case d.IsKnown() && int64(got) != d.Value:
+				return fmt.Errorf("%w: input %q dim %d is %d, the model expects %d (shape %s)", ErrInput, v.Name, k, got, d.Value, v.Type)
+			case !d.IsKnown() && d.Param != "":
+				if prev, ok := symbols[d.Param]; ok && prev != got {
+					return fmt.Errorf("%w: input %q dim %d (%s) is %d, but %s is %d in another input", ErrInput, v.Name, k, d.Param, got, d.Param, prev)
+				}
+				symbols[d.Param] = got
+			}
+		}
+	}
+	return nil
+}
+
+// checkProduced catches kernel results that contradict the inferred type.
+func checkProduced(v *graph.Value, t *tensor.Tensor) error {
+	if t == nil {
+		return errors.New("kernel returned no tensor")
+	}
+	if v.Type.DType != tensor.Undefined && t.DType != v.Type.DType {
+		return fmt.Errorf("kernel produced %s, inference said %s", t.DType, v.Type)
+	}
+	if !v.Type.Unranked && len(t.Shape) != len(v.Type.Shape) {
+		return fmt.Errorf("kernel produced shape %v, inference said %s", t.Shape, v.Type)
+	}
+	for k, d := range v.Type.Shape {
+		if d.IsKnown() && k < len(t.Shape) && int64(t.Shape[k]) != d.Value {
+			return fmt.Errorf("kernel produced shape %v, inference said %s", t.Shape, v.Type)
+		}
+	}
+	return nil
+}

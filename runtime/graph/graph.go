@@ -1,0 +1,102 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/dnx-ml/dnx/onnx/onnxpb"
+	"sort"
+
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// Value is one tensor in the graph: a graph input, an initializer (Const set, no Producer), or a
+// node output.
+type Value struct {
+	Name      string
+	Type      ops.Type
+	Const     *tensor.Tensor // initializer value, nil otherwise
+	Producer  *Node          // nil for graph inputs and initializers
+	Consumers []*Node
+}
+
+// IsConst reports whether v is an initializer.
+func (v *Value) IsConst() bool { return v.Const != nil && v.Producer == nil }
+
+// Node is one operator application.
+type Node struct {
+	Name    string
+	OpType  string
+	Domain  string
+	Opset   int
+	Attrs   ops.Attributes
+	Op      ops.Op
+	Inputs  []*Value // nil entries are absent optional inputs
+	Outputs []*Value // nil entries are absent optional outputs
+}
+
+// Graph is a model: its values, nodes in topological order, fed inputs and outputs.
+type Graph struct {
+	Name            string
+	IRVersion       int64
+	ProducerName    string
+	ProducerVersion string
+	Opsets          map[string]int // domain ("" = ai.onnx) -> version
+	Nodes           []*Node
+	Inputs          []*Value // fed by the caller, in the model's graph.input order
+	Outputs         []*Value
+	Initializers    []*Value // in file order
+	values          map[string]*Value
+	declared        map[string]*onnxpb.TypeProto // value_info and output types from the file
+}
+
+// Value returns the value named name, or nil.
+func (g *Graph) Value(name string) *Value { return g.values[name] }
+
+// Values returns every value, sorted by name.
+func (g *Graph) Values() []*Value {
+	out := make([]*Value, 0, len(g.values))
+	for _, v := range g.values {
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// OpHistogram counts nodes per op type.
+func (g *Graph) OpHistogram() map[string]int {
+	h := map[string]int{}
+	for _, n := range g.Nodes {
+		h[n.OpType]++
+	}
+	return h
+}
+
+// String describes a node for error messages: its name and op type.
+func (n *Node) String() string {
+	if n.Name == "" {
+		return fmt.Sprintf("%s node", n.OpType)
+	}
+	return fmt.Sprintf("node %q (%s)", n.Name, n.OpType)
+}
+
+// SetInputShapes fixes the shapes of some graph inputs (for example batch 1 for a MAC count) and
+// re-runs type inference over the whole graph. Each shape must fit the input's declared type.
+func (g *Graph) SetInputShapes(shapes map[string]tensor.Shape) error {
+	for name, shape := range shapes {
+		v := g.values[name]
+		if v == nil || v.Producer != nil || v.IsConst() {
+			return fmt.Errorf("the model has no input %q", name)
+		}
+		if !v.Type.Unranked && len(v.Type.Shape) != len(shape) {
+			return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, v.Type)
+		}
+		for i, d := range v.Type.Shape {
+			if d.IsKnown() && d.Value != int64(shape[i]) {
+				return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, v.Type)
+			}
+		}
+		v.Type = ops.Type{DType: v.Type.DType, Shape: ops.DimsOf(shape)}
+	}
+	return g.inferTypes()
+}

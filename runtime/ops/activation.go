@@ -1,0 +1,159 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+)
+
+// Relu is Y = max(X, 0) element-wise. Opset 14 added the signed integer types; dnx accepts any
+// numeric type at any version (unsigned inputs pass through unchanged).
+type Relu struct{}
+
+// OpType returns "Relu".
+func (*Relu) OpType() string { return "Relu" }
+
+// Infer returns X's type.
+func (*Relu) Infer(in []*Arg) ([]Type, error) { return inferUnary("Relu", in, numericClass) }
+
+func decodeRelu(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	return &Relu{}, nil
+}
+
+// LeakyRelu is Y = X for X >= 0 and Y = Alpha*X otherwise, element-wise, on float types.
+type LeakyRelu struct {
+	Alpha float32 // default 0.01
+}
+
+// OpType returns "LeakyRelu".
+func (*LeakyRelu) OpType() string { return "LeakyRelu" }
+
+// Infer returns X's type.
+func (*LeakyRelu) Infer(in []*Arg) ([]Type, error) { return inferUnary("LeakyRelu", in, floatClass) }
+
+func decodeLeakyRelu(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	alpha, err := n.Attrs.Float("alpha", 0.01)
+	if err != nil {
+		return nil, err
+	}
+	if math.IsNaN(float64(alpha)) || math.IsInf(float64(alpha), 0) {
+		return nil, fmt.Errorf("%w: LeakyRelu alpha must be finite, got %g", ErrAttr, alpha)
+	}
+	return &LeakyRelu{Alpha: alpha}, nil
+}
+
+// Sigmoid is Y = 1 / (1 + exp(-X)) element-wise, on float types.
+type Sigmoid struct{}
+
+// OpType returns "Sigmoid".
+func (*Sigmoid) OpType() string { return "Sigmoid" }
+
+// Infer returns X's type.
+func (*Sigmoid) Infer(in []*Arg) ([]Type, error) { return inferUnary("Sigmoid", in, floatClass) }
+
+func decodeSigmoid(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	return &Sigmoid{}, nil
+}
+
+// Identity is Y = X, for a tensor of any type. The sequence and optional forms of opsets 14 and
+// 16 are not supported: dnx values are tensors.
+type Identity struct{}
+
+// OpType returns "Identity".
+func (*Identity) OpType() string { return "Identity" }
+
+// Infer returns X's type.
+func (*Identity) Infer(in []*Arg) ([]Type, error) { return inferUnary("Identity", in, anyClass) }
+
+func decodeIdentity(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	return &Identity{}, nil
+}
+
+// inferUnary checks input 0 against class and returns its type unchanged.
+func inferUnary(op string, in []*Arg, class dtypeClass) ([]Type, error) {
+	t, err := inputType(op, in, 0, class)
+	if err != nil {
+		return nil, err
+	}
+	return []Type{t}, nil
+}
+
+// Clip is Y = min(max(X, lo), hi) element-wise: bounds applied in that order, so lo > hi gives hi
+// everywhere, as the spec says; NaN passes through. A missing bound does not clip.
+//
+// Opset 1 and 6 take the bounds as float attributes (opset 6 defaults them to -FLT_MAX and
+// FLT_MAX, which Decode writes in). From opset 11 they are the optional scalar inputs 1 (min) and
+// 2 (max), of X's type; BoundInputs marks that form and the kernel reads them.
+type Clip struct {
+	Min, Max       float32
+	HasMin, HasMax bool
+	BoundInputs    bool
+}
+
+// OpType returns "Clip".
+func (*Clip) OpType() string { return "Clip" }
+
+func decodeClip(n *Node, since int) (Op, error) {
+	if since >= 11 {
+		if err := CheckArity(n, 1, 3, 1, 1); err != nil {
+			return nil, err
+		}
+		return &Clip{BoundInputs: true}, nil
+	}
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	o := &Clip{}
+	if since >= 6 {
+		o.Min, o.Max, o.HasMin, o.HasMax = -math.MaxFloat32, math.MaxFloat32, true, true
+	}
+	var err error
+	if n.Attrs.Has("min") {
+		if o.Min, err = n.Attrs.Float("min", 0); err != nil {
+			return nil, err
+		}
+		o.HasMin = true
+	}
+	if n.Attrs.Has("max") {
+		if o.Max, err = n.Attrs.Float("max", 0); err != nil {
+			return nil, err
+		}
+		o.HasMax = true
+	}
+	return o, nil
+}
+
+// Infer checks that the bound inputs, if any, are scalars of X's type and returns X's type.
+func (o *Clip) Infer(in []*Arg) ([]Type, error) {
+	x, err := inputType("Clip", in, 0, numericClass)
+	if err != nil {
+		return nil, err
+	}
+	for i := 1; i < len(in); i++ {
+		b, err := optionalInput("Clip", in, i, numericClass)
+		if err != nil || b == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := sameDType("Clip", 0, i, x.DType, b.Type.DType); err != nil {
+			return nil, err
+		}
+		if err := checkScalarArg("Clip", i, b.Type); err != nil {
+			return nil, err
+		}
+	}
+	return []Type{x}, nil
+}
