@@ -31,6 +31,13 @@ type BuildOptions struct {
 	// bottleneck norm2) into that conv, as PyTorch's eval export does. The result is smaller and
 	// faster but can no longer be fine-tuned with the torchvision parameter set.
 	Inference bool
+	// Weights, when not nil, supplies trained tensors by torchvision state_dict key
+	// ("features.conv0.weight", "features.norm0.running_var", "classifier.bias", ...). Each one
+	// replaces the generated initial value before any BN folding, so the inference form folds the
+	// supplied statistics. Shapes must match the model exactly; float16, bfloat16 and float64 are
+	// converted to float32. Keys the model lacks are an error (ErrOptions), except the ignored
+	// "*.num_batches_tracked" counters; tensors not supplied keep their seeded initial values.
+	Weights map[string]*tensor.Tensor
 }
 
 // MetaPrefix starts the metadata_props keys in which Build records the Config and the options
@@ -73,6 +80,9 @@ func Build(cfg Config, opts BuildOptions) (*onnxpb.ModelProto, error) {
 	}
 	b := &graphBuilder{cfg: cfg, opts: opts, foldNext: torchFoldBase(cfg)}
 	b.network()
+	if b.err == nil {
+		b.err = b.checkWeightsUsed()
+	}
 	if b.err != nil {
 		return nil, fmt.Errorf("build DenseNet: %w", b.err)
 	}
@@ -175,6 +185,7 @@ type graphBuilder struct {
 	inits    []*onnxpb.TensorProto // state_dict-named initializers, in module order
 	folded   []*onnxpb.TensorProto // onnx::Conv_<n> initializers, after inits as in torch exports
 	foldNext int                   // id of the next folded conv weight
+	used     map[string]bool       // opts.Weights keys consumed so far
 	err      error
 }
 
@@ -227,9 +238,12 @@ func (b *graphBuilder) network() string {
 	x = b.relu("", x) // torchvision applies F.relu in forward(), outside any module
 	x = b.node("", "GlobalAveragePool", []string{x})
 	x = b.node("", "Flatten", []string{x}, attrInt("axis", 1))
-	w := linearUniform(tensorRand(b.opts.Seed, "classifier.weight"), cfg.Classes*ch, ch)
+	w := b.weight("classifier.weight", []int{cfg.Classes, ch}, func() []float32 {
+		return linearUniform(tensorRand(b.opts.Seed, "classifier.weight"), cfg.Classes*ch, ch)
+	})
+	bias := b.weight("classifier.bias", []int{cfg.Classes}, func() []float32 { return make([]float32, cfg.Classes) })
 	b.init(&b.inits, "classifier.weight", w, cfg.Classes, ch)
-	b.init(&b.inits, "classifier.bias", make([]float32, cfg.Classes), cfg.Classes)
+	b.init(&b.inits, "classifier.bias", bias, cfg.Classes)
 	return b.nodeOut("classifier", "Gemm", []string{x, "classifier.weight", "classifier.bias"}, "logits",
 		attrFloat("alpha", 1), attrFloat("beta", 1), attrInt("transB", 1))
 }
@@ -275,7 +289,7 @@ func (b *graphBuilder) init(dst *[]*onnxpb.TensorProto, name string, data []floa
 
 // bn emits BatchNormalization for module mod on c channels, with its four state_dict tensors.
 func (b *graphBuilder) bn(mod, x string, c int) string {
-	p := newBN(c)
+	p := b.bnParams(mod, c)
 	b.init(&b.inits, mod+".weight", p.gamma, c)
 	b.init(&b.inits, mod+".bias", p.beta, c)
 	b.init(&b.inits, mod+".running_mean", p.mean, c)
@@ -287,7 +301,9 @@ func (b *graphBuilder) bn(mod, x string, c int) string {
 
 // convWeight draws the Kaiming-normal weight [cout, cin, k, k] of conv module mod.
 func (b *graphBuilder) convWeight(mod string, cin, cout, k int) []float32 {
-	return kaimingNormal(tensorRand(b.opts.Seed, mod+".weight"), cout*cin*k*k, cin*k*k)
+	return b.weight(mod+".weight", []int{cout, cin, k, k}, func() []float32 {
+		return kaimingNormal(tensorRand(b.opts.Seed, mod+".weight"), cout*cin*k*k, cin*k*k)
+	})
 }
 
 // conv emits a bias-free square Conv for module mod.
@@ -302,7 +318,7 @@ func (b *graphBuilder) convBN(cmod, bmod, x string, cin, cout, k, stride, pad in
 	if !b.opts.Inference {
 		return b.bn(bmod, b.conv(cmod, x, cin, cout, k, stride, pad), cout)
 	}
-	w, bias := foldConvBN(b.convWeight(cmod, cin, cout, k), cout, newBN(cout), bnEpsilon)
+	w, bias := foldConvBN(b.convWeight(cmod, cin, cout, k), cout, b.bnParams(bmod, cout), bnEpsilon)
 	wn := "onnx::Conv_" + strconv.Itoa(b.foldNext)
 	bname := "onnx::Conv_" + strconv.Itoa(b.foldNext+1)
 	b.foldNext += 3

@@ -234,6 +234,9 @@ func nnWindowAttrs(n *Node, kernelRequired bool, ceilSince, dilationsSince int) 
 	if w.Kernel, err = nnIntsAttr(n, "kernel_shape", 1); err != nil {
 		return w, err
 	}
+	if n.Attrs.Has("kernel_shape") && w.Kernel == nil {
+		return w, fmt.Errorf("%w: kernel_shape is empty", ErrAttr)
+	}
 	if w.Strides, err = nnIntsAttr(n, "strides", 1); err != nil {
 		return w, err
 	}
@@ -292,11 +295,11 @@ func nnWindowAttrs(n *Node, kernelRequired bool, ceilSince, dilationsSince int) 
 	return w, nil
 }
 
-// nnIntsAttr returns an ints attribute as []int (nil when absent), checking each value is in
-// [lo, maxWindowAttr].
+// nnIntsAttr returns an ints attribute as []int (nil when absent or empty, which some exporters
+// write for "default"), checking each value is in [lo, maxWindowAttr].
 func nnIntsAttr(n *Node, name string, lo int64) ([]int, error) {
 	v, err := n.Attrs.Ints(name, nil)
-	if err != nil || v == nil {
+	if err != nil || len(v) == 0 {
 		return nil, err
 	}
 	out := make([]int, len(v))

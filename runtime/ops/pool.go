@@ -158,7 +158,9 @@ type GlobalAveragePool struct{}
 func (*GlobalAveragePool) OpType() string { return "GlobalAveragePool" }
 
 // Infer implements Op.
-func (*GlobalAveragePool) Infer(in []*Arg) ([]Type, error) { return nnGlobalInfer("GlobalAveragePool", in) }
+func (*GlobalAveragePool) Infer(in []*Arg) ([]Type, error) {
+	return nnGlobalInfer("GlobalAveragePool", in)
+}
 
 // GlobalMaxPool is the ONNX GlobalMaxPool operator: Y[n,c,1,...,1] is the maximum of X[n,c,...]
 // over all spatial dims (X of rank >= 3), NaN when any element is NaN.

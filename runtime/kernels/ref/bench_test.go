@@ -32,9 +32,9 @@ func denseNet121Convs() [][6]int {
 func BenchmarkDenseNet121Convs(b *testing.B) {
 	const batch = 2
 	type job struct {
-		op      *ops.Conv
-		in      []*tensor.Tensor
-		flops   float64
+		op    *ops.Conv
+		in    []*tensor.Tensor
+		flops float64
 	}
 	var jobs []job
 	for _, cv := range denseNet121Convs() {

@@ -36,9 +36,11 @@ func convKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, err
 	if err != nil {
 		return nil, err
 	}
-	b := nnOptional(in, 2)
-	if !c.HasBias {
-		b = nil
+	var b *tensor.Tensor
+	if c.HasBias {
+		if b, err = nnInput("Conv", in, 2); err != nil {
+			return nil, err
+		}
 	}
 	if w.DType != x.DType || (b != nil && b.DType != x.DType) {
 		return nil, fmt.Errorf("ref: Conv: X, W and B must share a type, got %s, %s and %v", x.DType, w.DType, nnDTypeOrNone(b))
@@ -122,53 +124,30 @@ func convRun[T nnFloat](x, w, bias, y []T, N, C, M, group int, geo *ops.Geometry
 			lo[dim][k], hi[dim][k] = nnValidRange(g.out[dim], g.in[dim], g.s[dim], k*g.d[dim]-g.p[dim])
 		}
 	}
-	// The unit of work is (n, a block of up to four output channels of one group): the four planes
-	// share every input row read, which quarters the input traffic of the inner loop.
-	const mb = 4
-	blocksPerGroup := (Mg + mb - 1) / mb
-	block := func(n, m0, cnt int) {
-		var dst [mb][]T
-		for j := 0; j < cnt; j++ {
-			m := m0 + j
-			dst[j] = y[(n*M+m)*outPlane:][:outPlane]
-			var b0 T
-			if bias != nil {
-				b0 = bias[m]
-			}
-			for i := range dst[j] {
-				dst[j][i] = b0
-			}
+	plane := func(n, m int) {
+		dst := y[(n*M+m)*outPlane:][:outPlane]
+		var b0 T
+		if bias != nil {
+			b0 = bias[m]
 		}
-		grp := m0 / Mg
-		var wv [mb]T
+		for i := range dst {
+			dst[i] = b0
+		}
+		grp := m / Mg
 		for cc := 0; cc < Cg; cc++ {
 			src := x[(n*C+grp*Cg+cc)*inPlane:][:inPlane]
+			wk := w[(m*Cg+cc)*kSize:][:kSize]
 			for kd := 0; kd < g.k[0]; kd++ {
 				for kh := 0; kh < g.k[1]; kh++ {
 					for kw := 0; kw < g.k[2]; kw++ {
-						kOff := (kd*g.k[1]+kh)*g.k[2] + kw
-						for j := 0; j < cnt; j++ {
-							wv[j] = w[((m0+j)*Cg+cc)*kSize+kOff]
-						}
-						if cnt == mb {
-							convAccumulate4(&dst, src, &wv, &g, kd, kh, kw, &lo, &hi)
-						} else {
-							for j := 0; j < cnt; j++ {
-								convAccumulate(dst[j], src, wv[j], &g, kd, kh, kw, &lo, &hi)
-							}
-						}
+						wv := wk[(kd*g.k[1]+kh)*g.k[2]+kw]
+						convAccumulate(dst, src, wv, &g, kd, kh, kw, &lo, &hi)
 					}
 				}
 			}
 		}
 	}
-	units := N * group * blocksPerGroup
-	nnParallel(units, func(u int) {
-		n, r := u/(group*blocksPerGroup), u%(group*blocksPerGroup)
-		grp, b := r/blocksPerGroup, r%blocksPerGroup
-		m0 := grp*Mg + b*mb
-		block(n, m0, min(mb, (grp+1)*Mg-m0))
-	})
+	nnParallel(N*M, func(i int) { plane(i/M, i%M) })
 }
 
 // convAccumulate adds wv * X[shifted by kernel offset (kd, kh, kw)] to every output element whose
@@ -196,48 +175,6 @@ func convAccumulate[T nnFloat](dst, src []T, wv T, g *convGeom, kd, kh, kw int, 
 			iw := iw0
 			for i := range drow {
 				drow[i] += wv * srow[iw]
-				iw += sw
-			}
-		}
-	}
-}
-
-// convAccumulate4 is convAccumulate for four output planes at once, each with its own weight.
-func convAccumulate4[T nnFloat](dst *[4][]T, src []T, wv *[4]T, g *convGeom, kd, kh, kw int, lo, hi *[3][]int) {
-	sw := g.s[2]
-	owLo, owHi := lo[2][kw], hi[2][kw]
-	if owLo >= owHi {
-		return
-	}
-	w0, w1, w2, w3 := wv[0], wv[1], wv[2], wv[3]
-	iw0 := owLo*sw + kw*g.d[2] - g.p[2]
-	for od := lo[0][kd]; od < hi[0][kd]; od++ {
-		id := od*g.s[0] + kd*g.d[0] - g.p[0]
-		for oh := lo[1][kh]; oh < hi[1][kh]; oh++ {
-			ih := oh*g.s[1] + kh*g.d[1] - g.p[1]
-			row := (od*g.out[1] + oh) * g.out[2]
-			d0 := dst[0][row:][owLo:owHi]
-			d1 := dst[1][row:][owLo:owHi][:len(d0)]
-			d2 := dst[2][row:][owLo:owHi][:len(d0)]
-			d3 := dst[3][row:][owLo:owHi][:len(d0)]
-			srow := src[(id*g.in[1]+ih)*g.in[2]:][:g.in[2]]
-			if sw == 1 {
-				s := srow[iw0:][:len(d0)]
-				for i, v := range s {
-					d0[i] += w0 * v
-					d1[i] += w1 * v
-					d2[i] += w2 * v
-					d3[i] += w3 * v
-				}
-				continue
-			}
-			iw := iw0
-			for i := range d0 {
-				v := srow[iw]
-				d0[i] += w0 * v
-				d1[i] += w1 * v
-				d2[i] += w2 * v
-				d3[i] += w3 * v
 				iw += sw
 			}
 		}

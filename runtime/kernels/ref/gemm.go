@@ -12,8 +12,9 @@ import (
 //
 //	Y[i,j] = alpha * sum_p A'[i,p] * B'[p,j] + beta * C[i or 0, j or 0]
 //
-// Transposed operands are first copied into row-major [M,K] / [K,N] form so the product can run
-// in mmAccumulate's i-p-j order. Floats compute in their own precision (float16 and bfloat16 in
+// A transposed A is first copied into row-major [M,K] form; the product then runs in
+// mmAccumulate's i-p-j order, or, when B is transposed ([N,K], as PyTorch stores Linear weights),
+// as row-by-row dot products, so the inner loop is contiguous either way. Floats compute in their own precision (float16 and bfloat16 in
 // float32); integer products accumulate in the integer type, and alpha/beta other than 1 are
 // applied in float64 and truncated back, like ONNX's reference implementation.
 func gemmKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
@@ -109,6 +110,39 @@ func mmTranspose[T mmNum](x []T, rows, cols int) []T {
 	return t
 }
 
+// mmDotRows sets c[i,j] = sum_p a[i,p] * bt[j,p] for row-major a [m,k] and bt [n,k]. Four rows
+// of bt are taken at a time, with one accumulator each, so the loop is not bound by the latency
+// of a single running sum.
+func mmDotRows[T mmNum](c, a, bt []T, m, k, n int) {
+	for i := 0; i < m; i++ {
+		ai := a[i*k : i*k+k]
+		ci := c[i*n : i*n+n]
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			b0 := bt[j*k : j*k+k][:len(ai)]
+			b1 := bt[(j+1)*k : (j+1)*k+k][:len(ai)]
+			b2 := bt[(j+2)*k : (j+2)*k+k][:len(ai)]
+			b3 := bt[(j+3)*k : (j+3)*k+k][:len(ai)]
+			var s0, s1, s2, s3 T
+			for p, av := range ai {
+				s0 += av * b0[p]
+				s1 += av * b1[p]
+				s2 += av * b2[p]
+				s3 += av * b3[p]
+			}
+			ci[j], ci[j+1], ci[j+2], ci[j+3] = s0, s1, s2, s3
+		}
+		for ; j < n; j++ {
+			bj := bt[j*k : j*k+k][:len(ai)]
+			var s T
+			for p, av := range ai {
+				s += av * bj[p]
+			}
+			ci[j] = s
+		}
+	}
+}
+
 func gemmAs[T mmNum](p gemmProblem, a, b, c *tensor.Tensor, isFloat bool) (*tensor.Tensor, error) {
 	ad, err := mmData[T](a)
 	if err != nil {
@@ -121,11 +155,14 @@ func gemmAs[T mmNum](p gemmProblem, a, b, c *tensor.Tensor, isFloat bool) (*tens
 	if p.transA {
 		ad = mmTranspose(ad, p.k, p.m)
 	}
-	if p.transB {
-		bd = mmTranspose(bd, p.n, p.k)
-	}
 	y := make([]T, p.m*p.n)
-	mmAccumulate(y, ad, bd, p.m, p.k, p.n)
+	if p.transB {
+		// B is [N,K]: rows of A and B are both contiguous along K, so take dot products
+		// (the layout of PyTorch's Linear weights).
+		mmDotRows(y, ad, bd, p.m, p.k, p.n)
+	} else {
+		mmAccumulate(y, ad, bd, p.m, p.k, p.n)
+	}
 
 	// C's strides over [M,N]: 0 along a broadcast (size-1 or missing) dim.
 	var cd []T
