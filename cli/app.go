@@ -151,8 +151,12 @@ func reorderArgs(app *ucli.App, args []string) []string {
 			pos = append(pos, a)
 			continue
 		}
-		flags = append(flags, a)
 		name := strings.TrimLeft(a, "-")
+		if name == "h" || name == "help" {
+			// urfave/cli would read a positional argument after --help as a help topic.
+			return []string{args[0], args[1], "--help"}
+		}
+		flags = append(flags, a)
 		if strings.Contains(name, "=") {
 			continue
 		}

@@ -500,6 +500,7 @@ func TestReorderArgs(t *testing.T) {
 		{[]string{"dnx", "run", "--", "-weird.onnx"}, []string{"dnx", "run", "--", "-weird.onnx"}},
 		{[]string{"dnx", "nosuch", "x", "--y"}, []string{"dnx", "nosuch", "x", "--y"}},
 		{[]string{"dnx", "--help"}, []string{"dnx", "--help"}},
+		{[]string{"dnx", "run", "m.onnx", "-h"}, []string{"dnx", "run", "--help"}},
 	}
 	for _, tc := range tests {
 		if got := reorderArgs(app, tc.in); !reflect.DeepEqual(got, tc.want) {

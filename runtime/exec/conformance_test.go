@@ -41,7 +41,14 @@ func TestConformance(t *testing.T) {
 			t.Run(dir, func(t *testing.T) { t.Skip(reason) })
 			continue
 		}
-		ok := t.Run(dir, func(t *testing.T) { runBackendTest(t, filepath.Join(root, dir), dir) })
+		ok := t.Run(dir, func(t *testing.T) {
+			for _, mode := range []struct {
+				name string
+				opts Options
+			}{{"reference", Options{Reference: true}}, {"planned", Options{Threads: 2}}} {
+				t.Run(mode.name, func(t *testing.T) { runBackendTest(t, filepath.Join(root, dir), dir, mode.opts) })
+			}
+		})
 		if ok {
 			passed++
 		} else {
@@ -51,15 +58,16 @@ func TestConformance(t *testing.T) {
 	t.Logf("ONNX conformance: %d passed, %d failed, %d excluded (of %d)", passed, failed, excluded, len(dirs))
 }
 
-func runBackendTest(t *testing.T, dir, name string) {
+func runBackendTest(t *testing.T, dir, name string, opts Options) {
 	g, err := graph.Load(filepath.Join(dir, "model.onnx"))
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	s, err := New(g)
+	s, err := New(g, opts)
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
+	defer s.Close()
 	rtol, atol := tensor.ONNXRtol, tensor.ONNXAtol
 	if tol, ok := conformanceTolerance[name]; ok {
 		rtol, atol = tol[0], tol[1]

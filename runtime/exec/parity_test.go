@@ -40,10 +40,15 @@ func TestPyTorchParity(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := New(g)
+			ref, err := New(g, Options{Reference: true})
 			if err != nil {
 				t.Fatal(err)
 			}
+			planned, err := New(g, Options{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer planned.Close()
 			in, _, err := onnx.ReadTensorFile(filepath.Join(dir, c.input))
 			if err != nil {
 				t.Fatal(err)
@@ -53,15 +58,26 @@ func TestPyTorchParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, rows := range c.batches {
-				got, err := s.Run(context.Background(), []*tensor.Tensor{stackRows(in, rows)})
-				if err != nil {
-					t.Fatalf("batch %v: %v", rows, err)
-				}
 				exp := stackRows(want, rows)
-				if err := tensor.AllClose(got[0], exp, 0, tensor.PyTorchAtol); err != nil {
-					t.Errorf("batch %v: %v", rows, err)
+				for _, mode := range []struct {
+					name string
+					s    *Session
+				}{{"reference", ref}, {"planned", planned}} {
+					x := stackRows(in, rows)
+					if mode.s == planned {
+						if _, err := planned.Plan([]tensor.Shape{x.Shape}); err != nil {
+							t.Fatalf("batch %v: the model was not planned: %v", rows, err)
+						}
+					}
+					got, err := mode.s.Run(context.Background(), []*tensor.Tensor{x})
+					if err != nil {
+						t.Fatalf("%s, batch %v: %v", mode.name, rows, err)
+					}
+					if err := tensor.AllClose(got[0], exp, 0, tensor.PyTorchAtol); err != nil {
+						t.Errorf("%s, batch %v: %v", mode.name, rows, err)
+					}
+					t.Logf("%s, batch %d (rows %v): max |dnx - PyTorch| = %.3g", mode.name, len(rows), rows, tensor.MaxAbsDiff(got[0], exp))
 				}
-				t.Logf("batch %d (rows %v): max |dnx - PyTorch| = %.3g", len(rows), rows, tensor.MaxAbsDiff(got[0], exp))
 			}
 		})
 	}

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"sync"
+
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -26,18 +30,46 @@ type step struct {
 // Session is a compiled graph, ready to run.
 type Session struct {
 	g       *graph.Graph
+	opts    Options
 	steps   []step
 	nslots  int
 	consts  map[int]*tensor.Tensor
 	inputs  []int
 	outputs []int
+
+	pool  *cpu.Pool
+	mu    sync.Mutex
+	plans map[string]*planEntry // by input shapes
 }
 
-// New compiles g for execution with the reference kernels. It fails, naming the node, when an op
-// has no kernel.
-func New(g *graph.Graph) (*Session, error) {
+// planEntry is the plan for one set of input shapes, or the reason there is none.
+type planEntry struct {
+	plan *plan.Plan
+	err  error
+}
+
+// Options configure a Session.
+type Options struct {
+	// Threads is the number of threads kernels split work over; 0 means GOMAXPROCS.
+	Threads int
+	// Reference runs every node with its reference kernel, one allocation per value, no
+	// planning: the oracle the planned execution is tested against.
+	Reference bool
+}
+
+// New prepares g for execution. It fails, naming the node, when an op has no kernel. Unless
+// opts.Reference is set, each distinct set of input shapes is compiled into a plan (static
+// memory layout, fast kernels) on first use; graphs that cannot be planned statically run on
+// the reference path.
+func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	kernels := ref.Kernels()
-	s := &Session{g: g, consts: map[int]*tensor.Tensor{}}
+	s := &Session{g: g, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}}
+	if len(opts) > 0 {
+		s.opts = opts[0]
+	}
+	if !s.opts.Reference {
+		s.pool = cpu.NewPool(s.opts.Threads)
+	}
 	slot := map[*graph.Value]int{}
 	slotOf := func(v *graph.Value) int {
 		if id, ok := slot[v]; ok {
@@ -120,6 +152,51 @@ func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 	if err := s.checkInputs(inputs); err != nil {
 		return nil, err
 	}
+	if p := s.planFor(inputs); p != nil {
+		return p.Run(ctx, inputs)
+	}
+	return s.runReference(ctx, inputs)
+}
+
+// Close releases the session's worker threads.
+func (s *Session) Close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// Plan returns the compiled plan for inputs of the given shapes (compiling it if needed), or an
+// error saying why the graph runs on the reference path.
+func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
+	if s.opts.Reference {
+		return nil, errors.New("exec: the session runs reference kernels only")
+	}
+	key := fmt.Sprint(shapes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.plans[key]
+	if !ok {
+		p, err := plan.Compile(s.g, shapes, s.pool)
+		e = &planEntry{plan: p, err: err}
+		s.plans[key] = e
+	}
+	return e.plan, e.err
+}
+
+func (s *Session) planFor(inputs []*tensor.Tensor) *plan.Plan {
+	if s.opts.Reference {
+		return nil
+	}
+	shapes := make([]tensor.Shape, len(inputs))
+	for i, t := range inputs {
+		shapes[i] = t.Shape
+	}
+	p, _ := s.Plan(shapes)
+	return p
+}
+
+// runReference runs every node with its reference kernel.
+func (s *Session) runReference(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	slots := make([]*tensor.Tensor, s.nslots)
 	for id, t := range s.consts {
 		slots[id] = t

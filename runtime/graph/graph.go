@@ -48,6 +48,7 @@ type Graph struct {
 	Initializers    []*Value // in file order
 	values          map[string]*Value
 	declared        map[string]*onnxpb.TypeProto // value_info and output types from the file
+	inputTypes      map[*Value]ops.Type          // graph input types as declared in the file
 }
 
 // Value returns the value named name, or nil.
@@ -81,19 +82,24 @@ func (n *Node) String() string {
 }
 
 // SetInputShapes fixes the shapes of some graph inputs (for example batch 1 for a MAC count) and
-// re-runs type inference over the whole graph. Each shape must fit the input's declared type.
+// re-runs type inference over the whole graph. Each shape must fit the input's type as declared
+// in the file, so it can be called again with another batch size.
 func (g *Graph) SetInputShapes(shapes map[string]tensor.Shape) error {
 	for name, shape := range shapes {
 		v := g.values[name]
 		if v == nil || v.Producer != nil || v.IsConst() {
 			return fmt.Errorf("the model has no input %q", name)
 		}
-		if !v.Type.Unranked && len(v.Type.Shape) != len(shape) {
-			return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, v.Type)
+		decl, ok := g.inputTypes[v]
+		if !ok {
+			decl = v.Type
 		}
-		for i, d := range v.Type.Shape {
+		if !decl.Unranked && len(decl.Shape) != len(shape) {
+			return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, decl)
+		}
+		for i, d := range decl.Shape {
 			if d.IsKnown() && d.Value != int64(shape[i]) {
-				return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, v.Type)
+				return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, decl)
 			}
 		}
 		v.Type = ops.Type{DType: v.Type.DType, Shape: ops.DimsOf(shape)}

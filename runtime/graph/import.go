@@ -73,6 +73,7 @@ func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, er
 		g.values[name] = v
 		g.Initializers = append(g.Initializers, v)
 	}
+	g.inputTypes = map[*Value]ops.Type{}
 	for _, vi := range gp.GetInput() {
 		name := vi.GetName()
 		if name == "" {
@@ -91,6 +92,7 @@ func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, er
 		v := &Value{Name: name, Type: typ}
 		g.values[name] = v
 		g.Inputs = append(g.Inputs, v)
+		g.inputTypes[v] = typ
 	}
 
 	// Nodes: create every output value first so that inputs can be resolved whatever the file
@@ -205,12 +207,22 @@ func describe(v *Value) string {
 // unknown and the model declares it (value_info, graph outputs), the declared dim is used.
 func (g *Graph) inferTypes() error {
 	declared := g.declared
+	// Values known at import: initializers and Constant node outputs, so that inference of the
+	// ops that read them (Pad's pads, Reshape's shape, ...) can be exact.
+	known := map[*Value]*tensor.Tensor{}
 	for _, n := range g.Nodes {
 		args := make([]*ops.Arg, len(n.Inputs))
 		for i, v := range n.Inputs {
 			if v != nil {
-				args[i] = &ops.Arg{Type: v.Type, Const: v.Const}
+				c := v.Const
+				if c == nil {
+					c = known[v]
+				}
+				args[i] = &ops.Arg{Type: v.Type, Const: c}
 			}
+		}
+		if c, ok := n.Op.(*ops.Constant); ok && len(n.Outputs) == 1 && n.Outputs[0] != nil && c.Value != nil {
+			known[n.Outputs[0]] = c.Value
 		}
 		types, err := n.Op.Infer(args)
 		if err != nil {

@@ -13,7 +13,7 @@ type Relu struct{}
 func (*Relu) OpType() string { return "Relu" }
 
 // Infer returns X's type.
-func (*Relu) Infer(in []*Arg) ([]Type, error) { return inferUnary("Relu", in, numericClass) }
+func (*Relu) Infer(in []*Arg) ([]Type, error) { return ewInferUnary("Relu", in, ewNumericClass) }
 
 func decodeRelu(n *Node, since int) (Op, error) {
 	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
@@ -31,7 +31,9 @@ type LeakyRelu struct {
 func (*LeakyRelu) OpType() string { return "LeakyRelu" }
 
 // Infer returns X's type.
-func (*LeakyRelu) Infer(in []*Arg) ([]Type, error) { return inferUnary("LeakyRelu", in, floatClass) }
+func (*LeakyRelu) Infer(in []*Arg) ([]Type, error) {
+	return ewInferUnary("LeakyRelu", in, ewFloatClass)
+}
 
 func decodeLeakyRelu(n *Node, since int) (Op, error) {
 	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
@@ -54,7 +56,7 @@ type Sigmoid struct{}
 func (*Sigmoid) OpType() string { return "Sigmoid" }
 
 // Infer returns X's type.
-func (*Sigmoid) Infer(in []*Arg) ([]Type, error) { return inferUnary("Sigmoid", in, floatClass) }
+func (*Sigmoid) Infer(in []*Arg) ([]Type, error) { return ewInferUnary("Sigmoid", in, ewFloatClass) }
 
 func decodeSigmoid(n *Node, since int) (Op, error) {
 	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
@@ -71,7 +73,7 @@ type Identity struct{}
 func (*Identity) OpType() string { return "Identity" }
 
 // Infer returns X's type.
-func (*Identity) Infer(in []*Arg) ([]Type, error) { return inferUnary("Identity", in, anyClass) }
+func (*Identity) Infer(in []*Arg) ([]Type, error) { return ewInferUnary("Identity", in, ewAnyClass) }
 
 func decodeIdentity(n *Node, since int) (Op, error) {
 	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
@@ -80,9 +82,9 @@ func decodeIdentity(n *Node, since int) (Op, error) {
 	return &Identity{}, nil
 }
 
-// inferUnary checks input 0 against class and returns its type unchanged.
-func inferUnary(op string, in []*Arg, class dtypeClass) ([]Type, error) {
-	t, err := inputType(op, in, 0, class)
+// ewInferUnary checks input 0 against class and returns its type unchanged.
+func ewInferUnary(op string, in []*Arg, class ewDTypeClass) ([]Type, error) {
+	t, err := ewInputType(op, in, 0, class)
 	if err != nil {
 		return nil, err
 	}
@@ -134,24 +136,29 @@ func decodeClip(n *Node, since int) (Op, error) {
 	return o, nil
 }
 
-// Infer checks that the bound inputs, if any, are scalars of X's type and returns X's type.
+// Infer checks X's type (float before opset 11, numeric after) and that the bound inputs, if
+// any, are scalars of X's type, and returns X's type.
 func (o *Clip) Infer(in []*Arg) ([]Type, error) {
-	x, err := inputType("Clip", in, 0, numericClass)
+	class := ewNumericClass
+	if !o.BoundInputs {
+		class = ewFloatClass // Clip-1 and Clip-6 are defined on float tensors only
+	}
+	x, err := ewInputType("Clip", in, 0, class)
 	if err != nil {
 		return nil, err
 	}
 	for i := 1; i < len(in); i++ {
-		b, err := optionalInput("Clip", in, i, numericClass)
+		b, err := ewOptionalInput("Clip", in, i, ewNumericClass)
 		if err != nil || b == nil {
 			if err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if err := sameDType("Clip", 0, i, x.DType, b.Type.DType); err != nil {
+		if err := ewSameDType("Clip", 0, i, x.DType, b.Type.DType); err != nil {
 			return nil, err
 		}
-		if err := checkScalarArg("Clip", i, b.Type); err != nil {
+		if err := ewCheckScalar("Clip", i, b.Type); err != nil {
 			return nil, err
 		}
 	}

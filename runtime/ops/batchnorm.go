@@ -1,6 +1,10 @@
 package ops
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
 
 // BatchNormalization is the ONNX BatchNormalization operator: inputs X [N,C,D1..Dn] (rank >= 2),
 // scale, B, input_mean and input_var, each [C]. In inference mode
@@ -137,7 +141,7 @@ func (op *BatchNormalization) Infer(in []*Arg) ([]Type, error) {
 		return nil, err
 	}
 	statType := x.Type.DType
-	if m := nnArg(in, 3); m != nil && m.Type.DType != 0 {
+	if m := nnArg(in, 3); m != nil && m.Type.DType != tensor.Undefined {
 		statType = m.Type.DType
 	}
 	out := []Type{x.Type}

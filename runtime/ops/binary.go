@@ -122,15 +122,15 @@ func (o *Arith) AlignB(a, b []Dim) ([]Dim, error) {
 // Infer checks that A and B have the same numeric type and broadcasts their shapes.
 func (o *Arith) Infer(in []*Arg) ([]Type, error) {
 	op := o.OpType()
-	a, err := inputType(op, in, 0, numericClass)
+	a, err := ewInputType(op, in, 0, ewNumericClass)
 	if err != nil {
 		return nil, err
 	}
-	b, err := inputType(op, in, 1, numericClass)
+	b, err := ewInputType(op, in, 1, ewNumericClass)
 	if err != nil {
 		return nil, err
 	}
-	if err := sameDType(op, 0, 1, a.DType, b.DType); err != nil {
+	if err := ewSameDType(op, 0, 1, a.DType, b.DType); err != nil {
 		return nil, err
 	}
 	dt := a.DType

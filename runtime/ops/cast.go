@@ -32,8 +32,8 @@ type Cast struct {
 // OpType returns "Cast".
 func (*Cast) OpType() string { return "Cast" }
 
-// onnxTypeNames maps TensorProto.DataType enum names (Cast-1's string `to`) to dtypes.
-var onnxTypeNames = map[string]tensor.DType{
+// ewONNXTypeNames maps TensorProto.DataType enum names (Cast-1's string `to`) to dtypes.
+var ewONNXTypeNames = map[string]tensor.DType{
 	"FLOAT": tensor.Float32, "UINT8": tensor.Uint8, "INT8": tensor.Int8, "UINT16": tensor.Uint16,
 	"INT16": tensor.Int16, "INT32": tensor.Int32, "INT64": tensor.Int64, "STRING": tensor.String,
 	"BOOL": tensor.Bool, "FLOAT16": tensor.Float16, "DOUBLE": tensor.Float64, "UINT32": tensor.Uint32,
@@ -60,7 +60,7 @@ func decodeCast(n *Node, since int) (Op, error) {
 		}
 		to = tensor.DType(a.Int)
 	case AttrString: // opset 1 to 5 name the type
-		d, ok := onnxTypeNames[strings.ToUpper(a.String)]
+		d, ok := ewONNXTypeNames[strings.ToUpper(a.String)]
 		if !ok {
 			return nil, fmt.Errorf("%w: Cast to %q: not an ONNX data type", ErrAttr, a.String)
 		}

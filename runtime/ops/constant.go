@@ -17,20 +17,25 @@ type Constant struct {
 // OpType returns "Constant".
 func (*Constant) OpType() string { return "Constant" }
 
-// constantAttrs lists Constant's value attributes with their kind and the opset that added them.
-var constantAttrs = []struct {
+// constantAttr is one of Constant's value attributes: its kind and the opset that added it.
+type constantAttr struct {
 	name  string
 	kind  AttrKind
 	since int
-}{
-	{"value", AttrTensor, 1},
-	{"sparse_value", 0, 11},
-	{"value_float", AttrFloat, 12},
-	{"value_floats", AttrFloats, 12},
-	{"value_int", AttrInt, 12},
-	{"value_ints", AttrInts, 12},
-	{"value_string", AttrString, 12},
-	{"value_strings", AttrStrings, 12},
+}
+
+// constantAttrs lists Constant's value attributes (sparse_value has no kind dnx decodes).
+func constantAttrs() []constantAttr {
+	return []constantAttr{
+		{"value", AttrTensor, 1},
+		{"sparse_value", 0, 11},
+		{"value_float", AttrFloat, 12},
+		{"value_floats", AttrFloats, 12},
+		{"value_int", AttrInt, 12},
+		{"value_ints", AttrInts, 12},
+		{"value_string", AttrString, 12},
+		{"value_strings", AttrStrings, 12},
+	}
 }
 
 func decodeConstant(n *Node) (Op, error) {
@@ -38,7 +43,7 @@ func decodeConstant(n *Node) (Op, error) {
 		return nil, err
 	}
 	var found []string
-	for _, c := range constantAttrs {
+	for _, c := range constantAttrs() {
 		if n.Attrs.Has(c.name) {
 			found = append(found, c.name)
 		}
@@ -47,7 +52,7 @@ func decodeConstant(n *Node) (Op, error) {
 		return nil, fmt.Errorf("%w: Constant needs exactly one value attribute, got %d %v", ErrAttr, len(found), found)
 	}
 	name := found[0]
-	for _, c := range constantAttrs {
+	for _, c := range constantAttrs() {
 		if c.name != name {
 			continue
 		}

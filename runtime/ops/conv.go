@@ -1,6 +1,10 @@
 package ops
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
 
 // Conv is the ONNX Conv operator (opsets 1, 11 and 22 share one meaning): inputs X [N,C,D1..Dn],
 // W [M,C/Group,k1..kn] and an optional bias B [M]; output Y [N,M,o1..on].
@@ -128,7 +132,7 @@ func (c *Conv) Infer(in []*Arg) ([]Type, error) {
 		return nil, fmt.Errorf("Conv: %w", err)
 	}
 	dt := x.Type.DType
-	if dt == 0 {
+	if dt == tensor.Undefined {
 		dt = w.Type.DType
 	}
 	return []Type{{DType: dt, Shape: append([]Dim{xs[0], M}, spatial...)}}, nil

@@ -72,21 +72,21 @@ func decodeDropout(n *Node, since int) (Op, error) {
 
 // Infer returns X's type for Y and, for the mask, X's shape with bool (opset 10+) or X's type.
 func (o *Dropout) Infer(in []*Arg) ([]Type, error) {
-	x, err := inputType("Dropout", in, 0, floatClass)
+	x, err := ewInputType("Dropout", in, 0, ewFloatClass)
 	if err != nil {
 		return nil, err
 	}
-	if r, err := optionalInput("Dropout", in, 1, floatClass); err != nil {
+	if r, err := ewOptionalInput("Dropout", in, 1, ewFloatClass); err != nil {
 		return nil, err
 	} else if r != nil {
-		if err := checkScalarArg("Dropout", 1, r.Type); err != nil {
+		if err := ewCheckScalar("Dropout", 1, r.Type); err != nil {
 			return nil, err
 		}
 	}
-	if t, err := optionalInput("Dropout", in, 2, boolClass); err != nil {
+	if t, err := ewOptionalInput("Dropout", in, 2, ewBoolClass); err != nil {
 		return nil, err
 	} else if t != nil {
-		if err := checkScalarArg("Dropout", 2, t.Type); err != nil {
+		if err := ewCheckScalar("Dropout", 2, t.Type); err != nil {
 			return nil, err
 		}
 	}

@@ -35,26 +35,26 @@ func elementwiseSchemas() []Schema {
 	return all
 }
 
-// isNumeric reports whether d is a float or integer type dnx computes with.
-func isNumeric(d tensor.DType) bool { return d.IsFloat() || d.IsInt() }
+// ewNumeric reports whether d is a float or integer type dnx computes with.
+func ewNumeric(d tensor.DType) bool { return d.IsFloat() || d.IsInt() }
 
-// dtypeClass is a named predicate on element types, for inference's type checks.
-type dtypeClass struct {
+// ewDTypeClass is a named predicate on element types, for inference's type checks.
+type ewDTypeClass struct {
 	name string
 	ok   func(tensor.DType) bool
 }
 
 var (
-	floatClass   = dtypeClass{"a float type", tensor.DType.IsFloat}
-	numericClass = dtypeClass{"a numeric type", isNumeric}
-	anyClass     = dtypeClass{"a type dnx holds", tensor.DType.Supported}
-	indexClass   = dtypeClass{"int32 or int64", func(d tensor.DType) bool { return d == tensor.Int32 || d == tensor.Int64 }}
-	boolClass    = dtypeClass{"bool", func(d tensor.DType) bool { return d == tensor.Bool }}
+	ewFloatClass   = ewDTypeClass{"a float type", tensor.DType.IsFloat}
+	ewNumericClass = ewDTypeClass{"a numeric type", ewNumeric}
+	ewAnyClass     = ewDTypeClass{"a type dnx holds", tensor.DType.Supported}
+	ewIndexClass   = ewDTypeClass{"int32 or int64", func(d tensor.DType) bool { return d == tensor.Int32 || d == tensor.Int64 }}
+	ewBoolClass    = ewDTypeClass{"bool", func(d tensor.DType) bool { return d == tensor.Bool }}
 )
 
-// inputType returns the type of input i of op, checking that it is present and that its element
+// ewInputType returns the type of input i of op, checking that it is present and that its element
 // type is in class. An Undefined element type (not yet known) passes.
-func inputType(op string, in []*Arg, i int, class dtypeClass) (Type, error) {
+func ewInputType(op string, in []*Arg, i int, class ewDTypeClass) (Type, error) {
 	if i >= len(in) || in[i] == nil {
 		return Type{}, fmt.Errorf("%w: %s input %d is required", ErrArity, op, i)
 	}
@@ -65,30 +65,30 @@ func inputType(op string, in []*Arg, i int, class dtypeClass) (Type, error) {
 	return t, nil
 }
 
-// optionalInput returns input i of op when present (nil otherwise), checking its element type
+// ewOptionalInput returns input i of op when present (nil otherwise), checking its element type
 // against class.
-func optionalInput(op string, in []*Arg, i int, class dtypeClass) (*Arg, error) {
+func ewOptionalInput(op string, in []*Arg, i int, class ewDTypeClass) (*Arg, error) {
 	if i >= len(in) || in[i] == nil {
 		return nil, nil
 	}
-	if _, err := inputType(op, in, i, class); err != nil {
+	if _, err := ewInputType(op, in, i, class); err != nil {
 		return nil, err
 	}
 	return in[i], nil
 }
 
-// sameDType reports an ErrShape error unless two element types agree (Undefined agrees with
+// ewSameDType reports an ErrShape error unless two element types agree (Undefined agrees with
 // anything).
-func sameDType(op string, i, j int, a, b tensor.DType) error {
+func ewSameDType(op string, i, j int, a, b tensor.DType) error {
 	if a != tensor.Undefined && b != tensor.Undefined && a != b {
 		return fmt.Errorf("%w: %s inputs %d and %d have different types %s and %s", ErrShape, op, i, j, a, b)
 	}
 	return nil
 }
 
-// checkScalarArg reports an ErrShape error unless input i has rank 0 or a single element where
+// ewCheckScalar reports an ErrShape error unless input i has rank 0 or a single element where
 // that is known. ONNX asks for scalars; exporters often write shape [1], which dnx accepts.
-func checkScalarArg(op string, i int, t Type) error {
+func ewCheckScalar(op string, i int, t Type) error {
 	if t.Unranked {
 		return nil
 	}

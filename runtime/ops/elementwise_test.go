@@ -200,6 +200,7 @@ func TestElementwiseInfer(t *testing.T) {
 			[]*Arg{ewArg(ewT(f32, 3)), nil, ewArg(ewT(tensor.Float64))}, nil, ErrShape},
 		{"Clip bound shape", &Clip{BoundInputs: true},
 			[]*Arg{ewArg(ewT(f32, 3)), ewArg(ewT(f32, 2))}, nil, ErrShape},
+		{"Clip-6 int", &Clip{HasMin: true}, []*Arg{ewArg(ewT(tensor.Int32, 3))}, nil, ErrShape},
 		{"Clip bound [1]", &Clip{BoundInputs: true},
 			[]*Arg{ewArg(ewT(f32, 3)), ewArg(ewT(f32, 1))}, []Type{ewT(f32, 3)}, nil},
 		{"Dropout-7 mask", &Dropout{Ratio: 0.5}, []*Arg{ewArg(ewT(f32, "n", 2))},

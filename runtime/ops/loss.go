@@ -105,15 +105,15 @@ func (o *SoftmaxCrossEntropyLoss) Infer(in []*Arg) ([]Type, error) {
 // inferLoss checks input [N, C, d...], target [N, d...] and weight [C] against each other and
 // returns the loss type and the input type.
 func inferLoss(op string, red LossReduction, in []*Arg) (Type, Type, error) {
-	x, err := inputType(op, in, 0, floatClass)
+	x, err := ewInputType(op, in, 0, ewFloatClass)
 	if err != nil {
 		return Type{}, Type{}, err
 	}
-	t, err := inputType(op, in, 1, indexClass)
+	t, err := ewInputType(op, in, 1, ewIndexClass)
 	if err != nil {
 		return Type{}, Type{}, err
 	}
-	w, err := optionalInput(op, in, 2, floatClass)
+	w, err := ewOptionalInput(op, in, 2, ewFloatClass)
 	if err != nil {
 		return Type{}, Type{}, err
 	}
@@ -121,7 +121,7 @@ func inferLoss(op string, red LossReduction, in []*Arg) (Type, Type, error) {
 		return Type{}, Type{}, fmt.Errorf("%w: %s input must have rank >= 2 ([N, C, ...]), got %s", ErrShape, op, x)
 	}
 	if w != nil {
-		if err := sameDType(op, 0, 2, x.DType, w.Type.DType); err != nil {
+		if err := ewSameDType(op, 0, 2, x.DType, w.Type.DType); err != nil {
 			return Type{}, Type{}, err
 		}
 		if !w.Type.Unranked {

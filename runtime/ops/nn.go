@@ -2,6 +2,8 @@ package ops
 
 import (
 	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
 // nnSchemas returns Conv, BatchNormalization, the pooling operators and Pad.
@@ -334,7 +336,7 @@ func nnArg(in []*Arg, i int) *Arg {
 
 // nnSameDType reports an ErrShape error when two inputs have different known element types.
 func nnSameDType(op string, a, b *Arg, an, bn string) error {
-	if a == nil || b == nil || a.Type.DType == 0 || b.Type.DType == 0 {
+	if a == nil || b == nil || a.Type.DType == tensor.Undefined || b.Type.DType == tensor.Undefined {
 		return nil
 	}
 	if a.Type.DType != b.Type.DType {

@@ -78,7 +78,7 @@ func NewRegistry(schemas ...Schema) *Registry {
 // Default returns a registry with every operator dnx implements.
 func Default() *Registry {
 	var all []Schema
-	for _, family := range [](func() []Schema){nnSchemas, elementwiseSchemas, tensorSchemas} {
+	for _, family := range [](func() []Schema){nnSchemas, elementwiseSchemas, tensorSchemas, fusedSchemas} {
 		all = append(all, family()...)
 	}
 	return NewRegistry(all...)

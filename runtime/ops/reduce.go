@@ -99,11 +99,11 @@ func (o *ReduceMean) Reduced(rank int, axes *tensor.Tensor) (reduced []bool, noo
 // axes from a non-constant input it returns the rank only (KeepDims: unknown dims where a
 // reduction may happen) or an unranked type.
 func (o *ReduceMean) Infer(in []*Arg) ([]Type, error) {
-	x, err := inputType("ReduceMean", in, 0, numericClass)
+	x, err := ewInputType("ReduceMean", in, 0, ewNumericClass)
 	if err != nil {
 		return nil, err
 	}
-	axesArg, err := optionalInput("ReduceMean", in, 1, indexClass)
+	axesArg, err := ewOptionalInput("ReduceMean", in, 1, ewIndexClass)
 	if err != nil {
 		return nil, err
 	}

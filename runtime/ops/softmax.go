@@ -83,7 +83,7 @@ func (o *Softmax) Groups(shape tensor.Shape) (outer, n, inner int, err error) {
 
 // Infer checks the axis against X's rank and returns X's type.
 func (o *Softmax) Infer(in []*Arg) ([]Type, error) {
-	x, err := inputType(o.OpType(), in, 0, floatClass)
+	x, err := ewInputType(o.OpType(), in, 0, ewFloatClass)
 	if err != nil {
 		return nil, err
 	}

@@ -68,8 +68,8 @@ func fillRamp(v []float32) {
 	}
 }
 
-var _ = fmt.Sprint
-
+// BenchmarkConvShapes runs single DenseNet-121 convolutions at batch 2: the bottleneck 1x1 and the
+// 3x3 of the first and third blocks, and the 7x7 stem.
 func BenchmarkConvShapes(b *testing.B) {
 	for _, cv := range [][6]int{{256, 128, 1, 1, 0, 56}, {128, 32, 3, 1, 1, 56}, {512, 128, 1, 1, 0, 14}, {128, 32, 3, 1, 1, 7}, {3, 64, 7, 2, 3, 224}} {
 		ci, co, k, s, p, hw := cv[0], cv[1], cv[2], cv[3], cv[4], cv[5]

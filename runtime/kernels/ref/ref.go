@@ -16,7 +16,7 @@ type Kernel func(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, er
 // each call; callers may extend it.
 func Kernels() map[string]Kernel {
 	all := map[string]Kernel{}
-	for _, family := range []func() map[string]Kernel{nnKernels, elementwiseKernels, tensorKernels} {
+	for _, family := range []func() map[string]Kernel{nnKernels, elementwiseKernels, tensorKernels, fusedKernels} {
 		for k, v := range family() {
 			all[k] = v
 		}

@@ -11,15 +11,15 @@ import (
 )
 
 // Tensor and attribute shorthands for the tables below.
-func tf32(shape tensor.Shape, v ...float32) *tensor.Tensor { return tensor.FromSlice(shape, v) }
-func ti64(shape tensor.Shape, v ...int64) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
-func ti32(shape tensor.Shape, v ...int32) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
-func tvec(v ...int64) *tensor.Tensor                       { return ti64(tensor.Shape{len(v)}, v...) }
-func tstr(shape tensor.Shape, v ...string) *tensor.Tensor  { return tensor.FromSlice(shape, v) }
-func tbool(shape tensor.Shape, v ...bool) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
+func mvF32(shape tensor.Shape, v ...float32) *tensor.Tensor { return tensor.FromSlice(shape, v) }
+func mvI64(shape tensor.Shape, v ...int64) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
+func mvI32(shape tensor.Shape, v ...int32) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
+func mvVec(v ...int64) *tensor.Tensor                       { return mvI64(tensor.Shape{len(v)}, v...) }
+func mvStr(shape tensor.Shape, v ...string) *tensor.Tensor  { return tensor.FromSlice(shape, v) }
+func mvBool(shape tensor.Shape, v ...bool) *tensor.Tensor   { return tensor.FromSlice(shape, v) }
 
-// arange returns a float32 tensor holding 0, 1, 2, ... in row-major order.
-func arange(shape ...int) *tensor.Tensor {
+// mvRange returns a float32 tensor holding 0, 1, 2, ... in row-major order.
+func mvRange(shape ...int) *tensor.Tensor {
 	v := make([]float32, tensor.Shape(shape).Size())
 	for i := range v {
 		v[i] = float32(i)
@@ -27,8 +27,8 @@ func arange(shape ...int) *tensor.Tensor {
 	return tensor.FromSlice(shape, v)
 }
 
-// convertTo returns a float32 tensor's values as another numeric type (exact for small integers).
-func convertTo(t *tensor.Tensor, dt tensor.DType) *tensor.Tensor {
+// mvConvert returns a float32 tensor's values as another numeric type (exact for small integers).
+func mvConvert(t *tensor.Tensor, dt tensor.DType) *tensor.Tensor {
 	src := tensor.Data[float32](t)
 	out := tensor.New(dt, t.Shape)
 	for i, v := range src {
@@ -54,10 +54,10 @@ func convertTo(t *tensor.Tensor, dt tensor.DType) *tensor.Tensor {
 	return out
 }
 
-func iAttr(v int64) ops.Attribute          { return ops.Attribute{Kind: ops.AttrInt, Int: v} }
-func isAttr(v ...int64) ops.Attribute      { return ops.Attribute{Kind: ops.AttrInts, Ints: v} }
-func fAttr(v float32) ops.Attribute        { return ops.Attribute{Kind: ops.AttrFloat, Float: v} }
-func tAttr(t *tensor.Tensor) ops.Attribute { return ops.Attribute{Kind: ops.AttrTensor, Tensor: t} }
+func mvIntA(v int64) ops.Attribute             { return ops.Attribute{Kind: ops.AttrInt, Int: v} }
+func mvIntsA(v ...int64) ops.Attribute         { return ops.Attribute{Kind: ops.AttrInts, Ints: v} }
+func mvFloatA(v float32) ops.Attribute         { return ops.Attribute{Kind: ops.AttrFloat, Float: v} }
+func mvTensorA(t *tensor.Tensor) ops.Attribute { return ops.Attribute{Kind: ops.AttrTensor, Tensor: t} }
 
 // tensorOpCase is one kernel run: decode (op, opset, attrs) for the given inputs (nil = absent),
 // run the reference kernel, and compare with want (rtol/atol 0 means exact) or expect wantErr.
@@ -131,200 +131,200 @@ func runTensorOpCases(t *testing.T, cases []tensorOpCase) {
 
 func TestConcatKernel(t *testing.T) {
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "axis 1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)},
-			in:   []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 1, 2, 3, 4), tf32(tensor.Shape{2, 1}, 5, 6)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 3}, 1, 2, 5, 3, 4, 6)}},
+		{name: "axis 1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)},
+			in:   []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 1, 2, 3, 4), mvF32(tensor.Shape{2, 1}, 5, 6)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 3}, 1, 2, 5, 3, 4, 6)}},
 		{name: "opset 1 default axis 1", op: "Concat", opset: 1,
-			in:   []*tensor.Tensor{tf32(tensor.Shape{1, 2}, 1, 2), tf32(tensor.Shape{1, 1}, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{1, 3}, 1, 2, 3)}},
-		{name: "strings axis 0", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(0)},
-			in:   []*tensor.Tensor{tstr(tensor.Shape{1}, "a"), tstr(tensor.Shape{2}, "b", "c")},
-			want: []*tensor.Tensor{tstr(tensor.Shape{3}, "a", "b", "c")}},
-		{name: "bool three inputs axis -1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(-1)},
-			in: []*tensor.Tensor{tbool(tensor.Shape{2, 1}, true, false), tbool(tensor.Shape{2, 1}, false, true),
-				tbool(tensor.Shape{2, 1}, true, true)},
-			want: []*tensor.Tensor{tbool(tensor.Shape{2, 3}, true, false, true, false, true, true)}},
-		{name: "empty input", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)},
-			in:   []*tensor.Tensor{tf32(tensor.Shape{2, 0}), tf32(tensor.Shape{2, 1}, 7, 8)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 1}, 7, 8)}},
-		{name: "int64 3-D axis 1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)},
-			in:   []*tensor.Tensor{ti64(tensor.Shape{2, 1, 2}, 1, 2, 3, 4), ti64(tensor.Shape{2, 2, 2}, 5, 6, 7, 8, 9, 10, 11, 12)},
-			want: []*tensor.Tensor{ti64(tensor.Shape{2, 3, 2}, 1, 2, 5, 6, 7, 8, 3, 4, 9, 10, 11, 12)}},
-		{name: "dim mismatch", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)},
-			in: []*tensor.Tensor{arange(2, 2), arange(3, 1)}, wantErr: ops.ErrShape},
-		{name: "dtype mismatch", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(0)},
-			in: []*tensor.Tensor{arange(2), tvec(1)}, wantErr: ops.ErrShape},
-		{name: "axis out of range", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": iAttr(2)},
-			in: []*tensor.Tensor{arange(2, 2)}, wantErr: ops.ErrAttr},
+			in:   []*tensor.Tensor{mvF32(tensor.Shape{1, 2}, 1, 2), mvF32(tensor.Shape{1, 1}, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{1, 3}, 1, 2, 3)}},
+		{name: "strings axis 0", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(0)},
+			in:   []*tensor.Tensor{mvStr(tensor.Shape{1}, "a"), mvStr(tensor.Shape{2}, "b", "c")},
+			want: []*tensor.Tensor{mvStr(tensor.Shape{3}, "a", "b", "c")}},
+		{name: "bool three inputs axis -1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(-1)},
+			in: []*tensor.Tensor{mvBool(tensor.Shape{2, 1}, true, false), mvBool(tensor.Shape{2, 1}, false, true),
+				mvBool(tensor.Shape{2, 1}, true, true)},
+			want: []*tensor.Tensor{mvBool(tensor.Shape{2, 3}, true, false, true, false, true, true)}},
+		{name: "empty input", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)},
+			in:   []*tensor.Tensor{mvF32(tensor.Shape{2, 0}), mvF32(tensor.Shape{2, 1}, 7, 8)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 1}, 7, 8)}},
+		{name: "int64 3-D axis 1", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)},
+			in:   []*tensor.Tensor{mvI64(tensor.Shape{2, 1, 2}, 1, 2, 3, 4), mvI64(tensor.Shape{2, 2, 2}, 5, 6, 7, 8, 9, 10, 11, 12)},
+			want: []*tensor.Tensor{mvI64(tensor.Shape{2, 3, 2}, 1, 2, 5, 6, 7, 8, 3, 4, 9, 10, 11, 12)}},
+		{name: "dim mismatch", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)},
+			in: []*tensor.Tensor{mvRange(2, 2), mvRange(3, 1)}, wantErr: ops.ErrShape},
+		{name: "dtype mismatch", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(0)},
+			in: []*tensor.Tensor{mvRange(2), mvVec(1)}, wantErr: ops.ErrShape},
+		{name: "axis out of range", op: "Concat", opset: 13, attrs: ops.Attributes{"axis": mvIntA(2)},
+			in: []*tensor.Tensor{mvRange(2, 2)}, wantErr: ops.ErrAttr},
 	})
 }
 
 func TestReshapeFamilyKernels(t *testing.T) {
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "reshape input", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3), tvec(3, -1)},
-			want: []*tensor.Tensor{arange(3, 2)}},
-		{name: "reshape copy dim", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3, 4), tvec(0, 0, 2, 2)},
-			want: []*tensor.Tensor{arange(2, 3, 2, 2)}},
-		{name: "reshape int32 spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(6), ti32(tensor.Shape{2}, 2, 3)},
-			want: []*tensor.Tensor{arange(2, 3)}},
-		{name: "reshape attribute", op: "Reshape", opset: 1, attrs: ops.Attributes{"shape": isAttr(6)},
-			in: []*tensor.Tensor{arange(2, 3)}, want: []*tensor.Tensor{arange(6)}},
-		{name: "reshape allowzero", op: "Reshape", opset: 14, attrs: ops.Attributes{"allowzero": iAttr(1)},
-			in: []*tensor.Tensor{arange(0, 3), tvec(3, 0)}, want: []*tensor.Tensor{arange(3, 0)}},
-		{name: "reshape strings to scalar", op: "Reshape", opset: 13, in: []*tensor.Tensor{tstr(tensor.Shape{1, 1}, "x"), tvec()},
-			want: []*tensor.Tensor{tstr(tensor.Shape{}, "x")}},
-		{name: "reshape bad size", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3), tvec(4)}, wantErr: ops.ErrShape},
-		{name: "reshape two -1", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3), tvec(-1, -1)}, wantErr: ops.ErrShape},
-		{name: "reshape huge spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3), tvec(1<<40, 1<<40, -1)},
+		{name: "reshape input", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3), mvVec(3, -1)},
+			want: []*tensor.Tensor{mvRange(3, 2)}},
+		{name: "reshape copy dim", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3, 4), mvVec(0, 0, 2, 2)},
+			want: []*tensor.Tensor{mvRange(2, 3, 2, 2)}},
+		{name: "reshape int32 spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(6), mvI32(tensor.Shape{2}, 2, 3)},
+			want: []*tensor.Tensor{mvRange(2, 3)}},
+		{name: "reshape attribute", op: "Reshape", opset: 1, attrs: ops.Attributes{"shape": mvIntsA(6)},
+			in: []*tensor.Tensor{mvRange(2, 3)}, want: []*tensor.Tensor{mvRange(6)}},
+		{name: "reshape allowzero", op: "Reshape", opset: 14, attrs: ops.Attributes{"allowzero": mvIntA(1)},
+			in: []*tensor.Tensor{mvRange(0, 3), mvVec(3, 0)}, want: []*tensor.Tensor{mvRange(3, 0)}},
+		{name: "reshape strings to scalar", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvStr(tensor.Shape{1, 1}, "x"), mvVec()},
+			want: []*tensor.Tensor{mvStr(tensor.Shape{}, "x")}},
+		{name: "reshape bad size", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3), mvVec(4)}, wantErr: ops.ErrShape},
+		{name: "reshape two -1", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3), mvVec(-1, -1)}, wantErr: ops.ErrShape},
+		{name: "reshape huge spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3), mvVec(1<<40, 1<<40, -1)},
 			wantErr: ops.ErrShape},
-		{name: "reshape float spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{arange(2, 3), arange(2)}, wantErr: ops.ErrShape},
+		{name: "reshape float spec", op: "Reshape", opset: 13, in: []*tensor.Tensor{mvRange(2, 3), mvRange(2)}, wantErr: ops.ErrShape},
 
-		{name: "flatten axis 2", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": iAttr(2)},
-			in: []*tensor.Tensor{arange(2, 3, 4)}, want: []*tensor.Tensor{arange(6, 4)}},
-		{name: "flatten axis 0 int8", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": iAttr(0)},
-			in:   []*tensor.Tensor{convertTo(arange(2, 3), tensor.Int8)},
-			want: []*tensor.Tensor{convertTo(arange(1, 6), tensor.Int8)}},
-		{name: "flatten axis -1", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": iAttr(-1)},
-			in: []*tensor.Tensor{arange(2, 3, 4)}, want: []*tensor.Tensor{arange(6, 4)}},
+		{name: "flatten axis 2", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": mvIntA(2)},
+			in: []*tensor.Tensor{mvRange(2, 3, 4)}, want: []*tensor.Tensor{mvRange(6, 4)}},
+		{name: "flatten axis 0 int8", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": mvIntA(0)},
+			in:   []*tensor.Tensor{mvConvert(mvRange(2, 3), tensor.Int8)},
+			want: []*tensor.Tensor{mvConvert(mvRange(1, 6), tensor.Int8)}},
+		{name: "flatten axis -1", op: "Flatten", opset: 13, attrs: ops.Attributes{"axis": mvIntA(-1)},
+			in: []*tensor.Tensor{mvRange(2, 3, 4)}, want: []*tensor.Tensor{mvRange(6, 4)}},
 
-		{name: "squeeze all", op: "Squeeze", opset: 13, in: []*tensor.Tensor{arange(1, 3, 1)}, want: []*tensor.Tensor{arange(3)}},
-		{name: "squeeze axes input", op: "Squeeze", opset: 13, in: []*tensor.Tensor{arange(1, 3, 1), tvec(0)},
-			want: []*tensor.Tensor{arange(3, 1)}},
-		{name: "squeeze absent axes", op: "Squeeze", opset: 13, in: []*tensor.Tensor{arange(1, 3, 1), nil},
-			want: []*tensor.Tensor{arange(3)}},
-		{name: "squeeze attribute", op: "Squeeze", opset: 1, attrs: ops.Attributes{"axes": isAttr(2)},
-			in: []*tensor.Tensor{arange(1, 3, 1)}, want: []*tensor.Tensor{arange(1, 3)}},
-		{name: "squeeze not 1", op: "Squeeze", opset: 13, in: []*tensor.Tensor{arange(1, 3, 1), tvec(1)}, wantErr: ops.ErrShape},
-		{name: "unsqueeze input", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{arange(3), tvec(0, 2)},
-			want: []*tensor.Tensor{arange(1, 3, 1)}},
-		{name: "unsqueeze negative", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{arange(3), tvec(-1)},
-			want: []*tensor.Tensor{arange(3, 1)}},
-		{name: "unsqueeze attribute bool", op: "Unsqueeze", opset: 1, attrs: ops.Attributes{"axes": isAttr(0)},
-			in: []*tensor.Tensor{tbool(tensor.Shape{2}, true, false)}, want: []*tensor.Tensor{tbool(tensor.Shape{1, 2}, true, false)}},
-		{name: "unsqueeze out of range", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{arange(3), tvec(3)}, wantErr: ops.ErrAttr},
+		{name: "squeeze all", op: "Squeeze", opset: 13, in: []*tensor.Tensor{mvRange(1, 3, 1)}, want: []*tensor.Tensor{mvRange(3)}},
+		{name: "squeeze axes input", op: "Squeeze", opset: 13, in: []*tensor.Tensor{mvRange(1, 3, 1), mvVec(0)},
+			want: []*tensor.Tensor{mvRange(3, 1)}},
+		{name: "squeeze absent axes", op: "Squeeze", opset: 13, in: []*tensor.Tensor{mvRange(1, 3, 1), nil},
+			want: []*tensor.Tensor{mvRange(3)}},
+		{name: "squeeze attribute", op: "Squeeze", opset: 1, attrs: ops.Attributes{"axes": mvIntsA(2)},
+			in: []*tensor.Tensor{mvRange(1, 3, 1)}, want: []*tensor.Tensor{mvRange(1, 3)}},
+		{name: "squeeze not 1", op: "Squeeze", opset: 13, in: []*tensor.Tensor{mvRange(1, 3, 1), mvVec(1)}, wantErr: ops.ErrShape},
+		{name: "unsqueeze input", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{mvRange(3), mvVec(0, 2)},
+			want: []*tensor.Tensor{mvRange(1, 3, 1)}},
+		{name: "unsqueeze negative", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{mvRange(3), mvVec(-1)},
+			want: []*tensor.Tensor{mvRange(3, 1)}},
+		{name: "unsqueeze attribute bool", op: "Unsqueeze", opset: 1, attrs: ops.Attributes{"axes": mvIntsA(0)},
+			in: []*tensor.Tensor{mvBool(tensor.Shape{2}, true, false)}, want: []*tensor.Tensor{mvBool(tensor.Shape{1, 2}, true, false)}},
+		{name: "unsqueeze out of range", op: "Unsqueeze", opset: 13, in: []*tensor.Tensor{mvRange(3), mvVec(3)}, wantErr: ops.ErrAttr},
 	})
 }
 
 func TestTransposeKernel(t *testing.T) {
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "default 2-D", op: "Transpose", opset: 13, in: []*tensor.Tensor{arange(2, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{3, 2}, 0, 3, 1, 4, 2, 5)}},
-		{name: "perm 1 0 2", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": isAttr(1, 0, 2)},
-			in:   []*tensor.Tensor{arange(2, 3, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{3, 2, 2}, 0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11)}},
-		{name: "perm 2 0 1 bfloat16", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": isAttr(2, 0, 1)},
-			in:   []*tensor.Tensor{convertTo(arange(2, 3, 2), tensor.BFloat16)},
-			want: []*tensor.Tensor{convertTo(tf32(tensor.Shape{2, 2, 3}, 0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11), tensor.BFloat16)}},
-		{name: "identity perm strings", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": isAttr(0, 1)},
-			in: []*tensor.Tensor{tstr(tensor.Shape{1, 2}, "a", "b")}, want: []*tensor.Tensor{tstr(tensor.Shape{1, 2}, "a", "b")}},
-		{name: "scalar", op: "Transpose", opset: 13, in: []*tensor.Tensor{tf32(tensor.Shape{}, 5)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{}, 5)}},
-		{name: "perm rank mismatch", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": isAttr(1, 0)},
-			in: []*tensor.Tensor{arange(2, 3, 2)}, wantErr: ops.ErrShape},
+		{name: "default 2-D", op: "Transpose", opset: 13, in: []*tensor.Tensor{mvRange(2, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{3, 2}, 0, 3, 1, 4, 2, 5)}},
+		{name: "perm 1 0 2", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": mvIntsA(1, 0, 2)},
+			in:   []*tensor.Tensor{mvRange(2, 3, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{3, 2, 2}, 0, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11)}},
+		{name: "perm 2 0 1 bfloat16", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": mvIntsA(2, 0, 1)},
+			in:   []*tensor.Tensor{mvConvert(mvRange(2, 3, 2), tensor.BFloat16)},
+			want: []*tensor.Tensor{mvConvert(mvF32(tensor.Shape{2, 2, 3}, 0, 2, 4, 6, 8, 10, 1, 3, 5, 7, 9, 11), tensor.BFloat16)}},
+		{name: "identity perm strings", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": mvIntsA(0, 1)},
+			in: []*tensor.Tensor{mvStr(tensor.Shape{1, 2}, "a", "b")}, want: []*tensor.Tensor{mvStr(tensor.Shape{1, 2}, "a", "b")}},
+		{name: "scalar", op: "Transpose", opset: 13, in: []*tensor.Tensor{mvF32(tensor.Shape{}, 5)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{}, 5)}},
+		{name: "perm rank mismatch", op: "Transpose", opset: 13, attrs: ops.Attributes{"perm": mvIntsA(1, 0)},
+			in: []*tensor.Tensor{mvRange(2, 3, 2)}, wantErr: ops.ErrShape},
 	})
 }
 
 func TestSplitKernel(t *testing.T) {
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "equal axis 1", op: "Split", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)}, in: []*tensor.Tensor{arange(2, 4)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 0, 1, 4, 5), tf32(tensor.Shape{2, 2}, 2, 3, 6, 7)}},
-		{name: "split input", op: "Split", opset: 13, attrs: ops.Attributes{"axis": iAttr(-1)},
-			in:   []*tensor.Tensor{arange(2, 4), tvec(1, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 1}, 0, 4), tf32(tensor.Shape{2, 3}, 1, 2, 3, 5, 6, 7)}},
-		{name: "split attribute axis 0", op: "Split", opset: 2, attrs: ops.Attributes{"split": isAttr(1, 1)},
-			in:   []*tensor.Tensor{convertTo(arange(2, 4), tensor.Int32)},
-			want: []*tensor.Tensor{convertTo(arange(1, 4), tensor.Int32), convertTo(tf32(tensor.Shape{1, 4}, 4, 5, 6, 7), tensor.Int32)}},
-		{name: "num_outputs uneven", op: "Split", opset: 18, attrs: ops.Attributes{"num_outputs": iAttr(3)},
-			in:   []*tensor.Tensor{arange(5)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 0, 1), tf32(tensor.Shape{2}, 2, 3), tf32(tensor.Shape{1}, 4)}},
-		{name: "opset 1 float split input", op: "Split", opset: 1, in: []*tensor.Tensor{arange(5), tf32(tensor.Shape{2}, 2, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 0, 1), tf32(tensor.Shape{3}, 2, 3, 4)}},
-		{name: "zero-size part", op: "Split", opset: 13, in: []*tensor.Tensor{arange(3), tvec(0, 3)},
-			want: []*tensor.Tensor{arange(0), arange(3)}},
-		{name: "sizes do not add up", op: "Split", opset: 13, in: []*tensor.Tensor{arange(5), tvec(2, 2)}, nOut: 2, wantErr: ops.ErrShape},
-		{name: "uneven equal split", op: "Split", opset: 13, in: []*tensor.Tensor{arange(5)}, nOut: 2, wantErr: ops.ErrShape},
+		{name: "equal axis 1", op: "Split", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)}, in: []*tensor.Tensor{mvRange(2, 4)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 0, 1, 4, 5), mvF32(tensor.Shape{2, 2}, 2, 3, 6, 7)}},
+		{name: "split input", op: "Split", opset: 13, attrs: ops.Attributes{"axis": mvIntA(-1)},
+			in:   []*tensor.Tensor{mvRange(2, 4), mvVec(1, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 1}, 0, 4), mvF32(tensor.Shape{2, 3}, 1, 2, 3, 5, 6, 7)}},
+		{name: "split attribute axis 0", op: "Split", opset: 2, attrs: ops.Attributes{"split": mvIntsA(1, 1)},
+			in:   []*tensor.Tensor{mvConvert(mvRange(2, 4), tensor.Int32)},
+			want: []*tensor.Tensor{mvConvert(mvRange(1, 4), tensor.Int32), mvConvert(mvF32(tensor.Shape{1, 4}, 4, 5, 6, 7), tensor.Int32)}},
+		{name: "num_outputs uneven", op: "Split", opset: 18, attrs: ops.Attributes{"num_outputs": mvIntA(3)},
+			in:   []*tensor.Tensor{mvRange(5)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 0, 1), mvF32(tensor.Shape{2}, 2, 3), mvF32(tensor.Shape{1}, 4)}},
+		{name: "opset 1 float split input", op: "Split", opset: 1, in: []*tensor.Tensor{mvRange(5), mvF32(tensor.Shape{2}, 2, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 0, 1), mvF32(tensor.Shape{3}, 2, 3, 4)}},
+		{name: "zero-size part", op: "Split", opset: 13, in: []*tensor.Tensor{mvRange(3), mvVec(0, 3)},
+			want: []*tensor.Tensor{mvRange(0), mvRange(3)}},
+		{name: "sizes do not add up", op: "Split", opset: 13, in: []*tensor.Tensor{mvRange(5), mvVec(2, 2)}, nOut: 2, wantErr: ops.ErrShape},
+		{name: "uneven equal split", op: "Split", opset: 13, in: []*tensor.Tensor{mvRange(5)}, nOut: 2, wantErr: ops.ErrShape},
 	})
 }
 
 func TestSliceKernel(t *testing.T) {
-	data := tf32(tensor.Shape{2, 4}, 1, 2, 3, 4, 5, 6, 7, 8)
+	data := mvF32(tensor.Shape{2, 4}, 1, 2, 3, 4, 5, 6, 7, 8)
 	runTensorOpCases(t, []tensorOpCase{
 		{name: "opset 1 example 1", op: "Slice", opset: 1,
-			attrs: ops.Attributes{"axes": isAttr(0, 1), "starts": isAttr(1, 0), "ends": isAttr(2, 3)},
-			in:    []*tensor.Tensor{data}, want: []*tensor.Tensor{tf32(tensor.Shape{1, 3}, 5, 6, 7)}},
+			attrs: ops.Attributes{"axes": mvIntsA(0, 1), "starts": mvIntsA(1, 0), "ends": mvIntsA(2, 3)},
+			in:    []*tensor.Tensor{data}, want: []*tensor.Tensor{mvF32(tensor.Shape{1, 3}, 5, 6, 7)}},
 		{name: "opset 1 example 2", op: "Slice", opset: 1,
-			attrs: ops.Attributes{"starts": isAttr(0, 1), "ends": isAttr(-1, 1000)},
-			in:    []*tensor.Tensor{data}, want: []*tensor.Tensor{tf32(tensor.Shape{1, 3}, 2, 3, 4)}},
+			attrs: ops.Attributes{"starts": mvIntsA(0, 1), "ends": mvIntsA(-1, 1000)},
+			in:    []*tensor.Tensor{data}, want: []*tensor.Tensor{mvF32(tensor.Shape{1, 3}, 2, 3, 4)}},
 		{name: "negative step", op: "Slice", opset: 13,
-			in:   []*tensor.Tensor{data, tvec(-1), tvec(math.MinInt64), tvec(1), tvec(-2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 4, 2, 8, 6)}},
+			in:   []*tensor.Tensor{data, mvVec(-1), mvVec(math.MinInt64), mvVec(1), mvVec(-2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 4, 2, 8, 6)}},
 		{name: "reverse both axes", op: "Slice", opset: 13,
-			in:   []*tensor.Tensor{data, tvec(-1, -1), tvec(math.MinInt64, math.MinInt64), nil, tvec(-1, -1)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 4}, 8, 7, 6, 5, 4, 3, 2, 1)}},
+			in:   []*tensor.Tensor{data, mvVec(-1, -1), mvVec(math.MinInt64, math.MinInt64), nil, mvVec(-1, -1)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 4}, 8, 7, 6, 5, 4, 3, 2, 1)}},
 		{name: "int32 params step 2", op: "Slice", opset: 13,
-			in:   []*tensor.Tensor{data, ti32(tensor.Shape{1}, 0), ti32(tensor.Shape{1}, 100), ti32(tensor.Shape{1}, 1), ti32(tensor.Shape{1}, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 1, 3, 5, 7)}},
-		{name: "empty", op: "Slice", opset: 13, in: []*tensor.Tensor{data, tvec(2), tvec(1)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{0, 4})}},
-		{name: "strings", op: "Slice", opset: 10, in: []*tensor.Tensor{tstr(tensor.Shape{3}, "a", "b", "c"), tvec(1), tvec(3)},
-			want: []*tensor.Tensor{tstr(tensor.Shape{2}, "b", "c")}},
-		{name: "zero step", op: "Slice", opset: 13, in: []*tensor.Tensor{data, tvec(0), tvec(1), tvec(0), tvec(0)}, wantErr: ops.ErrShape},
-		{name: "length mismatch", op: "Slice", opset: 13, in: []*tensor.Tensor{data, tvec(0, 0), tvec(1)}, wantErr: ops.ErrShape},
+			in:   []*tensor.Tensor{data, mvI32(tensor.Shape{1}, 0), mvI32(tensor.Shape{1}, 100), mvI32(tensor.Shape{1}, 1), mvI32(tensor.Shape{1}, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 1, 3, 5, 7)}},
+		{name: "empty", op: "Slice", opset: 13, in: []*tensor.Tensor{data, mvVec(2), mvVec(1)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{0, 4})}},
+		{name: "strings", op: "Slice", opset: 10, in: []*tensor.Tensor{mvStr(tensor.Shape{3}, "a", "b", "c"), mvVec(1), mvVec(3)},
+			want: []*tensor.Tensor{mvStr(tensor.Shape{2}, "b", "c")}},
+		{name: "zero step", op: "Slice", opset: 13, in: []*tensor.Tensor{data, mvVec(0), mvVec(1), mvVec(0), mvVec(0)}, wantErr: ops.ErrShape},
+		{name: "length mismatch", op: "Slice", opset: 13, in: []*tensor.Tensor{data, mvVec(0, 0), mvVec(1)}, wantErr: ops.ErrShape},
 	})
 }
 
 func TestGatherKernel(t *testing.T) {
-	data := tf32(tensor.Shape{3, 2}, 1, 2, 3, 4, 5, 6)
+	data := mvF32(tensor.Shape{3, 2}, 1, 2, 3, 4, 5, 6)
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "axis 0 2-D indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, ti64(tensor.Shape{2, 2}, 0, 1, 1, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2, 2}, 1, 2, 3, 4, 3, 4, 5, 6)}},
-		{name: "axis 1 negative int32", op: "Gather", opset: 13, attrs: ops.Attributes{"axis": iAttr(1)},
-			in:   []*tensor.Tensor{arange(2, 3), ti32(tensor.Shape{2}, -1, 0)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 2, 0, 5, 3)}},
-		{name: "scalar index", op: "Gather", opset: 13, in: []*tensor.Tensor{data, ti64(tensor.Shape{}, 1)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 3, 4)}},
-		{name: "strings opset 1", op: "Gather", opset: 1, in: []*tensor.Tensor{tstr(tensor.Shape{3}, "a", "b", "c"), tvec(2, 2, 0)},
-			want: []*tensor.Tensor{tstr(tensor.Shape{3}, "c", "c", "a")}},
-		{name: "no indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, tvec()},
-			want: []*tensor.Tensor{tf32(tensor.Shape{0, 2})}},
-		{name: "index too large", op: "Gather", opset: 13, in: []*tensor.Tensor{data, tvec(3)}, wantErr: ops.ErrShape},
-		{name: "index too small", op: "Gather", opset: 13, in: []*tensor.Tensor{data, tvec(-4)}, wantErr: ops.ErrShape},
-		{name: "float indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, arange(1)}, wantErr: ops.ErrShape},
+		{name: "axis 0 2-D indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvI64(tensor.Shape{2, 2}, 0, 1, 1, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2, 2}, 1, 2, 3, 4, 3, 4, 5, 6)}},
+		{name: "axis 1 negative int32", op: "Gather", opset: 13, attrs: ops.Attributes{"axis": mvIntA(1)},
+			in:   []*tensor.Tensor{mvRange(2, 3), mvI32(tensor.Shape{2}, -1, 0)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 2, 0, 5, 3)}},
+		{name: "scalar index", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvI64(tensor.Shape{}, 1)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 3, 4)}},
+		{name: "strings opset 1", op: "Gather", opset: 1, in: []*tensor.Tensor{mvStr(tensor.Shape{3}, "a", "b", "c"), mvVec(2, 2, 0)},
+			want: []*tensor.Tensor{mvStr(tensor.Shape{3}, "c", "c", "a")}},
+		{name: "no indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvVec()},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{0, 2})}},
+		{name: "index too large", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvVec(3)}, wantErr: ops.ErrShape},
+		{name: "index too small", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvVec(-4)}, wantErr: ops.ErrShape},
+		{name: "float indices", op: "Gather", opset: 13, in: []*tensor.Tensor{data, mvRange(1)}, wantErr: ops.ErrShape},
 	})
 }
 
 func TestShapeAndConstantKernels(t *testing.T) {
-	x := arange(2, 3, 4)
+	x := mvRange(2, 3, 4)
 	runTensorOpCases(t, []tensorOpCase{
-		{name: "shape", op: "Shape", opset: 13, in: []*tensor.Tensor{x}, want: []*tensor.Tensor{tvec(2, 3, 4)}},
-		{name: "shape start 1", op: "Shape", opset: 15, attrs: ops.Attributes{"start": iAttr(1)},
-			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{tvec(3, 4)}},
-		{name: "shape end -1", op: "Shape", opset: 15, attrs: ops.Attributes{"end": iAttr(-1)},
-			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{tvec(2, 3)}},
-		{name: "shape clamped", op: "Shape", opset: 15, attrs: ops.Attributes{"start": iAttr(-10), "end": iAttr(10)},
-			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{tvec(2, 3, 4)}},
-		{name: "shape start > end", op: "Shape", opset: 15, attrs: ops.Attributes{"start": iAttr(2), "end": iAttr(1)},
-			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{tvec()}},
-		{name: "shape of scalar string", op: "Shape", opset: 15, in: []*tensor.Tensor{tstr(tensor.Shape{}, "s")},
-			want: []*tensor.Tensor{tvec()}},
+		{name: "shape", op: "Shape", opset: 13, in: []*tensor.Tensor{x}, want: []*tensor.Tensor{mvVec(2, 3, 4)}},
+		{name: "shape start 1", op: "Shape", opset: 15, attrs: ops.Attributes{"start": mvIntA(1)},
+			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{mvVec(3, 4)}},
+		{name: "shape end -1", op: "Shape", opset: 15, attrs: ops.Attributes{"end": mvIntA(-1)},
+			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{mvVec(2, 3)}},
+		{name: "shape clamped", op: "Shape", opset: 15, attrs: ops.Attributes{"start": mvIntA(-10), "end": mvIntA(10)},
+			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{mvVec(2, 3, 4)}},
+		{name: "shape start > end", op: "Shape", opset: 15, attrs: ops.Attributes{"start": mvIntA(2), "end": mvIntA(1)},
+			in: []*tensor.Tensor{x}, want: []*tensor.Tensor{mvVec()}},
+		{name: "shape of scalar string", op: "Shape", opset: 15, in: []*tensor.Tensor{mvStr(tensor.Shape{}, "s")},
+			want: []*tensor.Tensor{mvVec()}},
 
-		{name: "constant value", op: "Constant", opset: 13, attrs: ops.Attributes{"value": tAttr(tf32(tensor.Shape{2}, 1, 2))},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 1, 2)}},
-		{name: "constant value_ints", op: "Constant", opset: 13, attrs: ops.Attributes{"value_ints": isAttr(4, 5)},
-			want: []*tensor.Tensor{tvec(4, 5)}},
+		{name: "constant value", op: "Constant", opset: 13, attrs: ops.Attributes{"value": mvTensorA(mvF32(tensor.Shape{2}, 1, 2))},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 1, 2)}},
+		{name: "constant value_ints", op: "Constant", opset: 13, attrs: ops.Attributes{"value_ints": mvIntsA(4, 5)},
+			want: []*tensor.Tensor{mvVec(4, 5)}},
 
-		{name: "constantofshape default", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{tvec(2, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 3}, 0, 0, 0, 0, 0, 0)}},
-		{name: "constantofshape int64", op: "ConstantOfShape", opset: 9, attrs: ops.Attributes{"value": tAttr(tvec(7))},
-			in: []*tensor.Tensor{tvec(2)}, want: []*tensor.Tensor{tvec(7, 7)}},
-		{name: "constantofshape scalar", op: "ConstantOfShape", opset: 20, attrs: ops.Attributes{"value": tAttr(tbool(tensor.Shape{1}, true))},
-			in: []*tensor.Tensor{tvec()}, want: []*tensor.Tensor{tbool(tensor.Shape{}, true)}},
-		{name: "constantofshape zero dim", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{tvec(0, 5)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{0, 5})}},
-		{name: "constantofshape huge", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{tvec(1<<31, 1<<31, 1<<31)},
+		{name: "constantofshape default", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{mvVec(2, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 3}, 0, 0, 0, 0, 0, 0)}},
+		{name: "constantofshape int64", op: "ConstantOfShape", opset: 9, attrs: ops.Attributes{"value": mvTensorA(mvVec(7))},
+			in: []*tensor.Tensor{mvVec(2)}, want: []*tensor.Tensor{mvVec(7, 7)}},
+		{name: "constantofshape scalar", op: "ConstantOfShape", opset: 20, attrs: ops.Attributes{"value": mvTensorA(mvBool(tensor.Shape{1}, true))},
+			in: []*tensor.Tensor{mvVec()}, want: []*tensor.Tensor{mvBool(tensor.Shape{}, true)}},
+		{name: "constantofshape zero dim", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{mvVec(0, 5)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{0, 5})}},
+		{name: "constantofshape huge", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{mvVec(1<<31, 1<<31, 1<<31)},
 			wantErr: ops.ErrShape},
-		{name: "constantofshape negative", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{tvec(2, -1)}, wantErr: ops.ErrShape},
-		{name: "constantofshape 2-D shape", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{ti64(tensor.Shape{1, 1}, 2)},
+		{name: "constantofshape negative", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{mvVec(2, -1)}, wantErr: ops.ErrShape},
+		{name: "constantofshape 2-D shape", op: "ConstantOfShape", opset: 9, in: []*tensor.Tensor{mvI64(tensor.Shape{1, 1}, 2)},
 			wantErr: ops.ErrShape},
 	})
 }
@@ -332,7 +332,7 @@ func TestShapeAndConstantKernels(t *testing.T) {
 // TestConstantKernelCopies checks the kernel hands out a copy, so an executor writing into the
 // output cannot change the decoded op.
 func TestConstantKernelCopies(t *testing.T) {
-	v := tf32(tensor.Shape{2}, 1, 2)
+	v := mvF32(tensor.Shape{2}, 1, 2)
 	op := &ops.Constant{Value: v}
 	out, err := constantKernel(op, nil, 1)
 	if err != nil {
@@ -347,11 +347,11 @@ func TestConstantKernelCopies(t *testing.T) {
 // The Gemm/MatMul cases use A = [[1,2,3],[4,5,6]], B = [[7,8],[9,10],[11,12]], whose product is
 // [[58,64],[139,154]].
 var (
-	gemmA  = tf32(tensor.Shape{2, 3}, 1, 2, 3, 4, 5, 6)
-	gemmAT = tf32(tensor.Shape{3, 2}, 1, 4, 2, 5, 3, 6)
-	gemmB  = tf32(tensor.Shape{3, 2}, 7, 8, 9, 10, 11, 12)
-	gemmBT = tf32(tensor.Shape{2, 3}, 7, 9, 11, 8, 10, 12)
-	gemmAB = tf32(tensor.Shape{2, 2}, 58, 64, 139, 154)
+	gemmA  = mvF32(tensor.Shape{2, 3}, 1, 2, 3, 4, 5, 6)
+	gemmAT = mvF32(tensor.Shape{3, 2}, 1, 4, 2, 5, 3, 6)
+	gemmB  = mvF32(tensor.Shape{3, 2}, 7, 8, 9, 10, 11, 12)
+	gemmBT = mvF32(tensor.Shape{2, 3}, 7, 9, 11, 8, 10, 12)
+	gemmAB = mvF32(tensor.Shape{2, 2}, 58, 64, 139, 154)
 )
 
 func TestGemmKernel(t *testing.T) {
@@ -359,35 +359,35 @@ func TestGemmKernel(t *testing.T) {
 	runTensorOpCases(t, []tensorOpCase{
 		{name: "no C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB}, want: []*tensor.Tensor{gemmAB}, rtol: rtol},
 		{name: "absent C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, nil}, want: []*tensor.Tensor{gemmAB}, rtol: rtol},
-		{name: "transposes", op: "Gemm", opset: 13, attrs: ops.Attributes{"transA": iAttr(1), "transB": iAttr(1)},
+		{name: "transposes", op: "Gemm", opset: 13, attrs: ops.Attributes{"transA": mvIntA(1), "transB": mvIntA(1)},
 			in: []*tensor.Tensor{gemmAT, gemmBT}, want: []*tensor.Tensor{gemmAB}, rtol: rtol},
-		{name: "alpha beta row C", op: "Gemm", opset: 13, attrs: ops.Attributes{"alpha": fAttr(2), "beta": fAttr(0.5)},
-			in:   []*tensor.Tensor{gemmA, gemmB, tf32(tensor.Shape{2}, 1, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 116.5, 129, 278.5, 309)}, rtol: rtol},
-		{name: "column C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, tf32(tensor.Shape{2, 1}, 1, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 59, 65, 141, 156)}, rtol: rtol},
-		{name: "scalar C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, tf32(tensor.Shape{}, 10)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 68, 74, 149, 164)}, rtol: rtol},
-		{name: "full C float64", op: "Gemm", opset: 13, attrs: ops.Attributes{"beta": fAttr(-1)},
-			in: []*tensor.Tensor{convertTo(gemmA, tensor.Float64), convertTo(gemmB, tensor.Float64),
-				convertTo(tf32(tensor.Shape{2, 2}, 1, 2, 3, 4), tensor.Float64)},
-			want: []*tensor.Tensor{convertTo(tf32(tensor.Shape{2, 2}, 57, 62, 136, 150), tensor.Float64)}, rtol: rtol},
-		{name: "opset 6 broadcast", op: "Gemm", opset: 6, attrs: ops.Attributes{"broadcast": iAttr(1)},
-			in:   []*tensor.Tensor{gemmA, gemmB, tf32(tensor.Shape{2}, 1, 2)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 2}, 59, 66, 140, 156)}, rtol: rtol},
-		{name: "opset 6 no broadcast", op: "Gemm", opset: 6, in: []*tensor.Tensor{gemmA, gemmB, tf32(tensor.Shape{2}, 1, 2)},
+		{name: "alpha beta row C", op: "Gemm", opset: 13, attrs: ops.Attributes{"alpha": mvFloatA(2), "beta": mvFloatA(0.5)},
+			in:   []*tensor.Tensor{gemmA, gemmB, mvF32(tensor.Shape{2}, 1, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 116.5, 129, 278.5, 309)}, rtol: rtol},
+		{name: "column C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, mvF32(tensor.Shape{2, 1}, 1, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 59, 65, 141, 156)}, rtol: rtol},
+		{name: "scalar C", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, mvF32(tensor.Shape{}, 10)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 68, 74, 149, 164)}, rtol: rtol},
+		{name: "full C float64", op: "Gemm", opset: 13, attrs: ops.Attributes{"beta": mvFloatA(-1)},
+			in: []*tensor.Tensor{mvConvert(gemmA, tensor.Float64), mvConvert(gemmB, tensor.Float64),
+				mvConvert(mvF32(tensor.Shape{2, 2}, 1, 2, 3, 4), tensor.Float64)},
+			want: []*tensor.Tensor{mvConvert(mvF32(tensor.Shape{2, 2}, 57, 62, 136, 150), tensor.Float64)}, rtol: rtol},
+		{name: "opset 6 broadcast", op: "Gemm", opset: 6, attrs: ops.Attributes{"broadcast": mvIntA(1)},
+			in:   []*tensor.Tensor{gemmA, gemmB, mvF32(tensor.Shape{2}, 1, 2)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 2}, 59, 66, 140, 156)}, rtol: rtol},
+		{name: "opset 6 no broadcast", op: "Gemm", opset: 6, in: []*tensor.Tensor{gemmA, gemmB, mvF32(tensor.Shape{2}, 1, 2)},
 			wantErr: ops.ErrShape},
-		{name: "int32", op: "Gemm", opset: 13, in: []*tensor.Tensor{convertTo(gemmA, tensor.Int32), convertTo(gemmB, tensor.Int32)},
-			want: []*tensor.Tensor{convertTo(gemmAB, tensor.Int32)}},
-		{name: "int64 alpha truncates", op: "Gemm", opset: 13, attrs: ops.Attributes{"alpha": fAttr(0.5)},
-			in:   []*tensor.Tensor{convertTo(gemmA, tensor.Int64), convertTo(gemmB, tensor.Int64), tvec(1)},
-			want: []*tensor.Tensor{ti64(tensor.Shape{2, 2}, 30, 33, 70, 78)}},
-		{name: "float16", op: "Gemm", opset: 13, in: []*tensor.Tensor{convertTo(gemmA, tensor.Float16), convertTo(gemmB, tensor.Float16)},
-			want: []*tensor.Tensor{convertTo(gemmAB, tensor.Float16)}},
+		{name: "int32", op: "Gemm", opset: 13, in: []*tensor.Tensor{mvConvert(gemmA, tensor.Int32), mvConvert(gemmB, tensor.Int32)},
+			want: []*tensor.Tensor{mvConvert(gemmAB, tensor.Int32)}},
+		{name: "int64 alpha truncates", op: "Gemm", opset: 13, attrs: ops.Attributes{"alpha": mvFloatA(0.5)},
+			in:   []*tensor.Tensor{mvConvert(gemmA, tensor.Int64), mvConvert(gemmB, tensor.Int64), mvVec(1)},
+			want: []*tensor.Tensor{mvI64(tensor.Shape{2, 2}, 30, 33, 70, 78)}},
+		{name: "float16", op: "Gemm", opset: 13, in: []*tensor.Tensor{mvConvert(gemmA, tensor.Float16), mvConvert(gemmB, tensor.Float16)},
+			want: []*tensor.Tensor{mvConvert(gemmAB, tensor.Float16)}},
 		{name: "inner mismatch", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmA}, wantErr: ops.ErrShape},
-		{name: "C too big", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, arange(3, 2)}, wantErr: ops.ErrShape},
-		{name: "mixed types", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, convertTo(gemmB, tensor.Float64)}, wantErr: ops.ErrShape},
-		{name: "bool", op: "Gemm", opset: 13, in: []*tensor.Tensor{tbool(tensor.Shape{1, 1}, true), tbool(tensor.Shape{1, 1}, true)},
+		{name: "C too big", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, gemmB, mvRange(3, 2)}, wantErr: ops.ErrShape},
+		{name: "mixed types", op: "Gemm", opset: 13, in: []*tensor.Tensor{gemmA, mvConvert(gemmB, tensor.Float64)}, wantErr: ops.ErrShape},
+		{name: "bool", op: "Gemm", opset: 13, in: []*tensor.Tensor{mvBool(tensor.Shape{1, 1}, true), mvBool(tensor.Shape{1, 1}, true)},
 			wantErr: ops.ErrShape},
 	})
 }
@@ -396,30 +396,30 @@ func TestMatMulKernel(t *testing.T) {
 	const rtol = 1e-6
 	runTensorOpCases(t, []tensorOpCase{
 		{name: "2-D", op: "MatMul", opset: 13, in: []*tensor.Tensor{gemmA, gemmB}, want: []*tensor.Tensor{gemmAB}, rtol: rtol},
-		{name: "vector dot", op: "MatMul", opset: 13, in: []*tensor.Tensor{tf32(tensor.Shape{3}, 1, 2, 3), tf32(tensor.Shape{3}, 4, 5, 6)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{}, 32)}, rtol: rtol},
-		{name: "vector left", op: "MatMul", opset: 13, in: []*tensor.Tensor{tf32(tensor.Shape{3}, 1, 2, 3), gemmB},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 58, 64)}, rtol: rtol},
-		{name: "vector right", op: "MatMul", opset: 13, in: []*tensor.Tensor{gemmA, tf32(tensor.Shape{3}, 1, 1, 1)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2}, 6, 15)}, rtol: rtol},
+		{name: "vector dot", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvF32(tensor.Shape{3}, 1, 2, 3), mvF32(tensor.Shape{3}, 4, 5, 6)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{}, 32)}, rtol: rtol},
+		{name: "vector left", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvF32(tensor.Shape{3}, 1, 2, 3), gemmB},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 58, 64)}, rtol: rtol},
+		{name: "vector right", op: "MatMul", opset: 13, in: []*tensor.Tensor{gemmA, mvF32(tensor.Shape{3}, 1, 1, 1)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2}, 6, 15)}, rtol: rtol},
 		{name: "batch broadcast", op: "MatMul", opset: 13,
-			in:   []*tensor.Tensor{tf32(tensor.Shape{2, 1, 1, 2}, 1, 2, 3, 4), tf32(tensor.Shape{3, 2, 1}, 1, 0, 0, 1, 1, 1)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 3, 1, 1}, 1, 2, 3, 3, 4, 7)}, rtol: rtol},
+			in:   []*tensor.Tensor{mvF32(tensor.Shape{2, 1, 1, 2}, 1, 2, 3, 4), mvF32(tensor.Shape{3, 2, 1}, 1, 0, 0, 1, 1, 1)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 3, 1, 1}, 1, 2, 3, 3, 4, 7)}, rtol: rtol},
 		{name: "batch times matrix", op: "MatMul", opset: 13,
-			in:   []*tensor.Tensor{tf32(tensor.Shape{2, 1, 3}, 1, 2, 3, 4, 5, 6), gemmB},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 1, 2}, 58, 64, 139, 154)}, rtol: rtol},
-		{name: "int64", op: "MatMul", opset: 13, in: []*tensor.Tensor{convertTo(gemmA, tensor.Int64), convertTo(gemmB, tensor.Int64)},
-			want: []*tensor.Tensor{convertTo(gemmAB, tensor.Int64)}},
-		{name: "uint8", op: "MatMul", opset: 13, in: []*tensor.Tensor{convertTo(gemmA, tensor.Uint8), convertTo(gemmB, tensor.Uint8)},
-			want: []*tensor.Tensor{convertTo(tf32(tensor.Shape{2, 2}, 58, 64, 139, 154), tensor.Uint8)}},
-		{name: "bfloat16", op: "MatMul", opset: 13, in: []*tensor.Tensor{convertTo(gemmA, tensor.BFloat16), convertTo(gemmB, tensor.BFloat16)},
-			want: []*tensor.Tensor{convertTo(gemmAB, tensor.BFloat16)}},
-		{name: "empty K", op: "MatMul", opset: 13, in: []*tensor.Tensor{arange(2, 0), arange(0, 3)},
-			want: []*tensor.Tensor{tf32(tensor.Shape{2, 3}, 0, 0, 0, 0, 0, 0)}},
+			in:   []*tensor.Tensor{mvF32(tensor.Shape{2, 1, 3}, 1, 2, 3, 4, 5, 6), gemmB},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 1, 2}, 58, 64, 139, 154)}, rtol: rtol},
+		{name: "int64", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvConvert(gemmA, tensor.Int64), mvConvert(gemmB, tensor.Int64)},
+			want: []*tensor.Tensor{mvConvert(gemmAB, tensor.Int64)}},
+		{name: "uint8", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvConvert(gemmA, tensor.Uint8), mvConvert(gemmB, tensor.Uint8)},
+			want: []*tensor.Tensor{mvConvert(mvF32(tensor.Shape{2, 2}, 58, 64, 139, 154), tensor.Uint8)}},
+		{name: "bfloat16", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvConvert(gemmA, tensor.BFloat16), mvConvert(gemmB, tensor.BFloat16)},
+			want: []*tensor.Tensor{mvConvert(gemmAB, tensor.BFloat16)}},
+		{name: "empty K", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvRange(2, 0), mvRange(0, 3)},
+			want: []*tensor.Tensor{mvF32(tensor.Shape{2, 3}, 0, 0, 0, 0, 0, 0)}},
 		{name: "inner mismatch", op: "MatMul", opset: 13, in: []*tensor.Tensor{gemmA, gemmA}, wantErr: ops.ErrShape},
-		{name: "batch mismatch", op: "MatMul", opset: 13, in: []*tensor.Tensor{arange(2, 2, 2), arange(3, 2, 2)}, wantErr: ops.ErrShape},
-		{name: "scalar", op: "MatMul", opset: 13, in: []*tensor.Tensor{tf32(tensor.Shape{}, 1), gemmB}, wantErr: ops.ErrShape},
-		{name: "huge output", op: "MatMul", opset: 13, in: []*tensor.Tensor{arange(1<<17, 0), arange(0, 1<<17)}, wantErr: ops.ErrShape},
+		{name: "batch mismatch", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvRange(2, 2, 2), mvRange(3, 2, 2)}, wantErr: ops.ErrShape},
+		{name: "scalar", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvF32(tensor.Shape{}, 1), gemmB}, wantErr: ops.ErrShape},
+		{name: "huge output", op: "MatMul", opset: 13, in: []*tensor.Tensor{mvRange(1<<17, 0), mvRange(0, 1<<17)}, wantErr: ops.ErrShape},
 	})
 }
 
@@ -437,9 +437,9 @@ func TestMvCopyRejectsBadData(t *testing.T) {
 	}
 }
 
-// linearInputs returns the operands of a 1024-in, 1000-out Linear layer as PyTorch exports it:
+// mvLinearInputs returns the operands of a 1024-in, 1000-out Linear layer as PyTorch exports it:
 // Gemm(X [batch,1024], W [1000,1024], b [1000]) with transB=1.
-func linearInputs(batch int) []*tensor.Tensor {
+func mvLinearInputs(batch int) []*tensor.Tensor {
 	x := make([]float32, batch*1024)
 	w := make([]float32, 1000*1024)
 	b := make([]float32, 1000)
@@ -456,7 +456,7 @@ func linearInputs(batch int) []*tensor.Tensor {
 func BenchmarkGemmLinear1024x1000(b *testing.B) {
 	for _, batch := range []int{1, 32} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			in := linearInputs(batch)
+			in := mvLinearInputs(batch)
 			op := &ops.Gemm{TransB: true, Alpha: 1, Beta: 1, BroadcastC: true}
 			for b.Loop() {
 				if _, err := gemmKernel(op, in, 1); err != nil {
@@ -469,9 +469,9 @@ func BenchmarkGemmLinear1024x1000(b *testing.B) {
 
 func BenchmarkConcatChannels(b *testing.B) {
 	// A DenseNet-121 block-4 concat: 16 inputs of [1,32,7,7] onto [1,512,7,7].
-	in := []*tensor.Tensor{arange(1, 512, 7, 7)}
+	in := []*tensor.Tensor{mvRange(1, 512, 7, 7)}
 	for i := 0; i < 16; i++ {
-		in = append(in, arange(1, 32, 7, 7))
+		in = append(in, mvRange(1, 32, 7, 7))
 	}
 	op := &ops.Concat{Axis: 1}
 	for b.Loop() {

@@ -1,0 +1,100 @@
+package ref
+
+import (
+	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// fusedKernels returns the kernels of dnx's internal fused operators (domain ops.DomainDNX).
+func fusedKernels() map[string]Kernel {
+	return map[string]Kernel{"FusedConv": fusedConvKernel}
+}
+
+// fusedConvKernel runs FusedConv by composing the reference kernels: the prologue, per input
+// channel c,
+//
+//	X'[n,c,...] = PreScale[c] * X[n,c,...] + PreShift[c],  then X' = max(X', 0) if PreRelu
+//
+// computed in float64 into a temporary of X's type; then convKernel on (X', W, B), whose zero
+// padding therefore pads the normalized values; then reluKernel when PostRelu. It is the oracle
+// for fused CPU kernels, not a fast path: the temporary is exactly what fusion avoids.
+func fusedConvKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
+	f, err := opAs[*ops.FusedConv](op)
+	if err != nil {
+		return nil, err
+	}
+	if nOut != 1 {
+		return nil, fmt.Errorf("ref: FusedConv has 1 output, asked for %d", nOut)
+	}
+	x, err := nnInput("FusedConv", in, 0)
+	if err != nil {
+		return nil, err
+	}
+	if f.HasPrologue() {
+		if x, err = fusedPrologue(f, x); err != nil {
+			return nil, err
+		}
+	}
+	convIn := append([]*tensor.Tensor{x}, in[1:]...)
+	out, err := convKernel(&f.Conv, convIn, 1)
+	if err != nil {
+		return nil, fmt.Errorf("ref: FusedConv: %w", err)
+	}
+	if f.PostRelu {
+		if out, err = reluKernel(&ops.Relu{}, out, 1); err != nil {
+			return nil, fmt.Errorf("ref: FusedConv: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// fusedPrologue returns a new tensor holding FusedConv's prologue applied to x (see
+// fusedConvKernel). float16 and bfloat16 go through float32 and back, as the other NN kernels do.
+func fusedPrologue(f *ops.FusedConv, x *tensor.Tensor) (*tensor.Tensor, error) {
+	if len(x.Shape) < 2 {
+		return nil, fmt.Errorf("ref: FusedConv: %w: X must have rank >= 2, got shape %v", ops.ErrShape, x.Shape)
+	}
+	C := x.Shape[1]
+	if len(f.PreScale) != len(f.PreShift) || (f.PreScale != nil && len(f.PreScale) != C) {
+		return nil, fmt.Errorf("ref: FusedConv: %w: X has %d channels, the prologue has %d scales and %d shifts",
+			ops.ErrShape, C, len(f.PreScale), len(f.PreShift))
+	}
+	inner := 1
+	for _, d := range x.Shape[2:] {
+		inner *= d
+	}
+	dt := x.DType
+	xw := nnWiden(x)
+	y := tensor.New(xw.DType, x.Shape)
+	switch xw.DType {
+	case tensor.Float32:
+		fusedPrologueTyped(tensor.Data[float32](xw), tensor.Data[float32](y), x.Shape[0], C, inner, f)
+	case tensor.Float64:
+		fusedPrologueTyped(tensor.Data[float64](xw), tensor.Data[float64](y), x.Shape[0], C, inner, f)
+	default:
+		return nil, fmt.Errorf("ref: FusedConv does not support %s inputs", dt)
+	}
+	return nnNarrow(y, dt), nil
+}
+
+func fusedPrologueTyped[T nnFloat](x, y []T, N, C, inner int, f *ops.FusedConv) {
+	for n := 0; n < N; n++ {
+		for c := 0; c < C; c++ {
+			a, b := 1.0, 0.0
+			if f.PreScale != nil {
+				a, b = float64(f.PreScale[c]), float64(f.PreShift[c])
+			}
+			off := (n*C + c) * inner
+			src, dst := x[off:][:inner], y[off:][:inner]
+			for i, v := range src {
+				r := a*float64(v) + b
+				if f.PreRelu {
+					r = max(r, 0) // NaN stays NaN, as in reluKernel
+				}
+				dst[i] = T(r)
+			}
+		}
+	}
+}

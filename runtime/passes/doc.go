@@ -1,0 +1,34 @@
+// Package passes rewrites a graph.Graph into an equivalent one that runs faster or exports
+// cleaner: eliminations (Identity, inference Dropout, single-input Concat, all-zero Pad),
+// constant folding, Conv->BatchNormalization folding, fusions into dnx's FusedConv, and dead code
+// elimination.
+//
+// # Passes
+//
+// A Pass is one rewrite applied everywhere it matches. Run reports whether it changed the graph;
+// a pass that does not apply returns (false, nil), and errors are kept for graphs that break the
+// invariants graph.Validate checks. Each pass checks its most selective condition first and
+// declines quietly on anything unusual (non-float types, non-constant parameters, values that are
+// graph outputs or have other readers), as onnxruntime's optimizers do. Every pass keeps the
+// names of the graph's outputs: when a removed node produced a graph output, the surviving value
+// takes that name.
+//
+// # Pipelines
+//
+// A Pipeline runs a list of passes in turn until a whole round changes nothing, validating the
+// graph after every change. Three are predefined:
+//
+//   - Inference: everything, including the dnx-only fusions; the result runs only on dnx.
+//   - Export: standard-ONNX rewrites only (eliminations, constant folding, Conv-BN folding, dead
+//     code), so that graph.Export can write the result for any runtime (`dnx convert --optimize`).
+//   - Training: eliminations only; BatchNormalization stays a node (its statistics are trained)
+//     and Dropout stays (it is active while training).
+//
+// # Fused operators
+//
+// FusedConv (ops.FusedConv, domain ops.DomainDNX) is a Conv with a per-channel affine+ReLU
+// prologue and a ReLU epilogue. FuseBNReluConv turns DenseNet's pre-activation
+// Concat -> BN -> ReLU -> Conv into a prologue, since that BN cannot be folded into weights (the
+// Conv's zero padding must see normalized values); FuseConvActivation turns Conv -> ReLU into an
+// epilogue. A graph holding FusedConv cannot be exported.
+package passes
