@@ -115,5 +115,3 @@ func (s *concatCopy) run(st *runState) error {
 	return nil
 }
 
-// fastStep returns a runtime/kernels/cpu step for n, or nil to use the reference kernel.
-func (p *Plan) fastStep(n *graph.Node) step { return nil }

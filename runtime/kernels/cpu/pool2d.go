@@ -1,0 +1,200 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Window2D is a resolved 2-D pooling window: kernel, stride, dilation and the padding at the
+// top/left (the bottom/right padding is implied by the output size).
+type Window2D struct {
+	KH, KW               int
+	StrideH, StrideW     int
+	DilationH, DilationW int
+	PadT, PadL           int
+	OutH, OutW           int
+}
+
+// Pool2D is MaxPool or AveragePool over 2-D images.
+//
+//	max:     Y[n,c,y,x] = max over taps (i,j) inside the image of X[n,c, y*sh + i*dh - pt, x*sw + j*dw - pl]
+//	average: the same sum divided by the number of taps inside the image, or by KH*KW when
+//	         CountIncludePad (taps in the end padding that ceil_mode adds beyond the explicit pads
+//	         still do not count, as in ONNX's reference)
+type Pool2D struct {
+	Win             Window2D
+	Max             bool
+	CountIncludePad bool
+	PadB, PadR      int // explicit end pads, for CountIncludePad
+
+	tasks sync.Pool // of *poolTask: reused so that Run does not allocate
+}
+
+type poolTask struct {
+	k       *Pool2D
+	in, out Image
+	wg      sync.WaitGroup
+}
+
+// Run pools in into out (both may be strided). It is safe for concurrent use.
+func (k *Pool2D) Run(pool *Pool, in, out Image) error {
+	w := k.Win
+	if out.N != in.N || out.C != in.C || out.H != w.OutH || out.W != w.OutW {
+		return fmt.Errorf("cpu: pool output %dx%dx%dx%d does not fit input %dx%dx%dx%d", out.N, out.C, out.H, out.W, in.N, in.C, in.H, in.W)
+	}
+	if err := in.Check(); err != nil {
+		return err
+	}
+	if err := out.Check(); err != nil {
+		return err
+	}
+	t, _ := k.tasks.Get().(*poolTask)
+	if t == nil {
+		t = &poolTask{}
+	}
+	t.k, t.in, t.out = k, in, out
+	pool.Run(t, in.N*in.C, 8, &t.wg)
+	t.in, t.out = Image{}, Image{}
+	k.tasks.Put(t)
+	return nil
+}
+
+func (t *poolTask) Do(lo, hi int) {
+	k, w := t.k, t.k.Win
+	for p := lo; p < hi; p++ {
+		n, c := p/t.in.C, p%t.in.C
+		src := t.in.Item(n)[c*t.in.H*t.in.W : (c+1)*t.in.H*t.in.W]
+		dst := t.out.Item(n)[c*w.OutH*w.OutW : (c+1)*w.OutH*w.OutW]
+		if k.Max {
+			maxPlane(src, dst, t.in.H, t.in.W, &w)
+		} else {
+			avgPlane(src, dst, t.in.H, t.in.W, &w, k.CountIncludePad, k.PadB, k.PadR)
+		}
+	}
+}
+
+// tapRange returns the taps [lo, hi) of a window starting at start (may be negative) that land
+// inside [0, size) with dilation d, for kernel extent k.
+func tapRange(start, k, d, size int) (int, int) {
+	lo := 0
+	if start < 0 {
+		lo = (-start + d - 1) / d
+	}
+	hi := k
+	if last := size - 1 - start; last < (k-1)*d {
+		if last < 0 {
+			hi = 0
+		} else {
+			hi = last/d + 1
+		}
+	}
+	return lo, max(lo, hi)
+}
+
+func maxPlane(src, dst []float32, h, wd int, w *Window2D) {
+	for oy := 0; oy < w.OutH; oy++ {
+		y0 := oy*w.StrideH - w.PadT
+		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
+		for ox := 0; ox < w.OutW; ox++ {
+			x0 := ox*w.StrideW - w.PadL
+			j0, j1 := tapRange(x0, w.KW, w.DilationW, wd)
+			m := float32(math.Inf(-1))
+			for i := i0; i < i1; i++ {
+				row := src[(y0+i*w.DilationH)*wd:]
+				for j := j0; j < j1; j++ {
+					if v := row[x0+j*w.DilationW]; v > m || v != v {
+						m = v
+					}
+				}
+			}
+			dst[oy*w.OutW+ox] = m
+		}
+	}
+}
+
+func avgPlane(src, dst []float32, h, wd int, w *Window2D, countPad bool, padB, padR int) {
+	for oy := 0; oy < w.OutH; oy++ {
+		y0 := oy*w.StrideH - w.PadT
+		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
+		// taps inside the image plus its explicit padding, for count_include_pad
+		pi0, pi1 := tapRange(y0+w.PadT, w.KH, w.DilationH, h+w.PadT+padB)
+		for ox := 0; ox < w.OutW; ox++ {
+			x0 := ox*w.StrideW - w.PadL
+			j0, j1 := tapRange(x0, w.KW, w.DilationW, wd)
+			var s float32
+			for i := i0; i < i1; i++ {
+				row := src[(y0+i*w.DilationH)*wd:]
+				for j := j0; j < j1; j++ {
+					s += row[x0+j*w.DilationW]
+				}
+			}
+			count := (i1 - i0) * (j1 - j0)
+			if countPad {
+				pj0, pj1 := tapRange(x0+w.PadL, w.KW, w.DilationW, wd+w.PadL+padR)
+				count = (pi1 - pi0) * (pj1 - pj0)
+			}
+			dst[oy*w.OutW+ox] = s / float32(count)
+		}
+	}
+}
+
+// GlobalAvgPool averages each channel plane: Y[n,c] = mean over h,w of X[n,c,h,w]. out has H=W=1.
+func GlobalAvgPool(pool *Pool, in, out Image) error {
+	if out.N != in.N || out.C != in.C || out.H*out.W != 1 {
+		return fmt.Errorf("cpu: global pool output %dx%dx%dx%d does not fit input %dx%d", out.N, out.C, out.H, out.W, in.N, in.C)
+	}
+	hw := in.H * in.W
+	inv := 1 / float32(hw)
+	for n := 0; n < in.N; n++ {
+		src, dst := in.Item(n), out.Item(n)
+		for c := 0; c < in.C; c++ {
+			var s float32
+			for _, v := range src[c*hw : (c+1)*hw] {
+				s += v
+			}
+			dst[c] = s * inv
+		}
+	}
+	return nil
+}
+
+// Affine applies a per-channel affine map, optionally followed by ReLU (inference BatchNorm):
+// Y[n,c,i] = relu?(Scale[c]*X[n,c,i] + Shift[c]).
+func Affine(in, out Image, scale, shift []float32, relu bool) error {
+	if out.N != in.N || out.C != in.C || out.H*out.W != in.H*in.W || len(scale) != in.C || len(shift) != in.C {
+		return fmt.Errorf("cpu: affine shapes do not match")
+	}
+	hw := in.H * in.W
+	for n := 0; n < in.N; n++ {
+		src, dst := in.Item(n), out.Item(n)
+		for c := 0; c < in.C; c++ {
+			a, b := scale[c], shift[c]
+			s, d := src[c*hw:(c+1)*hw], dst[c*hw:(c+1)*hw]
+			if relu {
+				for i, v := range s {
+					d[i] = max(0, a*v+b)
+				}
+			} else {
+				for i, v := range s {
+					d[i] = a*v + b
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Relu computes Y = max(X, 0) elementwise (NaN stays NaN, as in the reference).
+func Relu(in, out Image) {
+	per := in.C * in.H * in.W
+	for n := 0; n < in.N; n++ {
+		s, d := in.Item(n)[:per], out.Item(n)[:per]
+		for i, v := range s {
+			if v < 0 {
+				v = 0
+			}
+			d[i] = v
+		}
+	}
+}

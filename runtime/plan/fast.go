@@ -1,0 +1,126 @@
+package plan
+
+import (
+	"math"
+
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// fastStep returns a runtime/kernels/cpu step for n, or nil to use the reference kernel. Every
+// fast kernel works on float32 arena values of static shape; anything unusual (other dtypes,
+// optional outputs, 1-D or 3-D pooling) stays on the reference path.
+func (p *Plan) fastStep(n *graph.Node) step {
+	if ops.NormalizeDomain(n.Domain) != "" && n.Domain != "dnx" {
+		return nil
+	}
+	for _, v := range n.Inputs {
+		if v != nil && p.values[p.mustID(v)].kind == isDynamic {
+			return nil
+		}
+	}
+	for _, v := range n.Outputs {
+		if v != nil && p.values[p.mustID(v)].kind != inArena {
+			return nil
+		}
+	}
+	if len(n.Outputs) != 1 || n.Inputs[0] == nil || p.values[p.mustID(n.Inputs[0])].kind != inArena {
+		return nil
+	}
+	x, y := p.mustID(n.Inputs[0]), p.mustID(n.Outputs[0])
+	xs := p.values[x].shape
+	switch op := n.Op.(type) {
+	case *ops.MaxPool:
+		if len(xs) != 4 || op.StorageOrder != 0 {
+			return nil
+		}
+		return p.poolStep(x, y, &op.Window, true, false)
+	case *ops.AveragePool:
+		if len(xs) != 4 {
+			return nil
+		}
+		return p.poolStep(x, y, &op.Window, false, op.CountIncludePad)
+	case *ops.GlobalAveragePool:
+		if len(xs) != 4 {
+			return nil
+		}
+		return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
+			return cpu.GlobalAvgPool(pool, in, out)
+		}}
+	case *ops.Relu:
+		if len(xs) < 1 {
+			return nil
+		}
+		return &funcStep{p: p, x: x, y: y, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+			cpu.Relu(in, out)
+			return nil
+		}}
+	case *ops.BatchNormalization:
+		if op.Training || len(xs) < 2 {
+			return nil
+		}
+		scale, shift, ok := bnAffine(n, xs[1], float64(op.Epsilon))
+		if !ok {
+			return nil
+		}
+		return &funcStep{p: p, x: x, y: y, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+			return cpu.Affine(in, out, scale, shift, false)
+		}}
+	}
+	return nil
+}
+
+// bnAffine folds constant BatchNormalization parameters into a per-channel scale and shift:
+// scale = γ/sqrt(var+ε), shift = β - mean*scale.
+func bnAffine(n *graph.Node, channels int, eps float64) (scale, shift []float32, ok bool) {
+	if len(n.Inputs) < 5 {
+		return nil, nil, false
+	}
+	var params [4][]float32
+	for i := range params {
+		v := n.Inputs[i+1]
+		if v == nil || !v.IsConst() || v.Const.DType != tensor.Float32 || v.Const.Len() != channels {
+			return nil, nil, false
+		}
+		params[i] = tensor.Data[float32](v.Const)
+	}
+	gamma, beta, mean, variance := params[0], params[1], params[2], params[3]
+	scale, shift = make([]float32, channels), make([]float32, channels)
+	for c := range scale {
+		s := float64(gamma[c]) / math.Sqrt(float64(variance[c])+eps)
+		scale[c] = float32(s)
+		shift[c] = float32(float64(beta[c]) - float64(mean[c])*s)
+	}
+	return scale, shift, true
+}
+
+// poolStep builds a 2-D pooling kernel from the resolved window geometry.
+func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool) step {
+	xs := p.values[x].shape
+	geo, err := w.PoolShapes("pool", xs)
+	if err != nil || len(geo.Out) != 2 {
+		return nil
+	}
+	k := &cpu.Pool2D{
+		Win: cpu.Window2D{KH: geo.Kernel[0], KW: geo.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
+			DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
+			OutH: geo.Out[0], OutW: geo.Out[1]},
+		Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
+	}
+	return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
+		return k.Run(pool, in, out)
+	}}
+}
+
+// funcStep runs an image-to-image kernel.
+type funcStep struct {
+	p    *Plan
+	x, y int
+	f    func(pool *cpu.Pool, in, out cpu.Image) error
+}
+
+func (s *funcStep) run(st *runState) error {
+	return s.f(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y))
+}
