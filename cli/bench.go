@@ -1,0 +1,357 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/runtime/exec"
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+	"github.com/dnx-ml/dnx/runtime/tensor/npy"
+	ucli "github.com/urfave/cli/v2"
+)
+
+func benchCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "bench",
+		Usage:     "time a model's inference: latency percentiles, throughput, peak memory",
+		ArgsUsage: "MODEL",
+		Description: "Runs the model --warmup times untimed, then --iters times one after another, and reports\n" +
+			"the latency distribution. Inputs come from --input files (the batch is taken from or tiled to\n" +
+			"--batch rows) or are random N(0,1) values. --json prints one line with the keys\n" +
+			"../shared/tools/ort/ort_bench.js prints (median_ms, min_ms, max_ms, ...), so compare.sh can put\n" +
+			"dnx next to ONNX Runtime.",
+		Flags: []ucli.Flag{
+			&ucli.IntFlag{Name: "batch", Usage: "batch size (the model's symbolic batch dim); default: the input file's, else 1"},
+			&ucli.IntFlag{Name: "threads", Usage: "worker threads (default GOMAXPROCS)"},
+			&ucli.IntFlag{Name: "iters", Value: 20, Usage: "timed runs"},
+			&ucli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed runs first"},
+			&ucli.StringSliceFlag{Name: "input", Usage: "input `FILE` (.pb or .npy), one per model input in order"},
+			&ucli.StringFlag{Name: "expect", Usage: "`FILE` (.pb/.npy) with the expected first output: report max_abs_diff"},
+			&ucli.Int64Flag{Name: "seed", Value: 0, Usage: "seed of the random inputs"},
+			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
+			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
+		},
+		Action: benchAction,
+	}
+}
+
+type benchReport struct {
+	Engine        string  `json:"engine"`
+	Version       string  `json:"version"`
+	Threads       int     `json:"threads"`
+	Batch         int     `json:"batch"`
+	MedianMS      number  `json:"median_ms"`
+	MinMS         number  `json:"min_ms"`
+	MaxMS         number  `json:"max_ms"`
+	Iters         int     `json:"iters"`
+	MaxAbsDiff    *number `json:"max_abs_diff,omitempty"`
+	P90MS         number  `json:"p90_ms"`
+	MeanMS        number  `json:"mean_ms"`
+	Warmup        int     `json:"warmup"`
+	Throughput    number  `json:"throughput_per_s"`
+	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+	ArenaBytes    int64   `json:"arena_bytes,omitempty"`
+	LoadMS        number  `json:"load_ms"`
+	FirstRunMS    number  `json:"first_run_ms"`
+	Model         string  `json:"model"`
+	Shape         []int   `json:"shape"`
+	Planned       bool    `json:"planned"`
+	PlanFastSteps int     `json:"fast_steps,omitempty"`
+	PlanSteps     int     `json:"steps,omitempty"`
+}
+
+func benchAction(c *ucli.Context) error {
+	if err := exactArgs(c, "MODEL"); err != nil {
+		return err
+	}
+	path := c.Args().First()
+	iters, warmup, batch := c.Int("iters"), c.Int("warmup"), c.Int("batch")
+	if iters < 1 || warmup < 0 || batch < 0 {
+		return usagef("bench: --iters must be >= 1, --warmup and --batch >= 0")
+	}
+	threads := c.Int("threads")
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	start := time.Now()
+	g, err := graph.Load(path)
+	if err != nil {
+		return err
+	}
+	sess, err := exec.New(g, exec.Options{Threads: threads, Reference: c.Bool("reference")})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer sess.Close()
+	load := time.Since(start)
+
+	inputs, err := benchInputs(g, c.StringSlice("input"), batch, c.Int64("seed"))
+	if err != nil {
+		return err
+	}
+	rep := benchReport{Engine: "dnx", Version: Version, Threads: threads, Iters: iters, Warmup: warmup,
+		Model: path, Shape: inputs[0].Shape, LoadMS: ms(load)}
+	if len(inputs[0].Shape) > 0 {
+		rep.Batch = inputs[0].Shape[0]
+	}
+	shapes := make([]tensor.Shape, len(inputs))
+	for i, t := range inputs {
+		shapes[i] = t.Shape
+	}
+	if !c.Bool("reference") {
+		if p, err := sess.Plan(shapes); err == nil {
+			st := p.Stats()
+			rep.Planned, rep.ArenaBytes, rep.PlanSteps, rep.PlanFastSteps = true, st.ArenaBytes+st.ScratchBytes, st.Steps, st.FastSteps
+		}
+	}
+
+	progress := newProgress(c.App.ErrWriter, warmup+iters, !c.Bool("json"))
+	t0 := time.Now()
+	out, err := sess.Run(c.Context, inputs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rep.FirstRunMS = ms(time.Since(t0))
+	progress.step()
+	if f := c.String("expect"); f != "" {
+		want, err := readTensorFile(f)
+		if err != nil {
+			return err
+		}
+		if want.Len() < out[0].Len() || want.DType != out[0].DType {
+			return fmt.Errorf("--expect %s: %s %v does not cover the output %s %v", f, want.DType, want.Shape, out[0].DType, out[0].Shape)
+		}
+		got := out[0]
+		if want.Len() > got.Len() { // batch taken from a larger stored output: compare its first rows
+			want = sliceRows(want, got.Shape)
+		}
+		d := number(tensor.MaxAbsDiff(got, want))
+		rep.MaxAbsDiff = &d
+	}
+	for i := 1; i < warmup; i++ {
+		if _, err := sess.Run(c.Context, inputs); err != nil {
+			return err
+		}
+		progress.step()
+	}
+	times := make([]float64, iters)
+	for i := range times {
+		t := time.Now()
+		if _, err := sess.Run(c.Context, inputs); err != nil {
+			return err
+		}
+		times[i] = float64(time.Since(t).Microseconds()) / 1000
+		progress.step()
+	}
+	progress.done()
+	sort.Float64s(times)
+	sum := 0.0
+	for _, t := range times {
+		sum += t
+	}
+	rep.MedianMS = roundMS(percentile(times, 50))
+	rep.P90MS = roundMS(percentile(times, 90))
+	rep.MinMS, rep.MaxMS = roundMS(times[0]), roundMS(times[len(times)-1])
+	rep.MeanMS = roundMS(sum / float64(len(times)))
+	if rep.MedianMS > 0 {
+		rep.Throughput = roundMS(float64(rep.Batch) * 1000 / float64(rep.MedianMS))
+	}
+	rep.PeakRSSBytes = peakRSS()
+
+	w := c.App.Writer
+	if c.Bool("json") {
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(w, string(b))
+		return err
+	}
+	fmt.Fprintf(w, "Model       %s, input %v, %d threads (%s)\n", path, rep.Shape, threads, planWord(rep))
+	fmt.Fprintf(w, "Latency     median %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms (%d runs after %d warm-up)\n",
+		float64(rep.MedianMS), float64(rep.P90MS), float64(rep.MinMS), float64(rep.MaxMS), iters, warmup)
+	fmt.Fprintf(w, "Throughput  %.1f images/s\n", float64(rep.Throughput))
+	fmt.Fprintf(w, "Memory      peak RSS %.1f MiB", float64(rep.PeakRSSBytes)/(1<<20))
+	if rep.ArenaBytes > 0 {
+		fmt.Fprintf(w, ", activations %.1f MiB", float64(rep.ArenaBytes)/(1<<20))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Load        %.1f ms, first run %.1f ms\n", float64(rep.LoadMS), float64(rep.FirstRunMS))
+	if rep.MaxAbsDiff != nil {
+		fmt.Fprintf(w, "Check       max |output - expected| = %.3g\n", float64(*rep.MaxAbsDiff))
+	}
+	return nil
+}
+
+// roundMS rounds to the microsecond for printing.
+func roundMS(v float64) number { return number(math.Round(v*1000) / 1000) }
+
+func planWord(r benchReport) string {
+	if !r.Planned {
+		return "reference kernels"
+	}
+	return fmt.Sprintf("planned, %d of %d steps on fast kernels", r.PlanFastSteps, r.PlanSteps)
+}
+
+// percentile returns the p-th percentile of sorted values (nearest rank, interpolated).
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 1 {
+		return sorted[0]
+	}
+	pos := p / 100 * float64(len(sorted)-1)
+	lo := int(pos)
+	if lo >= len(sorted)-1 {
+		return sorted[len(sorted)-1]
+	}
+	f := pos - float64(lo)
+	return sorted[lo]*(1-f) + sorted[lo+1]*f
+}
+
+// benchInputs loads the --input files (batch rows taken or tiled to batch) or makes random ones.
+func benchInputs(g *graph.Graph, files []string, batch int, seed int64) ([]*tensor.Tensor, error) {
+	if len(files) > 0 && len(files) != len(g.Inputs) {
+		return nil, usagef("bench: the model takes %d input(s) (%s), got %d --input file(s)", len(g.Inputs), inputNames(g), len(files))
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6a09e667))
+	inputs := make([]*tensor.Tensor, len(g.Inputs))
+	for i, v := range g.Inputs {
+		if len(files) > 0 {
+			t, err := readTensorFile(files[i])
+			if err != nil {
+				return nil, err
+			}
+			if batch > 0 && len(t.Shape) > 0 && t.Shape[0] != batch {
+				t = tileRows(t, batch)
+			}
+			inputs[i] = t
+			continue
+		}
+		if v.Type.DType != tensor.Float32 || v.Type.Unranked {
+			return nil, usagef("bench: input %q is %s: give it with --input", v.Name, v.Type)
+		}
+		shape := make(tensor.Shape, len(v.Type.Shape))
+		for k, d := range v.Type.Shape {
+			switch {
+			case d.IsKnown():
+				shape[k] = int(d.Value)
+			case k == 0 && batch > 0:
+				shape[k] = batch
+			default:
+				shape[k] = 1
+			}
+		}
+		if _, err := tensor.CheckShape(int64s(shape)); err != nil {
+			return nil, fmt.Errorf("input %q: %w", v.Name, err)
+		}
+		data := make([]float32, shape.Size())
+		for j := range data {
+			data[j] = float32(rng.NormFloat64())
+		}
+		inputs[i] = tensor.FromSlice(shape, data)
+	}
+	return inputs, nil
+}
+
+func int64s(s tensor.Shape) []int64 {
+	out := make([]int64, len(s))
+	for i, d := range s {
+		out[i] = int64(d)
+	}
+	return out
+}
+
+// readTensorFile reads a .pb or .npy tensor.
+func readTensorFile(path string) (*tensor.Tensor, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".npy") {
+		return npy.ReadFile(path)
+	}
+	t, _, err := onnx.ReadTensorFile(path)
+	return t, err
+}
+
+// tileRows returns a tensor of batch rows: the first rows of t, repeated as often as needed.
+func tileRows(t *tensor.Tensor, batch int) *tensor.Tensor {
+	shape := append(tensor.Shape{batch}, t.Shape[1:]...)
+	out := tensor.New(t.DType, shape)
+	per := t.Len() / max(1, t.Shape[0])
+	src, dst := t.Float64s(), make([]float64, out.Len())
+	for r := 0; r < batch; r++ {
+		copy(dst[r*per:(r+1)*per], src[(r%t.Shape[0])*per:])
+	}
+	if t.DType == tensor.Float32 {
+		d := tensor.Data[float32](out)
+		for i, v := range dst {
+			d[i] = float32(v)
+		}
+	}
+	return out
+}
+
+// sliceRows returns the leading rows of t that fit shape.
+func sliceRows(t *tensor.Tensor, shape tensor.Shape) *tensor.Tensor {
+	n := shape.Size()
+	if t.DType != tensor.Float32 {
+		return t
+	}
+	return tensor.FromSlice(shape, append([]float32(nil), tensor.Data[float32](t)[:n]...))
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in bytes, or 0 where /proc is
+// not available.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+// progress prints "bench: 12/23 runs" on stderr for people watching a long run.
+type progress struct {
+	w       io.Writer
+	n, runs int
+	on      bool
+	printed bool
+	last    time.Time
+}
+
+func newProgress(w io.Writer, n int, on bool) *progress {
+	return &progress{w: w, n: n, on: on, last: time.Now()}
+}
+
+func (p *progress) step() {
+	p.runs++
+	if p.on && time.Since(p.last) > 500*time.Millisecond {
+		fmt.Fprintf(p.w, "\rbench: %d/%d runs", p.runs, p.n)
+		p.last, p.printed = time.Now(), true
+	}
+}
+
+// done ends the progress line.
+func (p *progress) done() {
+	if p.printed {
+		fmt.Fprintf(p.w, "\rbench: %d/%d runs\n", p.runs, p.n)
+	}
+}
