@@ -307,7 +307,9 @@ func TestConvertMismatch(t *testing.T) {
 	}{
 		{"missing key", edit(func(sd StateDict) { delete(sd, "features.denseblock2.denselayer1.norm2.running_var") }), fixtureConfig,
 			[]string{`missing key "features.denseblock2.denselayer1.norm2.running_var" (model shape [16])`}},
-		{"extra key", edit(func(sd StateDict) { sd["features.denseblock3.denselayer1.conv1.weight"] = tensor.New(tensor.Float32, tensor.Shape{16, 12, 1, 1}) }), fixtureConfig,
+		{"extra key", edit(func(sd StateDict) {
+			sd["features.denseblock3.denselayer1.conv1.weight"] = tensor.New(tensor.Float32, tensor.Shape{16, 12, 1, 1})
+		}), fixtureConfig,
 			[]string{`unexpected key "features.denseblock3.denselayer1.conv1.weight" (checkpoint shape [16 12 1 1])`}},
 		{"wrong shape", edit(func(sd StateDict) { sd["features.conv0.weight"] = tensor.New(tensor.Float32, tensor.Shape{8, 3, 3, 3}) }), fixtureConfig,
 			[]string{`key "features.conv0.weight": checkpoint shape [8 3 3 3], model shape [8 3 7 7]`}},

@@ -265,13 +265,13 @@ func (u *unpickler) memoGet(idx uint32) error {
 
 // uint reads an n-byte little-endian unsigned integer (n <= 8).
 func (u *unpickler) uint(n int) (uint64, error) {
-	b, err := u.src.read(int64(n))
-	if err != nil {
-		return 0, u.readErr(err)
-	}
 	var x uint64
-	for i := n - 1; i >= 0; i-- {
-		x = x<<8 | uint64(b[i])
+	for i := 0; i < n; i++ {
+		c, err := u.src.readByte()
+		if err != nil {
+			return 0, u.readErr(err)
+		}
+		x |= uint64(c) << (8 * i)
 	}
 	return x, nil
 }
@@ -435,15 +435,13 @@ func (u *unpickler) step(op byte) (done bool, result any, err error) {
 		}
 		err = u.push(math.Float64frombits(binary.BigEndian.Uint64(b))) // BINFLOAT is big-endian
 	case opBinunicode, opShortBinunic, opBinunicode8, opBinstring, opShortBinstring:
-		n := map[byte]int{opBinunicode: 4, opShortBinunic: 1, opBinunicode8: 8, opBinstring: 4, opShortBinstring: 1}[op]
 		var b []byte
-		if b, err = u.bytesN(n); err == nil {
+		if b, err = u.bytesN(lenSize(op)); err == nil {
 			err = u.push(string(b))
 		}
 	case opBinbytes, opShortBinbytes, opBinbytes8:
-		n := map[byte]int{opBinbytes: 4, opShortBinbytes: 1, opBinbytes8: 8}[op]
 		var b []byte
-		if b, err = u.bytesN(n); err == nil {
+		if b, err = u.bytesN(lenSize(op)); err == nil {
 			err = u.push(pyBytes(b))
 		}
 	case opEmptyTuple:
@@ -612,6 +610,17 @@ func (u *unpickler) step(op byte) (done bool, result any, err error) {
 		return false, nil, u.errf("opcode not supported in a state_dict pickle")
 	}
 	return false, nil, err
+}
+
+// lenSize is the size in bytes of the length field of a string or bytes opcode.
+func lenSize(op byte) int {
+	switch op {
+	case opShortBinunic, opShortBinstring, opShortBinbytes:
+		return 1
+	case opBinunicode8, opBinbytes8:
+		return 8
+	}
+	return 4
 }
 
 // appendTo extends the list on top of the stack (APPEND, APPENDS, ADDITEMS).

@@ -139,6 +139,9 @@ func intTuple(v any, what string) ([]int64, error) {
 	return out, nil
 }
 
+// maxBroadcast bounds the element count of a view larger than its storage.
+const maxBroadcast = 1 << 24
+
 // materialize copies the elements tensor t views out of its storage's little-endian bytes raw
 // (the whole record; the view starts at element base+offset) into a dense row-major tensor.
 // Element (i0, ..., ik) of the view is storage element base + offset + sum_j i_j*stride_j; every
@@ -151,10 +154,17 @@ func materialize(t *tensorRef, raw []byte) (*tensor.Tensor, error) {
 		return nil, err
 	}
 	numel := int64(len(raw)) / es
-	if s.base+s.numel > numel {
+	if s.base < 0 || s.numel < 0 || s.base > numel || s.numel > numel-s.base {
 		return nil, fmt.Errorf("storage view [%d, %d) exceeds its %d-element record", s.base, s.base+s.numel, numel)
 	}
 	n := int64(shape.Size())
+	// A view holds at most as many elements as its storage unless it repeats elements (stride
+	// 0, as expand() makes). Such a view of a tiny storage could ask for gigabytes, so its dense
+	// copy is capped.
+	if n > s.numel && n > maxBroadcast {
+		return nil, fmt.Errorf("view of %d elements repeats the %d-element storage; more than %d elements is refused",
+			n, s.numel, maxBroadcast)
+	}
 	if n > 0 {
 		// last = offset + sum (size_j-1)*stride_j must be < s.numel; checked term by term so
 		// that nothing overflows.

@@ -4,7 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -77,29 +79,34 @@ func (p *pickler) stateDict(views []view, pidExtra func(p *pickler)) *pickler {
 	return p.op(opEmptyDict).str("_metadata").global("collections", "OrderedDict").op(opEmptyTuple, opReduce, opSetitem, opBuild)
 }
 
-// torchZip packs data.pkl and storage records as torch.save does, under the folder "ckpt".
-func torchZip(t testing.TB, pkl []byte, storages map[string][]byte) []byte {
+// zipOf stores the given records, in name order, in a zip archive.
+func zipOf(t testing.TB, records map[string][]byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := zip.NewWriter(&buf)
-	add := func(name string, data []byte) {
+	for _, name := range slices.Sorted(maps.Keys(records)) {
 		f, err := w.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.Write(data); err != nil {
+		if _, err := f.Write(records[name]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	add("ckpt/data.pkl", pkl)
-	for k, v := range storages {
-		add("ckpt/data/"+k, v)
-	}
-	add("ckpt/version", []byte("3\n"))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// torchZip packs data.pkl and storage records as torch.save does, under the folder "ckpt".
+func torchZip(t testing.TB, pkl []byte, storages map[string][]byte) []byte {
+	t.Helper()
+	records := map[string][]byte{"ckpt/data.pkl": pkl, "ckpt/version": []byte("3\n")}
+	for k, v := range storages {
+		records["ckpt/data/"+k] = v
+	}
+	return zipOf(t, records)
 }
 
 // f32bytes encodes float32 values little-endian.

@@ -20,6 +20,9 @@ It rewrites, next to this script:
                                  representable, so float32 readers see the values PyTorch used)
     logits.npy                   the eval-mode logits [2,5], float32
 
+Rerunning reproduces every file byte for byte except densenet_legacy.pth, whose storage keys are
+memory addresses (its tensors are the same).
+
 The model is torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8,
 bn_size=4, num_classes=5) with the ImageNet stem, seeded, with randomized BN statistics. The
 fixtures total under 100 KB; they are ours and are committed.
