@@ -11,6 +11,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/passes"
 	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -53,20 +54,37 @@ type Options struct {
 	// Threads is the number of threads kernels split work over; 0 means GOMAXPROCS.
 	Threads int
 	// Reference runs every node with its reference kernel, one allocation per value, no
-	// planning: the oracle the planned execution is tested against.
+	// graph passes and no planning: the oracle the optimized execution is tested against.
 	Reference bool
+	// NoPasses skips the inference graph passes (BN folding, BN-ReLU-Conv fusion, ...) while
+	// still planning; for tests and for measuring what the passes buy.
+	NoPasses bool
 }
 
 // New prepares g for execution. It fails, naming the node, when an op has no kernel. Unless
 // opts.Reference is set, each distinct set of input shapes is compiled into a plan (static
 // memory layout, fast kernels) on first use; graphs that cannot be planned statically run on
 // the reference path.
+//
+// Unless opts.Reference or opts.NoPasses is set, New runs passes.Inference() on a clone of g;
+// g itself is never modified, and Graph() returns the graph actually run.
 func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	kernels := ref.Kernels()
-	s := &Session{g: g, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}}
+	var o Options
 	if len(opts) > 0 {
-		s.opts = opts[0]
+		o = opts[0]
 	}
+	if !o.Reference && !o.NoPasses {
+		c, err := g.Clone(ops.Default())
+		if err != nil {
+			return nil, err
+		}
+		if _, err := passes.Inference().Run(c); err != nil {
+			return nil, fmt.Errorf("optimizing the graph: %w", err)
+		}
+		g = c
+	}
+	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}}
 	if !s.opts.Reference {
 		s.pool = cpu.NewPool(s.opts.Threads)
 	}
@@ -88,7 +106,7 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	}
 	for _, n := range g.Nodes {
 		k, ok := kernels[n.OpType]
-		if !ok || ops.NormalizeDomain(n.Domain) != "" {
+		if d := ops.NormalizeDomain(n.Domain); !ok || (d != "" && d != ops.DomainDNX) {
 			return nil, fmt.Errorf("%s: %w: no kernel for %s in domain %q", n, ops.ErrUnsupportedOp, n.OpType, n.Domain)
 		}
 		st := step{node: n, kernel: k}

@@ -164,3 +164,27 @@ func TestImportUnsupportedOpIsCheckable(t *testing.T) {
 		t.Errorf("error %v does not wrap ops.ErrUnsupportedOp", err)
 	}
 }
+
+func TestCloneIsIndependent(t *testing.T) {
+	g, err := Import(chain(), "", testRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Clone(testRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("clone is invalid: %v", err)
+	}
+	if err := c.RenameValue(c.Value("a"), "renamed"); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[0].Attrs["k"] = ops.Attribute{Kind: ops.AttrInt, Int: 1}
+	if g.Value("a") == nil || g.Value("renamed") != nil || g.Nodes[0].Attrs.Has("k") || g.Nodes[0].Outputs[0] == c.Nodes[0].Outputs[0] {
+		t.Error("changing the clone changed the original")
+	}
+	if err := g.Validate(); err != nil {
+		t.Errorf("original invalid after editing the clone: %v", err)
+	}
+}

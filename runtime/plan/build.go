@@ -32,7 +32,7 @@ func (p *Plan) buildSteps() error {
 		}
 		if s == nil {
 			k, ok := kernels[n.OpType]
-			if !ok || ops.NormalizeDomain(n.Domain) != "" {
+			if d := ops.NormalizeDomain(n.Domain); !ok || (d != "" && d != ops.DomainDNX) {
 				return fmt.Errorf("%s: %w: no kernel for %s in domain %q", n, ops.ErrUnsupportedOp, n.OpType, n.Domain)
 			}
 			s = &refStep{p: p, node: n, kernel: k, in: p.idList(n.Inputs), out: p.idList(n.Outputs)}
@@ -114,4 +114,3 @@ func (s *concatCopy) run(st *runState) error {
 	}
 	return nil
 }
-

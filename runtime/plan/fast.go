@@ -13,7 +13,7 @@ import (
 // fast kernel works on float32 arena values of static shape; anything unusual (other dtypes,
 // optional outputs, 1-D or 3-D pooling) stays on the reference path.
 func (p *Plan) fastStep(n *graph.Node) step {
-	if ops.NormalizeDomain(n.Domain) != "" && n.Domain != "dnx" {
+	if d := ops.NormalizeDomain(n.Domain); d != "" && d != ops.DomainDNX {
 		return nil
 	}
 	for _, v := range n.Inputs {
