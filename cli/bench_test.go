@@ -12,10 +12,7 @@ func TestBenchJSON(t *testing.T) {
 	out := mustSucceed(t, "bench", filepath.Join(dir, "model.onnx"), "--json", "--iters", "3", "--warmup", "1",
 		"--threads", "2", "--input", filepath.Join(dir, "test_data_set_0", "input_0.pb"),
 		"--expect", filepath.Join(dir, "test_data_set_0", "output_0.pb"))
-	var rep map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &rep); err != nil {
-		t.Fatalf("bench --json printed %q: %v", out, err)
-	}
+	rep := parseBench(t, out)
 	for _, key := range []string{"engine", "version", "threads", "batch", "median_ms", "min_ms", "max_ms", "iters", "p90_ms", "peak_rss_bytes", "throughput_per_s"} {
 		if _, ok := rep[key]; !ok {
 			t.Errorf("bench --json has no %q: %s", key, out)
@@ -38,4 +35,13 @@ func TestBenchRandomBatchAndErrors(t *testing.T) {
 	if _, stderr, status := dnx(t, "bench", model, "--iters", "0"); status != exitUsage || !strings.Contains(stderr, "--iters") {
 		t.Errorf("--iters 0: status %d, stderr %q", status, stderr)
 	}
+}
+
+func parseBench(t *testing.T, out string) map[string]any {
+	t.Helper()
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &rep); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	return rep
 }
