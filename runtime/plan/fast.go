@@ -32,6 +32,10 @@ func (p *Plan) fastStep(n *graph.Node) step {
 	x, y := p.mustID(n.Inputs[0]), p.mustID(n.Outputs[0])
 	xs := p.values[x].shape
 	switch op := n.Op.(type) {
+	case *ops.Conv:
+		return p.convStep(n, x, y, op, nil)
+	case *ops.FusedConv:
+		return p.convStep(n, x, y, &op.Conv, op)
 	case *ops.MaxPool:
 		if len(xs) != 4 || op.StorageOrder != 0 {
 			return nil
@@ -123,4 +127,59 @@ type funcStep struct {
 
 func (s *funcStep) run(st *runState) error {
 	return s.f(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y))
+}
+
+// convStep builds a packed-weight convolution for a 2-D Conv or FusedConv with constant weights.
+func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.FusedConv) step {
+	xs := p.values[x].shape
+	if len(xs) != 4 || len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() {
+		return nil
+	}
+	w := n.Inputs[1].Const
+	if w.DType != tensor.Float32 || len(w.Shape) != 4 {
+		return nil
+	}
+	var bias []float32
+	var biasShape []int
+	if len(n.Inputs) > 2 && n.Inputs[2] != nil {
+		b := n.Inputs[2]
+		if !b.IsConst() || b.Const.DType != tensor.Float32 {
+			return nil
+		}
+		bias, biasShape = tensor.Data[float32](b.Const), b.Const.Shape
+	}
+	geo, err := conv.ConvShapes(xs, w.Shape, biasShape, bias != nil)
+	if err != nil || len(geo.Out) != 2 {
+		return nil
+	}
+	spec := cpu.ConvSpec{
+		Cin: xs[1], Cout: w.Shape[0], KH: geo.Kernel[0], KW: geo.Kernel[1],
+		StrideH: geo.Stride[0], StrideW: geo.Stride[1], DilationH: geo.Dilation[0], DilationW: geo.Dilation[1],
+		PadT: geo.PadBegin[0], PadL: geo.PadBegin[1], PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
+		Group: conv.Group, Weights: tensor.Data[float32](w), Bias: bias,
+	}
+	if fused != nil {
+		spec.PreScale, spec.PreShift, spec.PreRelu, spec.PostRelu = fused.PreScale, fused.PreShift, fused.PreRelu, fused.PostRelu
+	}
+	k, err := cpu.NewConv2D(spec)
+	if err != nil {
+		return nil
+	}
+	if oh, ow := k.OutputSize(xs[2], xs[3]); oh != geo.Out[0] || ow != geo.Out[1] {
+		return nil // the kernel and the op disagree on the geometry: keep the reference
+	}
+	p.scratchSize = max(p.scratchSize, k.ScratchSize(xs[0], xs[2], xs[3], p.pool.Threads()))
+	return &convStep{p: p, k: k, x: x, y: y}
+}
+
+// convStep runs a packed-weight convolution; its output may be a channel slice of a dense
+// block's buffer.
+type convStep struct {
+	p    *Plan
+	k    *cpu.Conv2D
+	x, y int
+}
+
+func (s *convStep) run(st *runState) error {
+	return s.k.Run(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y), st.scratch)
 }
