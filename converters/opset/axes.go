@@ -9,7 +9,10 @@ func squeeze(c *converter, n *node) error {
 	switch {
 	case c.from < v && c.to >= v:
 		if a := n.attr("axes"); a != nil {
-			c.setInput(n, 1, c.addInt64s(n.base()+"_axes", a.GetInts()))
+			// An empty list (Squeeze: every size-1 dim) is best left out, as the input is optional.
+			if len(a.GetInts()) > 0 {
+				c.setInput(n, 1, c.addInt64s(n.base()+"_axes", a.GetInts()))
+			}
 			n.delAttr("axes")
 		}
 	case c.from >= v && c.to < v:
@@ -53,7 +56,7 @@ func reduceMean(c *converter, n *node) error {
 			n.delAttr("axes")
 		}
 	case c.from >= v && c.to < v:
-		noop := n.intAttr("noop_with_empty_axes", 0) != 0
+		noop := n.getInt("noop_with_empty_axes", 0) != 0
 		n.delAttr("noop_with_empty_axes")
 		if err := axesInputToAttr(c, n, 1, v); err != nil {
 			return err

@@ -132,19 +132,21 @@ func (c *converter) run() error {
 			return fmt.Errorf("%s: %w: %s is not an operator dnx implements, so it cannot be converted",
 				n, ops.ErrUnsupportedOp, np.GetOpType())
 		}
+		if len(np.GetOutput()) == 0 || np.GetOutput()[0] == "" {
+			return c.refuse(n, "the node has no first output")
+		}
 		if c.to < r.since {
 			return c.refuse(n, "%s does not exist before opset %d", np.GetOpType(), r.since)
 		}
-		if r.rewrite != nil && c.from != c.to {
+		// Types are checked before the rewrite, while the node's inputs are still the values
+		// whose types are known (a rewrite may feed it from new helper nodes).
+		if err := c.checkTypes(n, r); err != nil {
+			return err
+		}
+		if r.rewrite != nil {
 			if err := r.rewrite(c, n); err != nil {
 				return err
 			}
-		}
-		// Types are checked on the rewritten node: a rewrite may have replaced the operator
-		// (ReduceMean with noop_with_empty_axes becomes Identity), and the check looks at the
-		// node's inputs, which keep their names and types.
-		if err := c.checkTypes(n, rules); err != nil {
-			return err
 		}
 		nodes = append(nodes, n.pre...)
 		nodes = append(nodes, n.NodeProto)

@@ -21,39 +21,50 @@
 //
 //   - Squeeze, Unsqueeze (13): the axes attribute becomes an int64 input, and back;
 //   - Split (13, 18): the split attribute becomes an input, and from 18 an equal split names its
-//     part count in num_outputs (the last part may then be smaller);
-//   - ReduceMean (18): axes becomes an input, with noop_with_empty_axes;
+//     part count in num_outputs. Below 18 an uneven num_outputs split (last part smaller) gets
+//     explicit sizes when the axis size is known; when it is not, the older equal split is used,
+//     which gives the same parts whenever the size divides and fails at run time otherwise;
+//   - ReduceMean (18): axes becomes an input; noop_with_empty_axes=1 without axes becomes
+//     Identity below 18;
 //   - Softmax, LogSoftmax (13): before 13 the input is coerced to 2-D at axis (default 1); from 13
 //     the operator normalizes along one axis (default -1). When the two meanings coincide (the
 //     axis is the last dim, or every other dim of the coerced region is 1) only the axis changes;
-//     otherwise the node is wrapped: Flatten + Softmax + Reshape(Shape(X)) upward, Transpose +
-//     Softmax + Transpose downward (which needs the input's rank);
-//   - Dropout (12): the ratio attribute becomes an input, and training_mode appears;
-//   - BatchNormalization (14): training_mode replaces "more than one output means training";
+//     otherwise the node is wrapped so that it normalizes the same groups in the same order
+//     (bit-identical results): upward Reshape(Softmax(Flatten(X, axis)), Shape(X)), downward
+//     Transpose(Softmax(Transpose(X))) moving the axis last, which needs the input's rank;
+//   - Dropout (12): the ratio attribute becomes an input, and training_mode appears. Below 12 the
+//     mask output has no specified value outside training (ONNX Runtime returns all false), so a
+//     used mask is computed as ConstantOfShape(Shape(X), true), its value from 12 on;
+//   - BatchNormalization (14): training_mode replaces "five outputs means training": a training
+//     node gets named saved_mean/saved_var outputs below 14, which are dropped above when unused;
 //   - Reshape (14): allowzero;
-//   - Shape (15): start and end, rewritten as a Slice of the whole shape below 15;
-//   - Pad (18, 19): the axes input is expanded into full-rank pads below 18; wrap mode needs 19;
-//   - AveragePool (19): dilations;
+//   - Shape (15): start and end, rewritten as Shape + Slice below 15 (Slice clamps the same way);
+//   - Pad (18, 19): a constant axes input is expanded into full-rank pads below 18; wrap needs 19;
+//   - AveragePool (19): dilations, droppable below 19 only when all 1;
 //   - Cast (19, 24): saturate and round_mode only concern float8 targets and are dropped below;
 //   - Constant (12): value_float, value_ints, ... become a value tensor below 12.
 //
 // Every other operator keeps its form; only its element types are checked against the target
 // version (bfloat16 before 13, the 8- and 16-bit integers of Add/Sub/Mul/Div before 14, integer
-// Relu before 14, integer Clip before 12, and so on).
+// Relu before 14, integer Clip before 12, uint8/int8 MaxPool before 12, and so on). ceil_mode of
+// the pooling operators is passed through: dnx applies one rule at every version.
 //
 // A value moved from an input to an attribute must be a constant: an initializer (not also a
 // graph input, which would make it overridable) or the output of a Constant node. The constant is
 // removed when nothing else uses it. Values created by the conversion (axes, split sizes, ratios)
-// become int64 or float32 initializers with fresh names.
+// become int64 or float32 initializers, and helper nodes get fresh names that no value or node
+// of the model uses.
 //
 // # Refusals
 //
 // A conversion that cannot be exact is refused with an error wrapping ErrUnconvertible that
 // names the node, its operator, the two opsets and the reason: an axes input that is computed at
 // run time but must become an attribute, Reshape allowzero=1 with a shape that may hold a zero,
-// Dropout in training mode below 12, a Pad wrap mode below 19, a type the target version does not
+// Dropout in training mode (or with a training_mode computed at run time) below 12, AveragePool
+// dilations other than 1 below 19, Pad's wrap mode below 19, a type the target version does not
 // accept, an operator that does not exist at the target (the losses before 12). Operators dnx does
-// not implement are refused with an error wrapping ops.ErrUnsupportedOp.
+// not implement are refused with an error wrapping ops.ErrUnsupportedOp, and so are model-local
+// functions that use the default domain (they are not converted).
 //
 // # Shapes and types
 //

@@ -20,6 +20,7 @@ type converter struct {
 	from, to int
 
 	types     map[string]ops.Type // value name -> type, where inference or the model knows it
+	kinds     map[string]string   // value name -> "sequence", "optional", ... for declared non-tensor values
 	inits     map[string]*onnxpb.TensorProto
 	overrides map[string]bool              // initializers also listed in graph.input: feedable, so not constants
 	producer  map[string]*onnxpb.NodeProto // value name -> the node that outputs it
@@ -84,6 +85,7 @@ func newConverter(m *onnxpb.ModelProto, from, to int) *converter {
 	}
 	collectNames(g, c.names, c.uses, true)
 	c.types = inferTypes(m)
+	c.kinds = declaredKinds(g)
 	return c
 }
 
@@ -106,6 +108,9 @@ func collectNames(g *onnxpb.GraphProto, names map[string]bool, uses map[string]i
 	}
 	for _, t := range g.GetInitializer() {
 		add(t.GetName())
+	}
+	for _, sp := range g.GetSparseInitializer() {
+		add(sp.GetValues().GetName())
 	}
 	for _, np := range g.GetNode() {
 		add(np.GetName())
@@ -410,8 +415,8 @@ func (n *node) setAttr(a *onnxpb.AttributeProto) {
 	n.Attribute = append(n.Attribute, a)
 }
 
-// intAttr returns an INT attribute's value, or def when absent.
-func (n *node) intAttr(name string, def int64) int64 {
+// getInt returns an INT attribute's value, or def when absent.
+func (n *node) getInt(name string, def int64) int64 {
 	if a := n.attr(name); a != nil {
 		return a.GetI()
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -259,4 +261,48 @@ func describe(m *onnxpb.ModelProto) string {
 		fmt.Fprintf(&b, "%s(%s)->%s ", n.GetOpType(), strings.Join(n.GetInput(), ","), strings.Join(n.GetOutput(), ","))
 	}
 	return b.String()
+}
+
+// dump writes m, its inputs and dnx's outputs under $DNX_OPSET_DUMP/name/ (as model.onnx and
+// test_data_set_0/{input,output}_K.pb), so that other runtimes and checkers can be pointed at the
+// converted models. It does nothing when the variable is unset.
+func dump(t *testing.T, name string, m *onnxpb.ModelProto, inputs, outputs []*tensor.Tensor) {
+	t.Helper()
+	root := os.Getenv("DNX_OPSET_DUMP")
+	if root == "" {
+		return
+	}
+	dir := filepath.Join(root, strings.NewReplacer("/", "_", " ", "_").Replace(name))
+	set := filepath.Join(dir, "test_data_set_0")
+	if err := os.MkdirAll(set, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Checkers want typed graph outputs; the test builders leave them to inference.
+	m = proto.Clone(m).(*onnxpb.ModelProto)
+	for k, vi := range m.Graph.Output {
+		if vi.Type == nil && k < len(outputs) {
+			dims := make([]int64, len(outputs[k].Shape))
+			for i, d := range outputs[k].Shape {
+				dims[i] = int64(d)
+			}
+			vi.Type = tensorType(outputs[k].DType, dims...)
+		}
+	}
+	if err := onnx.WriteModelFile(filepath.Join(dir, "model.onnx"), m); err != nil {
+		t.Fatal(err)
+	}
+	g, err := graph.Import(m, "", ops.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, x := range inputs {
+		if err := onnx.WriteTensorFile(filepath.Join(set, fmt.Sprintf("input_%d.pb", k)), x, g.Inputs[k].Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, y := range outputs {
+		if err := onnx.WriteTensorFile(filepath.Join(set, fmt.Sprintf("output_%d.pb", k)), y, g.Outputs[k].Name); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -191,3 +191,23 @@ func tensorTypeProto(tp *onnxpb.TensorProto) *onnxpb.TypeProto {
 		Shape:    shape,
 	}}}
 }
+
+// declaredKinds returns the values the model declares with a type other than a tensor, by kind.
+func declaredKinds(g *onnxpb.GraphProto) map[string]string {
+	kinds := map[string]string{}
+	for _, list := range [][]*onnxpb.ValueInfoProto{g.GetInput(), g.GetValueInfo(), g.GetOutput()} {
+		for _, vi := range list {
+			switch tp := vi.GetType(); {
+			case tp.GetSequenceType() != nil:
+				kinds[vi.GetName()] = "sequence"
+			case tp.GetOptionalType() != nil:
+				kinds[vi.GetName()] = "optional"
+			case tp.GetMapType() != nil:
+				kinds[vi.GetName()] = "map"
+			case tp.GetSparseTensorType() != nil:
+				kinds[vi.GetName()] = "sparse tensor"
+			}
+		}
+	}
+	return kinds
+}

@@ -1,6 +1,7 @@
 package opset
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/dnx-ml/dnx/onnx"
@@ -331,6 +332,13 @@ func ruleCases() []ruleCase {
 				noInits(t, m)
 			}},
 
+		{name: "Dropout/mask-down", from: 22, to: 11, noReturn: true,
+			build: func(t *testing.T, opset int) *onnxpb.ModelProto {
+				return newModel(t, opset).input("x", tensor.Float32, 2, 3).output("y", "mask").
+					node("Dropout", ins("x"), ins("y", "mask")).build()
+			},
+			check: wantOps("Dropout,Shape,ConstantOfShape")},
+
 		// BatchNormalization: training_mode at 14.
 		{name: "BatchNormalization/training-up", from: 13, to: 14, build: bnModel(3, false),
 			check: func(t *testing.T, m *onnxpb.ModelProto) { hasAttrInt(t, m, "BatchNormalization", "training_mode", 1) }},
@@ -344,8 +352,8 @@ func ruleCases() []ruleCase {
 			check: func(t *testing.T, m *onnxpb.ModelProto) {
 				n := findNode(t, m, "BatchNormalization")
 				noAttr(t, m, "BatchNormalization", "training_mode")
-				if len(n.Output) != 3 || n.Output[1] == "" || n.Output[2] == "" {
-					t.Errorf("outputs %q, want Y and two named statistics", n.Output)
+				if len(n.Output) != 5 || n.Output[1] == "" || n.Output[4] == "" {
+					t.Errorf("outputs %q, want Y and four named statistics", n.Output)
 				}
 			}},
 		{name: "BatchNormalization/inference", from: 11, to: 21, build: bnModel(1, false),
@@ -425,6 +433,9 @@ func ruleCases() []ruleCase {
 				hasAttrInt(t, m, "AveragePool", "ceil_mode", 1)
 			}},
 
+		// A small network touching several rules at once, with a symbolic batch.
+		{name: "Chain", from: 11, to: 21, build: chainModel},
+
 		// Type-only versions keep the node as it is.
 		{name: "Add/int32", from: 14, to: 11,
 			build: func(t *testing.T, opset int) *onnxpb.ModelProto {
@@ -472,6 +483,7 @@ func TestRules(t *testing.T) {
 			in := feeds(t, m, 1)
 			want := run(t, m, in)
 			sameOutputs(t, "converted", run(t, out, in), want)
+			dump(t, fmt.Sprintf("%s_%d_to_%d", tc.name, tc.from, tc.to), out, in, want)
 			if tc.noReturn {
 				return
 			}
@@ -482,4 +494,31 @@ func TestRules(t *testing.T) {
 			sameOutputs(t, "converted back", run(t, back, in), want)
 		})
 	}
+}
+
+// chainModel is Conv, BatchNormalization, Relu, ReduceMean, Squeeze, Unsqueeze, Softmax, Split,
+// Dropout, Pad and Concat on a [N,3,4,4] input, all in their opset-11 forms.
+func chainModel(t *testing.T, opset int) *onnxpb.ModelProto {
+	w := make([]float32, 8*3*3*3)
+	for i := range w {
+		w[i] = float32(i%7)/7 - 0.4
+	}
+	ones := func(v float32) *tensor.Tensor {
+		return tensor.FromSlice(tensor.Shape{8}, []float32{v, v, v, v, v, v, v, v})
+	}
+	return newModel(t, opset).input("x", tensor.Float32, -1, 3, 4, 4).output("y").
+		init("w", tensor.FromSlice(tensor.Shape{8, 3, 3, 3}, w)).
+		init("s", ones(1.5)).init("b", ones(0.1)).init("m", ones(0.2)).init("v", ones(2)).
+		ints("pads", 0, 0, 1, 0, 0, 2).
+		node("Conv", ins("x", "w"), ins("c"), intsAttr("pads", []int64{1, 1, 1, 1})).
+		node("BatchNormalization", ins("c", "s", "b", "m", "v"), ins("bn")).
+		node("Relu", ins("bn"), ins("r")).
+		node("ReduceMean", ins("r"), ins("rm"), intsAttr("axes", []int64{2, 3})).
+		node("Squeeze", ins("rm"), ins("sq"), intsAttr("axes", []int64{2, 3})).
+		node("Unsqueeze", ins("sq"), ins("us"), intsAttr("axes", []int64{1})).
+		node("Softmax", ins("us"), ins("sm"), intAttr("axis", 1)).
+		node("Split", ins("sm"), ins("p", "q"), intAttr("axis", 2), intsAttr("split", []int64{3, 5})).
+		node("Dropout", ins("p"), ins("d"), floatAttr("ratio", 0.1)).
+		node("Pad", ins("q", "pads"), ins("pq")).
+		node("Concat", ins("d", "pq"), ins("y"), intAttr("axis", 2)).build()
 }

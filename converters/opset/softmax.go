@@ -28,7 +28,7 @@ func softmax(c *converter, n *node) error {
 
 func softmaxUp(c *converter, n *node) error {
 	x := n.input(0)
-	axis := n.intAttr("axis", 1)
+	axis := n.getInt("axis", 1)
 	if axis == -1 {
 		n.setAttr(intAttr("axis", -1))
 		return nil
@@ -78,7 +78,7 @@ func singleAxis(region []ops.Dim) (int, bool) {
 
 func softmaxDown(c *converter, n *node) error {
 	x := n.input(0)
-	axis := n.intAttr("axis", -1)
+	axis := n.getInt("axis", -1)
 	if axis == -1 {
 		// The coerced region of axis -1 is the last dim alone. The attribute must be written:
 		// the old default is 1.

@@ -54,7 +54,7 @@ func (c *converter) uneven(n *node, parts int) ([]int64, error) {
 	if !ok {
 		return nil, nil
 	}
-	axis, err := normAxis(n.intAttr("axis", 0), len(dims))
+	axis, err := normAxis(n.getInt("axis", 0), len(dims))
 	if err != nil {
 		return nil, c.refuse(n, "%v", err)
 	}

@@ -16,7 +16,7 @@ func reshape(c *converter, n *node) error {
 	if !(c.from >= 14 && c.to < 14) || !n.hasAttr("allowzero") {
 		return nil
 	}
-	if n.intAttr("allowzero", 0) != 0 {
+	if n.getInt("allowzero", 0) != 0 {
 		shape, ok, err := c.constInts(n, 1)
 		if err != nil {
 			return c.refuse(n, "shape: %v", err)
@@ -41,7 +41,7 @@ func shape(c *converter, n *node) error {
 	if !(c.from >= 15 && c.to < 15) {
 		return nil
 	}
-	start, end := n.intAttr("start", 0), n.intAttr("end", math.MaxInt64)
+	start, end := n.getInt("start", 0), n.getInt("end", math.MaxInt64)
 	hasEnd := n.hasAttr("end")
 	n.delAttr("start")
 	n.delAttr("end")

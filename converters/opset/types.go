@@ -95,11 +95,7 @@ func dataMovement(float8Since int) typeRule {
 // checkTypes refuses node n when the element type of a constrained input (or, for Cast and the
 // constant producers, of its attribute) is not accepted by n's operator at the target opset.
 // Types nobody knows are not checked.
-func (c *converter) checkTypes(n *node, rules map[string]opRule) error {
-	r, ok := rules[n.GetOpType()]
-	if !ok {
-		return nil
-	}
+func (c *converter) checkTypes(n *node, r opRule) error {
 	check := func(d tensor.DType, what string) error {
 		if d == tensor.Undefined || r.types.allows(d, c.to) {
 			return nil
@@ -108,6 +104,17 @@ func (c *converter) checkTypes(n *node, rules map[string]opRule) error {
 			return c.refuse(n, "%s is %s, which %s accepts only from opset %d", what, d, n.GetOpType(), s)
 		}
 		return c.refuse(n, "%s is %s, which %s does not accept at opset %d", what, d, n.GetOpType(), c.to)
+	}
+	// Identity passes sequences from 14 and optionals from 16; no other operator here takes
+	// anything but tensors.
+	if k := c.kinds[n.input(0)]; k != "" {
+		need := map[string]int{"sequence": 14, "optional": 16}[k]
+		if n.GetOpType() != "Identity" || need == 0 {
+			return c.refuse(n, "input 0 %q is a %s, which %s does not take", n.input(0), k, n.GetOpType())
+		}
+		if c.to < need {
+			return c.refuse(n, "input 0 %q is a %s, which Identity takes only from opset %d", n.input(0), k, need)
+		}
 	}
 	for _, i := range r.types.inputs {
 		if in := n.input(i); in != "" {

@@ -38,9 +38,10 @@ type Session struct {
 	inputs  []int
 	outputs []int
 
-	pool  *cpu.Pool
-	mu    sync.Mutex
-	plans map[string]*planEntry // by input shapes
+	pool    *cpu.Pool
+	mu      sync.Mutex
+	plans   map[string]*planEntry // by input shapes
+	kernels plan.KernelCache      // packed weights shared by the plans
 }
 
 // planEntry is the plan for one set of input shapes, or the reason there is none.
@@ -194,7 +195,7 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 	defer s.mu.Unlock()
 	e, ok := s.plans[key]
 	if !ok {
-		p, err := plan.Compile(s.g, shapes, s.pool)
+		p, err := plan.Compile(s.g, shapes, s.pool, &s.kernels)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
 	}

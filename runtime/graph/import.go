@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
@@ -18,15 +19,23 @@ var ErrInvalidGraph = errors.New("invalid graph")
 
 // Load reads an ONNX file and imports it with the default operator registry. External data is
 // resolved relative to the file's folder.
+//
+// Loading holds three copies of the weights at different times: the file's bytes, the parsed
+// protobuf, and the decoded tensors. Load collects garbage between the stages so that at most two
+// are alive at once and the memory of the dropped ones is reused by what follows (weight packing),
+// which keeps the process's peak RSS near twice the weights instead of four times.
 func Load(path string) (*Graph, error) {
 	m, err := onnx.ReadModelFile(path)
 	if err != nil {
 		return nil, err
 	}
+	runtime.GC() // the file's bytes
 	g, err := Import(m, filepath.Dir(path), ops.Default())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	m = nil
+	runtime.GC() // the protobuf
 	return g, nil
 }
 

@@ -161,7 +161,7 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 	if fused != nil {
 		spec.PreScale, spec.PreShift, spec.PreRelu, spec.PostRelu = fused.PreScale, fused.PreShift, fused.PreRelu, fused.PostRelu
 	}
-	k, err := cpu.NewConv2D(spec)
+	k, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
 		return nil
 	}

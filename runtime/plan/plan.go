@@ -83,6 +83,7 @@ type Plan struct {
 	pool        *cpu.Pool
 	states      sync.Pool
 	folded      map[*graph.Node]bool // nodes computed at compile time
+	cache       *KernelCache
 }
 
 // runState is the per-run memory: the arena, kernel scratch and dynamic values.
@@ -105,13 +106,43 @@ type Stats struct {
 	UnplannedBytes int64
 }
 
+// KernelCache keeps the kernels whose construction is expensive (packed convolution weights) per
+// node, so that the plans of one graph for several input shapes share them. Safe for concurrent
+// use; the zero value is ready.
+type KernelCache struct {
+	mu    sync.Mutex
+	convs map[*graph.Node]*cpu.Conv2D
+}
+
+// conv returns the cached convolution of n, building it with make on first use.
+func (c *KernelCache) conv(n *graph.Node, make func() (*cpu.Conv2D, error)) (*cpu.Conv2D, error) {
+	if c == nil {
+		return make()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.convs[n]; ok {
+		return k, nil
+	}
+	k, err := make()
+	if err != nil {
+		return nil, err
+	}
+	if c.convs == nil {
+		c.convs = map[*graph.Node]*cpu.Conv2D{}
+	}
+	c.convs[n] = k
+	return k, nil
+}
+
 // Compile plans g for inputs of the given shapes (one per g.Inputs entry). pool supplies the
-// threads; it must outlive the plan.
-func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool) (*Plan, error) {
+// threads and must outlive the plan; cache (may be nil) shares packed kernels between the plans
+// of one graph.
+func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *KernelCache) (*Plan, error) {
 	if len(shapes) != len(g.Inputs) {
 		return nil, fmt.Errorf("plan: %d input shapes for %d inputs", len(shapes), len(g.Inputs))
 	}
-	p := &Plan{g: g, ids: map[*graph.Value]int{}, pool: pool}
+	p := &Plan{g: g, ids: map[*graph.Value]int{}, pool: pool, cache: cache}
 	if err := p.inferTypes(shapes); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,566 @@
+package cpu
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
+	"github.com/dnx-ml/dnx/runtime/ops"
+)
+
+// ConvSpec describes a 2-D convolution with a fused prologue and epilogue:
+//
+//	Y[n,m,oy,ox] = post(Bias[m] + sum_{c in group(m)} sum_{kh,kw} W[m,c,kh,kw] * P[n,c,iy,ix])
+//	iy = oy*StrideH + kh*DilationH - PadT,  ix = ox*StrideW + kw*DilationW - PadL
+//	P[n,c,iy,ix] = pre_c(X[n,c,iy,ix]) inside X, 0 in the padding
+//	pre_c(x) = x*PreScale[c] + PreShift[c] (when given), then max(., 0) when PreRelu
+//	post(y) = max(y, 0) when PostRelu, y otherwise
+//
+// The prologue is an unfolded BatchNormalization-ReLU that feeds the convolution (DenseNet's
+// norm-relu-conv); padding is applied after it, so padded taps contribute exactly 0. Strides,
+// dilations and Group of 0 mean 1.
+type ConvSpec struct {
+	Cin, Cout              int
+	KH, KW                 int
+	StrideH, StrideW       int
+	PadT, PadL, PadB, PadR int
+	DilationH, DilationW   int
+	Group                  int
+	Weights                []float32 // [Cout, Cin/Group, KH, KW]
+	Bias                   []float32 // [Cout] or nil
+	PreScale, PreShift     []float32 // [Cin] each, or both nil
+	PreRelu                bool
+	PostRelu               bool
+}
+
+// convPath is the algorithm a Conv2D uses.
+type convPath int
+
+const (
+	// pathPointwise: 1x1, stride 1, no padding. The GEMM's B is the input itself (channel planes
+	// as rows), packed with the prologue applied.
+	pathPointwise convPath = iota
+	// pathDirect: stride 1, any kernel, padding and dilation. Implicit GEMM straight from the
+	// input: GEMM row k = tap*Cg + c reads channel plane c shifted by the tap, so each panel is
+	// one contiguous run per output row, and padding is the lanes the packer's masks leave out.
+	// The weights are reordered tap-major to match.
+	pathDirect
+	// pathImplicit: strided convolutions. Each batch item is first copied, prologue applied, into
+	// a zero-padded buffer split by stride phase; every kernel tap then reads a contiguous run of
+	// that buffer per output row, and the GEMM's B packer gathers the im2col panel from it.
+	pathImplicit
+	// pathDepthwise: one input channel per group. Direct loops over the same padded buffer: a
+	// GEMM would waste most of its MR-row tiles.
+	pathDepthwise
+)
+
+// Conv2D is a convolution prepared for repeated runs: weights packed per group, path chosen.
+// Run may be called concurrently.
+type Conv2D struct {
+	spec   ConvSpec
+	cg, mg int // input and output channels per group
+	kg     int // GEMM depth per group: cg*KH*KW
+	path   convPath
+	a      []*gemm.PackedA // per group (GEMM paths)
+	w      []float32       // weights as given (depthwise path)
+
+	mu   sync.Mutex
+	free []*convState
+}
+
+// NewConv2D checks spec and packs its weights.
+func NewConv2D(spec ConvSpec) (*Conv2D, error) {
+	s := spec
+	for _, v := range []*int{&s.StrideH, &s.StrideW, &s.DilationH, &s.DilationW, &s.Group} {
+		if *v == 0 {
+			*v = 1
+		}
+	}
+	switch {
+	case s.Cin <= 0 || s.Cout <= 0 || s.KH <= 0 || s.KW <= 0:
+		return nil, fmt.Errorf("%w: conv with %d->%d channels, kernel %dx%d", ops.ErrAttr, s.Cin, s.Cout, s.KH, s.KW)
+	case s.StrideH < 0 || s.StrideW < 0 || s.DilationH < 0 || s.DilationW < 0 || s.Group < 0:
+		return nil, fmt.Errorf("%w: conv strides %dx%d, dilations %dx%d, group %d", ops.ErrAttr, s.StrideH, s.StrideW, s.DilationH, s.DilationW, s.Group)
+	case s.PadT < 0 || s.PadL < 0 || s.PadB < 0 || s.PadR < 0:
+		return nil, fmt.Errorf("%w: conv pads %d,%d,%d,%d", ops.ErrAttr, s.PadT, s.PadL, s.PadB, s.PadR)
+	case s.Cin%s.Group != 0 || s.Cout%s.Group != 0:
+		return nil, fmt.Errorf("%w: conv %d->%d channels not divisible by group %d", ops.ErrShape, s.Cin, s.Cout, s.Group)
+	}
+	c := &Conv2D{spec: s, cg: s.Cin / s.Group, mg: s.Cout / s.Group}
+	c.kg = c.cg * s.KH * s.KW
+	if len(s.Weights) != s.Cout*c.kg {
+		return nil, fmt.Errorf("%w: conv weights have %d values, want %dx%dx%dx%d", ops.ErrShape, len(s.Weights), s.Cout, c.cg, s.KH, s.KW)
+	}
+	if s.Bias != nil && len(s.Bias) != s.Cout {
+		return nil, fmt.Errorf("%w: conv bias has %d values, want %d", ops.ErrShape, len(s.Bias), s.Cout)
+	}
+	if (s.PreScale == nil) != (s.PreShift == nil) {
+		return nil, fmt.Errorf("%w: conv prologue needs both scale and shift", ops.ErrAttr)
+	}
+	if s.PreScale != nil && (len(s.PreScale) != s.Cin || len(s.PreShift) != s.Cin) {
+		return nil, fmt.Errorf("%w: conv prologue has %d scales and %d shifts for %d channels", ops.ErrShape, len(s.PreScale), len(s.PreShift), s.Cin)
+	}
+	switch {
+	case s.KH == 1 && s.KW == 1 && s.StrideH == 1 && s.StrideW == 1 && s.PadT == 0 && s.PadL == 0 && s.PadB == 0 && s.PadR == 0:
+		c.path = pathPointwise
+	case c.cg == 1:
+		c.path = pathDepthwise
+	case s.StrideH == 1 && s.StrideW == 1:
+		c.path = pathDirect
+	default:
+		c.path = pathImplicit
+	}
+	switch c.path {
+	case pathDepthwise:
+		c.w = s.Weights
+	case pathDirect:
+		// A[m][tap*Cg + c] = W[m][c][tap].
+		taps := s.KH * s.KW
+		wt := make([]float32, len(s.Weights))
+		for m := 0; m < s.Cout; m++ {
+			for ci := 0; ci < c.cg; ci++ {
+				for t := 0; t < taps; t++ {
+					wt[m*c.kg+t*c.cg+ci] = s.Weights[(m*c.cg+ci)*taps+t]
+				}
+			}
+		}
+		c.packWeights(wt)
+	default:
+		c.packWeights(s.Weights)
+	}
+	return c, nil
+}
+
+func (c *Conv2D) packWeights(w []float32) {
+	c.a = make([]*gemm.PackedA, c.spec.Group)
+	for g := range c.a {
+		c.a[g] = gemm.PackA(c.mg, c.kg, w[g*c.mg*c.kg:], c.kg)
+	}
+}
+
+// OutputSize returns the output height and width for an h x w input (either is < 1 when the
+// padded input is smaller than the dilated kernel).
+func (c *Conv2D) OutputSize(h, w int) (oh, ow int) {
+	s := &c.spec
+	oh = (h+s.PadT+s.PadB-(s.KH-1)*s.DilationH-1)/s.StrideH + 1
+	ow = (w+s.PadL+s.PadR-(s.KW-1)*s.DilationW-1)/s.StrideW + 1
+	if h+s.PadT+s.PadB < (s.KH-1)*s.DilationH+1 {
+		oh = 0
+	}
+	if w+s.PadL+s.PadR < (s.KW-1)*s.DilationW+1 {
+		ow = 0
+	}
+	return oh, ow
+}
+
+// padGeom is the layout of the padded, phase-split copy of one batch item: channel c, phase
+// (py, px) of the stride, row i, column j holds padded input pixel (py + i*StrideH,
+// px + j*StrideW), i.e. X pixel (py + i*StrideH - PadT, px + j*StrideW - PadL).
+type padGeom struct {
+	hq, wq int // rows and columns of one phase plane
+	chan_  int // floats per channel: StrideH*StrideW*hq*wq
+}
+
+func (c *Conv2D) padGeom(h, w int) padGeom {
+	s := &c.spec
+	hp, wp := h+s.PadT+s.PadB, w+s.PadL+s.PadR
+	g := padGeom{hq: (hp + s.StrideH - 1) / s.StrideH, wq: (wp + s.StrideW - 1) / s.StrideW}
+	g.chan_ = s.StrideH * s.StrideW * g.hq * g.wq
+	return g
+}
+
+// ScratchSize returns the floats of scratch Run needs for a batch of n h x w images on a pool of
+// threads threads.
+func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
+	oh, ow := c.OutputSize(h, w)
+	size := 0
+	if c.path == pathImplicit || c.path == pathDepthwise {
+		size = c.spec.Cin * c.padGeom(h, w).chan_
+	}
+	if c.path != pathDepthwise {
+		size += gemm.ScratchSize(c.kg, oh*ow, max(threads, 1))
+	}
+	return size
+}
+
+// convState is the mutable state of one Run, recycled through Conv2D.free so that steady-state
+// runs do not allocate.
+type convState struct {
+	offs  []int32 // GEMM row k -> offset of its first element in the B source
+	offsH int     // input size offs was built for
+	offsW int
+	job   gemm.Job
+	panel convPanel
+	tap   tapPanel
+	prep  prepTask
+	dw    depthwiseTask
+	wg    sync.WaitGroup
+}
+
+func (c *Conv2D) getState() *convState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := len(c.free); n > 0 {
+		st := c.free[n-1]
+		c.free = c.free[:n-1]
+		return st
+	}
+	return &convState{}
+}
+
+func (c *Conv2D) putState(st *convState) {
+	c.mu.Lock()
+	c.free = append(c.free, st)
+	c.mu.Unlock()
+}
+
+// Run computes out = conv(in). out may be a channel slice of a larger buffer (its batch stride is
+// then larger than C*H*W) and must not overlap in. pool may be nil: the work then runs on the
+// calling goroutine. scratch must hold ScratchSize(in.N, in.H, in.W, pool.Threads()) floats.
+func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
+	s := &c.spec
+	if err := in.Check(); err != nil {
+		return fmt.Errorf("conv input: %w", err)
+	}
+	if err := out.Check(); err != nil {
+		return fmt.Errorf("conv output: %w", err)
+	}
+	oh, ow := c.OutputSize(in.H, in.W)
+	if in.C != s.Cin || out.C != s.Cout || out.N != in.N || out.H != oh || out.W != ow || oh < 1 || ow < 1 {
+		return fmt.Errorf("%w: conv %d->%d channels, kernel %dx%d: input %dx%dx%dx%d, output %dx%dx%dx%d (want %dx%d spatial)",
+			ops.ErrShape, s.Cin, s.Cout, s.KH, s.KW, in.N, in.C, in.H, in.W, out.N, out.C, out.H, out.W, oh, ow)
+	}
+	threads := 1
+	if pool != nil {
+		threads = pool.Threads()
+	}
+	if need := c.ScratchSize(in.N, in.H, in.W, threads); len(scratch) < need {
+		return fmt.Errorf("cpu: conv scratch has %d floats, needs %d", len(scratch), need)
+	}
+	st := c.getState()
+	defer c.putState(st)
+	switch c.path {
+	case pathPointwise:
+		return c.runPointwise(pool, st, in, out, scratch, threads)
+	case pathDepthwise:
+		return c.runDepthwise(pool, st, in, out, scratch)
+	case pathDirect:
+		return c.runDirect(pool, st, in, out, scratch, threads)
+	}
+	return c.runImplicit(pool, st, in, out, scratch, threads)
+}
+
+// parallel runs t over n items on pool (inline when pool is nil).
+func parallel(pool *Pool, t Task, n, grain int, wg *sync.WaitGroup) {
+	if pool == nil {
+		if n > 0 {
+			t.Do(0, n)
+		}
+		return
+	}
+	pool.Run(t, n, grain, wg)
+}
+
+func (c *Conv2D) epilogue(g int) gemm.Epilogue {
+	ep := gemm.Epilogue{ReLU: c.spec.PostRelu}
+	if c.spec.Bias != nil {
+		ep.Bias = c.spec.Bias[g*c.mg : (g+1)*c.mg]
+	}
+	return ep
+}
+
+// gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n = oh*ow
+// columns) = A_g * B, with B packed by bp.
+func (c *Conv2D) gemmItem(pool *Pool, st *convState, g int, bp gemm.BPanel, dst []float32, n int, scratch []float32, threads int) error {
+	if err := st.job.Init(c.a[g], bp, n, dst, n, c.epilogue(g), scratch, threads); err != nil {
+		return fmt.Errorf("cpu: conv: %w", err)
+	}
+	parallel(pool, &st.job, st.job.Slots(), 1, &st.wg)
+	return nil
+}
+
+func (c *Conv2D) runPointwise(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+	s := &c.spec
+	hw := in.H * in.W
+	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.cg || st.offsH == 0 {
+		st.offs = growInt32(st.offs, c.cg)
+		for k := range st.offs {
+			st.offs[k] = int32(k * hw)
+		}
+		st.offsH, st.offsW = in.H, in.W
+	}
+	st.panel = convPanel{ow: hw, wq: hw}
+	for b := 0; b < in.N; b++ {
+		for g := 0; g < s.Group; g++ {
+			src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
+			var scale, shift []float32
+			if s.PreScale != nil {
+				scale, shift = s.PreScale[g*c.cg:(g+1)*c.cg], s.PreShift[g*c.cg:(g+1)*c.cg]
+			}
+			if err := st.panel.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+				return fmt.Errorf("cpu: conv: %w", err)
+			}
+			dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
+			if err := c.gemmItem(pool, st, g, &st.panel, dst, hw, scratch, threads); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Conv2D) runImplicit(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+	s := &c.spec
+	pg := c.padGeom(in.H, in.W)
+	oh, ow := out.H, out.W
+	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.kg {
+		st.offs = growInt32(st.offs, c.kg)
+		k := 0
+		plane := pg.hq * pg.wq
+		for ci := 0; ci < c.cg; ci++ {
+			for kh := 0; kh < s.KH; kh++ {
+				for kw := 0; kw < s.KW; kw++ {
+					dy, dx := kh*s.DilationH, kw*s.DilationW
+					phase := (dy%s.StrideH)*s.StrideW + dx%s.StrideW
+					st.offs[k] = int32(ci*pg.chan_ + phase*plane + (dy/s.StrideH)*pg.wq + dx/s.StrideW)
+					k++
+				}
+			}
+		}
+		st.offsH, st.offsW = in.H, in.W
+	}
+	padded := scratch[:s.Cin*pg.chan_]
+	gs := scratch[len(padded):]
+	st.panel = convPanel{ow: ow, wq: pg.wq}
+	for b := 0; b < in.N; b++ {
+		c.prepare(pool, st, in, b, pg, padded)
+		for g := 0; g < s.Group; g++ {
+			src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
+			if err := st.panel.rows.Init(src, st.offs, nil, nil, false); err != nil {
+				return fmt.Errorf("cpu: conv: %w", err)
+			}
+			dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
+			if err := c.gemmItem(pool, st, g, &st.panel, dst, oh*ow, gs, threads); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Conv2D) runDirect(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+	s := &c.spec
+	hw := in.H * in.W
+	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.cg || st.offsH == 0 {
+		st.offs = growInt32(st.offs, c.cg)
+		for k := range st.offs {
+			st.offs[k] = int32(k * hw)
+		}
+		st.offsH, st.offsW = in.H, in.W
+	}
+	st.tap = tapPanel{c: c, h: in.H, w: in.W, ow: out.W}
+	for b := 0; b < in.N; b++ {
+		for g := 0; g < s.Group; g++ {
+			src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
+			var scale, shift []float32
+			if s.PreScale != nil {
+				scale, shift = s.PreScale[g*c.cg:(g+1)*c.cg], s.PreShift[g*c.cg:(g+1)*c.cg]
+			}
+			if err := st.tap.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+				return fmt.Errorf("cpu: conv: %w", err)
+			}
+			dst := out.Data[b*out.BatchStride+g*c.mg*out.H*out.W:]
+			if err := c.gemmItem(pool, st, g, &st.tap, dst, out.H*out.W, scratch, threads); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// tapPanel is the BPanel of pathDirect: B row k = tap*Cg + c, column n = oy*ow + ox is
+//
+//	pre_c(X[c, oy + kh*DilationH - PadT, ox + kw*DilationW - PadL])  (0 outside X)
+//
+// with (kh, kw) = (tap / KW, tap % KW). For each tap the panel's lanes split into one run per
+// output row, clipped to the columns whose input pixel exists; the rest is padding.
+type tapPanel struct {
+	c        *Conv2D
+	rows     gemm.Rows // Src: the group's input channels; Offs[c] = c*h*w
+	h, w, ow int
+}
+
+// PackB implements gemm.BPanel.
+func (p *tapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+	s := &p.c.spec
+	cg := p.c.cg
+	for k := k0; k < k1; {
+		tap, c0 := k/cg, k%cg
+		c1 := min(cg, c0+k1-k)
+		dy := tap/s.KW*s.DilationH - s.PadT
+		dx := tap%s.KW*s.DilationW - s.PadL
+		var segs [gemm.NR]gemm.Segment
+		ns := 0
+		for lane := 0; lane < nr; {
+			n := n0 + lane
+			oy, ox := n/p.ow, n%p.ow
+			end := min(nr, lane+p.ow-ox) // lanes [lane, end) are output row oy from column ox
+			if iy := oy + dy; iy >= 0 && iy < p.h {
+				// Lane l reads input column ox + (l-lane) + dx; keep those inside [0, w).
+				lo := max(lane, lane-ox-dx)
+				hi := min(end, lane+p.w-ox-dx)
+				if lo < hi {
+					segs[ns] = gemm.Segment{Lo: lo, Hi: hi, Base: iy*p.w + ox - lane + dx}
+					ns++
+				}
+			}
+			lane = end
+		}
+		p.rows.Pack(dst[(k-k0)*gemm.NR:], c0, c1, segs[:ns])
+		k += c1 - c0
+	}
+}
+
+func growInt32(s []int32, n int) []int32 {
+	if cap(s) < n {
+		return make([]int32, n)
+	}
+	return s[:n]
+}
+
+// convPanel is the BPanel of both GEMM paths: column n = oy*ow + ox of B row k is
+// rows.Src[offs[k] + oy*wq + ox], so a panel is one contiguous run per output row it covers.
+type convPanel struct {
+	rows   gemm.Rows
+	ow, wq int
+}
+
+// PackB implements gemm.BPanel.
+func (p *convPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+	var segs [gemm.NR]gemm.Segment
+	if p.ow == p.wq {
+		segs[0] = gemm.Segment{Lo: 0, Hi: nr, Base: n0}
+		p.rows.Pack(dst, k0, k1, segs[:1])
+		return
+	}
+	ns := 0
+	for lane := 0; lane < nr; {
+		n := n0 + lane
+		oy, ox := n/p.ow, n%p.ow
+		hi := min(nr, lane+p.ow-ox)
+		// Column n sits at oy*wq + ox = oy*(wq-ow) + n; lane j of the panel is column n0+j.
+		segs[ns] = gemm.Segment{Lo: lane, Hi: hi, Base: oy*(p.wq-p.ow) + n0}
+		ns++
+		lane = hi
+	}
+	p.rows.Pack(dst, k0, k1, segs[:ns])
+}
+
+// prepTask fills the padded, phase-split copy of one batch item, channel by channel.
+type prepTask struct {
+	c      *Conv2D
+	src    []float32 // the batch item, C*H*W
+	h, w   int
+	pg     padGeom
+	padded []float32
+}
+
+func (c *Conv2D) prepare(pool *Pool, st *convState, in Image, b int, pg padGeom, padded []float32) {
+	st.prep = prepTask{c: c, src: in.Item(b), h: in.H, w: in.W, pg: pg, padded: padded}
+	grain := max(1, 4096/max(pg.chan_, 1))
+	parallel(pool, &st.prep, c.spec.Cin, grain, &st.wg)
+}
+
+// Do implements Task over channels [lo, hi).
+func (t *prepTask) Do(lo, hi int) {
+	s := &t.c.spec
+	hw := t.h * t.w
+	for ch := lo; ch < hi; ch++ {
+		x := t.src[ch*hw : (ch+1)*hw]
+		dst := t.padded[ch*t.pg.chan_ : (ch+1)*t.pg.chan_]
+		var scale, shift float32 = 1, 0
+		affine := s.PreScale != nil
+		if affine {
+			scale, shift = s.PreScale[ch], s.PreShift[ch]
+		}
+		relu := s.PreRelu
+		plane := t.pg.hq * t.pg.wq
+		for py := 0; py < s.StrideH; py++ {
+			for px := 0; px < s.StrideW; px++ {
+				pl := dst[(py*s.StrideW+px)*plane : (py*s.StrideW+px+1)*plane]
+				for i := 0; i < t.pg.hq; i++ {
+					row := pl[i*t.pg.wq : (i+1)*t.pg.wq]
+					y := py + i*s.StrideH - s.PadT
+					if y < 0 || y >= t.h {
+						zero(row)
+						continue
+					}
+					xr := x[y*t.w : (y+1)*t.w]
+					// Columns j with 0 <= px + j*sw - PadL < w hold data.
+					j0 := max(0, (s.PadL-px+s.StrideW-1)/s.StrideW)
+					j1 := min(t.pg.wq, (t.w+s.PadL-px+s.StrideW-1)/s.StrideW)
+					if j1 < j0 {
+						j1 = j0
+					}
+					zero(row[:j0])
+					zero(row[j1:])
+					ix := px + j0*s.StrideW - s.PadL
+					if s.StrideW == 1 {
+						seg := row[j0:j1]
+						prologueRow(seg, xr[ix:ix+len(seg)], scale, shift, affine, relu)
+						continue
+					}
+					for j := j0; j < j1; j++ {
+						v := xr[ix]
+						if affine {
+							v = v*scale + shift
+						}
+						if relu && v < 0 {
+							v = 0
+						}
+						row[j] = v
+						ix += s.StrideW
+					}
+				}
+			}
+		}
+	}
+}
+
+// zero clears s with a plain loop: the rows here are short (often one or two pad columns), where
+// a call to the runtime's memclr costs more than the stores.
+func zero(s []float32) {
+	for i := 0; i < len(s); i++ {
+		s[i] = 0
+	}
+}
+
+// prologueRow sets dst[i] = pre(x[i]).
+func prologueRow(dst, x []float32, scale, shift float32, affine, relu bool) {
+	x = x[:len(dst)]
+	switch {
+	case affine && relu:
+		for i, v := range x {
+			v = v*scale + shift
+			if v < 0 {
+				v = 0
+			}
+			dst[i] = v
+		}
+	case affine:
+		for i, v := range x {
+			dst[i] = v*scale + shift
+		}
+	case relu:
+		for i, v := range x {
+			if v < 0 {
+				v = 0
+			}
+			dst[i] = v
+		}
+	default:
+		for i := 0; i < len(x); i++ { // not copy: rows are short, see zero
+			dst[i] = x[i]
+		}
+	}
+}

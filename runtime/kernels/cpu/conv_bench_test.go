@@ -1,0 +1,154 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// reportConv reports GFLOP/s and ms per run over wall time and, because benchmarks share this
+// machine with other work, GFLOP/s per busy core (over the CPU time the process got).
+func reportConv(b *testing.B, flops float64, cpu0 time.Duration) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms")
+	if d := convCPUTime() - cpu0; d > 0 && cpu0 > 0 {
+		b.ReportMetric(flops*float64(b.N)/d.Seconds()/1e9, "GFLOP/s/core")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// benchConv is one convolution shape of DenseNet-121 (224x224 input).
+type benchConv struct {
+	name                string
+	cin, cout, k, s, hw int
+	pre, bias           bool
+}
+
+func (bc benchConv) spec(r *rand.Rand) ConvSpec {
+	p := bc.k / 2
+	s := ConvSpec{Cin: bc.cin, Cout: bc.cout, KH: bc.k, KW: bc.k, StrideH: bc.s, StrideW: bc.s,
+		PadT: p, PadL: p, PadB: p, PadR: p, Weights: randFloats(r, bc.cout*bc.cin*bc.k*bc.k)}
+	if bc.pre {
+		s.PreScale, s.PreShift, s.PreRelu = randFloats(r, bc.cin), randFloats(r, bc.cin), true
+	}
+	if bc.bias {
+		s.Bias, s.PostRelu = randFloats(r, bc.cout), true
+	}
+	return s
+}
+
+func (bc benchConv) flops(n int) float64 {
+	o := (bc.hw + 2*(bc.k/2) - bc.k) / bc.s
+	o++
+	return 2 * float64(n*bc.cout*o*o*bc.cin*bc.k*bc.k)
+}
+
+// BenchmarkConv measures Conv2D.Run at DenseNet-121 shapes: the dense layers' 1x1 bottleneck
+// (BN-ReLU prologue, bias-ReLU epilogue) and 3x3 convolution at each block's size, and the stem.
+func BenchmarkConv(b *testing.B) {
+	shapes := []benchConv{
+		{"1x1,c=256,k=128,hw=56", 256, 128, 1, 1, 56, true, true},
+		{"1x1,c=512,k=128,hw=28", 512, 128, 1, 1, 28, true, true},
+		{"1x1,c=1024,k=128,hw=14", 1024, 128, 1, 1, 14, true, true},
+		{"1x1,c=1024,k=128,hw=7", 1024, 128, 1, 1, 7, true, true},
+		{"3x3,c=128,k=32,hw=56", 128, 32, 3, 1, 56, false, false},
+		{"3x3,c=128,k=32,hw=28", 128, 32, 3, 1, 28, false, false},
+		{"3x3,c=128,k=32,hw=14", 128, 32, 3, 1, 14, false, false},
+		{"3x3,c=128,k=32,hw=7", 128, 32, 3, 1, 7, false, false},
+		{"stem,7x7/2,c=3,k=64,hw=224", 3, 64, 7, 2, 224, false, true},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, bc := range shapes {
+		for _, n := range []int{1} {
+			for _, threads := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s,n=%d/threads=%d", bc.name, n, threads), func(b *testing.B) {
+					benchRun(b, bc, n, threads, r)
+				})
+			}
+		}
+	}
+}
+
+func benchRun(b *testing.B, bc benchConv, n, threads int, r *rand.Rand) {
+	conv, err := NewConv2D(bc.spec(r))
+	if err != nil {
+		b.Fatal(err)
+	}
+	oh, ow := conv.OutputSize(bc.hw, bc.hw)
+	in := Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw)
+	out := Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)
+	scratch := make([]float32, conv.ScratchSize(n, bc.hw, bc.hw, threads))
+	pool := NewPool(threads)
+	defer pool.Close()
+	b.ResetTimer()
+	cpu0 := convCPUTime()
+	for range b.N {
+		if err := conv.Run(pool, in, out, scratch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportConv(b, bc.flops(n), cpu0)
+}
+
+// denseNet121 lists DenseNet-121's convolutions at 224x224 (growth 32, bottleneck 128, blocks
+// 6-12-24-16, compression 0.5).
+func denseNet121() []benchConv {
+	convs := []benchConv{{"stem", 3, 64, 7, 2, 224, false, true}}
+	c, hw := 64, 56
+	for blk, layers := range []int{6, 12, 24, 16} {
+		for l := 0; l < layers; l++ {
+			convs = append(convs, benchConv{"1x1", c, 128, 1, 1, hw, true, true}, benchConv{"3x3", 128, 32, 3, 1, hw, false, false})
+			c += 32
+		}
+		if blk < 3 {
+			convs = append(convs, benchConv{"transition", c, c / 2, 1, 1, hw, true, false})
+			c, hw = c/2, hw/2
+		}
+	}
+	return convs
+}
+
+// BenchmarkDenseNet121Convs runs every convolution of DenseNet-121 once per iteration (batch
+// 1): ~95% of the model's time.
+func BenchmarkDenseNet121Convs(b *testing.B) {
+	for _, n := range []int{1} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("n=%d/threads=%d", n, threads), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(2, 2))
+				pool := NewPool(threads)
+				defer pool.Close()
+				type job struct {
+					conv    *Conv2D
+					in, out Image
+				}
+				var jobs []job
+				var flops float64
+				size := 0
+				for _, bc := range denseNet121() {
+					conv, err := NewConv2D(bc.spec(r))
+					if err != nil {
+						b.Fatal(err)
+					}
+					oh, ow := conv.OutputSize(bc.hw, bc.hw)
+					jobs = append(jobs, job{conv,
+						Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw),
+						Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)})
+					flops += bc.flops(n)
+					size = max(size, conv.ScratchSize(n, bc.hw, bc.hw, threads))
+				}
+				scratch := make([]float32, size)
+				b.ResetTimer()
+				cpu0 := convCPUTime()
+				for range b.N {
+					for _, j := range jobs {
+						if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				reportConv(b, flops, cpu0)
+			})
+		}
+	}
+}

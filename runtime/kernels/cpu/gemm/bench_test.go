@@ -1,0 +1,64 @@
+package gemm_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
+)
+
+// planeB is B stored as K rows of n floats (the channel planes of a 1x1 convolution's input),
+// packed with gemm.Rows.
+type planeB struct {
+	rows gemm.Rows
+}
+
+func (p *planeB) PackB(dst []float32, k0, k1, n0, nr int) {
+	p.rows.Pack(dst, k0, k1, []gemm.Segment{{Lo: 0, Hi: nr, Base: n0}})
+}
+
+// BenchmarkGEMM measures C = A*B at the shapes of DenseNet-121's convolutions: 1x1 bottlenecks
+// (m=128) at 56x56 and 7x7, and the 3x3 convolution as a GEMM (m=32, k=128*9).
+func BenchmarkGEMM(b *testing.B) {
+	for _, sh := range [][3]int{{128, 256, 3136}, {32, 1152, 3136}, {128, 1024, 49}, {128, 512, 196}, {32, 1152, 196}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", m, k, n, threads), func(b *testing.B) {
+				a := make([]float32, m*k)
+				src := make([]float32, k*n)
+				for i := range a {
+					a[i] = float32(i%7) - 3
+				}
+				for i := range src {
+					src[i] = float32(i%5) - 2
+				}
+				offs := make([]int32, k)
+				for i := range offs {
+					offs[i] = int32(i * n)
+				}
+				var pb planeB
+				if err := pb.rows.Init(src, offs, nil, nil, false); err != nil {
+					b.Fatal(err)
+				}
+				pa := gemm.PackA(m, k, a, k)
+				c := make([]float32, m*n)
+				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
+				pool := cpu.NewPool(threads)
+				defer pool.Close()
+				var wg sync.WaitGroup
+				var j gemm.Job
+				b.ResetTimer()
+				cpu0 := cpuTime()
+				for range b.N {
+					if err := j.Init(pa, &pb, n, c, n, gemm.Epilogue{ReLU: true}, scratch, threads); err != nil {
+						b.Fatal(err)
+					}
+					pool.Run(&j, j.Slots(), 1, &wg)
+				}
+				reportFlops(b, 2*float64(m*k*n), cpu0)
+			})
+		}
+	}
+}

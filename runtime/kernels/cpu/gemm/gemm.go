@@ -1,0 +1,322 @@
+package gemm
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Tile sizes. MR and NR are the shape of the micro-kernel's register tile (asmgen.go must be run
+// with the same values); KC is the depth of the B panel kept in L1 (KC*NR*4 bytes = 16 KiB).
+const (
+	MR = 4
+	NR = 24
+	KC = 256
+)
+
+// ErrArgs reports inconsistent GEMM arguments (sizes, leading dimensions, short slices).
+var ErrArgs = errors.New("gemm: bad arguments")
+
+// PackedA is an M x K matrix stored as ceil(M/MR) panels of MR rows: element (m, k) is at
+// data[(p*K + k)*MR + i] with p = m/MR, i = m%MR, so the micro-kernel reads MR consecutive floats
+// per step of k. Rows past M in the last panel are zero.
+type PackedA struct {
+	M, K int
+	data []float32
+}
+
+// PackA packs the row-major m x k matrix a (row i at a[i*lda:]). It panics when a is too short or
+// lda < k: the sizes come from validated weight shapes, so that is a programming error.
+func PackA(m, k int, a []float32, lda int) *PackedA {
+	if m < 0 || k < 0 || lda < k || (m > 0 && k > 0 && len(a) < (m-1)*lda+k) {
+		panic(fmt.Sprintf("gemm: PackA(%d, %d, len %d, lda %d): bad arguments", m, k, len(a), lda))
+	}
+	panels := (m + MR - 1) / MR
+	p := &PackedA{M: m, K: k, data: make([]float32, panels*k*MR)}
+	for i := 0; i < m && k > 0; i++ {
+		row := a[i*lda : i*lda+k]
+		dst := p.data[(i/MR)*k*MR+i%MR:]
+		for kk, v := range row {
+			dst[kk*MR] = v
+		}
+	}
+	return p
+}
+
+// BPanel supplies the B matrix (K x N) of a product panel by panel. PackB writes rows [k0, k1)
+// and columns [n0, n0+nr) of B as dst[(k-k0)*NR + j] = B[k][n0+j] for j < nr; lanes nr <= j < NR
+// must be finite (0 is best): their results are computed and discarded. len(dst) is
+// (k1-k0)*NR. PackB is called concurrently from several worker slots, with distinct dst.
+type BPanel interface {
+	PackB(dst []float32, k0, k1, n0, nr int)
+}
+
+// Epilogue says what happens to a finished element of C:
+//
+//	C[m][n] = act(sum + (C[m][n] if Accumulate) + Bias[m])
+//
+// with act = max(x, 0) when ReLU (NaN stays NaN), the identity otherwise. Bias may be nil.
+type Epilogue struct {
+	Bias       []float32
+	ReLU       bool
+	Accumulate bool
+}
+
+// micro-kernel flags.
+const (
+	flagCarry = 1 << iota // add the tile already in C
+	flagBias              // add bias[i] to row i
+	flagReLU              // max(x, 0)
+)
+
+// kernelFunc computes the MR x NR tile T = sum_{k<kc} a[k*MR+i] * b[k*NR+j], then
+// T += c (flagCarry), T += bias[i] (flagBias), T = max(T, 0) (flagReLU), and stores
+// c[i*ldc+j] = T[i][j].
+type kernelFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
+
+// slotFloats is the scratch of one worker slot: a K x NR panel of B (the full depth is needed for
+// panels at the right edge), an MR x NR tile, and room to align both to 64 bytes.
+func slotFloats(k int) int {
+	return max(k, 1)*NR + MR*NR + 2*16
+}
+
+// ScratchSize returns the number of floats of scratch a Job over K = k, N = n needs when run by
+// threads worker slots.
+func ScratchSize(k, n, threads int) int {
+	return max(threads, 1) * slotFloats(k)
+}
+
+// Job is one prepared product C = A*B split into tiles for parallel workers. Init prepares it;
+// Do(lo, hi) then runs worker slots lo..hi-1, and the product is complete once slots
+// 0..Slots()-1 have all returned, whichever goroutines ran them and in whatever grouping (a
+// cpu.Pool: pool.Run(job, job.Slots(), 1, &wg)). A Job may be reused for another product after
+// that; it must not be copied once used.
+type Job struct {
+	a       *PackedA
+	b       BPanel
+	n       int
+	c       []float32
+	ldc     int
+	ep      Epilogue
+	scratch []float32
+	kerns   [NR / 8]kernelFunc // kerns[i] computes 8*(i+1) columns
+
+	slots              int
+	mBlocks, nGroups   int
+	mPerBlock, nPerGrp int // MR-panels per row block, NR-panels per column group
+	kStep              int
+	next               atomic.Int64
+}
+
+// Init prepares j for C (rows at c[m*ldc:], n columns) = A * B with epilogue ep, using threads
+// worker slots and scratch of at least ScratchSize(a.K, n, threads) floats.
+func (j *Job) Init(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogue, scratch []float32, threads int) error {
+	if a == nil || b == nil {
+		return fmt.Errorf("%w: nil A or B", ErrArgs)
+	}
+	m, k := a.M, a.K
+	if n < 0 || ldc < n {
+		return fmt.Errorf("%w: n = %d, ldc = %d", ErrArgs, n, ldc)
+	}
+	if m > 0 && n > 0 && len(c) < (m-1)*ldc+n {
+		return fmt.Errorf("%w: C has %d floats, %dx%d with ldc %d needs %d", ErrArgs, len(c), m, n, ldc, (m-1)*ldc+n)
+	}
+	if ep.Bias != nil && len(ep.Bias) < m {
+		return fmt.Errorf("%w: bias has %d values for %d rows", ErrArgs, len(ep.Bias), m)
+	}
+	threads = max(threads, 1)
+	if len(scratch) < ScratchSize(k, n, threads) {
+		return fmt.Errorf("%w: scratch has %d floats, need %d", ErrArgs, len(scratch), ScratchSize(k, n, threads))
+	}
+	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, kerns: defaultKernels}
+	nP := (n + NR - 1) / NR
+	mP := (m + MR - 1) / MR
+	// Column groups are the unit of work: several per slot so that a slow thread does not hold
+	// the others up. With few column panels, row blocks of A make more tiles, at the price of
+	// packing each B panel once per row block.
+	j.nGroups, j.mBlocks = 1, 1
+	if threads > 1 {
+		j.nGroups = min(nP, 8*threads)
+		if nP < 2*threads {
+			j.mBlocks = min(mP, (4*threads+nP-1)/max(nP, 1))
+		}
+	}
+	j.nPerGrp = (nP + j.nGroups - 1) / max(j.nGroups, 1)
+	if j.nPerGrp > 0 {
+		j.nGroups = (nP + j.nPerGrp - 1) / j.nPerGrp
+	}
+	j.mPerBlock = (mP + j.mBlocks - 1) / max(j.mBlocks, 1)
+	if j.mPerBlock > 0 {
+		j.mBlocks = (mP + j.mPerBlock - 1) / j.mPerBlock
+	}
+	// K blocks of equal depth, at most KC.
+	if k > 0 {
+		nk := (k + KC - 1) / KC
+		j.kStep = (k + nk - 1) / nk
+	}
+	j.slots = min(threads, max(j.nGroups*j.mBlocks, 1))
+	if m == 0 || n == 0 {
+		j.slots = 0
+	}
+	return nil
+}
+
+// Slots returns the number of worker slots to run (Do(0, Slots()) in total). It is 0 when C is
+// empty.
+func (j *Job) Slots() int { return j.slots }
+
+// Do runs worker slots [lo, hi). Each slot takes tiles until none is left.
+func (j *Job) Do(lo, hi int) {
+	per := slotFloats(j.a.K)
+	items := int64(j.nGroups * j.mBlocks)
+	for s := lo; s < hi && s < j.slots; s++ {
+		ws := j.scratch[s*per : (s+1)*per]
+		bb := align64(ws)
+		ct := align64(bb[max(j.a.K, 1)*NR:])[:MR*NR]
+		bb = bb[:max(j.a.K, 1)*NR]
+		for {
+			it := j.next.Add(1) - 1
+			if it >= items {
+				break
+			}
+			j.tile(int(it)%j.mBlocks, int(it)/j.mBlocks, bb, ct)
+		}
+	}
+}
+
+// align64 returns the tail of s that starts on a 64-byte boundary (s must have 16 floats spare).
+func align64(s []float32) []float32 {
+	addr := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+	skip := int((64 - addr%64) % 64 / 4)
+	return s[skip:]
+}
+
+// tile computes row block mb of column group ng.
+func (j *Job) tile(mb, ng int, bb, ct []float32) {
+	m, k := j.a.M, j.a.K
+	q0 := mb * j.mPerBlock
+	q1 := min((m+MR-1)/MR, q0+j.mPerBlock)
+	p0 := ng * j.nPerGrp
+	p1 := min((j.n+NR-1)/NR, p0+j.nPerGrp)
+	if k == 0 {
+		for p := p0; p < p1; p++ {
+			n0 := p * NR
+			j.finishZeroK(q0*MR, min(m, q1*MR), n0, min(NR, j.n-n0))
+		}
+		return
+	}
+	for p := p0; p < p1; p++ {
+		n0 := p * NR
+		nr := min(NR, j.n-n0)
+		if nr == NR {
+			j.fullPanel(q0, q1, n0, bb, ct)
+		} else {
+			j.edgePanel(q0, q1, n0, nr, bb, ct)
+		}
+	}
+}
+
+// fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,
+// writing straight into C except for a partial last row panel.
+func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
+	m, k := j.a.M, j.a.K
+	for k0 := 0; k0 < k; k0 += j.kStep {
+		k1 := min(k, k0+j.kStep)
+		j.b.PackB(bb[:(k1-k0)*NR], k0, k1, n0, NR)
+		first, last := k0 == 0, k1 == k
+		flags := 0
+		if !first || j.ep.Accumulate {
+			flags |= flagCarry
+		}
+		if last {
+			if j.ep.Bias != nil {
+				flags |= flagBias
+			}
+			if j.ep.ReLU {
+				flags |= flagReLU
+			}
+		}
+		for q := q0; q < q1; q++ {
+			m0 := q * MR
+			ap := &j.a.data[(q*k+k0)*MR]
+			if m0+MR <= m {
+				var bias *float32
+				if flags&flagBias != 0 {
+					bias = &j.ep.Bias[m0]
+				}
+				j.kerns[NR/8-1](k1-k0, ap, &bb[0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
+				continue
+			}
+			// Partial row panel: accumulate in ct across K blocks, then merge the real rows.
+			tf := 0
+			if !first {
+				tf = flagCarry
+			}
+			j.kerns[NR/8-1](k1-k0, ap, &bb[0], &ct[0], NR, nil, tf)
+			if last {
+				j.merge(ct, m0, m-m0, n0, NR)
+			}
+		}
+	}
+}
+
+// edgePanel computes the last, partial column panel (nr < NR columns at n0): B is packed for the
+// whole depth, then each row panel is computed into ct and merged.
+func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
+	m, k := j.a.M, j.a.K
+	for k0 := 0; k0 < k; k0 += j.kStep {
+		k1 := min(k, k0+j.kStep)
+		j.b.PackB(bb[k0*NR:k1*NR], k0, k1, n0, nr)
+	}
+	kern := j.kerns[(nr+7)/8-1] // only as many 8-column groups as hold real columns
+	for q := q0; q < q1; q++ {
+		m0 := q * MR
+		kern(k, &j.a.data[q*k*MR], &bb[0], &ct[0], NR, nil, 0)
+		j.merge(ct, m0, min(MR, m-m0), n0, nr)
+	}
+}
+
+// merge applies the epilogue to the mr x nr corner of tile t (row stride NR) and stores it in C
+// at (m0, n0).
+func (j *Job) merge(t []float32, m0, mr, n0, nr int) {
+	for i := 0; i < mr; i++ {
+		row := j.c[(m0+i)*j.ldc+n0:][:nr]
+		src := t[i*NR:][:nr]
+		var b float32
+		if j.ep.Bias != nil {
+			b = j.ep.Bias[m0+i]
+		}
+		for x, v := range src {
+			if j.ep.Accumulate {
+				v += row[x]
+			}
+			if j.ep.Bias != nil {
+				v += b
+			}
+			if j.ep.ReLU && v < 0 {
+				v = 0
+			}
+			row[x] = v
+		}
+	}
+}
+
+// finishZeroK applies the epilogue to C when K = 0 (the sum is empty).
+func (j *Job) finishZeroK(m0, m1, n0, nr int) {
+	var zero [MR * NR]float32
+	for m := m0; m < m1; m += MR {
+		j.merge(zero[:], m, min(MR, m1-m), n0, nr)
+	}
+}
+
+// Run computes C = A*B on the calling goroutine alone: a Job with one slot. It is meant for
+// small products and tests; scratch must hold ScratchSize(a.K, n, 1) floats.
+func Run(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogue, scratch []float32) error {
+	var j Job
+	if err := j.Init(a, b, n, c, ldc, ep, scratch, 1); err != nil {
+		return err
+	}
+	j.Do(0, j.Slots())
+	return nil
+}

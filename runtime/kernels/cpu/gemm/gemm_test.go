@@ -1,0 +1,260 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// matB is a BPanel over a row-major K x N matrix.
+type matB struct {
+	b    []float32
+	k, n int
+}
+
+func (m *matB) PackB(dst []float32, k0, k1, n0, nr int) {
+	for k := k0; k < k1; k++ {
+		row := dst[(k-k0)*NR : (k-k0+1)*NR]
+		for j := range row {
+			row[j] = 0
+			if j < nr {
+				row[j] = m.b[k*m.n+n0+j]
+			}
+		}
+	}
+}
+
+func randSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// naive returns the float64 product with epilogue, and per element the sum of magnitudes of the
+// terms, which scales the tolerance.
+func naive(m, k, n int, a []float32, lda int, b []float32, c []float32, ldc int, ep Epilogue) (want, mag []float64) {
+	want, mag = make([]float64, m*n), make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s, g float64
+			for kk := 0; kk < k; kk++ {
+				t := float64(a[i*lda+kk]) * float64(b[kk*n+j])
+				s += t
+				g += math.Abs(t)
+			}
+			if ep.Accumulate {
+				s += float64(c[i*ldc+j])
+				g += math.Abs(float64(c[i*ldc+j]))
+			}
+			if ep.Bias != nil {
+				s += float64(ep.Bias[i])
+				g += math.Abs(float64(ep.Bias[i]))
+			}
+			if ep.ReLU && s < 0 {
+				s = 0
+			}
+			want[i*n+j], mag[i*n+j] = s, g
+		}
+	}
+	return want, mag
+}
+
+// runJob runs j's slots on threads goroutines, each taking slots round robin.
+func runJob(j *Job, threads int) {
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for s := t; s < j.Slots(); s += threads {
+				j.Do(s, s+1)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestGEMMMatchesNaive(t *testing.T) {
+	const rtol, atol = 1e-5, 1e-6
+	shapes := [][3]int{
+		{1, 1, 1}, {1, 1, 17}, {MR, 1, NR}, {MR - 1, 3, NR - 1}, {MR + 1, 5, NR + 1}, {2, 7, 3},
+		{7, 300, 33}, {13, 257, 50}, {32, 1152, 49}, {128, 64, 196}, {37, 513, 16}, {1, 600, 1},
+		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7},
+	}
+	kernels := map[string][NR / 8]kernelFunc{"default": defaultKernels, "go": goKernels()}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, sh := range shapes {
+		m, k, n := sh[0], sh[1], sh[2]
+		lda := k + 3
+		a := randSlice(r, max(m*lda, 1))
+		b := randSlice(r, k*n)
+		pa := PackA(m, k, a, lda)
+		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc"} {
+			var ep Epilogue
+			switch epName {
+			case "bias":
+				ep.Bias = randSlice(r, m)
+			case "relu":
+				ep.ReLU = true
+			case "bias+relu+acc":
+				ep = Epilogue{Bias: randSlice(r, m), ReLU: true, Accumulate: true}
+			case "acc":
+				ep.Accumulate = true
+			}
+			for kname, kern := range kernels {
+				for threads := 1; threads <= 3; threads++ {
+					name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d", m, k, n, epName, kname, threads)
+					ldc := n + 5
+					c := randSlice(r, m*ldc)
+					c0 := append([]float32(nil), c...)
+					want, mag := naive(m, k, n, a, lda, b, c0, ldc, ep)
+					var j Job
+					scratch := make([]float32, ScratchSize(k, n, threads))
+					if err := j.Init(pa, &matB{b, k, n}, n, c, ldc, ep, scratch, threads); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					j.kerns = kern
+					runJob(&j, threads)
+					for i := 0; i < m; i++ {
+						for x := 0; x < ldc; x++ {
+							got := float64(c[i*ldc+x])
+							if x >= n {
+								if c[i*ldc+x] != c0[i*ldc+x] {
+									t.Fatalf("%s: C[%d][%d] past n changed", name, i, x)
+								}
+								continue
+							}
+							w := want[i*n+x]
+							if math.Abs(got-w) > atol+rtol*mag[i*n+x] {
+								t.Fatalf("%s: C[%d][%d] = %g, want %g", name, i, x, got, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestGEMMErrors(t *testing.T) {
+	pa := PackA(4, 3, make([]float32, 12), 3)
+	b := &matB{make([]float32, 15), 3, 5}
+	ok := make([]float32, ScratchSize(3, 5, 2))
+	tests := []struct {
+		name    string
+		c       []float32
+		ldc     int
+		ep      Epilogue
+		scratch []float32
+	}{
+		{"short C", make([]float32, 19), 5, Epilogue{}, ok},
+		{"ldc < n", make([]float32, 20), 4, Epilogue{}, ok},
+		{"short bias", make([]float32, 20), 5, Epilogue{Bias: []float32{1, 2}}, ok},
+		{"short scratch", make([]float32, 20), 5, Epilogue{}, ok[:len(ok)-1]},
+	}
+	for _, tc := range tests {
+		var j Job
+		if err := j.Init(pa, b, 5, tc.c, tc.ldc, tc.ep, tc.scratch, 2); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+}
+
+// TestKernelsAgree runs the assembly micro-kernel against kernGo for every flag combination (a
+// no-op comparison on CPUs without AVX2 or under purego).
+func TestKernelsAgree(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, kc := range []int{0, 1, 2, 3, 4, 5, 8, 13, 256} {
+		a := randSlice(r, max(kc*MR, 1))
+		b := randSlice(r, max(kc*NR, 1))
+		bias := randSlice(r, MR)
+		for flags := 0; flags < 8; flags++ {
+			for w := range NR / 8 {
+				const ldc = NR + 3
+				c1 := randSlice(r, MR*ldc)
+				c1[ldc+1] = float32(math.NaN())
+				c2 := append([]float32(nil), c1...)
+				defaultKernels[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
+				goKernels()[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
+				for i := range c1 {
+					d := math.Abs(float64(c1[i] - c2[i]))
+					if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
+						t.Fatalf("kc=%d flags=%d width %d: element %d: asm %g, go %g", kc, flags, 8*(w+1), i, c1[i], c2[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRowsPack(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	src := randSlice(r, 500)
+	offs := []int32{0, 37, 100, 5, 250, 300, 17}
+	scale, shift := randSlice(r, len(offs)), randSlice(r, len(offs))
+	segSets := [][]Segment{
+		{{0, NR, 3}},
+		{{0, 5, 10}, {5, NR, 40}},
+		{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
+		{{2, 7, 1}},
+		{},
+		{{0, NR - 1, 80}},
+	}
+	for si, segs := range segSets {
+		for _, affine := range []bool{false, true} {
+			for _, relu := range []bool{false, true} {
+				for _, forceGo := range []bool{false, true} {
+					var rows Rows
+					var sc, sh []float32
+					if affine {
+						sc, sh = scale, shift
+					}
+					if err := rows.Init(src, offs, sc, sh, relu); err != nil {
+						t.Fatal(err)
+					}
+					dst := randSlice(r, (len(offs)-1)*NR)
+					rows.forceGo = forceGo
+					rows.Pack(dst, 1, len(offs), segs)
+					for k := 1; k < len(offs); k++ {
+						for j := 0; j < NR; j++ {
+							var v float32
+							covered := false
+							for _, s := range segs {
+								if j >= s.Lo && j < s.Hi {
+									v, covered = src[int(offs[k])+s.Base+j], true
+								}
+							}
+							if affine && covered {
+								v = v*scale[k] + shift[k]
+							}
+							if relu && v < 0 {
+								v = 0
+							}
+							got := dst[(k-1)*NR+j]
+							if math.Abs(float64(got-v)) > 1e-6*(1+math.Abs(float64(v))) {
+								t.Fatalf("set %d affine %v relu %v: row %d lane %d = %g, want %g", si, affine, relu, k, j, got, v)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRowsPackPanicsOutside(t *testing.T) {
+	var rows Rows
+	if err := rows.Init(make([]float32, 20), []int32{0, 4}, nil, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for a segment past the source")
+		}
+	}()
+	rows.Pack(make([]float32, 2*NR), 0, 2, []Segment{{0, NR, 2}})
+}

@@ -1,0 +1,109 @@
+package gemm
+
+import "unsafe"
+
+// kernGo is the portable micro-kernel, and the specification of the assembly one: with
+// T[i][j] = sum_{k<kc} a[k*MR+i] * b[k*NR+j] (summed in k order),
+//
+//	T += c[i*ldc+j]   when flags&flagCarry
+//	T += bias[i]      when flags&flagBias
+//	T  = max(T, 0)    when flags&flagReLU (NaN stays NaN)
+//
+// and c[i*ldc+j] = T[i][j] for i < MR, j < NR.
+func kernGo(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	kernGoWidth(NR, kc, a, b, c, ldc, bias, flags)
+}
+
+// goKernels returns kernGo for 8, 16, ... NR columns (kernGoWidth), the portable counterpart of
+// kernelsAVX2.
+func goKernels() (ks [NR / 8]kernelFunc) {
+	for i := range ks {
+		w := 8 * (i + 1)
+		ks[i] = func(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+			kernGoWidth(w, kc, a, b, c, ldc, bias, flags)
+		}
+	}
+	return ks
+}
+
+// kernGoWidth is kernGo restricted to the first w columns (B rows stay NR floats apart); columns
+// w..NR-1 of c are not touched.
+func kernGoWidth(w, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	var t [MR][NR]float32
+	if kc > 0 {
+		as := unsafe.Slice(a, kc*MR)
+		bs := unsafe.Slice(b, kc*NR)
+		for k := 0; k < kc; k++ {
+			ak := (*[MR]float32)(as[k*MR:])
+			bk := (*[NR]float32)(bs[k*NR:])
+			for i := 0; i < MR; i++ {
+				av := ak[i]
+				ti := &t[i]
+				for jj := 0; jj < NR; jj++ {
+					ti[jj] += av * bk[jj]
+				}
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (MR-1)*ldc+w)
+	var bs []float32
+	if flags&flagBias != 0 {
+		bs = unsafe.Slice(bias, MR)
+	}
+	for i := 0; i < MR; i++ {
+		row := cs[i*ldc : i*ldc+w]
+		for jj := 0; jj < w; jj++ {
+			v := t[i][jj]
+			if flags&flagCarry != 0 {
+				v += row[jj]
+			}
+			if flags&flagBias != 0 {
+				v += bs[i]
+			}
+			if flags&flagReLU != 0 && v < 0 {
+				v = 0
+			}
+			row[jj] = v
+		}
+	}
+}
+
+// packGo is the portable B packer, and the specification of the assembly one: for each row
+// i < k, lane j of dst[i*NR:] is f_i(src[offs[i] + segs[s].base + j]) for the segment s whose
+// mask selects lane j, and 0 when no segment does; f_i(v) is v, then v*scale[i] + shift[i] when
+// flags&1, then max(v, 0) when flags&2. flags&4 promises a single segment with a full mask.
+func packGo(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int) {
+	d := unsafe.Slice(dst, k*NR)
+	o := unsafe.Slice(offs, k)
+	sg := unsafe.Slice(segs, nseg)
+	var sc, sh []float32
+	if flags&1 != 0 {
+		sc, sh = unsafe.Slice(scale, k), unsafe.Slice(shift, k)
+	}
+	for i := 0; i < k; i++ {
+		row := (*[NR]float32)(d[i*NR:])
+		var covered [NR]bool
+		for s := range sg {
+			for j := 0; j < NR; j++ {
+				if sg[s].mask[j] != 0 {
+					row[j] = *(*float32)(unsafe.Add(unsafe.Pointer(src), 4*(int(o[i])+sg[s].base+j)))
+					covered[j] = true
+				}
+			}
+		}
+		for j := range row {
+			v := row[j]
+			if !covered[j] {
+				row[j] = 0
+				continue
+			}
+			if flags&1 != 0 {
+				v = v*sc[i] + sh[i]
+			}
+			if flags&2 != 0 && v < 0 {
+				v = 0
+			}
+			row[j] = v
+		}
+	}
+}
