@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ func benchCommand() *ucli.Command {
 			&ucli.Int64Flag{Name: "seed", Value: 0, Usage: "seed of the random inputs"},
 			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
+			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE`"},
 		},
 		Action: benchAction,
 	}
@@ -145,6 +147,17 @@ func benchAction(c *ucli.Context) error {
 			return err
 		}
 		progress.step()
+	}
+	if f := c.String("cpuprofile"); f != "" {
+		pf, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	times := make([]float64, iters)
 	for i := range times {

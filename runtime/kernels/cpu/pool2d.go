@@ -93,10 +93,20 @@ func tapRange(start, k, d, size int) (int, int) {
 }
 
 func maxPlane(src, dst []float32, h, wd int, w *Window2D) {
+	// Output columns [xa, xb) have their whole window inside the image: no clipping there.
+	xa, xb := interior(w.OutW, w.StrideW, w.PadL, (w.KW-1)*w.DilationW, wd)
 	for oy := 0; oy < w.OutH; oy++ {
 		y0 := oy*w.StrideH - w.PadT
 		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
-		for ox := 0; ox < w.OutW; ox++ {
+		out := dst[oy*w.OutW : (oy+1)*w.OutW]
+		for ox := range out {
+			if ox == xa && xb > xa {
+				maxInterior(src, out[xa:xb], xa*w.StrideW-w.PadL, y0, i0, i1, wd, w)
+				continue
+			}
+			if ox > xa && ox < xb {
+				continue
+			}
 			x0 := ox*w.StrideW - w.PadL
 			j0, j1 := tapRange(x0, w.KW, w.DilationW, wd)
 			m := float32(math.Inf(-1))
@@ -108,7 +118,42 @@ func maxPlane(src, dst []float32, h, wd int, w *Window2D) {
 					}
 				}
 			}
-			dst[oy*w.OutW+ox] = m
+			out[ox] = m
+		}
+	}
+}
+
+// interior returns the output range [a, b) whose windows (start o*s - pad, extent ext) lie
+// inside [0, size).
+func interior(out, s, pad, ext, size int) (int, int) {
+	a := (pad + s - 1) / s
+	b := 0
+	if last := size - 1 - ext + pad; last >= 0 {
+		b = last/s + 1
+	}
+	a, b = min(a, out), min(b, out)
+	if b < a {
+		b = a
+	}
+	return a, b
+}
+
+// maxInterior pools output columns whose windows need no clipping; x0 is the first window's
+// left input column. Taps accumulate row by row so the inner loop has no bounds logic.
+func maxInterior(src, out []float32, x0, y0, i0, i1, wd int, w *Window2D) {
+	for k := range out {
+		out[k] = float32(math.Inf(-1))
+	}
+	for i := i0; i < i1; i++ {
+		row := src[(y0+i*w.DilationH)*wd:]
+		for j := 0; j < w.KW; j++ {
+			col := row[x0+j*w.DilationW:]
+			s := w.StrideW
+			for k := range out {
+				if v := col[k*s]; v > out[k] || v != v {
+					out[k] = v
+				}
+			}
 		}
 	}
 }

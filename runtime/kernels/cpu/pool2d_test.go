@@ -1,0 +1,88 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/ref"
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// TestPool2DMatchesReference compares MaxPool and AveragePool with the reference kernels over
+// random windows (strides, pads, dilations, ceil mode, count_include_pad), writing into a strided
+// output whose gaps must stay untouched.
+func TestPool2DMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	kernels := ref.Kernels()
+	p := NewPool(2)
+	defer p.Close()
+	for trial := 0; trial < 300; trial++ {
+		n, c, h, w := 1+rng.IntN(3), 1+rng.IntN(5), 1+rng.IntN(12), 1+rng.IntN(12)
+		kh, kw := 1+rng.IntN(3), 1+rng.IntN(3)
+		win := ops.Window{Kernel: []int{kh, kw}, Strides: []int{1 + rng.IntN(3), 1 + rng.IntN(3)},
+			Dilations: []int{1 + rng.IntN(2), 1 + rng.IntN(2)},
+			Pads:      []int{rng.IntN(kh), rng.IntN(kw), rng.IntN(kh), rng.IntN(kw)}, CeilMode: rng.IntN(2) == 1}
+		isMax := rng.IntN(2) == 0
+		countPad := rng.IntN(2) == 0
+		var op ops.Op = &ops.MaxPool{Window: win, NumOutputs: 1}
+		if !isMax {
+			op = &ops.AveragePool{Window: win, CountIncludePad: countPad}
+		}
+		geo, err := win.PoolShapes("pool", []int{n, c, h, w})
+		if err != nil {
+			continue // window larger than the padded input
+		}
+		x := make([]float32, n*c*h*w)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		xt := tensor.FromSlice(tensor.Shape{n, c, h, w}, x)
+		want, err := kernels[op.OpType()](op, []*tensor.Tensor{xt}, 1)
+		if err != nil {
+			t.Fatalf("reference: %v", err)
+		}
+		k := &Pool2D{Win: Window2D{KH: kh, KW: kw, StrideH: geo.Stride[0], StrideW: geo.Stride[1],
+			DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
+			OutH: geo.Out[0], OutW: geo.Out[1]}, Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1]}
+		oh, ow := geo.Out[0], geo.Out[1]
+		per := c * oh * ow
+		stride := per + 7 // gaps between batch items, filled with a sentinel
+		buf := make([]float32, n*stride)
+		for i := range buf {
+			buf[i] = 12345
+		}
+		out := Image{Data: buf, N: n, C: c, H: oh, W: ow, BatchStride: stride}
+		if err := k.Run(p, Dense(x, n, c, h, w), out); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, 0, n*per)
+		for b := 0; b < n; b++ {
+			got = append(got, out.Item(b)...)
+			for _, v := range buf[b*stride+per : (b+1)*stride] {
+				if v != 12345 {
+					t.Fatalf("trial %d: the kernel wrote outside its output", trial)
+				}
+			}
+		}
+		name := fmt.Sprintf("trial %d (max %v, %dx%dx%dx%d, %+v)", trial, isMax, n, c, h, w, win)
+		if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+}
+
+func BenchmarkMaxPoolStem(b *testing.B) {
+	// DenseNet-121's stem pool: 64 channels, 112x112 -> 56x56, 3x3 stride 2 pad 1.
+	p := NewPool(2)
+	defer p.Close()
+	x := make([]float32, 64*112*112)
+	y := make([]float32, 64*56*56)
+	k := &Pool2D{Win: Window2D{KH: 3, KW: 3, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, PadT: 1, PadL: 1, OutH: 56, OutW: 56}, Max: true}
+	for i := 0; i < b.N; i++ {
+		if err := k.Run(p, Dense(x, 1, 64, 112, 112), Dense(y, 1, 64, 56, 56)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
