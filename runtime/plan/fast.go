@@ -36,6 +36,8 @@ func (p *Plan) fastStep(n *graph.Node) step {
 		return p.convStep(n, x, y, op, nil)
 	case *ops.FusedConv:
 		return p.convStep(n, x, y, &op.Conv, op)
+	case *ops.Gemm:
+		return p.linearStep(n, x, y, op)
 	case *ops.MaxPool:
 		if len(xs) != 4 || op.StorageOrder != 0 {
 			return nil
@@ -182,4 +184,78 @@ type convStep struct {
 
 func (s *convStep) run(st *runState) error {
 	return s.k.Run(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y), st.scratch)
+}
+
+// linearStep runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
+// Linear: transB=1) as a 1x1 convolution over M images of K channels and 1x1 pixels: weights
+// [N, K] = alpha*op(B)^T, bias beta*C. The output [M, N] then has exactly the conv's layout.
+func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) step {
+	xs := p.values[x].shape
+	if op.TransA || len(xs) != 2 || len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() {
+		return nil
+	}
+	b := n.Inputs[1].Const
+	if b.DType != tensor.Float32 || len(b.Shape) != 2 {
+		return nil
+	}
+	k, cout := xs[1], b.Shape[1]
+	if op.TransB {
+		cout = b.Shape[0]
+	}
+	if (op.TransB && b.Shape[1] != k) || (!op.TransB && b.Shape[0] != k) {
+		return nil
+	}
+	src := tensor.Data[float32](b)
+	w := make([]float32, cout*k)
+	for o := 0; o < cout; o++ {
+		for i := 0; i < k; i++ {
+			v := src[i*cout+o] // B is [K, N]
+			if op.TransB {
+				v = src[o*k+i] // B is [N, K]
+			}
+			w[o*k+i] = op.Alpha * v
+		}
+	}
+	var bias []float32
+	if len(n.Inputs) > 2 && n.Inputs[2] != nil && op.Beta != 0 {
+		c := n.Inputs[2]
+		if !c.IsConst() || c.Const.DType != tensor.Float32 {
+			return nil
+		}
+		cs := c.Const.Shape
+		switch {
+		case c.Const.Len() == cout && (len(cs) == 1 || (len(cs) == 2 && cs[0] == 1)):
+			bias = make([]float32, cout)
+			for i, v := range tensor.Data[float32](c.Const) {
+				bias[i] = op.Beta * v
+			}
+		case c.Const.Len() == 1:
+			bias = make([]float32, cout)
+			for i := range bias {
+				bias[i] = op.Beta * tensor.Data[float32](c.Const)[0]
+			}
+		default:
+			return nil // a per-row C needs the general kernel
+		}
+	}
+	spec := cpu.ConvSpec{Cin: k, Cout: cout, KH: 1, KW: 1, Weights: w, Bias: bias}
+	conv, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
+	if err != nil {
+		return nil
+	}
+	p.scratchSize = max(p.scratchSize, conv.ScratchSize(xs[0], 1, 1, p.pool.Threads()))
+	return &linear{p: p, k: conv, x: x, y: y}
+}
+
+// linear runs a Linear layer as a 1x1 convolution over [M, K, 1, 1].
+type linear struct {
+	p    *Plan
+	k    *cpu.Conv2D
+	x, y int
+}
+
+func (s *linear) run(st *runState) error {
+	in, out := s.p.image(st, s.x), s.p.image(st, s.y)
+	// image() views [M, K] as M images of K channels and 1x1 pixels already.
+	return s.k.Run(s.p.pool, in, out, st.scratch)
 }
