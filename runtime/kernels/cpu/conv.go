@@ -2,7 +2,9 @@ package cpu
 
 import (
 	"fmt"
+	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -40,10 +42,19 @@ const (
 	// pathPointwise: 1x1, stride 1, no padding. The GEMM's B is the input itself (channel planes
 	// as rows), packed with the prologue applied.
 	pathPointwise convPath = iota
-	// pathDirect: stride 1, any kernel, padding and dilation. Implicit GEMM straight from the
-	// input: GEMM row k = tap*Cg + c reads channel plane c shifted by the tap, so each panel is
-	// one contiguous run per output row, and padding is the lanes the packer's masks leave out.
-	// The weights are reordered tap-major to match.
+	// pathDirect: stride 1, any kernel, padding and dilation; GEMM row k = tap*Cg + c (the
+	// weights are reordered tap-major). Run picks one of two algorithms per input size:
+	//
+	// Unpadded (runDirect): implicit GEMM straight from the input. Row k reads channel plane c
+	// shifted by the tap, so each panel is one contiguous run per output row, and padding is the
+	// lanes the packer's masks leave out.
+	//
+	// Padded (runPadded): each batch item is copied, prologue applied, into a zero-padded buffer
+	// with rows wq = W+PadL+PadR floats apart; the GEMM runs over "flat" output columns
+	// n = oy*wq + ox, for which every B row is one contiguous run of that buffer, so the
+	// micro-kernel reads B in place with no packing (gemm.DirectB). The wq-OW columns per row
+	// past the output width are computed and dropped when the result is copied out. This is
+	// faster unless those wasted columns are many (narrow images).
 	pathDirect
 	// pathImplicit: strided convolutions. Each batch item is first copied, prologue applied, into
 	// a zero-padded buffer split by stride phase; every kernel tap then reads a contiguous run of
@@ -61,6 +72,7 @@ type Conv2D struct {
 	cg, mg int // input and output channels per group
 	kg     int // GEMM depth per group: cg*KH*KW
 	path   convPath
+	padded int             // pathDirect: 0 chooses per input size, 1 forces runPadded, -1 runDirect
 	a      []*gemm.PackedA // per group (GEMM paths)
 	w      []float32       // weights as given (depthwise path)
 
@@ -70,6 +82,12 @@ type Conv2D struct {
 
 // NewConv2D checks spec and packs its weights.
 func NewConv2D(spec ConvSpec) (*Conv2D, error) {
+	return newConv2D(spec, -1)
+}
+
+// newConv2D is NewConv2D with the path forced when path >= 0 (tests and benchmarks compare
+// paths; the forced path must suit the spec).
+func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
 	s := spec
 	for _, v := range []*int{&s.StrideH, &s.StrideW, &s.DilationH, &s.DilationW, &s.Group} {
 		if *v == 0 {
@@ -109,6 +127,9 @@ func NewConv2D(spec ConvSpec) (*Conv2D, error) {
 		c.path = pathDirect
 	default:
 		c.path = pathImplicit
+	}
+	if path >= 0 {
+		c.path = path
 	}
 	switch c.path {
 	case pathDepthwise:
@@ -172,29 +193,61 @@ func (c *Conv2D) padGeom(h, w int) padGeom {
 // ScratchSize returns the floats of scratch Run needs for a batch of n h x w images on a pool of
 // threads threads.
 func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
+	threads = max(threads, 1)
+	if c.batchParallel(n, threads) {
+		return threads * c.itemScratch(h, w, 1)
+	}
+	return c.itemScratch(h, w, threads)
+}
+
+// itemScratch returns the floats of scratch one batch item needs when its GEMMs run on threads
+// worker slots.
+func (c *Conv2D) itemScratch(h, w, threads int) int {
 	oh, ow := c.OutputSize(h, w)
 	size := 0
-	if c.path == pathImplicit || c.path == pathDepthwise {
+	if c.path == pathImplicit || c.path == pathDepthwise || c.usePadded(h, w) {
 		size = c.spec.Cin * c.padGeom(h, w).chan_
 	}
+	if c.usePadded(h, w) {
+		size += c.mg * c.flatN(h, w)
+	}
 	if c.path != pathDepthwise {
-		size += gemm.ScratchSize(c.kg, oh*ow, max(threads, 1))
+		size += gemm.ScratchSize(c.kg, oh*ow, threads)
 	}
 	return size
+}
+
+// batchParallel reports whether a batch of n runs one item per thread at a time (each item's
+// GEMMs on one thread) rather than spreading each item's GEMMs over all threads: for batches that
+// split evenly, or large enough for the imbalance at the end not to matter, that avoids a
+// fork-join per GEMM and the cost of cutting small images into tiles.
+func (c *Conv2D) batchParallel(n, threads int) bool {
+	return threads > 1 && n >= threads && (n%threads == 0 || n >= 3*threads)
 }
 
 // convState is the mutable state of one Run, recycled through Conv2D.free so that steady-state
 // runs do not allocate.
 type convState struct {
-	offs  []int32 // GEMM row k -> offset of its first element in the B source
-	offsH int     // input size offs was built for
-	offsW int
+	offs    []int32 // GEMM row k -> offset of its first element in the B source
+	offsH   int     // input size offs was built for
+	offsW   int
+	padded  bool         // offs are runPadded's
+	workers []convWorker // one per thread in batch-parallel runs; workers[0] otherwise
+	batch   batchTask
+	wg      sync.WaitGroup
+}
+
+// convWorker is what one thread needs to run batch items.
+type convWorker struct {
 	job   gemm.Job
 	panel convPanel
 	tap   tapPanel
+	pad   paddedPanel
+	unpad unpadTask
 	prep  prepTask
 	dw    depthwiseTask
 	wg    sync.WaitGroup
+	err   error
 }
 
 func (c *Conv2D) getState() *convState {
@@ -209,6 +262,7 @@ func (c *Conv2D) getState() *convState {
 }
 
 func (c *Conv2D) putState(st *convState) {
+	st.batch = batchTask{}
 	c.mu.Lock()
 	c.free = append(c.free, st)
 	c.mu.Unlock()
@@ -230,6 +284,9 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 		return fmt.Errorf("%w: conv %d->%d channels, kernel %dx%d: input %dx%dx%dx%d, output %dx%dx%dx%d (want %dx%d spatial)",
 			ops.ErrShape, s.Cin, s.Cout, s.KH, s.KW, in.N, in.C, in.H, in.W, out.N, out.C, out.H, out.W, oh, ow)
 	}
+	if pg := c.padGeom(in.H, in.W); in.C*max(in.H*in.W, pg.chan_) > math.MaxInt32 {
+		return fmt.Errorf("%w: conv input %dx%dx%d is too large (GEMM offsets are 32-bit)", ops.ErrShape, in.C, in.H, in.W)
+	}
 	threads := 1
 	if pool != nil {
 		threads = pool.Threads()
@@ -239,15 +296,119 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 	}
 	st := c.getState()
 	defer c.putState(st)
+	c.setOffsets(st, in.H, in.W)
+	if len(st.workers) < threads {
+		st.workers = make([]convWorker, threads)
+	}
+	if c.batchParallel(in.N, threads) {
+		st.batch = batchTask{c: c, st: st, in: in, out: out, scratch: scratch, per: c.itemScratch(in.H, in.W, 1)}
+		pool.Run(&st.batch, threads, 1, &st.wg)
+		for i := range st.workers[:threads] {
+			if err := st.workers[i].err; err != nil {
+				st.workers[i].err = nil
+				return err
+			}
+		}
+		return nil
+	}
+	for b := 0; b < in.N; b++ {
+		if err := c.runItem(pool, st, &st.workers[0], in, out, b, scratch, threads); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batchTask runs batch items on worker slots (Do's items are slots): each slot takes items from
+// a shared counter and runs them alone, with its own worker state and part of the scratch.
+type batchTask struct {
+	c       *Conv2D
+	st      *convState
+	in, out Image
+	scratch []float32
+	per     int // scratch floats per slot
+	next    atomic.Int64
+}
+
+// Do implements Task.
+func (t *batchTask) Do(lo, hi int) {
+	for slot := lo; slot < hi; slot++ {
+		w := &t.st.workers[slot]
+		sc := t.scratch[slot*t.per : (slot+1)*t.per]
+		for {
+			b := int(t.next.Add(1) - 1)
+			if b >= t.in.N {
+				break
+			}
+			if err := t.c.runItem(nil, t.st, w, t.in, t.out, b, sc, 1); err != nil && w.err == nil {
+				w.err = err
+			}
+		}
+	}
+}
+
+// runItem computes batch item b, its GEMMs spread over threads slots of pool.
+func (c *Conv2D) runItem(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	switch c.path {
 	case pathPointwise:
-		return c.runPointwise(pool, st, in, out, scratch, threads)
+		return c.runPointwise(pool, st, w, in, out, b, scratch, threads)
 	case pathDepthwise:
-		return c.runDepthwise(pool, st, in, out, scratch)
+		c.runDepthwise(pool, w, in, out, b, scratch)
+		return nil
 	case pathDirect:
-		return c.runDirect(pool, st, in, out, scratch, threads)
+		if c.usePadded(in.H, in.W) {
+			return c.runPadded(pool, st, w, in, out, b, scratch, threads)
+		}
+		return c.runDirect(pool, st, w, in, out, b, scratch, threads)
 	}
-	return c.runImplicit(pool, st, in, out, scratch, threads)
+	return c.runImplicit(pool, st, w, in, out, b, scratch, threads)
+}
+
+// setOffsets fills st.offs, the offset of each GEMM row's source, for an h x w input (unless it
+// already holds them).
+func (c *Conv2D) setOffsets(st *convState, h, w int) {
+	s := &c.spec
+	padded := c.usePadded(h, w)
+	if st.offsH == h && st.offsW == w && st.padded == padded && st.offs != nil {
+		return
+	}
+	st.offsH, st.offsW, st.padded = h, w, padded
+	pg := c.padGeom(h, w)
+	switch {
+	case c.path == pathPointwise || (c.path == pathDirect && !padded):
+		// Row k (= c for pointwise; tap*Cg + c for pathDirect, which adds the tap shift while
+		// packing) starts at channel plane c.
+		st.offs = growInt32(st.offs, c.cg)
+		for k := range st.offs {
+			st.offs[k] = int32(k * h * w)
+		}
+	case c.path == pathDirect:
+		// Row k = tap*Cg + c, as the weights are packed, in the padded copy.
+		st.offs = growInt32(st.offs, c.kg)
+		for tap := 0; tap < s.KH*s.KW; tap++ {
+			kh, kw := tap/s.KW, tap%s.KW
+			for ci := 0; ci < c.cg; ci++ {
+				st.offs[tap*c.cg+ci] = int32(ci*pg.chan_ + kh*s.DilationH*pg.wq + kw*s.DilationW)
+			}
+		}
+	case c.path == pathImplicit:
+		// Row k = (c, kh, kw) in the phase-split padded copy.
+		st.offs = growInt32(st.offs, c.kg)
+		k := 0
+		plane := pg.hq * pg.wq
+		for ci := 0; ci < c.cg; ci++ {
+			for kh := 0; kh < s.KH; kh++ {
+				for kw := 0; kw < s.KW; kw++ {
+					dy, dx := kh*s.DilationH, kw*s.DilationW
+					phase := (dy%s.StrideH)*s.StrideW + dx%s.StrideW
+					st.offs[k] = int32(ci*pg.chan_ + phase*plane + (dy/s.StrideH)*pg.wq + dx/s.StrideW)
+					k++
+				}
+			}
+		}
+	default:
+		st.offs = st.offs[:0]
+	}
 }
 
 // parallel runs t over n items on pool (inline when pool is nil).
@@ -269,110 +430,78 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 	return ep
 }
 
-// gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n = oh*ow
-// columns) = A_g * B, with B packed by bp.
-func (c *Conv2D) gemmItem(pool *Pool, st *convState, g int, bp gemm.BPanel, dst []float32, n int, scratch []float32, threads int) error {
-	if err := st.job.Init(c.a[g], bp, n, dst, n, c.epilogue(g), scratch, threads); err != nil {
+// gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n
+// columns, rows ldc apart) = A_g * B, with B packed by bp.
+func (c *Conv2D) gemmItem(pool *Pool, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
+	if err := w.job.Init(c.a[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv: %w", err)
 	}
-	parallel(pool, &st.job, st.job.Slots(), 1, &st.wg)
+	parallel(pool, &w.job, w.job.Slots(), 1, &w.wg)
 	return nil
 }
 
-func (c *Conv2D) runPointwise(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+// prologue returns the prologue's scale and shift for the input channels of group g.
+func (c *Conv2D) prologue(g int) (scale, shift []float32) {
+	s := &c.spec
+	if s.PreScale == nil {
+		return nil, nil
+	}
+	return s.PreScale[g*c.cg : (g+1)*c.cg], s.PreShift[g*c.cg : (g+1)*c.cg]
+}
+
+func (c *Conv2D) runPointwise(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	hw := in.H * in.W
-	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.cg || st.offsH == 0 {
-		st.offs = growInt32(st.offs, c.cg)
-		for k := range st.offs {
-			st.offs[k] = int32(k * hw)
+	w.panel = convPanel{ow: hw, wq: hw}
+	for g := 0; g < s.Group; g++ {
+		src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
+		scale, shift := c.prologue(g)
+		if err := w.panel.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+			return fmt.Errorf("cpu: conv: %w", err)
 		}
-		st.offsH, st.offsW = in.H, in.W
-	}
-	st.panel = convPanel{ow: hw, wq: hw}
-	for b := 0; b < in.N; b++ {
-		for g := 0; g < s.Group; g++ {
-			src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
-			var scale, shift []float32
-			if s.PreScale != nil {
-				scale, shift = s.PreScale[g*c.cg:(g+1)*c.cg], s.PreShift[g*c.cg:(g+1)*c.cg]
-			}
-			if err := st.panel.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
-				return fmt.Errorf("cpu: conv: %w", err)
-			}
-			dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
-			if err := c.gemmItem(pool, st, g, &st.panel, dst, hw, scratch, threads); err != nil {
-				return err
-			}
+		dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
+		if err := c.gemmItem(pool, w, g, &w.panel, dst, hw, hw, scratch, threads); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (c *Conv2D) runImplicit(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+func (c *Conv2D) runImplicit(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	pg := c.padGeom(in.H, in.W)
 	oh, ow := out.H, out.W
-	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.kg {
-		st.offs = growInt32(st.offs, c.kg)
-		k := 0
-		plane := pg.hq * pg.wq
-		for ci := 0; ci < c.cg; ci++ {
-			for kh := 0; kh < s.KH; kh++ {
-				for kw := 0; kw < s.KW; kw++ {
-					dy, dx := kh*s.DilationH, kw*s.DilationW
-					phase := (dy%s.StrideH)*s.StrideW + dx%s.StrideW
-					st.offs[k] = int32(ci*pg.chan_ + phase*plane + (dy/s.StrideH)*pg.wq + dx/s.StrideW)
-					k++
-				}
-			}
-		}
-		st.offsH, st.offsW = in.H, in.W
-	}
 	padded := scratch[:s.Cin*pg.chan_]
 	gs := scratch[len(padded):]
-	st.panel = convPanel{ow: ow, wq: pg.wq}
-	for b := 0; b < in.N; b++ {
-		c.prepare(pool, st, in, b, pg, padded)
-		for g := 0; g < s.Group; g++ {
-			src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
-			if err := st.panel.rows.Init(src, st.offs, nil, nil, false); err != nil {
-				return fmt.Errorf("cpu: conv: %w", err)
-			}
-			dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
-			if err := c.gemmItem(pool, st, g, &st.panel, dst, oh*ow, gs, threads); err != nil {
-				return err
-			}
+	w.panel = convPanel{ow: ow, wq: pg.wq}
+	c.prepare(pool, w, in, b, pg, padded)
+	for g := 0; g < s.Group; g++ {
+		src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
+		if err := w.panel.rows.Init(src, st.offs, nil, nil, false); err != nil {
+			return fmt.Errorf("cpu: conv: %w", err)
+		}
+		dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
+		if err := c.gemmItem(pool, w, g, &w.panel, dst, oh*ow, oh*ow, gs, threads); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (c *Conv2D) runDirect(pool *Pool, st *convState, in, out Image, scratch []float32, threads int) error {
+func (c *Conv2D) runDirect(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	hw := in.H * in.W
-	if st.offsH != in.H || st.offsW != in.W || len(st.offs) != c.cg || st.offsH == 0 {
-		st.offs = growInt32(st.offs, c.cg)
-		for k := range st.offs {
-			st.offs[k] = int32(k * hw)
+	ohw := out.H * out.W
+	w.tap = tapPanel{c: c, h: in.H, w: in.W, ow: out.W}
+	for g := 0; g < s.Group; g++ {
+		src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
+		scale, shift := c.prologue(g)
+		if err := w.tap.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+			return fmt.Errorf("cpu: conv: %w", err)
 		}
-		st.offsH, st.offsW = in.H, in.W
-	}
-	st.tap = tapPanel{c: c, h: in.H, w: in.W, ow: out.W}
-	for b := 0; b < in.N; b++ {
-		for g := 0; g < s.Group; g++ {
-			src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
-			var scale, shift []float32
-			if s.PreScale != nil {
-				scale, shift = s.PreScale[g*c.cg:(g+1)*c.cg], s.PreShift[g*c.cg:(g+1)*c.cg]
-			}
-			if err := st.tap.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
-				return fmt.Errorf("cpu: conv: %w", err)
-			}
-			dst := out.Data[b*out.BatchStride+g*c.mg*out.H*out.W:]
-			if err := c.gemmItem(pool, st, g, &st.tap, dst, out.H*out.W, scratch, threads); err != nil {
-				return err
-			}
+		dst := out.Data[b*out.BatchStride+g*c.mg*ohw:]
+		if err := c.gemmItem(pool, w, g, &w.tap, dst, ohw, ohw, scratch, threads); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -465,10 +594,10 @@ type prepTask struct {
 	padded []float32
 }
 
-func (c *Conv2D) prepare(pool *Pool, st *convState, in Image, b int, pg padGeom, padded []float32) {
-	st.prep = prepTask{c: c, src: in.Item(b), h: in.H, w: in.W, pg: pg, padded: padded}
+func (c *Conv2D) prepare(pool *Pool, w *convWorker, in Image, b int, pg padGeom, padded []float32) {
+	w.prep = prepTask{c: c, src: in.Item(b), h: in.H, w: in.W, pg: pg, padded: padded}
 	grain := max(1, 4096/max(pg.chan_, 1))
-	parallel(pool, &st.prep, c.spec.Cin, grain, &st.wg)
+	parallel(pool, &w.prep, c.spec.Cin, grain, &w.wg)
 }
 
 // Do implements Task over channels [lo, hi).

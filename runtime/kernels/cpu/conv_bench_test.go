@@ -60,12 +60,34 @@ func BenchmarkConv(b *testing.B) {
 	}
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, bc := range shapes {
-		for _, n := range []int{1} {
+		batches := []int{1}
+		if bc.hw <= 14 {
+			batches = append(batches, 8)
+		}
+		for _, n := range batches {
 			for _, threads := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s,n=%d/threads=%d", bc.name, n, threads), func(b *testing.B) {
 					benchRun(b, bc, n, threads, r)
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkConvCIFAR measures DenseNet-BC-100 (growth 12) shapes on 32x32 CIFAR images at batch
+// 64: a 1x1 bottleneck to 48 channels and the 3x3 48 -> 12 convolution at each block's size.
+func BenchmarkConvCIFAR(b *testing.B) {
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, bc := range []benchConv{
+		{"1x1,c=120,k=48,hw=32", 120, 48, 1, 1, 32, true, true},
+		{"3x3,c=48,k=12,hw=32", 48, 12, 3, 1, 32, false, false},
+		{"1x1,c=300,k=48,hw=8", 300, 48, 1, 1, 8, true, true},
+		{"3x3,c=48,k=12,hw=8", 48, 12, 3, 1, 8, false, false},
+	} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s,n=64/threads=%d", bc.name, threads), func(b *testing.B) {
+				benchRun(b, bc, 64, threads, r)
+			})
 		}
 	}
 }
@@ -148,6 +170,38 @@ func BenchmarkDenseNet121Convs(b *testing.B) {
 					}
 				}
 				reportConv(b, flops, cpu0)
+			})
+		}
+	}
+}
+
+// BenchmarkConvStride1Paths compares the two stride-1 algorithms on DenseNet's 3x3 shapes:
+// packing im2col panels from the input (direct) and reading a padded copy in place (padded).
+func BenchmarkConvStride1Paths(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, hw := range []int{56, 28, 14, 7} {
+		bc := benchConv{"3x3", 128, 32, 3, 1, hw, false, false}
+		for _, p := range []struct {
+			name   string
+			padded int
+		}{{"direct", -1}, {"padded", 1}} {
+			b.Run(fmt.Sprintf("hw=%d/%s", hw, p.name), func(b *testing.B) {
+				conv, err := NewConv2D(bc.spec(r))
+				if err != nil {
+					b.Fatal(err)
+				}
+				conv.padded = p.padded
+				in := Dense(randFloats(r, bc.cin*hw*hw), 1, bc.cin, hw, hw)
+				out := Dense(make([]float32, bc.cout*hw*hw), 1, bc.cout, hw, hw)
+				scratch := make([]float32, conv.ScratchSize(1, hw, hw, 1))
+				b.ResetTimer()
+				cpu0 := convCPUTime()
+				for range b.N {
+					if err := conv.Run(nil, in, out, scratch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportConv(b, bc.flops(1), cpu0)
 			})
 		}
 	}

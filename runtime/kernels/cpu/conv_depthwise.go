@@ -15,16 +15,13 @@ type depthwiseTask struct {
 	oh, ow int
 }
 
-func (c *Conv2D) runDepthwise(pool *Pool, st *convState, in, out Image, scratch []float32) error {
+func (c *Conv2D) runDepthwise(pool *Pool, w *convWorker, in, out Image, b int, scratch []float32) {
 	pg := c.padGeom(in.H, in.W)
 	padded := scratch[:c.spec.Cin*pg.chan_]
-	for b := 0; b < in.N; b++ {
-		c.prepare(pool, st, in, b, pg, padded)
-		st.dw = depthwiseTask{c: c, pg: pg, padded: padded, out: out.Item(b), oh: out.H, ow: out.W}
-		grain := max(1, 16384/max(out.H*out.W*c.spec.KH*c.spec.KW, 1))
-		parallel(pool, &st.dw, c.spec.Cout, grain, &st.wg)
-	}
-	return nil
+	c.prepare(pool, w, in, b, pg, padded)
+	w.dw = depthwiseTask{c: c, pg: pg, padded: padded, out: out.Item(b), oh: out.H, ow: out.W}
+	grain := max(1, 16384/max(out.H*out.W*c.spec.KH*c.spec.KW, 1))
+	parallel(pool, &w.dw, c.spec.Cout, grain, &w.wg)
 }
 
 // Do implements Task.

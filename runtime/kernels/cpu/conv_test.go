@@ -46,6 +46,7 @@ func convCases() []convCase {
 		{name: "depthwise x2 stride 2", n: 1, cin: 3, cout: 6, h: 10, w: 11, kh: 5, kw: 3, sh: 2, sw: 2, pads: [4]int{2, 1, 2, 1}, group: 3, path: pathDepthwise},
 		{name: "1x1 stride 2", n: 1, cin: 16, cout: 8, h: 9, w: 9, kh: 1, kw: 1, sh: 2, sw: 2, path: pathImplicit},
 		{name: "1x1 padded", n: 1, cin: 4, cout: 3, h: 3, w: 4, kh: 1, kw: 1, pads: [4]int{1, 0, 0, 1}, pre: true, preRelu: true, path: pathDirect},
+		{name: "pads wider than kernel", n: 2, cin: 5, cout: 6, h: 6, w: 7, kh: 3, kw: 3, pads: [4]int{3, 2, 4, 1}, pre: true, preRelu: true, bias: true, path: pathDirect},
 		{name: "kernel larger than input", n: 1, cin: 2, cout: 3, h: 3, w: 2, kh: 5, kw: 5, pads: [4]int{2, 2, 2, 2}, path: pathDirect},
 		{name: "one channel", n: 1, cin: 1, cout: 1, h: 1, w: 1, kh: 1, kw: 1, bias: true, path: pathPointwise},
 		{name: "batch 3 strided 1x1", n: 3, cin: 40, cout: 20, h: 6, w: 7, kh: 1, kw: 1, pre: true, preRelu: true, bias: true, postRelu: true, strided: true, path: pathPointwise},
@@ -159,14 +160,32 @@ func TestConvMatchesReference(t *testing.T) {
 		if conv.path != tc.path {
 			t.Errorf("%s: path %d, want %d", tc.name, conv.path, tc.path)
 		}
+		convs := []*Conv2D{conv}
+		if tc.path == pathDirect {
+			// Both stride-1 algorithms, and the phase-split path, which also handles stride 1.
+			for _, padded := range []int{-1, 1} {
+				alt, err := newConv2D(spec, pathDirect)
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				alt.padded = padded
+				convs = append(convs, alt)
+			}
+			alt, err := newConv2D(spec, pathImplicit)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			convs = append(convs, alt)
+		}
 		x := randFloats(r, tc.n*tc.cin*tc.h*tc.w)
 		want, mag, shape := refConv(t, spec, x, tc.n, tc.h, tc.w)
 		oh, ow := conv.OutputSize(tc.h, tc.w)
 		if oh != shape[2] || ow != shape[3] {
 			t.Fatalf("%s: OutputSize %dx%d, reference %v", tc.name, oh, ow, shape)
 		}
-		for pi, pool := range pools {
-			name := fmt.Sprintf("%s/pool%d", tc.name, pi)
+		for run := 0; run < len(pools)*len(convs); run++ {
+			pool, conv := pools[run%len(pools)], convs[run/len(pools)]
+			name := fmt.Sprintf("%s/pool%d/path%d,%d", tc.name, run%len(pools), conv.path, conv.padded)
 			// Strided cases embed in and out as channel slices at offset 3 of 3+C+2 channels.
 			inExtra, outExtra := 0, 0
 			if tc.strided {

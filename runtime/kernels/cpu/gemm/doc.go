@@ -17,6 +17,11 @@
 // and the bottom MR-row panel of A when MR does not divide M are computed into a small tile and
 // copied out, so every size works.
 //
+// A BPanel that also implements DirectB lets the micro-kernel read B rows in place, with no
+// packing at all, when they are plain runs of one slice (a convolution over a zero-padded copy
+// of its input). The last, partial column panel uses narrower kernels (8 or 16 columns) so that
+// a 1-column remainder does not cost a whole 24-column tile.
+//
 // # Parallelism
 //
 // A Job splits the product into independent tiles (groups of column panels, and row blocks of A

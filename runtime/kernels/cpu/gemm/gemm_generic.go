@@ -6,6 +6,7 @@ package gemm
 var (
 	hasAVX2        = false
 	defaultKernels = goKernels()
+	defaultDirect  = directFunc(kernGoDirect)
 )
 
 // packRows runs packGo.

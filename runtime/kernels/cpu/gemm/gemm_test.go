@@ -26,6 +26,33 @@ func (m *matB) PackB(dst []float32, k0, k1, n0, nr int) {
 	}
 }
 
+// rowsB is a DirectB over rows of a slice.
+type rowsB struct{ rows Rows }
+
+func (r *rowsB) PackB(dst []float32, k0, k1, n0, nr int) {
+	r.rows.Pack(dst, k0, k1, []Segment{{0, nr, n0}})
+}
+
+func (r *rowsB) DirectRows() *Rows { return &r.rows }
+
+// newRowsB returns a DirectB whose rows are scattered over a slice (in a permuted order), and
+// the same matrix as a row-major K x N slice.
+func newRowsB(r *rand.Rand, k, n int) (*rowsB, []float32) {
+	pitch := n + 3
+	src := randSlice(r, k*pitch+5)
+	offs := make([]int32, k)
+	b := make([]float32, k*n)
+	for kk := range offs {
+		offs[kk] = int32(((kk*7)%k)*pitch + 2)
+		copy(b[kk*n:(kk+1)*n], src[offs[kk]:])
+	}
+	rb := &rowsB{}
+	if err := rb.rows.Init(src, offs, nil, nil, false); err != nil {
+		panic(err)
+	}
+	return rb, b
+}
+
 func randSlice(r *rand.Rand, n int) []float32 {
 	s := make([]float32, n)
 	for i := range s {
@@ -92,6 +119,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 		lda := k + 3
 		a := randSlice(r, max(m*lda, 1))
 		b := randSlice(r, k*n)
+		direct, bDirect := newRowsB(r, k, n)
 		pa := PackA(m, k, a, lda)
 		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc"} {
 			var ep Epilogue
@@ -107,30 +135,43 @@ func TestGEMMMatchesNaive(t *testing.T) {
 			}
 			for kname, kern := range kernels {
 				for threads := 1; threads <= 3; threads++ {
-					name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d", m, k, n, epName, kname, threads)
-					ldc := n + 5
-					c := randSlice(r, m*ldc)
-					c0 := append([]float32(nil), c...)
-					want, mag := naive(m, k, n, a, lda, b, c0, ldc, ep)
-					var j Job
-					scratch := make([]float32, ScratchSize(k, n, threads))
-					if err := j.Init(pa, &matB{b, k, n}, n, c, ldc, ep, scratch, threads); err != nil {
-						t.Fatalf("%s: %v", name, err)
-					}
-					j.kerns = kern
-					runJob(&j, threads)
-					for i := 0; i < m; i++ {
-						for x := 0; x < ldc; x++ {
-							got := float64(c[i*ldc+x])
-							if x >= n {
-								if c[i*ldc+x] != c0[i*ldc+x] {
-									t.Fatalf("%s: C[%d][%d] past n changed", name, i, x)
+					for _, useDirect := range []bool{false, true} {
+						name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d/direct=%v", m, k, n, epName, kname, threads, useDirect)
+						var bp BPanel = &matB{b, k, n}
+						bm := b
+						if useDirect {
+							bp, bm = direct, bDirect
+						}
+						ldc := n + 5
+						c := randSlice(r, m*ldc)
+						c0 := append([]float32(nil), c...)
+						want, mag := naive(m, k, n, a, lda, bm, c0, ldc, ep)
+						var j Job
+						scratch := make([]float32, ScratchSize(k, n, threads))
+						if err := j.Init(pa, bp, n, c, ldc, ep, scratch, threads); err != nil {
+							t.Fatalf("%s: %v", name, err)
+						}
+						if useDirect && k > 0 && n > 0 && j.direct == nil {
+							t.Fatalf("%s: direct B not used", name)
+						}
+						j.kerns = kern
+						if kname == "go" {
+							j.kdirect = kernGoDirect
+						}
+						runJob(&j, threads)
+						for i := 0; i < m; i++ {
+							for x := 0; x < ldc; x++ {
+								got := float64(c[i*ldc+x])
+								if x >= n {
+									if c[i*ldc+x] != c0[i*ldc+x] {
+										t.Fatalf("%s: C[%d][%d] past n changed", name, i, x)
+									}
+									continue
 								}
-								continue
-							}
-							w := want[i*n+x]
-							if math.Abs(got-w) > atol+rtol*mag[i*n+x] {
-								t.Fatalf("%s: C[%d][%d] = %g, want %g", name, i, x, got, w)
+								w := want[i*n+x]
+								if math.Abs(got-w) > atol+rtol*mag[i*n+x] {
+									t.Fatalf("%s: C[%d][%d] = %g, want %g", name, i, x, got, w)
+								}
 							}
 						}
 					}

@@ -107,3 +107,44 @@ func packGo(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scal
 		}
 	}
 }
+
+// directFunc is the type of kernGoDirect and kernDirectAVX2.
+type directFunc func(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int)
+
+// kernGoDirect is kernGo with B read in place: row k of the panel is the NR floats at
+// b + offs[k] (offs may be negative relative to b).
+func kernGoDirect(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
+	var panel [NR]float32
+	var t [MR][NR]float32
+	if kc > 0 {
+		as := unsafe.Slice(a, kc*MR)
+		os := unsafe.Slice(offs, kc)
+		for k := 0; k < kc; k++ {
+			panel = *(*[NR]float32)(unsafe.Add(unsafe.Pointer(b), 4*int(os[k])))
+			ak := (*[MR]float32)(as[k*MR:])
+			for i := 0; i < MR; i++ {
+				av := ak[i]
+				for jj := 0; jj < NR; jj++ {
+					t[i][jj] += av * panel[jj]
+				}
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
+	for i := 0; i < MR; i++ {
+		row := cs[i*ldc : i*ldc+NR]
+		for jj := range row {
+			v := t[i][jj]
+			if flags&flagCarry != 0 {
+				v += row[jj]
+			}
+			if flags&flagBias != 0 {
+				v += *(*float32)(unsafe.Add(unsafe.Pointer(bias), 4*i))
+			}
+			if flags&flagReLU != 0 && v < 0 {
+				v = 0
+			}
+			row[jj] = v
+		}
+	}
+}

@@ -21,3 +21,8 @@ func kernAVX2w16(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 //
 //go:noescape
 func kernAVX2(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
+
+// kernDirectAVX2 is kernGoDirect in AVX2+FMA assembly.
+//
+//go:noescape
+func kernDirectAVX2(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int)
