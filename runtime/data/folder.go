@@ -121,9 +121,9 @@ func (d *folder) Load(i int, augment bool, rng *rand.Rand) (Example, error) {
 		return Example{Image: tensor.Data[float32](t), Label: d.labels[i]}, nil
 	}
 	b := img.Bounds()
-	rw, rh := resizedSize(b.Dx(), b.Dy(), imageio.ResizeShort(d.size, d.size))
+	rw, rh := imageio.ResizedSize(b.Dx(), b.Dy(), imageio.ResizeShort(d.size, d.size))
 	top := rng.IntN(rh - d.size + 1)
 	left := rng.IntN(rw - d.size + 1)
 	flip := rng.IntN(2) == 1
-	return Example{Image: resampleWindow(img, rw, rh, top, left, d.size, flip, d.norm), Label: d.labels[i]}, nil
+	return Example{Image: imageio.ResampleWindow(img, rw, rh, top, left, d.size, d.size, flip, d.norm), Label: d.labels[i]}, nil
 }

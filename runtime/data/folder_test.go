@@ -194,15 +194,15 @@ func TestResampleWindowMatchesPreprocess(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := img.Bounds()
-			rw, rh := resizedSize(b.Dx(), b.Dy(), imageio.ResizeShort(tc.size, tc.size))
+			rw, rh := imageio.ResizedSize(b.Dx(), b.Dy(), imageio.ResizeShort(tc.size, tc.size))
 			// Preprocess's centre offsets: round half to even of (r - S)/2.
 			left := int(roundHalfEven(float64(rw-tc.size) / 2))
 			top := int(roundHalfEven(float64(rh-tc.size) / 2))
-			got := resampleWindow(img, rw, rh, top, left, tc.size, false, imageNet())
+			got := imageio.ResampleWindow(img, rw, rh, top, left, tc.size, tc.size, false, imageNet())
 			if d := maxDiff(got, tensor.Data[float32](want)); d > formulaTol {
 				t.Errorf("max |window - Preprocess| = %g, want <= %g", d, formulaTol)
 			}
-			flipped := resampleWindow(img, rw, rh, top, left, tc.size, true, imageNet())
+			flipped := imageio.ResampleWindow(img, rw, rh, top, left, tc.size, tc.size, true, imageNet())
 			for c := range 3 {
 				for y := range tc.size {
 					for x := range tc.size {

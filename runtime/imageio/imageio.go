@@ -135,18 +135,34 @@ func Preprocess(img image.Image, height, width int, norm Normalization) (*tensor
 		return nil, fmt.Errorf("%w: %dx%d pixels (the limit is %d)", ErrImage, w, h, MaxPixels)
 	}
 
-	// Resized size: the shorter side becomes r, the longer floor(r*long/short).
-	r := ResizeShort(height, width)
-	rw, rh := r, r
-	if w < h {
-		rh = int(int64(r) * int64(h) / int64(w))
-	} else if h < w {
-		rw = int(int64(r) * int64(w) / int64(h))
-	}
+	rw, rh := ResizedSize(w, h, ResizeShort(height, width))
 	// Centre crop offsets in the resized image; r >= max(height, width), so both fit.
 	left := int(math.RoundToEven(float64(rw-width) / 2))
 	top := int(math.RoundToEven(float64(rh-height) / 2))
+	out := ResampleWindow(img, rw, rh, top, left, height, width, false, norm)
+	return tensor.FromSlice(tensor.Shape{1, 3, height, width}, out), nil
+}
 
+// ResizedSize returns the size of a w x h image whose shorter side is resized to short, keeping
+// the aspect ratio: the longer side becomes floor(short*long/shorter), as torchvision computes it.
+func ResizedSize(w, h, short int) (rw, rh int) {
+	rw, rh = short, short
+	if w < h {
+		rh = int(int64(short) * int64(h) / int64(w))
+	} else if h < w {
+		rw = int(int64(short) * int64(w) / int64(h))
+	}
+	return rw, rh
+}
+
+// ResampleWindow resizes img to rw x rh with the package's bilinear (triangle) filter and returns
+// the height x width window whose top-left corner is (left, top) in the resized image, mirrored
+// horizontally when flip is set, as 3 normalised CHW planes: v*(1/(255*std)) - mean/std. The
+// window must lie inside the resized image. Preprocess uses it for the centre window; training
+// augmentation (runtime/data) for random ones.
+func ResampleWindow(img image.Image, rw, rh, top, left, height, width int, flip bool, norm Normalization) []float32 {
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
 	// Resample only the crop window: each source row is converted to RGB and filtered
 	// horizontally (w -> width samples) as it is read, so memory stays O(h*width), then the
 	// columns are filtered vertically (h -> height samples).
@@ -172,11 +188,15 @@ func Preprocess(img image.Image, height, width int, norm Normalization) (*tensor
 		shift := norm.Mean[c] / norm.Std[c]
 		for y, k := range cy {
 			for x := 0; x < width; x++ {
-				dst[y*width+x] = k.apply(tmp[c][x:], width)*scale - shift
+				sx := x
+				if flip {
+					sx = width - 1 - x
+				}
+				dst[y*width+sx] = k.apply(tmp[c][x:], width)*scale - shift
 			}
 		}
 	}
-	return tensor.FromSlice(tensor.Shape{1, 3, height, width}, out), nil
+	return out
 }
 
 // kernel is the filter of one output sample: weights for the input samples start, start+1, ...
