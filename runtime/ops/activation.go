@@ -65,6 +65,64 @@ func decodeSigmoid(n *Node, since int) (Op, error) {
 	return &Sigmoid{}, nil
 }
 
+// HardSigmoid is Y = max(0, min(1, Alpha*X + Beta)) element-wise, on float types. Opset 1's
+// legacy consumed_inputs attribute is ignored; opset 22 only added bfloat16.
+type HardSigmoid struct {
+	Alpha float32 // default 0.2
+	Beta  float32 // default 0.5
+}
+
+// OpType returns "HardSigmoid".
+func (*HardSigmoid) OpType() string { return "HardSigmoid" }
+
+// Infer returns X's type.
+func (*HardSigmoid) Infer(in []*Arg) ([]Type, error) {
+	return ewInferUnary("HardSigmoid", in, ewFloatClass)
+}
+
+func decodeHardSigmoid(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	alpha, err := n.Attrs.Float("alpha", 0.2)
+	if err != nil {
+		return nil, err
+	}
+	beta, err := n.Attrs.Float("beta", 0.5)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range []struct {
+		name string
+		v    float32
+	}{{"alpha", alpha}, {"beta", beta}} {
+		if math.IsNaN(float64(v.v)) || math.IsInf(float64(v.v), 0) {
+			return nil, fmt.Errorf("%w: HardSigmoid %s must be finite, got %g", ErrAttr, v.name, v.v)
+		}
+	}
+	return &HardSigmoid{Alpha: alpha, Beta: beta}, nil
+}
+
+// HardSwish is Y = X * max(0, min(1, X/6 + 1/2)) element-wise, on float types: X times
+// HardSigmoid with alpha 1/6 and beta 0.5. It has no attributes; opset 22 only added bfloat16.
+// PyTorch exports nn.Hardswish as HardSwish from opset 14 and as HardSigmoid then Mul before.
+type HardSwish struct{}
+
+// OpType returns "HardSwish".
+func (*HardSwish) OpType() string { return "HardSwish" }
+
+// Infer returns X's type.
+func (*HardSwish) Infer(in []*Arg) ([]Type, error) {
+	return ewInferUnary("HardSwish", in, ewFloatClass)
+}
+
+func decodeHardSwish(n *Node, since int) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	return &HardSwish{}, nil
+}
+
 // Identity is Y = X, for a tensor of any type. The sequence and optional forms of opsets 14 and
 // 16 are not supported: dnx values are tensors.
 type Identity struct{}

@@ -23,6 +23,8 @@ func elementwiseSchemas() []Schema {
 	reg("Relu", decodeRelu, 1, 6, 13, 14)
 	reg("LeakyRelu", decodeLeakyRelu, 1, 6, 16)
 	reg("Sigmoid", decodeSigmoid, 1, 6, 13)
+	reg("HardSigmoid", decodeHardSigmoid, 1, 6, 22)
+	reg("HardSwish", decodeHardSwish, 14, 22)
 	reg("Identity", decodeIdentity, 1, 13, 14, 16, 19, 21, 23, 24, 25)
 	reg("Clip", decodeClip, 1, 6, 11, 12, 13)
 	reg("Dropout", decodeDropout, 1, 6, 7, 10, 12, 13, 22)

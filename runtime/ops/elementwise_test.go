@@ -68,6 +68,14 @@ func TestElementwiseDecode(t *testing.T) {
 		{"LeakyRelu alpha kind", ewNode("LeakyRelu", 6, Attributes{"alpha": ewInt(1)}, 1, 1), nil, ErrAttr, ""},
 		{"Sigmoid-13", ewNode("Sigmoid", 13, nil, 1, 1), &Sigmoid{}, nil, ""},
 		{"Identity-25", ewNode("Identity", 25, nil, 1, 1), &Identity{}, nil, ""},
+		{"HardSigmoid-6 defaults", ewNode("HardSigmoid", 6, nil, 1, 1), &HardSigmoid{Alpha: 0.2, Beta: 0.5}, nil, ""},
+		{"HardSigmoid-1 legacy attrs", ewNode("HardSigmoid", 1,
+			Attributes{"alpha": ewFloat(0.25), "beta": ewFloat(0.4), "consumed_inputs": ewInts(0)}, 1, 1),
+			&HardSigmoid{Alpha: 0.25, Beta: 0.4}, nil, ""},
+		{"HardSigmoid-22 NaN alpha", ewNode("HardSigmoid", 22, Attributes{"alpha": ewFloat(float32(math.NaN()))}, 1, 1),
+			nil, ErrAttr, ""},
+		{"HardSwish-14", ewNode("HardSwish", 14, nil, 1, 1), &HardSwish{}, nil, ""},
+		{"HardSwish-14 two inputs", ewNode("HardSwish", 14, nil, 2, 1), nil, ErrArity, ""},
 		{"Clip-1 min only", ewNode("Clip", 1, Attributes{"min": ewFloat(-1)}, 1, 1), &Clip{Min: -1, HasMin: true}, nil, ""},
 		{"Clip-6 defaults", ewNode("Clip", 6, nil, 1, 1),
 			&Clip{Min: -math.MaxFloat32, Max: math.MaxFloat32, HasMin: true, HasMax: true}, nil, ""},
@@ -145,6 +153,7 @@ func TestElementwiseVersions(t *testing.T) {
 		"Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Relu": 1, "LeakyRelu": 1, "Sigmoid": 1, "Identity": 1,
 		"Clip": 1, "Dropout": 1, "Cast": 1, "Softmax": 1, "LogSoftmax": 1, "ReduceMean": 1,
 		"SoftmaxCrossEntropyLoss": 12, "NegativeLogLikelihoodLoss": 12,
+		"HardSigmoid": 1, "HardSwish": 14,
 	}
 	for op, v0 := range first {
 		for v := v0; v <= 25; v++ {
@@ -192,6 +201,8 @@ func TestElementwiseInfer(t *testing.T) {
 		{"Relu int8", &Relu{}, []*Arg{ewArg(ewT(tensor.Int8, "n"))}, []Type{ewT(tensor.Int8, "n")}, nil},
 		{"Relu bool", &Relu{}, []*Arg{ewArg(ewT(tensor.Bool, 1))}, nil, ErrShape},
 		{"Sigmoid int", &Sigmoid{}, []*Arg{ewArg(ewT(tensor.Int32, 1))}, nil, ErrShape},
+		{"HardSigmoid symbolic", &HardSigmoid{Alpha: 0.2, Beta: 0.5}, []*Arg{ewArg(ewT(f32, "n", 3))}, []Type{ewT(f32, "n", 3)}, nil},
+		{"HardSwish int", &HardSwish{}, []*Arg{ewArg(ewT(tensor.Int64, 1))}, nil, ErrShape},
 		{"LeakyRelu f16", &LeakyRelu{Alpha: 0.1}, []*Arg{ewArg(ewT(tensor.Float16, 2))}, []Type{ewT(tensor.Float16, 2)}, nil},
 		{"Identity string", &Identity{}, []*Arg{ewArg(ewT(tensor.String, 2))}, []Type{ewT(tensor.String, 2)}, nil},
 		{"Clip bounds", &Clip{BoundInputs: true},

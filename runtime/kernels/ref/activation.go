@@ -89,6 +89,41 @@ func sigmoidKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, 
 	})
 }
 
+// hardSigmoidKernel runs HardSigmoid: Y = max(0, min(1, alpha*X + beta)) on float types.
+func hardSigmoidKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
+	o, err := opAs[*ops.HardSigmoid](op)
+	if err != nil {
+		return nil, err
+	}
+	alpha, beta := float64(o.Alpha), float64(o.Beta)
+	return ewUnaryFloat("HardSigmoid", in, nOut, func(v float64) float64 {
+		return hardSigmoid(v, alpha, beta)
+	})
+}
+
+// hardSwishKernel runs HardSwish: Y = X * max(0, min(1, X/6 + 1/2)) on float types.
+func hardSwishKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
+	if _, err := opAs[*ops.HardSwish](op); err != nil {
+		return nil, err
+	}
+	return ewUnaryFloat("HardSwish", in, nOut, func(v float64) float64 {
+		return v * hardSigmoid(v, 1.0/6, 0.5)
+	})
+}
+
+// hardSigmoid returns max(0, min(1, alpha*v + beta)); NaN passes through (both comparisons
+// are false for NaN, so it is returned unchanged).
+func hardSigmoid(v, alpha, beta float64) float64 {
+	y := alpha*v + beta
+	if y > 1 {
+		return 1
+	}
+	if y < 0 {
+		return 0
+	}
+	return y
+}
+
 // ewUnaryFloat applies f to every element of the float tensor in[0], in float64, and rounds the
 // results once to the input's type.
 func ewUnaryFloat(op string, in []*tensor.Tensor, nOut int, f func(float64) float64) ([]*tensor.Tensor, error) {

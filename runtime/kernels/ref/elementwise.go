@@ -16,6 +16,8 @@ func elementwiseKernels() map[string]Kernel {
 		"Relu":                      reluKernel,
 		"LeakyRelu":                 leakyReluKernel,
 		"Sigmoid":                   sigmoidKernel,
+		"HardSigmoid":               hardSigmoidKernel,
+		"HardSwish":                 hardSwishKernel,
 		"Identity":                  identityKernel,
 		"Clip":                      clipKernel,
 		"Dropout":                   dropoutKernel,
