@@ -26,6 +26,9 @@ func (p *Plan) fastStep(n *graph.Node) step {
 			return nil
 		}
 	}
+	if a, ok := n.Op.(*ops.Arith); ok && len(n.Outputs) == 1 && len(n.Inputs) == 2 {
+		return p.arithStep(n, a)
+	}
 	if len(n.Outputs) != 1 || n.Inputs[0] == nil || p.values[p.mustID(n.Inputs[0])].kind != inArena {
 		return nil
 	}
@@ -55,6 +58,20 @@ func (p *Plan) fastStep(n *graph.Node) step {
 		return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
 			return cpu.GlobalAvgPool(pool, in, out)
 		}}
+	case *ops.Sigmoid:
+		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncSigmoid})
+	case *ops.LeakyRelu:
+		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
+	case *ops.HardSigmoid:
+		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncHardSigmoid, Alpha: op.Alpha, Beta: op.Beta})
+	case *ops.HardSwish:
+		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncHardSwish})
+	case *ops.Clip:
+		lo, hi, ok := clipBounds(n, op)
+		if !ok {
+			return nil
+		}
+		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncClip, Lo: lo, Hi: hi})
 	case *ops.Relu:
 		if len(xs) < 1 {
 			return nil
@@ -258,4 +275,142 @@ func (s *linear) run(st *runState) error {
 	in, out := s.p.image(st, s.x), s.p.image(st, s.y)
 	// image() views [M, K] as M images of K channels and 1x1 pixels already.
 	return s.k.Run(s.p.pool, in, out, st.scratch)
+}
+
+// clipBounds returns Clip's bounds when they are static (attributes, or constant inputs).
+func clipBounds(n *graph.Node, op *ops.Clip) (lo, hi float32, ok bool) {
+	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+	if !op.BoundInputs {
+		if op.HasMin {
+			lo = op.Min
+		}
+		if op.HasMax {
+			hi = op.Max
+		}
+		return lo, hi, true
+	}
+	for i, dst := range []*float32{&lo, &hi} {
+		if len(n.Inputs) <= i+1 || n.Inputs[i+1] == nil {
+			continue
+		}
+		v := n.Inputs[i+1]
+		if !v.IsConst() || v.Const.DType != tensor.Float32 || v.Const.Len() != 1 {
+			return 0, 0, false
+		}
+		*dst = tensor.Data[float32](v.Const)[0]
+	}
+	return lo, hi, true
+}
+
+// unaryStep runs an element-wise function over a dense value.
+func (p *Plan) unaryStep(x, y int, k *cpu.Unary) step {
+	if !p.values[x].dense() || !p.values[y].dense() || p.values[x].size != p.values[y].size {
+		return nil
+	}
+	return &unaryStep{p: p, k: k, x: x, y: y}
+}
+
+type unaryStep struct {
+	p    *Plan
+	k    *cpu.Unary
+	x, y int
+}
+
+func (s *unaryStep) run(st *runState) error {
+	s.k.Run(s.p.pool, s.p.dense(st, s.x), s.p.dense(st, s.y))
+	return nil
+}
+
+// dense returns a dense float32 value's elements: arena memory or the constant's data.
+func (p *Plan) dense(st *runState, id int) []float32 {
+	v := &p.values[id]
+	if v.kind == isConst {
+		return tensor.Data[float32](v.konst)
+	}
+	b := p.base(id)
+	return st.arena[b : b+v.size : b+v.size]
+}
+
+// arithStep runs Add/Sub/Mul/Div when one operand has the output's shape and the other the same
+// shape, one element, or a per-leading-index value broadcast over trailing dims ([N,C,1,1]
+// against [N,C,H,W]).
+func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) step {
+	if op.Legacy || n.Inputs[0] == nil || n.Inputs[1] == nil || n.Outputs[0] == nil {
+		return nil
+	}
+	a, b, y := p.mustID(n.Inputs[0]), p.mustID(n.Inputs[1]), p.mustID(n.Outputs[0])
+	for _, id := range []int{a, b} {
+		v := &p.values[id]
+		if !(v.kind == inArena && v.dense()) && !(v.kind == isConst && v.konst.DType == tensor.Float32) {
+			return nil
+		}
+	}
+	out := &p.values[y]
+	if out.kind != inArena || !out.dense() {
+		return nil
+	}
+	full, small, bFirst := a, b, false
+	if !p.values[a].shape.Equal(out.shape) {
+		full, small, bFirst = b, a, true
+	}
+	if !p.values[full].shape.Equal(out.shape) {
+		return nil
+	}
+	per, ok := broadcastRun(p.values[small].shape, out.shape)
+	if !ok {
+		return nil
+	}
+	var f cpu.BinaryFunc
+	switch op.Kind {
+	case ops.ArithAdd:
+		f = cpu.FuncAdd
+	case ops.ArithSub:
+		f = cpu.FuncSub
+	case ops.ArithMul:
+		f = cpu.FuncMul
+	case ops.ArithDiv:
+		f = cpu.FuncDiv
+	default:
+		return nil
+	}
+	return &binaryStep{p: p, k: &cpu.Binary{Func: f, Per: per, BFirst: bFirst}, a: full, b: small, y: y}
+}
+
+// broadcastRun returns how many consecutive output elements share one element of small, when
+// small broadcasts to out as a prefix of out's dims followed by 1s (after NumPy's right
+// alignment): 1 for the same shape, len(out) for a scalar.
+func broadcastRun(small, out tensor.Shape) (int, bool) {
+	if len(small) > len(out) {
+		return 0, false
+	}
+	padded := make([]int, len(out))
+	for i := range padded {
+		padded[i] = 1
+		if j := i - (len(out) - len(small)); j >= 0 {
+			padded[i] = small[j]
+		}
+	}
+	t := 0
+	for t < len(out) && padded[t] == out[t] {
+		t++
+	}
+	per := 1
+	for i := t; i < len(out); i++ {
+		if padded[i] != 1 {
+			return 0, false
+		}
+		per *= out[i]
+	}
+	return max(per, 1), true
+}
+
+type binaryStep struct {
+	p       *Plan
+	k       *cpu.Binary
+	a, b, y int
+}
+
+func (s *binaryStep) run(st *runState) error {
+	s.k.Run(s.p.pool, s.p.dense(st, s.a), s.p.dense(st, s.b), s.p.dense(st, s.y))
+	return nil
 }

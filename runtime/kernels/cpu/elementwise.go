@@ -1,0 +1,196 @@
+package cpu
+
+import (
+	"math"
+	"sync"
+)
+
+// UnaryFunc names an element-wise float32 function.
+type UnaryFunc int
+
+// The unary functions Unary computes. Each matches its reference kernel's definition.
+const (
+	// FuncSigmoid: 1/(1+exp(-x)).
+	FuncSigmoid UnaryFunc = iota
+	// FuncClip: min(max(x, Lo), Hi) (NaN stays NaN).
+	FuncClip
+	// FuncLeakyRelu: x if x >= 0 else Alpha*x.
+	FuncLeakyRelu
+	// FuncHardSigmoid: max(0, min(1, Alpha*x + Beta)).
+	FuncHardSigmoid
+	// FuncHardSwish: x * max(0, min(1, x/6 + 1/2)).
+	FuncHardSwish
+)
+
+// Unary is an element-wise function over dense float32 slices, split over the pool's threads.
+type Unary struct {
+	Func        UnaryFunc
+	Lo, Hi      float32 // FuncClip
+	Alpha, Beta float32 // FuncLeakyRelu, FuncHardSigmoid
+
+	tasks sync.Pool // of *unaryTask
+}
+
+type unaryTask struct {
+	k       *Unary
+	in, out []float32
+	wg      sync.WaitGroup
+}
+
+// unaryGrain is the elements per parallel chunk: small tensors stay on one thread.
+const unaryGrain = 16384
+
+// Run computes out[i] = f(in[i]); len(out) must equal len(in).
+func (k *Unary) Run(pool *Pool, in, out []float32) {
+	t, _ := k.tasks.Get().(*unaryTask)
+	if t == nil {
+		t = &unaryTask{}
+	}
+	t.k, t.in, t.out = k, in, out
+	pool.Run(t, len(in), unaryGrain, &t.wg)
+	t.in, t.out = nil, nil
+	k.tasks.Put(t)
+}
+
+func (t *unaryTask) Do(lo, hi int) {
+	k := t.k
+	in, out := t.in[lo:hi], t.out[lo:hi]
+	switch k.Func {
+	case FuncSigmoid:
+		for i, v := range in {
+			out[i] = float32(1 / (1 + math.Exp(-float64(v))))
+		}
+	case FuncClip:
+		for i, v := range in {
+			if v < k.Lo {
+				v = k.Lo
+			} else if v > k.Hi {
+				v = k.Hi
+			}
+			out[i] = v
+		}
+	case FuncLeakyRelu:
+		for i, v := range in {
+			if v < 0 {
+				v *= k.Alpha
+			}
+			out[i] = v
+		}
+	case FuncHardSigmoid:
+		for i, v := range in {
+			out[i] = max(0, min(1, k.Alpha*v+k.Beta))
+		}
+	case FuncHardSwish:
+		for i, v := range in {
+			out[i] = v * max(0, min(1, v/6+0.5))
+		}
+	}
+}
+
+// BinaryFunc names an element-wise arithmetic operation.
+type BinaryFunc int
+
+// The binary operations.
+const (
+	FuncAdd BinaryFunc = iota
+	FuncSub
+	FuncMul
+	FuncDiv
+)
+
+// Binary computes out = a op b where b is either the same size as a (Per = 1), one value
+// (Per = len(a)), or one value per contiguous run of Per elements of a (a [N,C,H,W] with b
+// [N,C,1,1] has Per = H*W: squeeze-and-excitation's scaling). BFirst swaps the operands
+// (out = b op a) so that a broadcast left operand works too.
+type Binary struct {
+	Func   BinaryFunc
+	Per    int
+	BFirst bool
+
+	tasks sync.Pool // of *binaryTask
+}
+
+type binaryTask struct {
+	k         *Binary
+	a, b, out []float32
+	wg        sync.WaitGroup
+}
+
+// Run computes the operation; len(b) must be len(a)/Per.
+func (k *Binary) Run(pool *Pool, a, b, out []float32) {
+	t, _ := k.tasks.Get().(*binaryTask)
+	if t == nil {
+		t = &binaryTask{}
+	}
+	t.k, t.a, t.b, t.out = k, a, b, out
+	pool.Run(t, len(a), unaryGrain, &t.wg)
+	t.a, t.b, t.out = nil, nil, nil
+	k.tasks.Put(t)
+}
+
+func (t *binaryTask) Do(lo, hi int) {
+	k := t.k
+	if k.Per == 1 {
+		binaryRun(k.Func, k.BFirst, t.a[lo:hi], t.b[lo:hi], 0, t.out[lo:hi])
+		return
+	}
+	for i := lo; i < hi; {
+		bv := i / k.Per
+		end := min(hi, (bv+1)*k.Per)
+		binaryRun(k.Func, k.BFirst, t.a[i:end], nil, t.b[bv], t.out[i:end])
+		i = end
+	}
+}
+
+// binaryRun computes out = a op b elementwise, or a op y for every element when b is nil;
+// swapped when bFirst.
+func binaryRun(f BinaryFunc, bFirst bool, a, b []float32, y float32, out []float32) {
+	if bFirst && f == FuncSub {
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = y - x
+		}
+		return
+	}
+	if bFirst && f == FuncDiv {
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = y / x
+		}
+		return
+	}
+	switch f { // Add and Mul commute, so bFirst does not matter for them
+	case FuncAdd:
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = x + y
+		}
+	case FuncSub:
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = x - y
+		}
+	case FuncMul:
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = x * y
+		}
+	case FuncDiv:
+		for i, x := range a {
+			if b != nil {
+				y = b[i]
+			}
+			out[i] = x / y
+		}
+	}
+}
