@@ -149,22 +149,34 @@ func maxInterior(src, out []float32, x0, y0, i0, i1, wd int, w *Window2D) {
 		for j := 0; j < w.KW; j++ {
 			col := row[x0+j*w.DilationW:]
 			s := w.StrideW
+			col = col[:(len(out)-1)*s+1] // one bounds check for the loop
 			for k := range out {
-				if v := col[k*s]; v > out[k] || v != v {
-					out[k] = v
-				}
+				// The builtin max is branch-free and propagates NaN, like the reference; a
+				// compare-and-branch mispredicts half the time on real activations.
+				out[k] = max(out[k], col[k*s])
 			}
 		}
 	}
 }
 
 func avgPlane(src, dst []float32, h, wd int, w *Window2D, countPad bool, padB, padR int) {
+	xa, xb := interior(w.OutW, w.StrideW, w.PadL, (w.KW-1)*w.DilationW, wd)
 	for oy := 0; oy < w.OutH; oy++ {
 		y0 := oy*w.StrideH - w.PadT
 		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
 		// taps inside the image plus its explicit padding, for count_include_pad
 		pi0, pi1 := tapRange(y0+w.PadT, w.KH, w.DilationH, h+w.PadT+padB)
-		for ox := 0; ox < w.OutW; ox++ {
+		out := dst[oy*w.OutW : (oy+1)*w.OutW]
+		fullRows := i1-i0 == w.KH
+		for ox := range out {
+			if fullRows && ox == xa && xb > xa {
+				// Every window here lies inside the image: the count is KH*KW in both modes.
+				avgInterior(src, out[xa:xb], xa*w.StrideW-w.PadL, y0, wd, w)
+				continue
+			}
+			if fullRows && ox > xa && ox < xb {
+				continue
+			}
 			x0 := ox*w.StrideW - w.PadL
 			j0, j1 := tapRange(x0, w.KW, w.DilationW, wd)
 			var s float32
@@ -179,8 +191,35 @@ func avgPlane(src, dst []float32, h, wd int, w *Window2D, countPad bool, padB, p
 				pj0, pj1 := tapRange(x0+w.PadL, w.KW, w.DilationW, wd+w.PadL+padR)
 				count = (pi1 - pi0) * (pj1 - pj0)
 			}
-			dst[oy*w.OutW+ox] = s / float32(count)
+			out[ox] = s / float32(count)
 		}
+	}
+}
+
+// avgInterior averages output columns whose windows lie entirely inside the image, summing the
+// taps in the same order as the general path (row by row, left to right) so results match it.
+func avgInterior(src, out []float32, x0, y0, wd int, w *Window2D) {
+	if w.KH == 2 && w.KW == 2 && w.StrideW == 2 && w.DilationH == 1 && w.DilationW == 1 {
+		// DenseNet's transition pool. Same summation order as below; /4 == *0.25 exactly.
+		r0 := src[y0*wd+x0:][:2*len(out)]
+		r1 := src[(y0+1)*wd+x0:][:2*len(out)]
+		for k := range out {
+			out[k] = (r0[2*k] + r0[2*k+1] + r1[2*k] + r1[2*k+1]) * 0.25
+		}
+		return
+	}
+	inv := float32(w.KH * w.KW)
+	s := w.StrideW
+	for k := range out {
+		var sum float32
+		for i := 0; i < w.KH; i++ {
+			row := src[(y0+i*w.DilationH)*wd+x0+k*s:]
+			row = row[:(w.KW-1)*w.DilationW+1]
+			for j := 0; j < w.KW; j++ {
+				sum += row[j*w.DilationW]
+			}
+		}
+		out[k] = sum / inv
 	}
 }
 

@@ -86,3 +86,20 @@ func BenchmarkMaxPoolStem(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAvgPoolTransition(b *testing.B) {
+	// DenseNet-121's first transition pool: 128 channels, 56x56 -> 28x28, 2x2 stride 2.
+	p := NewPool(1)
+	defer p.Close()
+	x := make([]float32, 128*56*56)
+	for i := range x {
+		x[i] = float32(i%7) - 3
+	}
+	y := make([]float32, 128*28*28)
+	k := &Pool2D{Win: Window2D{KH: 2, KW: 2, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, OutH: 28, OutW: 28}}
+	for i := 0; i < b.N; i++ {
+		if err := k.Run(p, Dense(x, 1, 128, 56, 56), Dense(y, 1, 128, 28, 28)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
