@@ -3,6 +3,7 @@ module github.com/dnx-ml/dnx
 go 1.26.0
 
 require (
+	github.com/ebitengine/purego v0.11.3
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.50.0
 	google.golang.org/protobuf v1.36.12

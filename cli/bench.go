@@ -44,6 +44,7 @@ func benchCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
 			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE`"},
+			deviceFlag(),
 		},
 		Action: benchAction,
 	}
@@ -75,6 +76,9 @@ type benchReport struct {
 }
 
 func benchAction(c *ucli.Context) error {
+	if err := checkDevice(c); err != nil {
+		return err
+	}
 	if err := exactArgs(c, "MODEL"); err != nil {
 		return err
 	}

@@ -20,13 +20,14 @@ func inspectCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "inspect",
 		Usage:     "describe a model: inputs, outputs, operators, parameters and MACs",
-		ArgsUsage: "MODEL",
+		ArgsUsage: "MODEL | --devices",
 		Description: "MACs (multiply-accumulates of Conv, Gemm and MatMul) are counted at concrete input\n" +
 			"shapes: every symbolic or unknown input dim is 1 unless --shape gives the input's shape.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 			&ucli.StringFlag{Name: "dot", Usage: "write the graph as Graphviz DOT to `FILE` (with the --shape shapes if given, else the declared ones)"},
 			&ucli.StringSliceFlag{Name: "shape", Usage: "input shape for the MAC count, as `NAME=1,3,224,224` (repeatable)"},
+			&ucli.BoolFlag{Name: "devices", Usage: "list the devices dnx can run on (CPU, CUDA) instead of a model"},
 		},
 		Action: inspectAction,
 	}
@@ -60,6 +61,9 @@ type valueReport struct {
 }
 
 func inspectAction(c *ucli.Context) error {
+	if c.Bool("devices") {
+		return inspectDevices(c)
+	}
 	if err := exactArgs(c, "MODEL"); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ func runCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "output-dir", Usage: "write every output to `DIR`/output_K.pb"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 			&ucli.IntFlag{Name: "top", Value: 5, Usage: "classes to show per row of a classifier output (0: none)"},
+			deviceFlag(),
 		},
 		Action: runAction,
 	}
@@ -60,6 +61,9 @@ type outputReport struct {
 }
 
 func runAction(c *ucli.Context) error {
+	if err := checkDevice(c); err != nil {
+		return err
+	}
 	if err := exactArgs(c, "MODEL"); err != nil {
 		return err
 	}
