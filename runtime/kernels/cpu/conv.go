@@ -55,6 +55,9 @@ const (
 	// micro-kernel reads B in place with no packing (gemm.DirectB). The wq-OW columns per row
 	// past the output width are computed and dropped when the result is copied out. This is
 	// faster unless those wasted columns are many (narrow images).
+	//
+	// 3x3 convolutions (one group, no dilation) run in Winograd form instead where that is
+	// faster (Conv2D.wino, conv_winograd.go).
 	pathDirect
 	// pathImplicit: strided convolutions. Each batch item is first copied, prologue applied, into
 	// a zero-padded buffer split by stride phase; every kernel tap then reads a contiguous run of
@@ -75,6 +78,7 @@ type Conv2D struct {
 	padded int             // pathDirect: 0 chooses per input size, 1 forces runPadded, -1 runDirect
 	a      []*gemm.PackedA // per group (GEMM paths)
 	w      []float32       // weights as given (depthwise path)
+	wino   *winograd       // pathDirect: the Winograd form, used where it is faster (conv_winograd.go), or nil
 
 	mu   sync.Mutex
 	free []*convState
@@ -149,6 +153,9 @@ func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
 	default:
 		c.packWeights(s.Weights)
 	}
+	if c.path == pathDirect && path < 0 {
+		c.wino = winogradFor(c)
+	}
 	return c, nil
 }
 
@@ -194,6 +201,9 @@ func (c *Conv2D) padGeom(h, w int) padGeom {
 // threads threads.
 func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
 	threads = max(threads, 1)
+	if c.useWinograd(n, h, w, threads) {
+		return c.wino.scratchSize(n, h, w, threads)
+	}
 	if c.batchParallel(n, threads) {
 		return threads * c.itemScratch(h, w, 1)
 	}
@@ -293,6 +303,9 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 	}
 	if need := c.ScratchSize(in.N, in.H, in.W, threads); len(scratch) < need {
 		return fmt.Errorf("cpu: conv scratch has %d floats, needs %d", len(scratch), need)
+	}
+	if c.useWinograd(in.N, in.H, in.W, threads) {
+		return c.wino.run(pool, in, out, scratch, threads)
 	}
 	st := c.getState()
 	defer c.putState(st)

@@ -1,0 +1,129 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkConvWinograd compares the stride-1 direct convolution with Winograd F(2x2, 3x3) and
+// F(4x4, 3x3) on the 3x3 convolutions of DenseNet-121 (128 -> 32 channels) and CIFAR
+// DenseNet-BC-100 (48 -> 12). GFLOP/s count the direct convolution's 2*Cout*Cin*9 flops per output
+// pixel for every algorithm, so they compare times.
+func BenchmarkConvWinograd(b *testing.B) {
+	type shape struct {
+		bc benchConv
+		n  int
+	}
+	var shapes []shape
+	for _, hw := range []int{56, 28, 14, 7} {
+		shapes = append(shapes, shape{benchConv{fmt.Sprintf("3x3,c=128,k=32,hw=%d", hw), 128, 32, 3, 1, hw, true, false}, 1})
+	}
+	for _, hw := range []int{14, 7} {
+		shapes = append(shapes, shape{benchConv{fmt.Sprintf("3x3,c=128,k=32,hw=%d", hw), 128, 32, 3, 1, hw, true, false}, 8})
+	}
+	for _, hw := range []int{32, 16, 8} {
+		shapes = append(shapes, shape{benchConv{fmt.Sprintf("3x3,c=48,k=12,hw=%d", hw), 48, 12, 3, 1, hw, true, false}, 64})
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, sh := range shapes {
+		for _, threads := range []int{1, 2} {
+			for _, alg := range []int{0, 2, 4} {
+				name := "direct"
+				if alg > 0 {
+					name = fmt.Sprintf("F%d", alg)
+				}
+				b.Run(fmt.Sprintf("%s,n=%d/threads=%d/%s", sh.bc.name, sh.n, threads, name), func(b *testing.B) {
+					conv, err := newConv2D(sh.bc.spec(r), pathDirect)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if alg > 0 {
+						conv.wino = newWinograd(conv)
+						conv.wino.force = alg
+					}
+					benchConvRun(b, conv, sh.bc, sh.n, threads, r)
+				})
+			}
+		}
+	}
+}
+
+// benchConvRun times conv.Run on random input of bc's shape.
+func benchConvRun(b *testing.B, conv *Conv2D, bc benchConv, n, threads int, r *rand.Rand) {
+	oh, ow := conv.OutputSize(bc.hw, bc.hw)
+	in := Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw)
+	out := Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)
+	scratch := make([]float32, conv.ScratchSize(n, bc.hw, bc.hw, threads))
+	pool := NewPool(threads)
+	defer pool.Close()
+	if err := conv.Run(pool, in, out, scratch); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu0 := convCPUTime()
+	for range b.N {
+		if err := conv.Run(pool, in, out, scratch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportConv(b, bc.flops(n), cpu0)
+}
+
+// BenchmarkWinogradDenseNet121 runs the 58 3x3 convolutions of DenseNet-121 at 224x224 (128 -> 32
+// channels with a BN-ReLU prologue, at 56, 28, 14 and 7), direct and as NewConv2D picks (Winograd
+// where it measures faster). GFLOP/s count the direct convolution's flops.
+func BenchmarkWinogradDenseNet121(b *testing.B) {
+	for _, n := range []int{1, 8} {
+		for _, threads := range []int{1, 2} {
+			for _, alg := range []string{"direct", "auto"} {
+				b.Run(fmt.Sprintf("n=%d/threads=%d/%s", n, threads, alg), func(b *testing.B) {
+					r := rand.New(rand.NewPCG(6, 6))
+					pool := NewPool(threads)
+					defer pool.Close()
+					type job struct {
+						conv    *Conv2D
+						in, out Image
+					}
+					var jobs []job
+					var flops float64
+					size := 0
+					for _, bc := range denseNet121() {
+						if bc.k != 3 {
+							continue
+						}
+						bc.pre = true
+						conv, err := NewConv2D(bc.spec(r))
+						if err != nil {
+							b.Fatal(err)
+						}
+						if alg == "direct" {
+							conv.wino = nil
+						}
+						jobs = append(jobs, job{conv,
+							Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw),
+							Dense(make([]float32, n*bc.cout*bc.hw*bc.hw), n, bc.cout, bc.hw, bc.hw)})
+						flops += bc.flops(n)
+						size = max(size, conv.ScratchSize(n, bc.hw, bc.hw, threads))
+					}
+					scratch := make([]float32, size)
+					for _, j := range jobs { // pack the Winograd weights
+						if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ResetTimer()
+					cpu0 := convCPUTime()
+					for range b.N {
+						for _, j := range jobs {
+							if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					reportConv(b, flops, cpu0)
+				})
+			}
+		}
+	}
+}
