@@ -89,10 +89,10 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 		DisableSliceFlagSeparator: true, // --shape x=1,3,224,224 and file names keep their commas
 		ExitErrHandler:            func(*ucli.Context, error) {},
 		OnUsageError:              onUsageError,
-		Commands:                  []*ucli.Command{inspectCommand(), runCommand(), benchCommand(), convertCommand(), buildCommand(), modelsCommand(), demoCommand()},
+		Commands:                  []*ucli.Command{inspectCommand(), runCommand(), benchCommand(), convertCommand(), buildCommand(), modelsCommand(), finetuneCommand(), demoCommand()},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (commands: inspect, run, bench, convert, build, models, demo; see 'dnx help')", c.Args().First())
+				return usagef("unknown command %q (commands: inspect, run, bench, convert, build, models, finetune, demo; see 'dnx help')", c.Args().First())
 			}
 			return ucli.ShowAppHelp(c)
 		},

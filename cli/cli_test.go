@@ -21,6 +21,7 @@ import (
 	"github.com/dnx-ml/dnx/models"
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
+	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	"github.com/dnx-ml/dnx/runtime/tensor/npy"
 )
@@ -440,7 +441,61 @@ func TestErrors(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	out := mustSucceed(t, "demo", "--json", "--runs", "2")
+	if testing.Short() {
+		t.Skip("the training demo takes tens of seconds")
+	}
+	out, errOut, status := dnx(t, "demo", "--json")
+	if status != 0 || errOut != "" {
+		t.Fatalf("dnx demo --json: status %d, stderr %q", status, errOut)
+	}
+	var rep struct {
+		Steps, Batch            int
+		TrainImages             int     `json:"train_images"`
+		ValImages               int     `json:"val_images"`
+		ValAcc                  float64 `json:"val_acc"`
+		TrainAcc                float64 `json:"train_acc"`
+		Chance                  float64
+		ActivationBytes         int64   `json:"activation_bytes"`
+		ActivationBytesStandard int64   `json:"activation_bytes_standard"`
+		ExportBytes             int     `json:"export_bytes"`
+		TrainSeconds            float64 `json:"train_seconds"`
+		Classes                 []string
+		Parameters              int64
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Four balanced classes: chance is 25%; the trained and exported model must be far above it.
+	if rep.ValAcc <= 0.8 || rep.Chance != 0.25 || len(rep.Classes) != 4 || rep.ValImages < 256 {
+		t.Errorf("validation accuracy %.3f (chance %.2f, %d images, classes %v), want > 0.8", rep.ValAcc, rep.Chance, rep.ValImages, rep.Classes)
+	}
+	if rep.Steps != demoSteps || rep.Batch != demoBatch || rep.ActivationBytes <= 0 || rep.ActivationBytesStandard <= rep.ActivationBytes ||
+		rep.ExportBytes <= 0 || rep.TrainSeconds <= 0 || rep.Parameters != builders.Params(demoConfig()) {
+		t.Errorf("report %+v", rep)
+	}
+	t.Logf("demo: validation accuracy %.1f%%, %d steps in %.1f s, activations %d B (standard %d B)", 100*rep.ValAcc, rep.Steps, rep.TrainSeconds, rep.ActivationBytes, rep.ActivationBytesStandard)
+
+	// Text output, with progress on stderr ending in a newline, and -o.
+	model := filepath.Join(t.TempDir(), "demo.onnx")
+	text, errOut, status := dnx(t, "demo", "--steps", "3", "-o", model)
+	if status != 0 || !strings.Contains(errOut, "step 3/3") || !strings.HasSuffix(errOut, "\n") {
+		t.Errorf("dnx demo --steps 3: status %d, stderr %q", status, errOut)
+	}
+	for _, s := range []string{"Model       DenseNet-BC k=6", "Training    3 steps of 32 images", "Memory      activations", "Accuracy    ", "chance: 25%", "written to " + model} {
+		if !strings.Contains(text, s) {
+			t.Errorf("missing %q in\n%s", s, text)
+		}
+	}
+	if _, err := graph.Load(model); err != nil {
+		t.Error(err)
+	}
+	if _, errOut, status := dnx(t, "demo", "--preset", "tiny"); status != 2 || !strings.Contains(errOut, "--inference-only") {
+		t.Errorf("--preset without --inference-only: status %d, %q", status, errOut)
+	}
+}
+
+func TestDemoInferenceOnly(t *testing.T) {
+	out := mustSucceed(t, "demo", "--inference-only", "--json", "--runs", "2")
 	var rep struct {
 		Preset     string
 		Parameters int64
@@ -463,18 +518,21 @@ func TestDemo(t *testing.T) {
 		t.Errorf("outputs %+v", rep.Outputs)
 	}
 	// The demo is deterministic: the same seed gives the same classes.
-	text := mustSucceed(t, "demo", "--runs", "1")
+	text := mustSucceed(t, "demo", "--inference-only", "--runs", "1")
 	for _, s := range []string{"Model       tiny (seed 1", "3,725 parameters", "MACs        559 K at input [1,3,16,16]", "Latency ", "logits float32[1,5]"} {
 		if !strings.Contains(text, s) {
 			t.Errorf("missing %q in\n%s", s, text)
 		}
 	}
-	again := mustSucceed(t, "demo", "--json", "--runs", "1")
+	again := mustSucceed(t, "demo", "--inference-only", "--json", "--runs", "1")
 	if classes(t, again) != classes(t, out) {
 		t.Errorf("two demo runs disagree")
 	}
-	if _, errOut, status := dnx(t, "demo", "--preset", "resnet50"); status != 2 || !strings.Contains(errOut, `"resnet50"`) {
+	if _, errOut, status := dnx(t, "demo", "--inference-only", "--preset", "resnet50"); status != 2 || !strings.Contains(errOut, `"resnet50"`) {
 		t.Errorf("unknown preset: status %d, %q", status, errOut)
+	}
+	if _, errOut, status := dnx(t, "demo", "--inference-only", "--steps", "5"); status != 2 || !strings.Contains(errOut, "--steps") {
+		t.Errorf("--steps with --inference-only: status %d, %q", status, errOut)
 	}
 }
 

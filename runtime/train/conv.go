@@ -1,0 +1,195 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/ops"
+)
+
+// convUnit is a 2-D Conv on channel-major batches (cpu.ConvCM, once per group: a group's channels
+// are a contiguous slice). When its input is the virtual output of a BatchNormalization-ReLU, the
+// convolution reads that unit's input through a prologue in the forward pass and recomputes it
+// while staging the input for the weight gradient.
+type convUnit struct {
+	unitBase
+	x, w, b, y int
+	group      int
+	k          *cpu.ConvCM
+	pre        *bnUnit // provider of the prologue when x is virtual
+	stage      int     // transient buffer for the weight gradient, -1 when not needed
+}
+
+func (p *plan) newConv(t *Trainer, base unitBase, op *ops.Conv) (unit, error) {
+	u := &convUnit{unitBase: base, x: base.in[0], w: base.in[1], b: -1, y: base.out[0], group: op.Group, stage: -1}
+	if op.HasBias && len(base.in) > 2 {
+		u.b = base.in[2]
+	}
+	x, err := p.act(u.x, "Conv input", 4, 4)
+	if err != nil {
+		return nil, err
+	}
+	w := p.vals[u.w]
+	if w.kind != vParam && w.kind != vConst {
+		return nil, fmt.Errorf("%w: Conv weights %q are computed; training needs them as an initializer", ops.ErrUnsupportedOp, w.name)
+	}
+	if u.b >= 0 && p.vals[u.b].kind != vParam && p.vals[u.b].kind != vConst {
+		return nil, fmt.Errorf("%w: Conv bias %q is computed; training needs it as an initializer", ops.ErrUnsupportedOp, p.vals[u.b].name)
+	}
+	geo, err := op.ConvShapes(x.shape, w.shape, biasShape(p, u.b), u.b >= 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(geo.In) != 2 {
+		return nil, fmt.Errorf("%w: only 2-D convolutions can be trained", ops.ErrUnsupportedOp)
+	}
+	y := p.vals[u.y]
+	u.k, err = cpu.NewConvCM(cpu.ConvCMSpec{
+		N: x.n, Cin: x.c / op.Group, H: geo.In[0], W: geo.In[1], Cout: w.shape[0] / op.Group, KH: geo.Kernel[0], KW: geo.Kernel[1],
+		StrideH: geo.Stride[0], StrideW: geo.Stride[1], DilationH: geo.Dilation[0], DilationW: geo.Dilation[1],
+		PadT: geo.PadBegin[0], PadL: geo.PadBegin[1], PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
+		XStride: x.cs, YStride: y.cs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(y.shape) != 4 || y.n != x.n || y.c != w.shape[0] || y.shape[2] != u.k.OH || y.shape[3] != u.k.OW {
+		return nil, fmt.Errorf("%w: Conv output %v does not match its geometry", ops.ErrShape, y.shape)
+	}
+	return u, nil
+}
+
+func biasShape(p *plan, b int) []int {
+	if b < 0 {
+		return nil
+	}
+	return p.vals[b].shape
+}
+
+// finish records the prologue provider and what the backward pass reads, once virtual values
+// are known.
+func (u *convUnit) finish(p *plan) error {
+	if x := p.vals[u.x]; x.virtual {
+		u.pre = p.units[x.prod].(*bnUnit)
+	}
+	if !u.bwd {
+		return nil
+	}
+	if p.vals[u.w].needGrad {
+		u.reads = append(u.reads, u.x)
+		if n := u.k.StagingSize(); n > 0 {
+			u.stage = p.newBuffer(n, false, true)
+			u.bwdBufs = append(u.bwdBufs, u.stage)
+		}
+	}
+	return nil
+}
+
+// input returns the data the convolution reads and the prologue of group g.
+func (u *convUnit) input(r *run, g int) ([]float32, *cpu.Prologue) {
+	cg := r.p.vals[u.x].c / u.group
+	xs := r.p.vals[u.x].cs
+	if u.pre == nil {
+		return r.data(u.x)[g*cg*xs:], nil
+	}
+	pre := &cpu.Prologue{Scale: u.pre.scale[g*cg : (g+1)*cg], Shift: u.pre.shift[g*cg : (g+1)*cg], ReLU: u.pre.relu}
+	return r.data(u.pre.x)[g*cg*xs:], pre
+}
+
+func (u *convUnit) forward(r *run) error {
+	s := u.k.Spec()
+	w, y := r.data(u.w), r.data(u.y)
+	var bias []float32
+	if u.b >= 0 {
+		bias = r.data(u.b)
+	}
+	wg := s.Cout * s.Cin * s.KH * s.KW
+	ys := r.p.vals[u.y].cs
+	for g := 0; g < u.group; g++ {
+		x, pre := u.input(r, g)
+		var bg []float32
+		if bias != nil {
+			bg = bias[g*s.Cout : (g+1)*s.Cout]
+		}
+		if err := u.k.Forward(r.pool, x, pre, w[g*wg:], bg, y[g*s.Cout*ys:], false, r.p.scratch); err != nil {
+			return u.errorf(err)
+		}
+	}
+	return nil
+}
+
+func (u *convUnit) backward(r *run) error {
+	dy := r.gradOut(u.y)
+	if dy == nil {
+		return nil
+	}
+	s := u.k.Spec()
+	wg := s.Cout * s.Cin * s.KH * s.KW
+	npOut := s.N * u.k.OH * u.k.OW
+	xs, ys := r.p.vals[u.x].cs, r.p.vals[u.y].cs
+	// The weight gradient's packing of dY is serial; it runs beside the (parallel) input
+	// gradient.
+	needW, needX := r.p.vals[u.w].needGrad, r.p.vals[u.x].needGrad
+	type packed struct {
+		ga  []*cpu.GradA
+		err error
+	}
+	var packs chan packed
+	if needW && needX {
+		packs = make(chan packed, 1)
+		go func() {
+			var p packed
+			for g := 0; g < u.group && p.err == nil; g++ {
+				var ga *cpu.GradA
+				ga, p.err = u.k.PackGrad(dy[g*s.Cout*ys:])
+				p.ga = append(p.ga, ga)
+			}
+			packs <- p
+		}()
+	}
+	if needX {
+		dx, acc := r.gradIn(u.x)
+		w := r.data(u.w)
+		for g := 0; g < u.group; g++ {
+			if err := u.k.InputGrad(r.pool, dy[g*s.Cout*ys:], w[g*wg:], dx[g*s.Cin*xs:], acc, r.p.scratch); err != nil {
+				if packs != nil {
+					<-packs
+				}
+				return u.errorf(err)
+			}
+		}
+	}
+	if needW {
+		var ga []*cpu.GradA
+		if packs != nil {
+			p := <-packs
+			if p.err != nil {
+				return u.errorf(p.err)
+			}
+			ga = p.ga
+		}
+		dw := r.paramGrad(u.w)
+		stage := r.optBuf(u.stage)
+		for g := 0; g < u.group; g++ {
+			var a *cpu.GradA
+			if ga != nil {
+				a = ga[g]
+			}
+			x, pre := u.input(r, g)
+			if err := u.k.WeightGrad(r.pool, x, pre, dy[g*s.Cout*ys:], a, dw[g*wg:], true, stage, r.p.scratch); err != nil {
+				return u.errorf(err)
+			}
+		}
+	}
+	if u.b >= 0 && r.p.vals[u.b].needGrad {
+		db := r.paramGrad(u.b)
+		for m := range db {
+			var sum float64
+			for _, v := range dy[m*ys : m*ys+npOut] {
+				sum += float64(v)
+			}
+			db[m] += float32(sum)
+		}
+	}
+	return nil
+}

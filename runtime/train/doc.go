@@ -1,0 +1,79 @@
+// Package train fine-tunes CNN classifiers, imported from ONNX or built by dnx, on the CPU: a
+// training-mode forward pass, the softmax cross-entropy loss, the backward pass and an SGD, Adam
+// or AdamW update per Step, with PyTorch's semantics throughout, and a memory-efficient mode for
+// DenseNets after Pleiss et al., "Memory-Efficient Implementation of DenseNets".
+//
+//	tr, err := train.New(g, train.DefaultOptions())
+//	st, err := tr.Step(ctx, images, labels) // st.Loss, st.Correct, st.LR, st.GradNorm, st.ActivationBytes
+//	logits, err := tr.Evaluate(ctx, images)  // inference mode: running statistics
+//	m, err := graph.Export(tr.Graph())       // the trained weights under their original names
+//
+// # What is trained
+//
+// New clones the graph, applies passes.Training (eliminations only: BatchNormalization stays a
+// node) and plans it. The graph's first output must be logits [batch, classes]. Supported
+// operators: Conv (2-D, any stride, padding, dilation and group), BatchNormalization, Relu,
+// Concat, AveragePool, MaxPool, GlobalAveragePool, Gemm, Flatten, Reshape, Add (with
+// broadcasting), Pad (constant), Identity and Dropout (run as the identity). Float32 initializers
+// read as Conv weights and biases, BatchNormalization scales and biases, Gemm and Add operands
+// are the parameters (Options.Freeze excludes name prefixes); BatchNormalization means and
+// variances are running statistics.
+//
+// # Semantics (PyTorch 1.13)
+//
+//   - BatchNormalization normalizes with the batch mean and biased variance (eps from the node)
+//     and moves the running statistics with the unbiased variance: running = m*running +
+//     (1-m)*batch, m the node's ONNX momentum (0.9 is PyTorch's 0.1). FreezeBNStats uses the
+//     running statistics instead and leaves them alone. The statistics are committed only when
+//     a step completes, never during a recomputation.
+//   - The loss is CrossEntropyLoss(reduction='mean', label_smoothing).
+//   - SGD (momentum, dampening, Nesterov, weight decay added to the gradient), Adam (L2 added to
+//     the gradient) and AdamW (decoupled decay) follow torch.optim's update rules in float32,
+//     with weight decay on every trained parameter, biases and BN scales included; ClipNorm
+//     rescales the gradients as clip_grad_norm_ does; Schedule gives the learning rate per step.
+//
+// The package is checked against PyTorch on ../shared/models/finetune_tiny (losses, step-0
+// gradients, weights and running statistics after three steps, eval logits: all within 1e-6),
+// against a float64 reference of the whole step built from runtime/kernels/ref and
+// runtime/train/refgrad (whose backward kernels are checked against central finite
+// differences), and across its two memory modes.
+//
+// # Execution
+//
+// A plan (plan.go) is compiled per input shape. Activations of rank >= 3 are channel-major:
+// channel c of a batch is one row of N*H*W floats, rows padded to an odd number of cache lines.
+// Convolutions then run as batch-wide GEMMs (cpu.ConvCM): forward and input gradient on packed
+// weights, the weight gradient with the batch as the GEMM's depth. BatchNormalization, ReLU and
+// pooling work on whole channel rows. Every buffer (activation, gradient, transient) gets an
+// offset in one arena from its lifetime on the step's timeline (forward unit i at time i, the
+// backward of unit i at 2U-i), so memory is reused as soon as nothing needs it; the plan knows
+// the peak before the step runs (StepStats.ActivationBytes).
+//
+// # Memory-efficient mode
+//
+// In a DenseNet dense layer, the concatenation of all earlier features, its BatchNormalization
+// and ReLU grow with depth; storing them for the backward pass makes activation memory grow
+// quadratically with the number of layers. With Options.MemoryEfficient (the default):
+//
+//   - every concatenation is a view: the layers write their new features straight into the
+//     channel slices of one buffer per dense block, and every concatenation of a prefix of
+//     those features, its gradient included, is a slice of that buffer and of its gradient
+//     mirror;
+//   - the output of a BatchNormalization-ReLU read only by convolutions is never stored: the
+//     convolutions read it through their GEMM prologue (x*scale+shift, then max(0, .)) in the
+//     forward pass, and the weight gradient recomputes it from the stored input and the saved
+//     batch mean and inverse deviation, without touching the running statistics;
+//   - per-channel batch statistics of a block buffer's channels are computed once per step and
+//     shared by every BatchNormalization that reads them.
+//
+// Only each layer's new features, the bottleneck convolution's output and per-channel
+// statistics are kept, so activation memory grows linearly with depth (x1.92 from DenseNet-BC
+// L=100 to L=190). Both modes run the same kernels on the same values and give bit-identical
+// losses and gradients.
+//
+// # Reference kernels
+//
+// runtime/train/refgrad holds the obvious-loop backward kernels (float64, NCHW) of every
+// operator above; they are the oracle of this package's tests and of the fast kernels in
+// runtime/kernels/cpu (train_*.go).
+package train

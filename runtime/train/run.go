@@ -1,0 +1,125 @@
+package train
+
+import (
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+)
+
+// run is the state of one pass over a plan: the arena, which gradient buffers hold data yet,
+// and the batch-statistics cache.
+type run struct {
+	p           *plan
+	pool        *cpu.Pool
+	arena       []float32
+	train       bool // normalize with batch statistics
+	updateStats bool // move the running statistics
+	gradInit    []bool
+	gen         uint32
+	stats       map[int]*statCache
+}
+
+// statCache holds per-channel batch statistics of one buffer, valid for the pass numbered gen.
+type statCache struct {
+	mean, variance []float64
+	gen            []uint32
+}
+
+// bufData returns buffer b's arena slice.
+func (r *run) bufData(b int) []float32 {
+	bf := r.p.bufs[b]
+	return r.arena[bf.off : bf.off+bf.size]
+}
+
+// optBuf returns buffer b's arena slice, or nil when b < 0.
+func (r *run) optBuf(b int) []float32 {
+	if b < 0 {
+		return nil
+	}
+	return r.bufData(b)
+}
+
+// data returns value id's data in its storage layout.
+func (r *run) data(id int) []float32 {
+	v := r.p.vals[id]
+	switch v.kind {
+	case vParam, vStat:
+		return v.p.data
+	case vConst:
+		return v.cdata
+	}
+	b := r.p.bufs[v.buf]
+	return r.arena[b.off+v.off : b.off+v.off+v.size]
+}
+
+// paramGrad returns the gradient of parameter value id (zeroed at the start of each step; units
+// add into it).
+func (r *run) paramGrad(id int) []float32 { return r.p.vals[id].p.grad }
+
+// gradOut returns the gradient of value id for reading, or nil when nothing has written it in
+// this step (it is zero).
+func (r *run) gradOut(id int) []float32 {
+	v := r.p.vals[id]
+	if !v.needGrad || v.kind != vAct || v.gbuf < 0 || !r.gradInit[v.gbuf] {
+		return nil
+	}
+	b := r.p.bufs[v.gbuf]
+	return r.arena[b.off+v.goff : b.off+v.goff+v.size]
+}
+
+// gradIn returns the gradient of value id for writing, and whether the writer must add to it
+// (acc) or may overwrite it (it must then write every element). Gradient buffers start each
+// step unwritten: the first write of a whole buffer overwrites it, the first write of a part
+// clears the buffer first; later writes add. This is what lets views share a block's gradient
+// buffer.
+func (r *run) gradIn(id int) ([]float32, bool) {
+	v := r.p.vals[id]
+	if v.kind == vParam {
+		return v.p.grad, true
+	}
+	b := r.p.bufs[v.gbuf]
+	s := r.arena[b.off+v.goff : b.off+v.goff+v.size]
+	if r.gradInit[v.gbuf] {
+		return s, true
+	}
+	r.gradInit[v.gbuf] = true
+	if v.goff == 0 && v.size == b.size {
+		return s, false
+	}
+	clear(r.arena[b.off : b.off+b.size])
+	return s, true
+}
+
+// channelStats returns the batch mean and biased variance of each channel of channel-major value
+// id, computing only the channels that no earlier unit of this pass computed in the same buffer.
+func (r *run) channelStats(id int, mean, variance []float64) {
+	v := r.p.vals[id]
+	x := r.data(id)
+	L, cs := v.n*v.s, v.cs
+	if v.buf < 0 || r.p.bufs[v.buf].chanLen != cs {
+		cpu.ChannelStats(r.pool, x, v.c, L, cs, mean, variance)
+		return
+	}
+	sc := r.stats[v.buf]
+	if sc == nil {
+		nch := r.p.bufs[v.buf].size / cs
+		sc = &statCache{mean: make([]float64, nch), variance: make([]float64, nch), gen: make([]uint32, nch)}
+		r.stats[v.buf] = sc
+	}
+	c0 := v.off / cs
+	for c := 0; c < v.c; {
+		if sc.gen[c0+c] == r.gen {
+			c++
+			continue
+		}
+		e := c
+		for e < v.c && sc.gen[c0+e] != r.gen {
+			e++
+		}
+		cpu.ChannelStats(r.pool, x[c*cs:], e-c, L, cs, sc.mean[c0+c:c0+e], sc.variance[c0+c:c0+e])
+		for i := c; i < e; i++ {
+			sc.gen[c0+i] = r.gen
+		}
+		c = e
+	}
+	copy(mean, sc.mean[c0:c0+v.c])
+	copy(variance, sc.variance[c0:c0+v.c])
+}

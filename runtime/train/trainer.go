@@ -1,0 +1,358 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/ops"
+	"github.com/dnx-ml/dnx/runtime/passes"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// Errors wrapped by the trainer, checkable with errors.Is.
+var (
+	// ErrGraph: the graph cannot be trained as a classifier (inputs, outputs, unknown shapes,
+	// non-float32 data).
+	ErrGraph = errors.New("graph cannot be trained")
+	// ErrInput: a batch or labels do not fit the model.
+	ErrInput = errors.New("bad training input")
+)
+
+// Trainer fine-tunes a classifier graph: each Step runs the forward pass in training mode, the
+// softmax cross-entropy loss, the backward pass and one optimizer update. A Trainer is not safe
+// for concurrent use.
+type Trainer struct {
+	opts   Options
+	orig   *graph.Graph // the graph as given (cloned), for Graph
+	work   *graph.Graph // after passes.Training; SetInputShapes per plan
+	params []*param     // trained and frozen parameters, in initializer order
+	stats  []*param     // running statistics, in initializer order
+	byName map[string]*param
+	step   int
+	gen    uint32
+	plans  []*plan // most recent last
+}
+
+// maxPlans is how many input shapes keep their plan (and arena); the last batch of an epoch is
+// often smaller, so two cover a training loop.
+const maxPlans = 2
+
+// New prepares g for training with opts. g is not modified: the trainer works on a clone, to
+// which it applies passes.Training (eliminations only; BatchNormalization stays a node).
+//
+// The graph must have one input (the images, float32) and a first output of logits
+// [batch, classes], computed by the operators the trainer differentiates: Conv (2-D), BatchNormalization,
+// Relu, Concat, AveragePool, MaxPool, GlobalAveragePool, Gemm, Flatten, Reshape, Add, Pad
+// (constant), Identity and Dropout (run as the identity); nodes whose inputs are all constants
+// are evaluated once. The parameters are the float32 initializers read as Conv weights and
+// biases, BatchNormalization scales and biases, Gemm operands and Add operands; BatchNormalization
+// means and variances are running statistics.
+func New(g *graph.Graph, opts Options) (*Trainer, error) {
+	o, err := opts.normalize()
+	if err != nil {
+		return nil, err
+	}
+	reg := ops.Default()
+	orig, err := g.Clone(reg)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	work, err := g.Clone(reg)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	if _, err := passes.Training().Run(work); err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	t := &Trainer{opts: o, orig: orig, work: work, byName: map[string]*param{}}
+	if err := t.findParams(); err != nil {
+		return nil, err
+	}
+	if len(work.Inputs) != 1 {
+		return nil, fmt.Errorf("%w: the graph has %d inputs; training needs exactly one (the images)", ErrGraph, len(work.Inputs))
+	}
+	in := work.Inputs[0]
+	if in.Type.DType != tensor.Float32 || in.Type.Unranked || len(in.Type.Shape) < 2 {
+		return nil, fmt.Errorf("%w: input %q is %s; training needs a float32 batch", ErrGraph, in.Name, in.Type)
+	}
+	// Plan a batch of two to report unsupported graphs now rather than at the first step.
+	trial := make(tensor.Shape, len(in.Type.Shape))
+	for i, d := range in.Type.Shape {
+		trial[i] = int(d.Value)
+		if !d.IsKnown() {
+			if i != 0 {
+				return nil, fmt.Errorf("%w: input %q has an unknown dim %d (%s)", ErrGraph, in.Name, i, in.Type)
+			}
+			trial[i] = 2
+		}
+	}
+	if _, err := t.compileFor(trial, 1); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// paramPositions returns the input positions of an op type that hold trainable parameters.
+func paramPositions(opType string) []int {
+	switch opType {
+	case "Conv", "BatchNormalization":
+		return []int{1, 2}
+	case "Gemm":
+		return []int{0, 1, 2}
+	case "Add":
+		return []int{0, 1}
+	}
+	return nil
+}
+
+// findParams classifies the initializers the graph's nodes read: parameters at the positions
+// paramPositions lists, running statistics at BatchNormalization's inputs 3 and 4.
+func (t *Trainer) findParams() error {
+	isParam, isStat := map[*graph.Value]bool{}, map[*graph.Value]bool{}
+	for _, n := range t.work.Nodes {
+		if ops.NormalizeDomain(n.Domain) != "" {
+			continue
+		}
+		for _, i := range paramPositions(n.OpType) {
+			if i < len(n.Inputs) && n.Inputs[i] != nil && n.Inputs[i].IsConst() {
+				isParam[n.Inputs[i]] = true
+			}
+		}
+		if n.OpType != "BatchNormalization" {
+			continue
+		}
+		for _, i := range []int{3, 4} {
+			if v := n.Inputs[i]; v != nil && v.IsConst() {
+				if isStat[v] {
+					return fmt.Errorf("%w: running statistic %q is read by more than one BatchNormalization", ErrGraph, v.Name)
+				}
+				isStat[v] = true
+			}
+		}
+	}
+	for _, v := range t.work.Initializers {
+		if !isParam[v] && !isStat[v] {
+			continue
+		}
+		if isParam[v] && isStat[v] {
+			return fmt.Errorf("%w: initializer %q is both a parameter and a running statistic", ErrGraph, v.Name)
+		}
+		if v.Const.DType != tensor.Float32 {
+			return fmt.Errorf("%w: initializer %q is %s; training supports float32 models", ErrGraph, v.Name, v.Const.DType)
+		}
+		p := &param{name: v.Name, shape: v.Const.Shape.Clone(), data: slices.Clone(tensor.Data[float32](v.Const))}
+		if isStat[v] {
+			t.stats = append(t.stats, p)
+		} else {
+			p.train = !slices.ContainsFunc(t.opts.Freeze, func(prefix string) bool { return strings.HasPrefix(v.Name, prefix) })
+			if p.train {
+				p.grad = make([]float32, len(p.data))
+			}
+			t.params = append(t.params, p)
+		}
+		t.byName[v.Name] = p
+	}
+	return nil
+}
+
+// newVal describes graph value v for a plan.
+func (t *Trainer) newVal(v *graph.Value) (*val, error) {
+	shape, ok := v.Type.Static()
+	if !ok {
+		return nil, fmt.Errorf("%w: value %q has no static shape (%s)", ErrGraph, v.Name, v.Type)
+	}
+	x := &val{name: v.Name}
+	x.setShape(shape)
+	switch {
+	case v.IsConst():
+		if p := t.byName[v.Name]; p != nil {
+			x.kind, x.p = vParam, p
+			x.size, x.cs = shape.Size(), x.n*x.s // parameters keep their row-major layout
+			if slices.Contains(t.stats, p) {
+				x.kind = vStat
+			}
+			return x, nil
+		}
+		return constVal(v.Name, v.Const)
+	case v.Producer == nil:
+		x.kind = vInput
+	default:
+		x.kind = vAct
+	}
+	if v.Type.DType != tensor.Float32 {
+		return nil, fmt.Errorf("%w: value %q is %s; training supports float32 models", ErrGraph, v.Name, v.Type.DType)
+	}
+	return x, nil
+}
+
+// planFor returns the plan for an input of the given shape, compiling it when needed.
+func (t *Trainer) planFor(shape tensor.Shape, threads int) (*plan, error) {
+	for i, p := range t.plans {
+		if p.vals[p.input].shape.Equal(shape) && p.threads == threads {
+			t.plans = append(slices.Delete(t.plans, i, i+1), p)
+			return p, nil
+		}
+	}
+	p, err := t.compileFor(shape, threads)
+	if err != nil {
+		return nil, err
+	}
+	t.plans = append(t.plans, p)
+	if len(t.plans) > maxPlans {
+		t.plans = t.plans[1:]
+	}
+	return p, nil
+}
+
+// compileFor plans the working graph for an input of the given shape.
+func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
+	in := t.work.Inputs[0]
+	if err := t.work.SetInputShapes(map[string]tensor.Shape{in.Name: shape}); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	p, err := compile(t, t.work, threads)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	return p, nil
+}
+
+// threads returns the worker count of the options.
+func (t *Trainer) threads() int {
+	if t.opts.Threads > 0 {
+		return t.opts.Threads
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// start prepares a pass over x: the plan, the pool, the arena with the input in place.
+func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
+	if x == nil || x.DType != tensor.Float32 {
+		return nil, nil, fmt.Errorf("%w: the batch must be a float32 tensor", ErrInput)
+	}
+	threads := t.threads()
+	p, err := t.planFor(x.Shape, threads)
+	if err != nil {
+		return nil, nil, err
+	}
+	if p.mem == nil {
+		p.mem = make([]float32, p.arena)
+		p.stats = map[int]*statCache{}
+	}
+	pool := cpu.NewPool(threads)
+	t.gen++
+	r := &run{p: p, pool: pool, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
+		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats}
+	in := p.vals[p.input]
+	copy(r.data(p.input), toLayout(in, tensor.Data[float32](x)))
+	return r, pool.Close, nil
+}
+
+// forward runs every unit's forward pass.
+func (r *run) forward(ctx context.Context) error {
+	for _, u := range r.p.units {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := u.forward(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Step trains on one batch: x [N, ...] float32 and one class label per sample. It runs the
+// forward pass in training mode, the loss, the backward pass and the optimizer update with the
+// schedule's learning rate for the current step, then moves the BatchNormalization running
+// statistics. When ctx is cancelled or an error occurs, the trainer's state is unchanged.
+func (t *Trainer) Step(ctx context.Context, x *tensor.Tensor, labels []int64) (StepStats, error) {
+	if x != nil && (len(x.Shape) == 0 || x.Shape[0] != len(labels)) {
+		return StepStats{}, fmt.Errorf("%w: batch of shape %v with %d labels", ErrInput, x.Shape, len(labels))
+	}
+	r, done, err := t.start(x, true)
+	if err != nil {
+		return StepStats{}, err
+	}
+	defer done()
+	p := r.p
+	for _, pr := range t.params {
+		clear(pr.grad)
+	}
+	if err := r.forward(ctx); err != nil {
+		return StepStats{}, err
+	}
+	logits := r.data(p.output)
+	out := p.vals[p.output]
+	var dz []float32
+	if out.needGrad {
+		dz, _ = r.gradIn(p.output)
+	}
+	loss, correct, err := crossEntropy(logits, labels, out.shape[1], t.opts.LabelSmoothing, dz)
+	if err != nil {
+		return StepStats{}, err
+	}
+	for i := len(p.units) - 1; i >= 0; i-- {
+		u := p.units[i]
+		if !u.base().bwd {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return StepStats{}, err
+		}
+		if err := u.backward(r); err != nil {
+			return StepStats{}, err
+		}
+	}
+	st := StepStats{Loss: loss, Correct: correct, LR: t.opts.Schedule.LR(t.opts.Optim.LR, t.step), ActivationBytes: p.actBytes}
+	st.GradNorm = gradNorm(t.params)
+	if t.opts.Optim.ClipNorm > 0 {
+		clipGrads(t.params, st.GradNorm, t.opts.Optim.ClipNorm)
+	}
+	update(t.opts.Optim, t.params, st.LR, t.step)
+	for _, u := range p.units {
+		if bn, ok := u.(*bnUnit); ok {
+			bn.commit(r)
+		}
+	}
+	t.step++
+	return st, nil
+}
+
+// Evaluate returns the logits [N, classes] of x in inference mode: BatchNormalization uses the
+// running statistics, nothing is updated.
+func (t *Trainer) Evaluate(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
+	r, done, err := t.start(x, false)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := r.forward(ctx); err != nil {
+		return nil, err
+	}
+	out := r.p.vals[r.p.output]
+	return tensor.FromSlice(out.shape.Clone(), slices.Clone(r.data(r.p.output))), nil
+}
+
+// StepCount returns the number of completed steps.
+func (t *Trainer) StepCount() int { return t.step }
+
+// Graph returns a copy of the graph as given to New with the current weights and running
+// statistics as its initializers (same names), ready for graph.Export.
+func (t *Trainer) Graph() *graph.Graph {
+	c, err := t.orig.Clone(ops.Default())
+	if err != nil {
+		panic("train: cloning an already decoded graph failed: " + err.Error())
+	}
+	for _, p := range append(slices.Clone(t.params), t.stats...) {
+		if v := c.Value(p.name); v != nil && v.IsConst() {
+			v.Const = tensor.FromSlice(tensor.Shape(slices.Clone(p.shape)), slices.Clone(p.data))
+		}
+	}
+	return c
+}
