@@ -1,6 +1,7 @@
 // Package cli is the dnx command line: `dnx inspect` describes a model, `dnx run` runs it on
-// tensor, NumPy or image files, and `dnx demo` builds and runs a tiny DenseNet with no files at
-// all.
+// tensor, NumPy or image files, `dnx bench` times it, `dnx build`/`dnx models`/`dnx convert` make
+// and convert models, `dnx finetune` trains them, and `dnx demo` fine-tunes a small DenseNet with
+// no files at all.
 //
 // Every failure ends the process with a non-zero status and exactly one line on stderr, prefixed
 // with "dnx: " and naming the file (and, for model errors, the node) at fault. Usage mistakes exit
