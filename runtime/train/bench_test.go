@@ -17,8 +17,8 @@ import (
 
 // BenchmarkTrainStep times one training step (SGD) of the CIFAR DenseNet-BC-100 (k=12) at
 // batch 64 on 2 threads, in both memory modes, and reports the wall and CPU time per step (the
-// CPU time says what the step costs when other processes share the machine) and the peak
-// activation memory. DNX_TRAIN_BATCH and DNX_TRAIN_MODEL (a folder of ../shared/models) override
+// CPU time says what the step costs when other processes share the machine), the peak
+// activation memory and the size of the arena that holds activations, gradients and staging. DNX_TRAIN_BATCH and DNX_TRAIN_MODEL (a folder of ../shared/models) override
 // the batch and the model, DNX_TRAIN_THREADS the thread count. PyTorch 1.13 takes 2.89 s per memory-efficient step on the reference
 // machine.
 func BenchmarkTrainStep(b *testing.B) {
@@ -69,6 +69,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/step")
 			b.ReportMetric(float64((cpuTime()-c0).Milliseconds())/float64(b.N), "cpu-ms/step")
 			b.ReportMetric(float64(st.ActivationBytes)/(1<<20), "act-MiB")
+			b.ReportMetric(float64(tr.plans[len(tr.plans)-1].totalBytes)/(1<<20), "arena-MiB")
 		})
 	}
 }

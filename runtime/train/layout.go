@@ -28,19 +28,6 @@ func toLayout(v *val, x []float32) []float32 {
 	return out
 }
 
-// fromLayout writes v's stored data x into dst in row-major order.
-func fromLayout(v *val, x, dst []float32) {
-	if !v.cm || (v.n == 1 && v.cs == v.s) {
-		copy(dst, x)
-		return
-	}
-	for n := 0; n < v.n; n++ {
-		for c := 0; c < v.c; c++ {
-			copy(dst[(n*v.c+c)*v.s:(n*v.c+c+1)*v.s], x[c*v.cs+n*v.s:c*v.cs+(n+1)*v.s])
-		}
-	}
-}
-
 // transpose writes the cols x rows transpose of the rows x cols matrix src into dst (grown as
 // needed) and returns it.
 func transpose(src []float32, rows, cols int, dst []float32) []float32 {
