@@ -137,11 +137,16 @@ func (u *convUnit) backward(r *run) error {
 	var packs chan packed
 	if needW && needX {
 		packs = make(chan packed, 1)
+		reuse := r.gradA // only the goroutine touches these until it reports back
+		r.gradA = nil
 		go func() {
 			var p packed
 			for g := 0; g < u.group && p.err == nil; g++ {
-				var ga *cpu.GradA
-				ga, p.err = u.k.PackGrad(dy[g*s.Cout*ys:])
+				var prev, ga *cpu.GradA
+				if g < len(reuse) {
+					prev = reuse[g]
+				}
+				ga, p.err = u.k.PackGradInto(prev, dy[g*s.Cout*ys:])
 				p.ga = append(p.ga, ga)
 			}
 			packs <- p
@@ -167,6 +172,7 @@ func (u *convUnit) backward(r *run) error {
 				return u.errorf(p.err)
 			}
 			ga = p.ga
+			defer func() { r.gradA = ga }() // hand the buffers to the next layer once used
 		}
 		dw := r.paramGrad(u.w)
 		stage := r.optBuf(u.stage)

@@ -15,6 +15,7 @@ type run struct {
 	gradInit    []bool
 	gen         uint32
 	stats       map[int]*statCache
+	gradA       []*cpu.GradA // packed output gradients, reused from layer to layer
 }
 
 // statCache holds per-channel batch statistics of one buffer, valid for the pass numbered gen.

@@ -376,15 +376,33 @@ func (c *ConvCM) chunk() int {
 // PackGrad packs dy ([Cout][N][OH][OW], channels YStride apart) for WeightGrad. It only reads dy
 // and c's geometry, so it may run on another goroutine while c computes the input gradient: the
 // packing is a serial copy, and overlapping it with a parallel product keeps every thread busy.
-func (c *ConvCM) PackGrad(dy []float32) (*GradA, error) {
+func (c *ConvCM) PackGrad(dy []float32) (*GradA, error) { return c.PackGradInto(nil, dy) }
+
+// PackGradInto is PackGrad reusing the memory of reuse (nil, or a GradA of any ConvCM that is no
+// longer needed): a backward pass packs one layer's gradient at a time, so one GradA can serve
+// every layer and the step allocates nothing for it.
+func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 	if len(dy) < c.yLen() {
 		return nil, fmt.Errorf("%w: conv output gradient has %d floats, want %d", ops.ErrShape, len(dy), c.yLen())
 	}
-	g := &GradA{c: c}
-	chunk := c.chunk()
-	for q0 := 0; q0 < c.npOut; q0 += chunk {
-		g.chunks = append(g.chunks, gemm.PackA(c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys))
+	g := reuse
+	if g == nil {
+		g = &GradA{}
 	}
+	g.c = c
+	chunk := c.chunk()
+	i := 0
+	for q0 := 0; q0 < c.npOut; q0 += chunk {
+		var prev *gemm.PackedA
+		if i < len(g.chunks) {
+			prev = g.chunks[i]
+		} else {
+			g.chunks = append(g.chunks, nil)
+		}
+		g.chunks[i] = gemm.PackAInto(prev, c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys)
+		i++
+	}
+	g.chunks = g.chunks[:i]
 	return g, nil
 }
 

@@ -30,12 +30,21 @@ type PackedA struct {
 
 // PackA packs the row-major m x k matrix a (row i at a[i*lda:]). It panics when a is too short or
 // lda < k: the sizes come from validated weight shapes, so that is a programming error.
-func PackA(m, k int, a []float32, lda int) *PackedA {
+func PackA(m, k int, a []float32, lda int) *PackedA { return PackAInto(nil, m, k, a, lda) }
+
+// PackAInto is PackA reusing p's memory when it is large enough (p may be nil): operands packed
+// on every call, such as a training step's output gradients, then cost no allocation.
+func PackAInto(p *PackedA, m, k int, a []float32, lda int) *PackedA {
 	if m < 0 || k < 0 || lda < k || (m > 0 && k > 0 && len(a) < (m-1)*lda+k) {
 		panic(fmt.Sprintf("gemm: PackA(%d, %d, len %d, lda %d): bad arguments", m, k, len(a), lda))
 	}
 	panels := (m + MR - 1) / MR
-	p := &PackedA{M: m, K: k, data: make([]float32, panels*k*MR)}
+	size := panels * k * MR
+	if p == nil || cap(p.data) < size {
+		p = &PackedA{data: make([]float32, size)}
+	}
+	p.M, p.K, p.data = m, k, p.data[:size]
+	clear(p.data[(m/MR)*k*MR:]) // rows past M in the last panel must be zero
 	for i := 0; i < m && k > 0; i++ {
 		row := a[i*lda : i*lda+k]
 		dst := p.data[(i/MR)*k*MR+i%MR:]
