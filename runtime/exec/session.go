@@ -44,6 +44,9 @@ type Session struct {
 	kernels plan.KernelCache      // packed weights shared by the plans
 }
 
+// maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).
+const maxPlans = 16
+
 // planEntry is the plan for one set of input shapes, or the reason there is none.
 type planEntry struct {
 	plan *plan.Plan
@@ -195,6 +198,11 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 	defer s.mu.Unlock()
 	e, ok := s.plans[key]
 	if !ok {
+		if len(s.plans) >= maxPlans {
+			// A caller cycling through many shapes must not grow memory without bound; the
+			// packed kernels stay cached, so recompiling a plan is cheap.
+			clear(s.plans)
+		}
 		p, err := plan.Compile(s.g, shapes, s.pool, &s.kernels)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
