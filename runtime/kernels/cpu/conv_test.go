@@ -186,62 +186,7 @@ func TestConvMatchesReference(t *testing.T) {
 		for run := 0; run < len(pools)*len(convs); run++ {
 			pool, conv := pools[run%len(pools)], convs[run/len(pools)]
 			name := fmt.Sprintf("%s/pool%d/path%d,%d", tc.name, run%len(pools), conv.path, conv.padded)
-			// Strided cases embed in and out as channel slices at offset 3 of 3+C+2 channels.
-			inExtra, outExtra := 0, 0
-			if tc.strided {
-				inExtra, outExtra = 5, 5
-			}
-			inBuf := make([]float32, tc.n*(tc.cin+inExtra)*tc.h*tc.w)
-			for i := range inBuf {
-				inBuf[i] = sentinel
-			}
-			in := Dense(inBuf, tc.n, tc.cin+inExtra, tc.h, tc.w)
-			if tc.strided {
-				in = in.Channels(3, tc.cin)
-			}
-			for b := 0; b < tc.n; b++ {
-				copy(in.Item(b), x[b*tc.cin*tc.h*tc.w:(b+1)*tc.cin*tc.h*tc.w])
-			}
-			inCopy := append([]float32(nil), inBuf...)
-			outBuf := make([]float32, tc.n*(tc.cout+outExtra)*oh*ow)
-			for i := range outBuf {
-				outBuf[i] = sentinel
-			}
-			out := Dense(outBuf, tc.n, tc.cout+outExtra, oh, ow)
-			if tc.strided {
-				out = out.Channels(3, tc.cout)
-			}
-			threads := 1
-			if pool != nil {
-				threads = pool.Threads()
-			}
-			scratch := randFloats(r, conv.ScratchSize(tc.n, tc.h, tc.w, threads))
-			if err := conv.Run(pool, in, out, scratch); err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			for i := range inBuf {
-				if inBuf[i] != inCopy[i] {
-					t.Fatalf("%s: input changed at %d", name, i)
-				}
-			}
-			plane := oh * ow
-			for i, v := range outBuf {
-				b, c := i/((tc.cout+outExtra)*plane), (i/plane)%(tc.cout+outExtra)
-				inside := !tc.strided || (c >= 3 && c < 3+tc.cout)
-				if !inside {
-					if v != sentinel {
-						t.Fatalf("%s: output outside the slice changed at item %d channel %d", name, b, c)
-					}
-					continue
-				}
-				if tc.strided {
-					c -= 3
-				}
-				j := (b*tc.cout+c)*plane + i%plane
-				if d := math.Abs(float64(v - want[j])); d > atol+rtol*float64(mag[j]) || math.IsNaN(float64(v)) {
-					t.Fatalf("%s: Y[%d,%d,%d] = %g, want %g (magnitude %g)", name, b, c, i%plane, v, want[j], mag[j])
-				}
-			}
+			runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
 		}
 	}
 }
