@@ -393,54 +393,7 @@ func checkTensor(t *tensor.Tensor) error {
 	if !t.DType.Supported() {
 		return fmt.Errorf("%w %s", ErrUnsupportedType, t.DType)
 	}
-	dims := make([]int64, len(t.Shape))
-	for i, d := range t.Shape {
-		dims[i] = int64(d)
-	}
-	if _, err := tensor.CheckShape(dims); err != nil {
-		return err
-	}
-	var n int
-	var dt tensor.DType
-	switch d := t.Data.(type) {
-	case []float32:
-		n, dt = len(d), tensor.Float32
-	case []float64:
-		n, dt = len(d), tensor.Float64
-	case []tensor.F16:
-		n, dt = len(d), tensor.Float16
-	case []tensor.BF16:
-		n, dt = len(d), tensor.BFloat16
-	case []int8:
-		n, dt = len(d), tensor.Int8
-	case []int16:
-		n, dt = len(d), tensor.Int16
-	case []int32:
-		n, dt = len(d), tensor.Int32
-	case []int64:
-		n, dt = len(d), tensor.Int64
-	case []uint8:
-		n, dt = len(d), tensor.Uint8
-	case []uint16:
-		n, dt = len(d), tensor.Uint16
-	case []uint32:
-		n, dt = len(d), tensor.Uint32
-	case []uint64:
-		n, dt = len(d), tensor.Uint64
-	case []bool:
-		n, dt = len(d), tensor.Bool
-	case []string:
-		n, dt = len(d), tensor.String
-	default:
-		return fmt.Errorf("data of Go type %T is not a tensor slice", t.Data)
-	}
-	if dt != t.DType {
-		return fmt.Errorf("dtype %s, but data is %T", t.DType, t.Data)
-	}
-	if n != t.Shape.Size() {
-		return fmt.Errorf("%w: shape %v needs %d elements, data has %d", tensor.ErrShape, t.Shape, t.Shape.Size(), n)
-	}
-	return nil
+	return t.Check()
 }
 
 // ReadTensorFile reads a file holding one serialized TensorProto (as the test_data_set_*/*.pb

@@ -324,3 +324,59 @@ func (t *Tensor) Int64s() ([]int64, error) {
 
 // nan reports whether f is NaN; kept here so comparisons read clearly.
 func nan(f float64) bool { return math.IsNaN(f) }
+
+// Check reports an error unless t is consistent: a supported DType, Data of exactly the slice
+// type that DType names, a valid shape, and len(Data) == Shape.Size(). Encoders call it before
+// trusting a tensor that came from outside their package.
+func (t *Tensor) Check() error {
+	if t == nil {
+		return errors.New("nil tensor")
+	}
+	dims := make([]int64, len(t.Shape))
+	for i, d := range t.Shape {
+		dims[i] = int64(d)
+	}
+	if _, err := CheckShape(dims); err != nil {
+		return err
+	}
+	n, dt := -1, Undefined
+	switch d := t.Data.(type) {
+	case []float32:
+		n, dt = len(d), Float32
+	case []float64:
+		n, dt = len(d), Float64
+	case []F16:
+		n, dt = len(d), Float16
+	case []BF16:
+		n, dt = len(d), BFloat16
+	case []int8:
+		n, dt = len(d), Int8
+	case []int16:
+		n, dt = len(d), Int16
+	case []int32:
+		n, dt = len(d), Int32
+	case []int64:
+		n, dt = len(d), Int64
+	case []uint8:
+		n, dt = len(d), Uint8
+	case []uint16:
+		n, dt = len(d), Uint16
+	case []uint32:
+		n, dt = len(d), Uint32
+	case []uint64:
+		n, dt = len(d), Uint64
+	case []bool:
+		n, dt = len(d), Bool
+	case []string:
+		n, dt = len(d), String
+	default:
+		return fmt.Errorf("data of Go type %T is not a tensor slice", t.Data)
+	}
+	if dt != t.DType {
+		return fmt.Errorf("dtype %s, but data is %T", t.DType, t.Data)
+	}
+	if n != t.Shape.Size() {
+		return fmt.Errorf("%w: shape %v needs %d elements, data has %d", ErrShape, t.Shape, t.Shape.Size(), n)
+	}
+	return nil
+}

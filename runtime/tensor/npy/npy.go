@@ -270,8 +270,8 @@ func Marshal(t *tensor.Tensor) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: NumPy has no dtype for %s tensors", ErrUnsupported, t.DType)
 	}
-	if t.Len() != dataLen(t) {
-		return nil, fmt.Errorf("%w: shape %v needs %d elements, the tensor holds %d", tensor.ErrShape, t.Shape, t.Len(), dataLen(t))
+	if err := t.Check(); err != nil {
+		return nil, err
 	}
 	order := "<"
 	if t.DType.ByteSize() == 1 {
@@ -321,38 +321,7 @@ func Write(w io.Writer, t *tensor.Tensor) error {
 	return err
 }
 
-// dataLen returns len(t.Data) for the types Marshal encodes, -1 for anything else.
-func dataLen(t *tensor.Tensor) int {
-	switch d := t.Data.(type) {
-	case []float32:
-		return len(d)
-	case []float64:
-		return len(d)
-	case []tensor.F16:
-		return len(d)
-	case []int8:
-		return len(d)
-	case []int16:
-		return len(d)
-	case []int32:
-		return len(d)
-	case []int64:
-		return len(d)
-	case []uint8:
-		return len(d)
-	case []uint16:
-		return len(d)
-	case []uint32:
-		return len(d)
-	case []uint64:
-		return len(d)
-	case []bool:
-		return len(d)
-	}
-	return -1
-}
-
-// encodeData appends t's elements in little-endian order; dataLen(t) == t.Len() was checked, so
+// encodeData appends t's elements in little-endian order; t.Check() passed, so
 // the switch covers every case that reaches it.
 func encodeData(buf *bytes.Buffer, t *tensor.Tensor) {
 	le := binary.LittleEndian
