@@ -1,6 +1,7 @@
 // Package passes rewrites a graph.Graph into an equivalent one that runs faster or exports
 // cleaner: eliminations (Identity, inference Dropout, single-input Concat, all-zero Pad),
-// constant folding, Conv->BatchNormalization folding, fusions into dnx's FusedConv, and dead code
+// constant folding, Conv->BatchNormalization folding, moving an average pool before the 1x1
+// convolution that feeds it, fusions into dnx's FusedConv and FusedAveragePool, and dead code
 // elimination.
 //
 // # Passes
@@ -19,8 +20,9 @@
 // graph after every change. Three are predefined:
 //
 //   - Inference: everything, including the dnx-only fusions; the result runs only on dnx.
-//   - Export: standard-ONNX rewrites only (eliminations, constant folding, Conv-BN folding, dead
-//     code), so that graph.Export can write the result for any runtime (`dnx convert --optimize`).
+//   - Export: standard-ONNX rewrites only (eliminations, constant folding, Conv-BN folding, pool
+//     before 1x1 convolution, dead code), so that graph.Export can write the result for any
+//     runtime (`dnx convert --optimize`).
 //   - Training: eliminations only; BatchNormalization stays a node (its statistics are trained)
 //     and Dropout stays (it is active while training).
 //
@@ -30,5 +32,8 @@
 // prologue and a ReLU epilogue. FuseBNReluConv turns DenseNet's pre-activation
 // Concat -> BN -> ReLU -> Conv into a prologue, since that BN cannot be folded into weights (the
 // Conv's zero padding must see normalized values); FuseConvActivation turns Conv -> ReLU into an
-// epilogue. A graph holding FusedConv cannot be exported.
+// epilogue. FusedAveragePool is an AveragePool with the same prologue: DenseNet's transition
+// BN -> ReLU -> Conv 1x1 -> AveragePool becomes, after PoolBeforePointwiseConv, BN -> ReLU ->
+// AveragePool -> Conv 1x1, and FuseBNReluConv gives the BN-ReLU to the pool. A graph holding a
+// fused operator cannot be exported.
 package passes

@@ -6,7 +6,9 @@ import (
 )
 
 // FuseBNReluConv turns BatchNormalization -> Relu -> Conv into a FusedConv whose prologue applies
-// the BN's affine map and the ReLU to the Conv's input,
+// the BN's affine map and the ReLU to the Conv's input (and BatchNormalization -> Relu ->
+// AveragePool into a FusedAveragePool, the same prologue on the pool's taps: DenseNet's
+// transition once PoolBeforePointwiseConv has moved its pool before the convolution),
 //
 //	PreScale = gamma / sqrt(var + eps),  PreShift = beta - mean * PreScale,  PreRelu = true
 //
@@ -18,7 +20,8 @@ import (
 // It applies when the BN is inference-mode, 4-D, float32 or float64, with one output and constant
 // parameters; the BN's output has the Relu as its only reader (or only Convs read it); every reader
 // of the Relu's output is a Conv (or a FusedConv without a prologue) that reads it as X only and
-// has constant weights; and neither intermediate value is a graph output. When several Convs
+// has constant weights, or a standard AveragePool; and neither intermediate value is a graph
+// output. When several Convs
 // share the activation, each gets the prologue, and the pass declines unless all of them can:
 // fusing only some would keep the BN and ReLU running for the others and add the prologue's work
 // on top. The BN and Relu nodes are removed.
@@ -62,6 +65,13 @@ func (FuseBNReluConv) Run(g *graph.Graph) (bool, error) {
 		}
 		scale, shift := toFloat32s(a), toFloat32s(b)
 		for _, c := range append([]*graph.Node(nil), act.Consumers...) {
+			if ap, ok := avgPool(c); ok {
+				if err := g.SetInput(c, 0, x); err != nil {
+					return false, err
+				}
+				setFusedPool(c, &ops.FusedAveragePool{Pool: *ap, PreScale: scale, PreShift: shift, PreRelu: relu != nil})
+				continue
+			}
 			conv, fused := convLike(c)
 			f := &ops.FusedConv{Conv: *conv, PreScale: scale, PreShift: shift, PreRelu: relu != nil}
 			if fused != nil {
@@ -82,8 +92,12 @@ func (FuseBNReluConv) Run(g *graph.Graph) (bool, error) {
 }
 
 // prologueFree reports whether c is a Conv, or a FusedConv without a prologue, that reads v as
-// its X input only and has constant weights, so a prologue can be added to it.
+// its X input only and has constant weights, or a standard AveragePool, so a prologue can be
+// added to it.
 func prologueFree(c *graph.Node, v *graph.Value) bool {
+	if _, ok := avgPool(c); ok {
+		return c.Inputs[0] == v
+	}
 	conv, fused := convLike(c)
 	if conv == nil || (fused != nil && fused.HasPrologue()) {
 		return false
@@ -103,4 +117,10 @@ func countReads(n *graph.Node, v *graph.Value) int {
 		}
 	}
 	return k
+}
+
+// avgPool returns n's op when n is a standard AveragePool.
+func avgPool(n *graph.Node) (*ops.AveragePool, bool) {
+	ap, ok := n.Op.(*ops.AveragePool)
+	return ap, ok && ops.NormalizeDomain(n.Domain) == ""
 }

@@ -90,6 +90,11 @@ func TestInferencePipelineOnModels(t *testing.T) {
 			if hist["BatchNormalization"] != 1 {
 				t.Errorf("%d BatchNormalization nodes remain, want 1 (norm5)", hist["BatchNormalization"])
 			}
+			// Every transition's pool moved before its 1x1 convolution and took the BN-ReLU.
+			if hist["AveragePool"] != 0 || hist["FusedAveragePool"] != hist0["AveragePool"] {
+				t.Errorf("%d AveragePool and %d FusedAveragePool after, want 0 and %d (one per transition)",
+					hist["AveragePool"], hist["FusedAveragePool"], hist0["AveragePool"])
+			}
 			if convCount(hist) != convCount(hist0) {
 				t.Errorf("%d convolutions after, %d before", convCount(hist), convCount(hist0))
 			}

@@ -72,14 +72,16 @@ func (p *Pipeline) Run(g *graph.Graph) (bool, error) {
 }
 
 // Inference returns the full inference pipeline: eliminations, constant folding, Conv-BN folding,
-// the BN-ReLU-Conv prologue and Conv-ReLU epilogue fusions into FusedConv, and dead code
-// elimination. Its result runs on dnx only (graph.Export refuses FusedConv).
+// average pools moved before their 1x1 convolutions, the BN-ReLU prologue fusions into FusedConv
+// and FusedAveragePool, the Conv-ReLU epilogue fusion, and dead code elimination. Its result runs
+// on dnx only (graph.Export refuses the fused operators).
 func Inference() *Pipeline {
 	return &Pipeline{Label: "Inference", Passes: []Pass{
 		EliminateIdentity{},
 		EliminateZeroPad{},
 		FoldConstants{},
 		FoldConvBN{},
+		PoolBeforePointwiseConv{},
 		FuseBNReluConv{},
 		FuseConvActivation{},
 		DeadCodeElimination{},
@@ -87,13 +89,15 @@ func Inference() *Pipeline {
 }
 
 // Export returns the passes whose result is still standard ONNX: eliminations, constant folding,
-// Conv-BN folding and dead code elimination. The graph stays exportable with graph.Export.
+// Conv-BN folding, average pools moved before their 1x1 convolutions, and dead code elimination.
+// The graph stays exportable with graph.Export.
 func Export() *Pipeline {
 	return &Pipeline{Label: "Export", Passes: []Pass{
 		EliminateIdentity{},
 		EliminateZeroPad{},
 		FoldConstants{},
 		FoldConvBN{},
+		PoolBeforePointwiseConv{},
 		DeadCodeElimination{},
 	}}
 }

@@ -45,12 +45,17 @@ func (p *Plan) fastStep(n *graph.Node) step {
 		if len(xs) != 4 || op.StorageOrder != 0 {
 			return nil
 		}
-		return p.poolStep(x, y, &op.Window, true, false)
+		return p.poolStep(x, y, &op.Window, true, false, nil)
 	case *ops.AveragePool:
 		if len(xs) != 4 {
 			return nil
 		}
-		return p.poolStep(x, y, &op.Window, false, op.CountIncludePad)
+		return p.poolStep(x, y, &op.Window, false, op.CountIncludePad, nil)
+	case *ops.FusedAveragePool:
+		if len(xs) != 4 || (op.PreScale != nil && len(op.PreScale) != xs[1]) {
+			return nil
+		}
+		return p.poolStep(x, y, &op.Pool.Window, false, op.Pool.CountIncludePad, op)
 	case *ops.GlobalAveragePool:
 		if len(xs) != 4 {
 			return nil
@@ -119,8 +124,9 @@ func bnAffine(n *graph.Node, channels int, eps float64) (scale, shift []float32,
 	return scale, shift, true
 }
 
-// poolStep builds a 2-D pooling kernel from the resolved window geometry.
-func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool) step {
+// poolStep builds a 2-D pooling kernel from the resolved window geometry, with the prologue of
+// fused (nil for none).
+func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *ops.FusedAveragePool) step {
 	xs := p.values[x].shape
 	geo, err := w.PoolShapes("pool", xs)
 	if err != nil || len(geo.Out) != 2 {
@@ -131,6 +137,9 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool) step {
 			DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
 			OutH: geo.Out[0], OutW: geo.Out[1]},
 		Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
+	}
+	if fused != nil {
+		k.PreScale, k.PreShift, k.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
 	}
 	return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
 		return k.Run(pool, in, out)

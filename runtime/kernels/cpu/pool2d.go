@@ -27,8 +27,15 @@ type Pool2D struct {
 	Max             bool
 	CountIncludePad bool
 	PadB, PadR      int // explicit end pads, for CountIncludePad
+	// PreScale, PreShift (one per channel, or both nil) and PreRelu are an average pool's
+	// prologue, applied to every input element before pooling: max(PreScale[c]*x + PreShift[c], 0).
+	PreScale, PreShift []float32
+	PreRelu            bool
 
-	tasks sync.Pool // of *poolTask: reused so that Run does not allocate
+	tasks   sync.Pool // of *poolTask: reused so that Run does not allocate
+	planes  sync.Pool // of *[]float32: prologue planes, one per running Do (see prologuePlane)
+	maxRows sync.Pool // of *[]float32: a worker's max-pool row scratch (see maxPlane)
+	forceGo bool      // tests: run the max-pool row kernels in Go even where assembly runs
 }
 
 type poolTask struct {
@@ -42,6 +49,12 @@ func (k *Pool2D) Run(pool *Pool, in, out Image) error {
 	w := k.Win
 	if out.N != in.N || out.C != in.C || out.H != w.OutH || out.W != w.OutW {
 		return fmt.Errorf("cpu: pool output %dx%dx%dx%d does not fit input %dx%dx%dx%d", out.N, out.C, out.H, out.W, in.N, in.C, in.H, in.W)
+	}
+	if (k.PreScale == nil) != (k.PreShift == nil) || (k.PreScale != nil && (len(k.PreScale) != in.C || len(k.PreShift) != in.C)) {
+		return fmt.Errorf("cpu: pool prologue has %d scales and %d shifts for %d channels", len(k.PreScale), len(k.PreShift), in.C)
+	}
+	if k.Max && k.hasPrologue() {
+		return fmt.Errorf("cpu: a max pool takes no prologue")
 	}
 	if err := in.Check(); err != nil {
 		return err
@@ -62,13 +75,47 @@ func (k *Pool2D) Run(pool *Pool, in, out Image) error {
 
 func (t *poolTask) Do(lo, hi int) {
 	k, w := t.k, t.k.Win
+	var row []float32
+	if k.Max {
+		// One row buffer per Do call: calls run concurrently, and each reuses a buffer from
+		// earlier Runs so that steady-state Runs do not allocate.
+		buf, _ := k.maxRows.Get().(*[]float32)
+		if buf == nil {
+			buf = new([]float32)
+		}
+		defer k.maxRows.Put(buf)
+		row = maxRowBuf(buf, t.in.W, &w)
+	}
+	fits2x2 := k.avg2x2Fits(t.in.H, t.in.W)
+	var plane *[]float32
+	if k.hasPrologue() && !fits2x2 {
+		// Do calls run concurrently: each takes its own plane buffer (see prologuePlane).
+		plane, _ = k.planes.Get().(*[]float32)
+		if plane == nil {
+			plane = new([]float32)
+		}
+		defer k.planes.Put(plane)
+	}
 	for p := lo; p < hi; p++ {
 		n, c := p/t.in.C, p%t.in.C
 		src := t.in.Item(n)[c*t.in.H*t.in.W : (c+1)*t.in.H*t.in.W]
 		dst := t.out.Item(n)[c*w.OutH*w.OutW : (c+1)*w.OutH*w.OutW]
-		if k.Max {
-			maxPlane(src, dst, t.in.H, t.in.W, &w)
-		} else {
+		switch {
+		case k.Max:
+			maxPlane(src, dst, row, t.in.H, t.in.W, &w, k.forceGo)
+		case fits2x2:
+			// DenseNet's transition: one pass, the prologue applied to each tap as it is read.
+			scale, shift, _ := k.prologueOf(c)
+			floor := float32(math.Inf(-1))
+			if k.PreRelu {
+				floor = 0
+			}
+			avg2x2Plane(k.forceGo, src, dst, t.in.W, &w, scale, shift, floor)
+		default:
+			if k.hasPrologue() {
+				scale, shift, affine := k.prologueOf(c)
+				src = prologuePlane(plane, src, scale, shift, affine, k.PreRelu)
+			}
 			avgPlane(src, dst, t.in.H, t.in.W, &w, k.CountIncludePad, k.PadB, k.PadR)
 		}
 	}
@@ -92,34 +139,29 @@ func tapRange(start, k, d, size int) (int, int) {
 	return lo, max(lo, hi)
 }
 
-func maxPlane(src, dst []float32, h, wd int, w *Window2D) {
-	// Output columns [xa, xb) have their whole window inside the image: no clipping there.
-	xa, xb := interior(w.OutW, w.StrideW, w.PadL, (w.KW-1)*w.DilationW, wd)
+// maxPlane max-pools one channel plane (h rows of wd floats) into dst, one output row at a time
+// in two passes over row, a buffer from maxRowBuf that lays out the padded input row:
+//
+//	row[pl+x] = max over taps i inside the image of src[(y0 + i*dh)*wd + x]   (vertical)
+//	dst[oy*OutW + ox] = max over j < KW of row[ox*sw + j*dw]                  (horizontal)
+//
+// where y0 = oy*sh - pt and the entries of row outside [pl, pl+wd) hold -Inf, so that taps in the
+// padding drop out of the max. Both passes propagate NaN; a window with no tap inside the image
+// gives -Inf, as in the reference.
+func maxPlane(src, dst, row []float32, h, wd int, w *Window2D, forceGo bool) {
+	pl, cols := w.PadL, maxRowCols(wd, w)
 	for oy := 0; oy < w.OutH; oy++ {
 		y0 := oy*w.StrideH - w.PadT
 		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
-		out := dst[oy*w.OutW : (oy+1)*w.OutW]
-		for ox := range out {
-			if ox == xa && xb > xa {
-				maxInterior(src, out[xa:xb], xa*w.StrideW-w.PadL, y0, i0, i1, wd, w)
-				continue
+		if cols > 0 {
+			v := row[pl : pl+cols]
+			if i1 > i0 {
+				maxRows(forceGo, v, src, (y0+i0*w.DilationH)*wd, w.DilationH*wd, i1-i0)
+			} else {
+				fill(v, float32(math.Inf(-1)))
 			}
-			if ox > xa && ox < xb {
-				continue
-			}
-			x0 := ox*w.StrideW - w.PadL
-			j0, j1 := tapRange(x0, w.KW, w.DilationW, wd)
-			m := float32(math.Inf(-1))
-			for i := i0; i < i1; i++ {
-				row := src[(y0+i*w.DilationH)*wd:]
-				for j := j0; j < j1; j++ {
-					if v := row[x0+j*w.DilationW]; v > m || v != v {
-						m = v
-					}
-				}
-			}
-			out[ox] = m
 		}
+		maxCols(forceGo, dst[oy*w.OutW:(oy+1)*w.OutW], row, w.StrideW, w.KW, w.DilationW)
 	}
 }
 
@@ -136,27 +178,6 @@ func interior(out, s, pad, ext, size int) (int, int) {
 		b = a
 	}
 	return a, b
-}
-
-// maxInterior pools output columns whose windows need no clipping; x0 is the first window's
-// left input column. Taps accumulate row by row so the inner loop has no bounds logic.
-func maxInterior(src, out []float32, x0, y0, i0, i1, wd int, w *Window2D) {
-	for k := range out {
-		out[k] = float32(math.Inf(-1))
-	}
-	for i := i0; i < i1; i++ {
-		row := src[(y0+i*w.DilationH)*wd:]
-		for j := 0; j < w.KW; j++ {
-			col := row[x0+j*w.DilationW:]
-			s := w.StrideW
-			col = col[:(len(out)-1)*s+1] // one bounds check for the loop
-			for k := range out {
-				// The builtin max is branch-free and propagates NaN, like the reference; a
-				// compare-and-branch mispredicts half the time on real activations.
-				out[k] = max(out[k], col[k*s])
-			}
-		}
-	}
 }
 
 func avgPlane(src, dst []float32, h, wd int, w *Window2D, countPad bool, padB, padR int) {

@@ -9,7 +9,7 @@ import (
 
 // fusedKernels returns the kernels of dnx's internal fused operators (domain ops.DomainDNX).
 func fusedKernels() map[string]Kernel {
-	return map[string]Kernel{"FusedConv": fusedConvKernel}
+	return map[string]Kernel{"FusedConv": fusedConvKernel, "FusedAveragePool": fusedAveragePoolKernel}
 }
 
 // fusedConvKernel runs FusedConv by composing the reference kernels: the prologue, per input
@@ -33,7 +33,7 @@ func fusedConvKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor
 		return nil, err
 	}
 	if f.HasPrologue() {
-		if x, err = fusedPrologue(f, x); err != nil {
+		if x, err = fusedPrologue("FusedConv", f.PreScale, f.PreShift, f.PreRelu, x); err != nil {
 			return nil, err
 		}
 	}
@@ -50,16 +50,42 @@ func fusedConvKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor
 	return out, nil
 }
 
-// fusedPrologue returns a new tensor holding FusedConv's prologue applied to x (see
+// fusedAveragePoolKernel runs FusedAveragePool as the prologue (see fusedConvKernel) into a
+// temporary, then averagePoolKernel.
+func fusedAveragePoolKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
+	f, err := opAs[*ops.FusedAveragePool](op)
+	if err != nil {
+		return nil, err
+	}
+	if nOut != 1 {
+		return nil, fmt.Errorf("ref: FusedAveragePool has 1 output, asked for %d", nOut)
+	}
+	x, err := nnInput("FusedAveragePool", in, 0)
+	if err != nil {
+		return nil, err
+	}
+	if f.HasPrologue() {
+		if x, err = fusedPrologue("FusedAveragePool", f.PreScale, f.PreShift, f.PreRelu, x); err != nil {
+			return nil, err
+		}
+	}
+	out, err := averagePoolKernel(&f.Pool, []*tensor.Tensor{x}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("ref: FusedAveragePool: %w", err)
+	}
+	return out, nil
+}
+
+// fusedPrologue returns a new tensor holding a fused operator's prologue applied to x (see
 // fusedConvKernel). float16 and bfloat16 go through float32 and back, as the other NN kernels do.
-func fusedPrologue(f *ops.FusedConv, x *tensor.Tensor) (*tensor.Tensor, error) {
+func fusedPrologue(op string, scale, shift []float32, relu bool, x *tensor.Tensor) (*tensor.Tensor, error) {
 	if len(x.Shape) < 2 {
-		return nil, fmt.Errorf("ref: FusedConv: %w: X must have rank >= 2, got shape %v", ops.ErrShape, x.Shape)
+		return nil, fmt.Errorf("ref: %s: %w: X must have rank >= 2, got shape %v", op, ops.ErrShape, x.Shape)
 	}
 	C := x.Shape[1]
-	if len(f.PreScale) != len(f.PreShift) || (f.PreScale != nil && len(f.PreScale) != C) {
-		return nil, fmt.Errorf("ref: FusedConv: %w: X has %d channels, the prologue has %d scales and %d shifts",
-			ops.ErrShape, C, len(f.PreScale), len(f.PreShift))
+	if len(scale) != len(shift) || (scale != nil && len(scale) != C) {
+		return nil, fmt.Errorf("ref: %s: %w: X has %d channels, the prologue has %d scales and %d shifts",
+			op, ops.ErrShape, C, len(scale), len(shift))
 	}
 	inner := 1
 	for _, d := range x.Shape[2:] {
@@ -70,27 +96,27 @@ func fusedPrologue(f *ops.FusedConv, x *tensor.Tensor) (*tensor.Tensor, error) {
 	y := tensor.New(xw.DType, x.Shape)
 	switch xw.DType {
 	case tensor.Float32:
-		fusedPrologueTyped(tensor.Data[float32](xw), tensor.Data[float32](y), x.Shape[0], C, inner, f)
+		fusedPrologueTyped(tensor.Data[float32](xw), tensor.Data[float32](y), x.Shape[0], C, inner, scale, shift, relu)
 	case tensor.Float64:
-		fusedPrologueTyped(tensor.Data[float64](xw), tensor.Data[float64](y), x.Shape[0], C, inner, f)
+		fusedPrologueTyped(tensor.Data[float64](xw), tensor.Data[float64](y), x.Shape[0], C, inner, scale, shift, relu)
 	default:
-		return nil, fmt.Errorf("ref: FusedConv does not support %s inputs", dt)
+		return nil, fmt.Errorf("ref: %s does not support %s inputs", op, dt)
 	}
 	return nnNarrow(y, dt), nil
 }
 
-func fusedPrologueTyped[T nnFloat](x, y []T, N, C, inner int, f *ops.FusedConv) {
+func fusedPrologueTyped[T nnFloat](x, y []T, N, C, inner int, scale, shift []float32, relu bool) {
 	for n := 0; n < N; n++ {
 		for c := 0; c < C; c++ {
 			a, b := 1.0, 0.0
-			if f.PreScale != nil {
-				a, b = float64(f.PreScale[c]), float64(f.PreShift[c])
+			if scale != nil {
+				a, b = float64(scale[c]), float64(shift[c])
 			}
 			off := (n*C + c) * inner
 			src, dst := x[off:][:inner], y[off:][:inner]
 			for i, v := range src {
 				r := a*float64(v) + b
-				if f.PreRelu {
+				if relu {
 					r = max(r, 0) // NaN stays NaN, as in reluKernel
 				}
 				dst[i] = T(r)

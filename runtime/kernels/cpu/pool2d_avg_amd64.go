@@ -1,0 +1,30 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// hasAvgAVX2 reports whether the 2x2 average-pool row kernel runs in assembly
+// (pool2d_avg_amd64.s).
+var hasAvgAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// avg2x2PreAVX2 is avg2x2Row's assembly for n outputs, a positive multiple of 8 (see the .s
+// file for the exact summation order).
+//
+//go:noescape
+func avg2x2PreAVX2(dst, r0, r1 *float32, n int, scale, shift, floor, inv float32)
+
+// avg2x2Row sets dst[k] = (f(r0[2k]) + f(r1[2k]) + f(r0[2k+1]) + f(r1[2k+1])) / 4 for
+// k < len(dst), with f(v) = max(v*scale + shift, floor); r0 and r1 hold at least 2*len(dst)
+// floats. Full vectors run in assembly unless forceGo or the CPU lacks AVX2 and FMA.
+func avg2x2Row(forceGo bool, dst, r0, r1 []float32, scale, shift, floor float32) {
+	n := len(dst)
+	r0, r1 = r0[:2*n], r1[:2*n] // panics, before the assembly runs, if a row is short
+	n8 := n &^ 7
+	if hasAvgAVX2 && !forceGo && n8 > 0 {
+		avg2x2PreAVX2(&dst[0], &r0[0], &r1[0], n8, scale, shift, floor, 0.25)
+	} else {
+		n8 = 0
+	}
+	avg2x2RowGo(dst[n8:], r0[2*n8:], r1[2*n8:], scale, shift, floor)
+}

@@ -1,0 +1,60 @@
+package cpu
+
+// prologuePlane returns the channel plane src with the pooling kernel's prologue applied,
+//
+//	dst[i] = max(scale*src[i] + shift, 0)   (no max without ReLU; scale 1, shift 0 without affine)
+//
+// written into buf (grown as needed and returned for reuse). A plane is at most a few tens of KiB
+// and stays in cache for the pooling that reads it right after, so this costs far less than
+// writing the normalized tensor out and reading it back.
+func prologuePlane(buf *[]float32, src []float32, scale, shift float32, affine, relu bool) []float32 {
+	if cap(*buf) < len(src) {
+		*buf = make([]float32, len(src))
+	}
+	dst := (*buf)[:len(src)]
+	prologueRow(dst, src, scale, shift, affine, relu)
+	return dst
+}
+
+// hasPrologue reports whether k applies anything to its input before pooling.
+func (k *Pool2D) hasPrologue() bool { return k.PreScale != nil || k.PreRelu }
+
+// prologueOf returns channel c's prologue parameters.
+func (k *Pool2D) prologueOf(c int) (scale, shift float32, affine bool) {
+	if k.PreScale == nil {
+		return 1, 0, false
+	}
+	return k.PreScale[c], k.PreShift[c], true
+}
+
+// avg2x2RowGo is avg2x2Row in Go, with the assembly's summation order.
+func avg2x2RowGo(dst, r0, r1 []float32, scale, shift, floor float32) {
+	r0, r1 = r0[:2*len(dst)], r1[:2*len(dst)]
+	f := func(v float32) float32 {
+		v = v*scale + shift
+		if v < floor || v != v {
+			return max(v, floor) // NaN stays NaN
+		}
+		return v
+	}
+	for k := range dst {
+		dst[k] = ((f(r0[2*k]) + f(r1[2*k])) + (f(r0[2*k+1]) + f(r1[2*k+1]))) * 0.25
+	}
+}
+
+// avg2x2Plane pools one plane with a 2x2 window of stride 2 and no padding, whose windows all
+// lie inside the image (OutH*2 <= h, OutW*2 <= wd), applying the prologue f to every tap.
+func avg2x2Plane(forceGo bool, src, dst []float32, wd int, w *Window2D, scale, shift, floor float32) {
+	for oy := 0; oy < w.OutH; oy++ {
+		r0 := src[2*oy*wd:]
+		r1 := src[(2*oy+1)*wd:]
+		avg2x2Row(forceGo, dst[oy*w.OutW:(oy+1)*w.OutW], r0, r1, scale, shift, floor)
+	}
+}
+
+// avg2x2Fits reports whether avg2x2Plane computes k's average pool over an h x wd image.
+func (k *Pool2D) avg2x2Fits(h, wd int) bool {
+	w := &k.Win
+	return !k.Max && w.KH == 2 && w.KW == 2 && w.StrideH == 2 && w.StrideW == 2 && w.DilationH == 1 &&
+		w.DilationW == 1 && w.PadT == 0 && w.PadL == 0 && 2*w.OutH <= h && 2*w.OutW <= wd
+}
