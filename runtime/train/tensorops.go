@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -35,7 +34,7 @@ func parallelFor(pool *cpu.Pool, n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	var wg cpu.Group
 	pool.Run(fnTask(fn), n, grain, &wg)
 }
 

@@ -244,7 +244,7 @@ type convState struct {
 	padded  bool         // offs are runPadded's
 	workers []convWorker // one per thread in batch-parallel runs; workers[0] otherwise
 	batch   batchTask
-	wg      sync.WaitGroup
+	wg      Group
 }
 
 // convWorker is what one thread needs to run batch items.
@@ -256,7 +256,7 @@ type convWorker struct {
 	unpad unpadTask
 	prep  prepTask
 	dw    depthwiseTask
-	wg    sync.WaitGroup
+	wg    Group
 	err   error
 }
 
@@ -425,7 +425,7 @@ func (c *Conv2D) setOffsets(st *convState, h, w int) {
 }
 
 // parallel runs t over n items on pool (inline when pool is nil).
-func parallel(pool *Pool, t Task, n, grain int, wg *sync.WaitGroup) {
+func parallel(pool *Pool, t Task, n, grain int, wg *Group) {
 	if pool == nil {
 		if n > 0 {
 			t.Do(0, n)

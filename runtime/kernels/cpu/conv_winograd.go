@@ -362,7 +362,7 @@ type winoState struct {
 	offs  []int32 // GEMM row c -> c*ldv
 	task  winoTask
 	slots []winoSlot
-	wg    sync.WaitGroup
+	wg    Group
 }
 
 // winoSlot is what one worker slot needs.

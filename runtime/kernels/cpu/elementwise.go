@@ -34,7 +34,7 @@ type Unary struct {
 type unaryTask struct {
 	k       *Unary
 	in, out []float32
-	wg      sync.WaitGroup
+	wg      Group
 }
 
 // unaryGrain is the elements per parallel chunk: small tensors stay on one thread.
@@ -113,7 +113,7 @@ type Binary struct {
 type binaryTask struct {
 	k         *Binary
 	a, b, out []float32
-	wg        sync.WaitGroup
+	wg        Group
 }
 
 // Run computes the operation; len(b) must be len(a)/Per.

@@ -41,7 +41,7 @@ type Pool2D struct {
 type poolTask struct {
 	k       *Pool2D
 	in, out Image
-	wg      sync.WaitGroup
+	wg      Group
 }
 
 // Run pools in into out (both may be strided). It is safe for concurrent use.

@@ -20,7 +20,7 @@ func TestPoolCoversEveryItemOnce(t *testing.T) {
 		for _, n := range []int{0, 1, 2, 7, 100, 1001} {
 			for _, grain := range []int{0, 1, 16, 5000} {
 				task := &countTask{hits: make([]int32, n)}
-				var wg sync.WaitGroup
+				var wg Group
 				p.Run(task, n, grain, &wg)
 				for i, h := range task.hits {
 					if h != 1 {
@@ -37,7 +37,7 @@ func TestPoolRunDoesNotAllocate(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	task := &countTask{hits: make([]int32, 1000)}
-	var wg sync.WaitGroup
+	var wg Group
 	if a := testing.AllocsPerRun(100, func() { p.Run(task, 1000, 10, &wg) }); a != 0 {
 		t.Errorf("Run allocates %.1f times per call", a)
 	}
@@ -52,7 +52,7 @@ func TestPoolConcurrentCallers(t *testing.T) {
 		go func() {
 			defer outer.Done()
 			task := &countTask{hits: make([]int32, 500)}
-			var wg sync.WaitGroup
+			var wg Group
 			for r := 0; r < 50; r++ {
 				p.Run(task, 500, 7, &wg)
 			}

@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"math"
-	"sync"
 )
 
 // This file holds the per-channel kernels of training-mode BatchNormalization and ReLU on
@@ -23,7 +22,7 @@ func (t *rowTask) Do(lo, hi int) { t.fn(lo, hi) }
 // about 16K elements.
 func forRows(pool *Pool, channels, rowLen int, fn func(lo, hi int)) {
 	grain := max(1, 16384/max(rowLen, 1))
-	var wg sync.WaitGroup
+	var wg Group
 	parallel(pool, &rowTask{fn: fn}, channels, grain, &wg)
 }
 

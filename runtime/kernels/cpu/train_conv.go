@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -85,7 +84,7 @@ type ConvCM struct {
 	wt         []float32
 	dwt        []float32
 	job        gemm.Job
-	wg         sync.WaitGroup
+	wg         Group
 	gather     gatherPanel
 	taps2      cmTapPanel
 	rows       cmRowsPanel
@@ -769,7 +768,7 @@ func (t *zeroTask) Do(lo, hi int) {
 	clear(t.s[lo*4096 : min(len(t.s), hi*4096)])
 }
 
-func zeroRange(pool *Pool, s []float32, wg *sync.WaitGroup) {
+func zeroRange(pool *Pool, s []float32, wg *Group) {
 	t := &zeroTask{s: s}
 	parallel(pool, t, (len(s)+4095)/4096, 16, wg)
 }

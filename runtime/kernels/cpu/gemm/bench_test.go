@@ -2,7 +2,6 @@ package gemm_test
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
@@ -47,7 +46,7 @@ func BenchmarkGEMM(b *testing.B) {
 				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
 				pool := cpu.NewPool(threads)
 				defer pool.Close()
-				var wg sync.WaitGroup
+				var wg cpu.Group
 				var j gemm.Job
 				b.ResetTimer()
 				cpu0 := cpuTime()

@@ -165,13 +165,16 @@ func (j *Job) Init(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogu
 	nP := (n + NR - 1) / NR
 	mP := (m + MR - 1) / MR
 	// Column groups are the unit of work: several per slot so that a slow thread does not hold
-	// the others up. With few column panels, row blocks of A make more tiles, at the price of
-	// packing each B panel once per row block.
+	// the others up. With fewer column panels than two per thread, that cannot balance: then
+	// each slot takes one row block of A (an equal share) with every column, packing all of B
+	// itself. Smaller tiles there measured slower: every row block repacks B, and the partial
+	// last panel (49 = 24+24+1 columns at 7x7) makes tiles of very unequal cost (m=128, k=1024,
+	// n=49 on 2 threads: 9 tiles 0.19 ms, no faster than 1 thread; 2 row blocks 0.11 ms).
 	j.nGroups, j.mBlocks = 1, 1
 	if threads > 1 {
 		j.nGroups = min(nP, 8*threads)
 		if nP < 2*threads {
-			j.mBlocks = min(mP, (4*threads+nP-1)/max(nP, 1))
+			j.nGroups, j.mBlocks = 1, min(mP, threads)
 		}
 	}
 	j.nPerGrp = (nP + j.nGroups - 1) / max(j.nGroups, 1)
