@@ -40,6 +40,10 @@ import (
 // own scratch: the input transform into V (alpha^2 x Cin x ldv), the alpha^2 GEMMs into M
 // (alpha^2 x Cout x ldv), then the output transform into the output image. There is one parallel
 // loop per Run, and a chunk's V (about 256 KiB) stays in L2 between its transform and its GEMMs.
+// When the tiles make fewer chunks than threads (one image of 14x14 or 7x7), the single chunk is
+// split instead (winoSplitTask): a first loop transforms the input by ranges of input channels
+// into a shared V, a second computes the GEMMs and the output transform by ranges of output
+// channels. With 2 threads that took DenseNet-121's 14x14 layers from 0.19 to ~0.1 ms.
 type winograd struct {
 	c *Conv2D
 	// forms[0] is F(2x2, 3x3), forms[1] F(4x4, 3x3); each packs its weights on first use.
@@ -221,7 +225,11 @@ type winoGeom struct {
 	nt             int // tiles per chunk (a multiple of 8), but the last, which has 1..nt+7
 	ntPad          int // most GEMM columns of a chunk (winoGemmCols)
 	chunks         int
-	slots          int // worker slots: min(threads, chunks)
+	slots          int // worker slots: min(threads, chunks), or the split's
+	// split: the tiles make fewer chunks than threads, so the one chunk is split across the slots
+	// by channels (winoSplitTask) with V and M shared, in the first shared floats of scratch.
+	split  bool
+	shared int
 	ldv            int // row stride of V and M
 	psV, psM       int // stride of the transform positions in V and M
 	wt             int // row stride of the transform rows
@@ -254,6 +262,10 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	}
 	g.slots = min(threads, g.chunks)
 	g.ntPad = max(winoGemmCols(min(g.nt, g.tiles)), winoGemmCols(last))
+	if g.chunks == 1 && threads > 1 {
+		g.split = true
+		g.slots = min(threads, (s.Cout+gemm.MR-1)/gemm.MR, s.Cin)
+	}
 	// Rows of V and M 32-byte aligned for the vector stores, with room for the transforms'
 	// overrun of up to 7 tiles past a row segment, not a multiple of 256 bytes apart (the GEMM
 	// reads Cin of them per column panel); positions 64 bytes off a multiple of 128: position p
@@ -270,7 +282,12 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	// transforms to run over the end of a row segment and, in a chunk's last segment, over the
 	// zero tiles up to the panel's end), m output rows, and a row of zeros.
 	g.wt = f.m*(g.tilesX+gemm.NR+8) + 4
-	g.slotFloats = a*a*(g.psV+g.psM) + (a+f.m+1)*g.wt + winoOutScratch + gemm.ScratchSize(s.Cin, g.ntPad, 1) + 16
+	g.slotFloats = (a+f.m+1)*g.wt + winoOutScratch + gemm.ScratchSize(s.Cin, g.ntPad, 1) + 16
+	if g.split {
+		g.shared = a*a*(g.psV+g.psM) + 16
+	} else {
+		g.slotFloats += a * a * (g.psV + g.psM)
+	}
 	return g
 }
 
@@ -303,7 +320,7 @@ func (w *winograd) scratchSize(n, h, wd, threads int) int {
 		return 0
 	}
 	g := f.geom(n, h, wd, threads)
-	return g.slots * g.slotFloats
+	return g.shared + g.slots*g.slotFloats
 }
 
 // pick returns the form a Run of n h x w images on threads threads uses, or nil for the direct
@@ -339,9 +356,8 @@ func (w *winograd) pick(n, h, wd, threads int) *winoForm {
 //	128->32   7x7  n=8  2.1  / 2.5      3->16 32x32 n=8   0.62 / 0.86
 //
 // F(4x4) does 44% fewer multiplications than F(2x2) but wins only when its tiles fill the GEMMs'
-// 24-column panels: from 16 tiles per thread (up to 2: a 14x14 image on 2 threads takes F(2x2),
-// whose 49 tiles make 2 chunks, where F(4x4)'s 16 make one). F(2x2) wins over the direct
-// convolution from 16 tiles. With 3 input channels the transforms cost more than they save.
+// 24-column panels: from 16 tiles (a 14x14 image; on several threads its single chunk is split
+// by channels). F(2x2) wins over the direct convolution from 16 tiles. With 3 input channels the transforms cost more than they save.
 func winoChoice(n, oh, ow, cin, cout, threads int) int {
 	if cin < 4 || min(oh, ow) < 6 {
 		return 0
@@ -349,7 +365,7 @@ func winoChoice(n, oh, ow, cin, cout, threads int) int {
 	t4 := n * ((oh + 3) / 4) * ((ow + 3) / 4)
 	t2 := n * ((oh + 1) / 2) * ((ow + 1) / 2)
 	switch {
-	case t4 >= winoMinChunk*min(max(threads, 1), 2):
+	case t4 >= winoMinChunk:
 		return 4
 	case t2 >= winoMinChunk:
 		return 2
@@ -361,6 +377,7 @@ func winoChoice(n, oh, ow, cin, cout, threads int) int {
 type winoState struct {
 	offs  []int32 // GEMM row c -> c*ldv
 	task  winoTask
+	split winoSplitTask
 	slots []winoSlot
 	wg    Group
 }
@@ -369,6 +386,7 @@ type winoState struct {
 type winoSlot struct {
 	job   gemm.Job
 	panel paddedPanel
+	u     gemm.PackedA // the rows of a transformed weight matrix this slot multiplies
 	err   error
 }
 
@@ -385,6 +403,7 @@ func (w *winograd) getState() *winoState {
 
 func (w *winograd) putState(st *winoState) {
 	st.task = winoTask{}
+	st.split = winoSplitTask{}
 	w.mu.Lock()
 	w.free = append(w.free, st)
 	w.mu.Unlock()
@@ -405,11 +424,21 @@ func (w *winograd) run(pool *Pool, in, out Image, scratch []float32, threads int
 	if len(st.slots) < g.slots {
 		st.slots = make([]winoSlot, g.slots)
 	}
-	st.task = winoTask{f: f, st: st, g: g, in: in, out: out, scratch: scratch}
-	if pool == nil || g.slots == 1 {
-		st.task.Do(0, g.slots)
+	if g.split {
+		v := align64(scratch[:g.shared])
+		a2 := f.alpha * f.alpha
+		st.split = winoSplitTask{f: f, st: st, g: g, in: in, out: out, v: v[:a2*g.psV],
+			mm: v[a2*g.psV : a2*(g.psV+g.psM)], scratch: scratch[g.shared:]}
+		pool.Run(&st.split, g.slots, 1, &st.wg)
+		st.split.phase = 1
+		pool.Run(&st.split, g.slots, 1, &st.wg)
 	} else {
-		pool.Run(&st.task, g.slots, 1, &st.wg)
+		st.task = winoTask{f: f, st: st, g: g, in: in, out: out, scratch: scratch}
+		if pool == nil || g.slots == 1 {
+			st.task.Do(0, g.slots)
+		} else {
+			pool.Run(&st.task, g.slots, 1, &st.wg)
+		}
 	}
 	for i := range st.slots[:g.slots] {
 		if err := st.slots[i].err; err != nil {
@@ -451,7 +480,7 @@ func (t *winoTask) Do(lo, hi int) {
 	}
 }
 
-// chunk computes the output tiles [g0, g1).
+// chunk computes the output tiles [g0, g1) in the slot's own scratch sc.
 func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) error {
 	s := &f.c.spec
 	g := &t.g
@@ -459,13 +488,27 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 	sc = align64(sc)
 	v := sc[:a2*g.psV]
 	mm := sc[len(v) : len(v)+a2*g.psM]
-	sc = sc[len(v)+len(mm):]
-	rows := sc[:(f.alpha+f.m+1)*g.wt]
-	os := sc[len(rows) : len(rows)+winoOutScratch]
-	gs := sc[len(rows)+len(os):]
+	rows, os, gs := f.slotScratch(g, sc[len(v)+len(mm):])
+	f.inputTransform(t.in, g, v, rows, g0, g1, 0, s.Cin)
+	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0), 0, (s.Cout+gemm.MR-1)/gemm.MR); err != nil {
+		return err
+	}
+	f.outputTransform(t.out, g, mm, rows, os, g0, g1, 0, s.Cout)
+	return nil
+}
+
+// slotScratch cuts a slot's transform rows, output-transform scratch and GEMM scratch from sc.
+func (f *winoForm) slotScratch(g *winoGeom, sc []float32) (rows, os, gs []float32) {
+	rows = sc[:(f.alpha+f.m+1)*g.wt]
+	os = sc[len(rows) : len(rows)+winoOutScratch]
+	return rows, os, sc[len(rows)+len(os):]
+}
+
+// inputTransform fills V (v) for tiles [g0, g1) and input channels [c0, c1), one row segment
+// (tiles of one tile row) at a time; the last one also fills the tiles up to the end of the last
+// GEMM panel with zeros.
+func (f *winoForm) inputTransform(in Image, g *winoGeom, v, rows []float32, g0, g1, c0, c1 int) {
 	perItem := g.tilesY * g.tilesX
-	// Input transform, one row segment (tiles of one tile row) at a time; the last one also fills
-	// the tiles up to the end of the last GEMM panel with zeros.
 	nt := winoGemmCols(g1 - g0)
 	for gi := g0; gi < g1; {
 		b, tt := gi/perItem, gi%perItem
@@ -475,28 +518,80 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 		if gi+nseg == g1 {
 			nrow += nt - (g1 - g0)
 		}
-		f.inputSegment(t.in, b, ty, tx, nseg, nrow, v[gi-g0:], g.psV, g.ldv, rows, g.wt)
+		f.inputSegment(in, b, ty, tx, nseg, nrow, v[gi-g0:], g.psV, g.ldv, rows, g.wt, c0, c1)
 		gi += nseg
 	}
-	// The alpha^2 products.
-	for p := 0; p < a2; p++ {
-		if err := sl.panel.rows.Init(v[p*g.psV:p*g.psV+s.Cin*g.ldv], t.st.offs, nil, nil, false); err != nil {
+}
+
+// products computes the alpha^2 GEMMs M[p] = U[p] V[p] over nt columns for the output channels
+// of row panels [q0, q1) of U.
+func (f *winoForm) products(sl *winoSlot, offs []int32, g *winoGeom, v, mm, gs []float32, nt, q0, q1 int) error {
+	s := &f.c.spec
+	for p := 0; p < f.alpha*f.alpha; p++ {
+		if err := sl.panel.rows.Init(v[p*g.psV:p*g.psV+s.Cin*g.ldv], offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
-		if err := sl.job.Init(f.u[p], &sl.panel, nt, mm[p*g.psM:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
+		sl.u = f.u[p].RowPanels(q0, q1)
+		if err := sl.job.Init(&sl.u, &sl.panel, nt, mm[p*g.psM+q0*gemm.MR*g.ldv:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
 		sl.job.Do(0, sl.job.Slots())
 	}
-	// Output transform.
+	return nil
+}
+
+// outputTransform writes the output pixels of tiles [g0, g1) and output channels [mo0, mo1).
+func (f *winoForm) outputTransform(out Image, g *winoGeom, mm, rows, os []float32, g0, g1, mo0, mo1 int) {
+	perItem := g.tilesY * g.tilesX
 	for gi := g0; gi < g1; {
 		b, tt := gi/perItem, gi%perItem
 		ty, tx := tt/g.tilesX, tt%g.tilesX
 		nseg := min(g1-gi, g.tilesX-tx)
-		f.outputSegment(t.out, b, ty, tx, nseg, mm[gi-g0:], g.psM, g.ldv, rows, g.wt, os)
+		f.outputSegment(out, b, ty, tx, nseg, mm[gi-g0:], g.psM, g.ldv, rows, g.wt, os, mo0, mo1)
 		gi += nseg
 	}
-	return nil
+}
+
+// winoSplitTask runs a Run's single chunk on several slots in two parallel loops (Do's items
+// are slots): phase 0 splits the input transform by input channels, phase 1 the GEMMs and the
+// output transform by row panels of output channels. V and M are shared; each slot has its own
+// transform rows and GEMM scratch.
+type winoSplitTask struct {
+	f       *winoForm
+	st      *winoState
+	g       winoGeom
+	in, out Image
+	v, mm   []float32
+	scratch []float32 // the slots' scratch, g.slotFloats each
+	phase   int
+}
+
+// Do implements Task.
+func (t *winoSplitTask) Do(lo, hi int) {
+	f, g := t.f, &t.g
+	s := &f.c.spec
+	for slot := lo; slot < hi; slot++ {
+		sl := &t.st.slots[slot]
+		rows, os, gs := f.slotScratch(g, align64(t.scratch[slot*g.slotFloats:(slot+1)*g.slotFloats]))
+		if t.phase == 0 {
+			c0, c1 := share(s.Cin, g.slots, slot)
+			f.inputTransform(t.in, g, t.v, rows, 0, g.tiles, c0, c1)
+			continue
+		}
+		q0, q1 := share((s.Cout+gemm.MR-1)/gemm.MR, g.slots, slot)
+		if err := f.products(sl, t.st.offs, g, t.v, t.mm, gs, winoGemmCols(g.tiles), q0, q1); err != nil {
+			if sl.err == nil {
+				sl.err = err
+			}
+			continue
+		}
+		f.outputTransform(t.out, g, t.mm, rows, os, 0, g.tiles, q0*gemm.MR, min(s.Cout, q1*gemm.MR))
+	}
+}
+
+// share returns part i of n items split into parts nearly equal contiguous ranges.
+func share(n, parts, i int) (lo, hi int) {
+	return n * i / parts, n * (i + 1) / parts
 }
 
 // align64 returns the tail of s that starts on a 64-byte boundary (s must have 16 floats spare).
@@ -505,15 +600,15 @@ func align64(s []float32) []float32 {
 	return s[(64-addr%64)%64/4:]
 }
 
-// inputSegment transforms the input patches of tiles (ty, tx .. tx+n-1) of batch item b into
-// V[p][ci][j] = v[p*ps + ci*ldv + j], j = 0..n-1 (p = i*alpha + k, the transform position), and
-// sets V[p][ci][j] = 0 for j = n..nrow-1. rows is scratch for alpha+m+1 rows of wt floats: the
+// inputSegment transforms the input patches of tiles (ty, tx .. tx+n-1) of batch item b, for
+// input channels [c0, c1), into V[p][ci][j] = v[p*ps + ci*ldv + j], j = 0..n-1 (p = i*alpha + k,
+// the transform position), and sets V[p][ci][j] = 0 for j = n..nrow-1. rows is scratch for alpha+m+1 rows of wt floats: the
 // transform rows, then a row of zeros.
 //
 // For each channel the transform runs in two passes over rows: first down the columns,
 // T_i[u] = sum_r B^T[i][r] d_r[u] for the alpha input rows d_r of the tile row (prologue applied,
 // 0 outside the input), then along each T_i, V[i*alpha+k][tile] = sum_s B^T[k][s] T_i[m*tile+s].
-func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, ps, ldv int, rows []float32, wt int) {
+func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) {
 	s := &f.c.spec
 	m, alpha := f.m, f.alpha
 	hw := in.H * in.W
@@ -548,12 +643,12 @@ func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, p
 		}
 	}
 	nu := uhi - ulo
-	if nu > 0 && ulo+8 <= wt && winoInputAsm(f, item, hw, &off, zeros, ulo, nu, nrow, v, ps, ldv, rows, wt) {
+	if nu > 0 && ulo+8 <= wt && winoInputAsm(f, item, hw, &off, zeros, ulo, nu, nrow, v, ps, ldv, rows, wt, c0, c1) {
 		return
 	}
 	var xr [6][]float32
 	var scale, shift [6]float32
-	for ci := 0; ci < s.Cin; ci++ {
+	for ci := c0; ci < c1; ci++ {
 		if nu > 0 {
 			var sc, sh float32 = 1, 0
 			if s.PreScale != nil {
@@ -576,11 +671,11 @@ func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, p
 }
 
 // outputSegment transforms M[p][mo][j] = mm[p*ps + mo*ldv + j] of tiles (ty, tx .. tx+n-1) of batch
-// item b into the output: first along each row of the alpha x alpha tile,
+// item b, for output channels [mo0, mo1), into the output: first along each row of the alpha x alpha tile,
 // S_i[q] = sum_k A^T[q][k] M[i*alpha+k], then down, Y[y][q] = post(bias + sum_i A^T[y][i] S_i[q]),
 // written into m rows of scratch (tiles side by side) and copied into the output, clipped to its
 // size.
-func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, ldv int, rows []float32, wt int, os []float32) {
+func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, ldv int, rows []float32, wt int, os []float32, mo0, mo1 int) {
 	s := &f.c.spec
 	m := f.m
 	ohw := out.H * out.W
@@ -588,7 +683,7 @@ func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, 
 	ox0 := m * tx
 	cols := min(m*n, out.W-ox0)
 	nrows := min(m, out.H-m*ty)
-	for mo := 0; mo < s.Cout; mo++ {
+	for mo := mo0; mo < mo1; mo++ {
 		var bias float32
 		if s.Bias != nil {
 			bias = s.Bias[mo]

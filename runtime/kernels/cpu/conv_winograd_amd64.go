@@ -63,34 +63,39 @@ func winoCheck(what string, s []float32, n int) {
 	}
 }
 
-// winoInputAsm runs the input transform of inputSegment in assembly, for all channels, when
-// the CPU has AVX2: item is the batch item (Cin planes of hw floats), off[r] the offset of input
-// row r in a plane (-1 outside the input), nu > 0 the columns of input from column ulo of the T
-// rows (rows, wt floats apart; the 8 from ulo must be in the row and, past nu, padding), n the tiles, and v, ps, ldv where V goes. It reports whether it
-// ran.
-func winoInputAsm(f *winoForm, item []float32, hw int, off *[6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt int) bool {
+// winoInputAsm runs the input transform of inputSegment in assembly, for channels [c0, c1),
+// when the CPU has AVX2: item is the batch item (Cin planes of hw floats), off[r] the offset of
+// input row r in a plane (-1 outside the input), nu > 0 the columns of input from column ulo of
+// the T rows (rows, wt floats apart; the 8 from ulo must be in the row and, past nu, padding), n
+// the tiles, and v, ps, ldv where V goes (channel c at v[c*ldv:]). It reports whether it ran.
+func winoInputAsm(f *winoForm, item []float32, hw int, off *[6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) bool {
 	if !winoAVX2 {
 		return false
 	}
 	s := &f.c.spec
 	m, alpha := f.m, f.alpha
 	n8 := (n + 7) &^ 7
+	cin := c1 - c0
+	if cin <= 0 {
+		return true
+	}
+	item, v = item[c0*hw:], v[c0*ldv:]
 	winoCheck("transform rows", rows, (alpha-1)*wt+max(ulo+max(nu, 8), m*n8+4))
-	winoCheck("V", v, (alpha*alpha-1)*ps+(s.Cin-1)*ldv+n8)
+	winoCheck("V", v, (alpha*alpha-1)*ps+(cin-1)*ldv+n8)
 	winoCheck("zero row", zeros, nu)
-	a := winoIn{t: &rows[0], ldt: wt, ulo: ulo, n: nu, cin: s.Cin, relu: boolInt(s.PreRelu), tiles: n, v: &v[0], ps: ps, ldv: ldv}
+	a := winoIn{t: &rows[0], ldt: wt, ulo: ulo, n: nu, cin: cin, relu: boolInt(s.PreRelu), tiles: n, v: &v[0], ps: ps, ldv: ldv}
 	for r := 0; r < alpha; r++ {
 		if off[r] < 0 {
 			a.x[r] = &zeros[0]
 			continue
 		}
-		winoCheck("input", item, (s.Cin-1)*hw+off[r]+nu)
+		winoCheck("input", item, (cin-1)*hw+off[r]+nu)
 		a.x[r] = &item[off[r]]
 		a.xstep[r] = 4 * hw
 		a.keep[r] = ^uint32(0)
 	}
 	if s.PreScale != nil {
-		a.scale, a.shift = &s.PreScale[0], &s.PreShift[0]
+		a.scale, a.shift = &s.PreScale[c0], &s.PreShift[c0]
 	}
 	// Channel planes 4 KiB and more apart are prefetched (measured: 12% faster at 56x56); nearer
 	// ones the hardware prefetchers find, and the prefetch loop costs 15% at 16x16.

@@ -5,7 +5,7 @@ package cpu
 // Without assembly the Winograd transforms are the plain Go ones.
 
 // winoInputAsm reports that there is no assembly input transform.
-func winoInputAsm(_ *winoForm, _ []float32, _ int, _ *[6]int, _ []float32, _, _, _ int, _ []float32, _, _ int, _ []float32, _ int) bool {
+func winoInputAsm(_ *winoForm, _ []float32, _ int, _ *[6]int, _ []float32, _, _, _ int, _ []float32, _, _ int, _ []float32, _, _, _ int) bool {
 	return false
 }
 

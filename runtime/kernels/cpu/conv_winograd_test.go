@@ -164,6 +164,9 @@ func TestWinogradChunks(t *testing.T) {
 			if g.slots < 1 || g.slots > sz.threads || g.ntPad < winoGemmCols(last) || g.ntPad < winoGemmCols(min(g.nt, g.tiles)) || g.ldv < g.ntPad+8 {
 				t.Errorf("F(%d) %+v: %d slots, ldv %d, %d GEMM columns for chunks of %d", m, sz, g.slots, g.ldv, g.ntPad, g.nt)
 			}
+			if split := g.chunks == 1 && sz.threads > 1; g.split != split {
+				t.Errorf("F(%d) %+v: split = %v with %d chunks", m, sz, g.split, g.chunks)
+			}
 		}
 	}
 }

@@ -46,10 +46,12 @@ type Group struct {
 }
 
 // How long a worker polls for the next chunk, and a caller for its workers to finish, before
-// blocking.
+// blocking. Between the loops of one network run there are microseconds; the bounds keep a
+// loaded machine, where the thread waited for may not be running at all, from losing more than
+// a wake-up's worth of CPU time to polling.
 const (
-	spinWorker = 200 * time.Microsecond
-	spinCaller = 2 * time.Millisecond
+	spinWorker = 100 * time.Microsecond
+	spinCaller = 100 * time.Microsecond
 )
 
 // NewPool returns a pool of threads workers (GOMAXPROCS when threads <= 0). Close stops them.

@@ -55,6 +55,16 @@ func PackAInto(p *PackedA, m, k int, a []float32, lda int) *PackedA {
 	return p
 }
 
+// RowPanels returns rows [q0*MR, min(M, q1*MR)) of p, row panels q0..q1-1, as a PackedA that
+// shares p's memory (a value, so that holding it costs no allocation). It panics unless
+// 0 <= q0 <= q1 <= ceil(M/MR).
+func (p *PackedA) RowPanels(q0, q1 int) PackedA {
+	if q0 < 0 || q1 < q0 || q1 > (p.M+MR-1)/MR {
+		panic(fmt.Sprintf("gemm: RowPanels(%d, %d) of %d rows", q0, q1, p.M))
+	}
+	return PackedA{M: min(p.M, q1*MR) - q0*MR, K: p.K, data: p.data[q0*p.K*MR : q1*p.K*MR]}
+}
+
 // BPanel supplies the B matrix (K x N) of a product panel by panel. PackB writes rows [k0, k1)
 // and columns [n0, n0+nr) of B as dst[(k-k0)*NR + j] = B[k][n0+j] for j < nr; lanes nr <= j < NR
 // must be finite (0 is best): their results are computed and discarded. len(dst) is

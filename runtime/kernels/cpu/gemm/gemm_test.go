@@ -299,3 +299,42 @@ func TestRowsPackPanicsOutside(t *testing.T) {
 	}()
 	rows.Pack(make([]float32, 2*NR), 0, 2, []Segment{{0, NR, 2}})
 }
+
+// TestRowPanels: a product over a row-panel view equals those rows of the full product, and a
+// view outside the matrix panics.
+func TestRowPanels(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	const m, k, n = 13, 37, 30
+	a, b := randSlice(r, m*k), randSlice(r, k*n)
+	pa := PackA(m, k, a, k)
+	full := make([]float32, m*n)
+	if err := Run(pa, &matB{b, k, n}, n, full, n, Epilogue{}, make([]float32, ScratchSize(k, n, 1))); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range [][2]int{{0, 4}, {1, 3}, {2, 4}, {3, 4}, {0, 0}} {
+		v := pa.RowPanels(q[0], q[1])
+		rows := min(m, q[1]*MR) - q[0]*MR
+		if v.M != rows || v.K != k {
+			t.Fatalf("RowPanels(%d, %d) is %dx%d, want %dx%d", q[0], q[1], v.M, v.K, rows, k)
+		}
+		c := make([]float32, max(rows, 0)*n)
+		if err := Run(&v, &matB{b, k, n}, n, c, n, Epilogue{}, make([]float32, ScratchSize(k, n, 1))); err != nil {
+			t.Fatal(err)
+		}
+		for i := range c {
+			if c[i] != full[q[0]*MR*n+i] {
+				t.Fatalf("RowPanels(%d, %d): element %d = %g, want %g", q[0], q[1], i, c[i], full[q[0]*MR*n+i])
+			}
+		}
+	}
+	for _, q := range [][2]int{{-1, 1}, {2, 1}, {0, 5}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("RowPanels(%d, %d) did not panic", q[0], q[1])
+				}
+			}()
+			pa.RowPanels(q[0], q[1])
+		}()
+	}
+}
