@@ -40,6 +40,9 @@ type bnUnit struct {
 	pending        bool
 	dgamma, dbeta  []float64
 	tmpX, tmpY, tD []float32
+	// fused: the convolution reading the virtual output runs this unit's backward pass, channel
+	// range by channel range (convUnit.backwardFused).
+	fused bool
 }
 
 func (p *plan) newBN(t *Trainer, base unitBase, op *ops.BatchNormalization, absorbed map[*graph.Node]bool, id func(*graph.Value) (int, error)) (unit, error) {
@@ -160,6 +163,9 @@ func (u *bnUnit) commit(r *run) {
 }
 
 func (u *bnUnit) backward(r *run) error {
+	if u.fused {
+		return nil
+	}
 	dy := r.gradOut(u.y)
 	if dy == nil {
 		return nil
@@ -189,6 +195,16 @@ func (u *bnUnit) backward(r *run) error {
 	}
 	u.addParamGrads(r)
 	return nil
+}
+
+// backwardChannels runs the backward pass of channels [c0, c1) of a channel-major input on x, dy
+// and dx, which start at channel c0 (dx nil: no input gradient), leaving those channels' sums in
+// dgamma and dbeta.
+func (u *bnUnit) backwardChannels(pool *cpu.Pool, x, dy, dx []float32, acc bool, c0, c1 int) {
+	g := cpu.BNGrad{Channels: c1 - c0, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale[c0:c1], Shift: u.shift[c0:c1],
+		Mean: u.mean[c0:c1], InvStd: u.invstd[c0:c1], ReLU: u.relu, Train: u.trained, DGamma: u.dgamma[c0:c1], DBeta: u.dbeta[c0:c1],
+		AccumulateDX: acc, SkipDX: dx == nil}
+	cpu.BatchNormBackward(pool, &g, x, dy, dx)
 }
 
 // addParamGrads adds the per-channel sums of the backward pass to gamma's and beta's gradients.

@@ -18,10 +18,38 @@ type convUnit struct {
 	k          *cpu.ConvCM
 	pre        *bnUnit // provider of the prologue when x is virtual
 	stage      int     // transient buffer for the weight gradient, -1 when not needed
+	// prepack: the backward pass packs the whole output gradient for the weight gradient on
+	// another goroutine while the input gradient runs (see setPrepack); otherwise the weight
+	// gradient packs it chunk by chunk.
+	prepack bool
+	// fused: the backward pass also runs that of pre, the BatchNormalization-ReLU whose virtual
+	// output x is: it computes the gradient of x chunk channels at a time into the transient
+	// buffer dz and passes each range on to pre, so the whole gradient of x (as large as the
+	// dense block's concatenation at its end) is never stored; with inPlace, it computes it into
+	// the gradient of pre's input, and pre runs in place there (see plan.markFused, sizeChunks).
+	fused, inPlace bool
+	dz             int
+	chunk          int
+}
+
+// prepackShare bounds the memory of prepacking: a convolution prepacks its output gradient only
+// when the packed copy is at most 1/prepackShare of the arena. The copy lives outside the arena
+// (one, reused from layer to layer, sized by the largest prepacking layer), and overlapping the
+// serial packing with the parallel input gradient is worth a few percent of a step only summed
+// over the many layers of a network, while a layer or two with much larger gradients than the
+// rest (DenseNet-BC's first transition: 2.3 times its bottlenecks') would set that size alone.
+// At 1/16, DenseNet-BC-100 at batch 64 prepacks every layer but that transition.
+const prepackShare = 16
+
+// setPrepack decides prepack once the arena's size is known.
+func (u *convUnit) setPrepack(p *plan) {
+	s := u.k.Spec()
+	u.prepack = u.bwd && p.vals[u.w].needGrad && p.vals[u.x].needGrad &&
+		int64(s.Cout)*int64(s.N*u.k.OH*u.k.OW)*prepackShare <= int64(p.arena)
 }
 
 func (p *plan) newConv(t *Trainer, base unitBase, op *ops.Conv) (unit, error) {
-	u := &convUnit{unitBase: base, x: base.in[0], w: base.in[1], b: -1, y: base.out[0], group: op.Group, stage: -1}
+	u := &convUnit{unitBase: base, x: base.in[0], w: base.in[1], b: -1, y: base.out[0], group: op.Group, stage: -1, dz: -1}
 	if op.HasBias && len(base.in) > 2 {
 		u.b = base.in[2]
 	}
@@ -53,6 +81,7 @@ func (p *plan) newConv(t *Trainer, base unitBase, op *ops.Conv) (unit, error) {
 	if err != nil {
 		return nil, err
 	}
+	u.k.Share(&t.ws.conv)
 	if len(y.shape) != 4 || y.n != x.n || y.c != w.shape[0] || y.shape[2] != u.k.OH || y.shape[3] != u.k.OW {
 		return nil, fmt.Errorf("%w: Conv output %v does not match its geometry", ops.ErrShape, y.shape)
 	}
@@ -127,32 +156,33 @@ func (u *convUnit) backward(r *run) error {
 	wg := s.Cout * s.Cin * s.KH * s.KW
 	npOut := s.N * u.k.OH * u.k.OW
 	xs, ys := r.p.vals[u.x].cs, r.p.vals[u.y].cs
-	// The weight gradient's packing of dY is serial; it runs beside the (parallel) input
-	// gradient.
+	// The weight gradient's packing of dY is serial; with prepack it runs beside the
+	// (parallel) input gradient.
 	needW, needX := r.p.vals[u.w].needGrad, r.p.vals[u.x].needGrad
 	type packed struct {
 		ga  []*cpu.GradA
 		err error
 	}
 	var packs chan packed
-	if needW && needX {
+	ws := r.work
+	if u.prepack {
 		packs = make(chan packed, 1)
-		reuse := r.gradA // only the goroutine touches these until it reports back
-		r.gradA = nil
+		reuse := ws.gradA // only the goroutine touches these until it reports back
+		ws.gradA = nil
 		go func() {
 			var p packed
-			for g := 0; g < u.group && p.err == nil; g++ {
-				var prev, ga *cpu.GradA
-				if g < len(reuse) {
-					prev = reuse[g]
-				}
-				ga, p.err = u.k.PackGradInto(prev, dy[g*s.Cout*ys:])
-				p.ga = append(p.ga, ga)
-			}
+			p.ga, p.err = u.packGrads(reuse, dy, ys)
 			packs <- p
 		}()
 	}
-	if needX {
+	if needX && u.fused {
+		if err := u.backwardFused(r, dy); err != nil {
+			if packs != nil {
+				<-packs
+			}
+			return u.errorf(err)
+		}
+	} else if needX {
 		dx, acc := r.gradIn(u.x)
 		w := r.data(u.w)
 		for g := 0; g < u.group; g++ {
@@ -172,12 +202,12 @@ func (u *convUnit) backward(r *run) error {
 				return u.errorf(p.err)
 			}
 			ga = p.ga
-			defer func() { r.gradA = ga }() // hand the buffers to the next layer once used
+			defer func() { ws.gradA = ga }() // hand the buffers to the next layer once used
 		}
 		dw := r.paramGrad(u.w)
 		stage := r.optBuf(u.stage)
 		for g := 0; g < u.group; g++ {
-			var a *cpu.GradA
+			var a *cpu.GradA // nil: WeightGrad packs dY chunk by chunk
 			if ga != nil {
 				a = ga[g]
 			}
@@ -198,4 +228,63 @@ func (u *convUnit) backward(r *run) error {
 		}
 	}
 	return nil
+}
+
+// backwardFused computes the gradient of the virtual input channel range by channel range into
+// dz, and runs the backward pass of the BatchNormalization-ReLU that produced it on each range
+// (its own backward then does nothing). The values are those of the unfused passes bit for bit:
+// every channel is a row of its own in the input-gradient product and in BN's backward kernel.
+func (u *convUnit) backwardFused(r *run, dy []float32) error {
+	bn := u.pre
+	xs := r.p.vals[u.x].cs
+	w, x, dz := r.data(u.w), r.data(bn.x), r.bufData(u.dz)
+	var dx []float32
+	acc := false
+	if r.p.vals[bn.x].needGrad {
+		dx, acc = r.gradIn(bn.x)
+	}
+	if u.inPlace {
+		if acc {
+			return fmt.Errorf("train: internal error: in-place gradient of %q is already written", r.p.vals[bn.x].name)
+		}
+		if err := u.k.InputGradChannels(r.pool, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
+			return err
+		}
+		bn.backwardChannels(r.pool, x, dx, dx, false, 0, bn.channels)
+		bn.addParamGrads(r)
+		return nil
+	}
+	for c0 := 0; c0 < bn.channels; c0 += u.chunk {
+		c1 := min(bn.channels, c0+u.chunk)
+		if err := u.k.InputGradChannels(r.pool, dy, w, dz, c0, c1, false, r.p.scratch); err != nil {
+			return err
+		}
+		var dxr []float32
+		if dx != nil {
+			dxr = dx[c0*xs:]
+		}
+		bn.backwardChannels(r.pool, x[c0*xs:], dz, dxr, acc, c0, c1)
+	}
+	bn.addParamGrads(r)
+	return nil
+}
+
+// packGrads packs each group's output gradient for the weight gradient
+// (cpu.ConvCM.PackGradInto) into the memory of reuse, the packed gradients of an earlier layer,
+// and returns them.
+func (u *convUnit) packGrads(reuse []*cpu.GradA, dy []float32, ys int) ([]*cpu.GradA, error) {
+	cout := u.k.Spec().Cout
+	ga := reuse[:0]
+	for g := 0; g < u.group; g++ {
+		var prev *cpu.GradA
+		if g < len(reuse) {
+			prev = reuse[g]
+		}
+		a, err := u.k.PackGradInto(prev, dy[g*cout*ys:])
+		if err != nil {
+			return nil, err
+		}
+		ga = append(ga, a) // slot g of reuse, already read
+	}
+	return ga, nil
 }

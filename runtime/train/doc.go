@@ -64,7 +64,16 @@
 //     forward pass, and the weight gradient recomputes it from the stored input and the saved
 //     batch mean and inverse deviation, without touching the running statistics;
 //   - per-channel batch statistics of a block buffer's channels are computed once per step and
-//     shared by every BatchNormalization that reads them.
+//     shared by every BatchNormalization that reads them;
+//   - nor is that output's gradient stored whole: the convolution computes it a channel range at
+//     a time and hands each range to the BatchNormalization's backward pass, or computes it
+//     straight into the gradient of the BatchNormalization's input, which then runs in place,
+//     when nothing else has written there yet (transitions, a dense layer's second
+//     BatchNormalization).
+//
+// Outside the arena, the convolutions share their packed weights, and the packed output
+// gradients of the weight gradients pass from layer to layer, all sized once: after the first,
+// a step allocates almost nothing, so the garbage collector has nothing to let pile up.
 //
 // Only each layer's new features, the bottleneck convolution's output and per-channel
 // statistics are kept, so activation memory grows linearly with depth (x1.92 from DenseNet-BC

@@ -20,12 +20,21 @@ func toLayout(v *val, x []float32) []float32 {
 		return x
 	}
 	out := make([]float32, v.size)
+	copyToLayout(v, out, x)
+	return out
+}
+
+// copyToLayout writes row-major data x of value v into dst in v's storage layout.
+func copyToLayout(v *val, dst, x []float32) {
+	if !v.cm || (v.n == 1 && v.cs == v.s) {
+		copy(dst, x)
+		return
+	}
 	for n := 0; n < v.n; n++ {
 		for c := 0; c < v.c; c++ {
-			copy(out[c*v.cs+n*v.s:c*v.cs+(n+1)*v.s], x[(n*v.c+c)*v.s:(n*v.c+c+1)*v.s])
+			copy(dst[c*v.cs+n*v.s:c*v.cs+(n+1)*v.s], x[(n*v.c+c)*v.s:(n*v.c+c+1)*v.s])
 		}
 	}
-	return out
 }
 
 // transpose writes the cols x rows transpose of the rows x cols matrix src into dst (grown as

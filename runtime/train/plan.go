@@ -2,8 +2,8 @@ package train
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
-	"sort"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
@@ -36,8 +36,9 @@ import (
 // the convolutions read it through their prologue in the forward pass, and the weight gradient
 // recomputes it (from the stored BN input and the saved batch mean and inverse deviation, never
 // touching the running statistics) just before it is needed: straight into the GEMM's panels for
-// a 1x1 convolution, into a transient staging buffer otherwise. Without the mode every
-// concatenation copies and every BN-ReLU output is stored, as a plain framework does.
+// a 1x1 convolution, into a transient staging buffer otherwise. The gradient of such a virtual
+// output is not stored whole either (see markFused). Without the mode every concatenation
+// copies and every BN-ReLU output is stored, as a plain framework does.
 type plan struct {
 	vals    []*val
 	units   []unit
@@ -82,14 +83,18 @@ type val struct {
 	konst *tensor.Tensor // vConst: the value
 	cdata []float32      // vConst of float type: the data in storage layout
 
-	virtual  bool
-	buf, off int // activation storage; buf < 0: none
-	needGrad bool
-	gbuf     int // gradient storage (offset off in gbuf, or 0 for a virtual value's own buffer)
-	goff     int
-	prod     int   // producing unit, -1
-	readers  []int // units that read it
-	graphOut bool
+	virtual bool
+	// gradChunked: a virtual value whose gradient is never stored whole; the convolution that
+	// reads it computes it a channel range at a time and hands each range to the
+	// BatchNormalization that produced it (see convUnit.fused). It has no gradient buffer.
+	gradChunked bool
+	buf, off    int // activation storage; buf < 0: none
+	needGrad    bool
+	gbuf        int // gradient storage (offset off in gbuf, or 0 for a virtual value's own buffer)
+	goff        int
+	prod        int   // producing unit, -1
+	readers     []int // units that read it
+	graphOut    bool
 }
 
 // buffer is one allocation in the arena.
@@ -114,11 +119,12 @@ type unit interface {
 
 // unitBase holds what the planner needs to know of every unit.
 type unitBase struct {
-	node    *graph.Node
-	in, out []int
-	bwd     bool  // the unit runs in the backward pass
-	reads   []int // values the backward pass reads
-	bwdBufs []int // transient buffers used in the backward pass
+	node     *graph.Node
+	in, out  []int
+	bwd      bool  // the unit runs in the backward pass
+	reads    []int // values the backward pass reads
+	bwdBufs  []int // transient buffers used in the backward pass
+	bwdGrads []int // values other than its inputs and outputs whose gradients the backward pass writes
 }
 
 func (u *unitBase) base() *unitBase { return u }
@@ -240,10 +246,18 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 			}
 		}
 	}
+	if p.memEff {
+		p.markFused()
+	}
 	if err := p.place(); err != nil {
 		return nil, err
 	}
 	p.allocate()
+	for _, u := range p.units {
+		if c, ok := u.(*convUnit); ok {
+			c.setPrepack(p)
+		}
+	}
 	return p, nil
 }
 
@@ -384,6 +398,91 @@ func (p *plan) markVirtual() {
 	}
 }
 
+// markFused fuses the backward passes of a BatchNormalization-ReLU with a virtual output and of
+// the stride-1 convolution (group 1) that reads it (convUnit.fused), when the convolution is the
+// output's only reader and the next unit after the BatchNormalization, so no backward kernel runs
+// between the two and every gradient is summed in the same order as without fusion.
+func (p *plan) markFused() {
+	for i, u := range p.units {
+		c, ok := u.(*convUnit)
+		if !ok || c.pre == nil || !c.bwd || c.group != 1 || !c.k.SplitsInputGrad() || i == 0 || p.units[i-1] != unit(c.pre) {
+			continue
+		}
+		v := p.vals[c.x]
+		if !v.needGrad || len(v.readers) != 1 {
+			continue
+		}
+		bn := c.pre
+		c.fused, bn.fused, v.gradChunked = true, true, true
+		c.reads = append(c.reads, bn.x)
+		c.bwdGrads = append(c.bwdGrads, bn.x)
+		c.dz, c.chunk = p.newBuffer(0, true, true), v.c // sized by sizeChunks
+		c.bwdBufs = append(c.bwdBufs, c.dz)
+	}
+}
+
+// minChunk is the fewest channels a fused convolution computes the input gradient of at once
+// (unless it has fewer): each range is one more pass of the product over the output gradient.
+const minChunk = 32
+
+// sizeChunks decides, once every buffer's lifetime is known, where the fused convolutions
+// compute the gradient of their virtual input. When the BatchNormalization's own input gradient
+// is a whole buffer that nothing has written yet in the step (DenseNet's transitions, and the
+// second BatchNormalization of a dense layer, whose input is the bottleneck's output), the
+// gradient goes straight there and the BatchNormalization runs in place, needing no memory
+// (inPlace). Otherwise it goes to dz, which takes the fewest equal channel ranges (at least
+// minChunk channels each) with which it does not raise the peak of live arena memory: ranges
+// cost a product pass each, so only the convolutions whose whole gradient would set a new peak
+// split it (in DenseNet-BC-100, the last layers of the first dense blocks).
+func (p *plan) sizeChunks() {
+	var fused []*convUnit
+	U := len(p.units)
+	for i, u := range p.units {
+		c, ok := u.(*convUnit)
+		if !ok || !c.fused {
+			continue
+		}
+		xv := p.vals[c.pre.x]
+		if xv.needGrad && xv.gbuf >= 0 {
+			gb := p.bufs[xv.gbuf]
+			c.inPlace = xv.goff == 0 && xv.size == gb.size && gb.first == 2*U-i
+		}
+		if !c.inPlace {
+			fused = append(fused, c)
+		}
+	}
+	if len(fused) == 0 {
+		return
+	}
+	live := make([]int64, 2*U+2)
+	for _, b := range p.bufs {
+		for t := b.first; t <= b.last; t++ {
+			live[t] += int64(b.size)
+		}
+	}
+	peak := slices.Max(live)
+	for _, c := range fused {
+		b := p.bufs[c.dz]
+		x := p.vals[c.x]
+		if b.first > b.last {
+			continue
+		}
+		var at int64 // dz lives in one backward step, but the rule holds for any lifetime
+		for t := b.first; t <= b.last; t++ {
+			at = max(at, live[t])
+		}
+		ch := x.c
+		for k := 2; ch > minChunk && at+int64(ch*x.cs) > peak; k++ {
+			ch = max((x.c+k-1)/k, min(x.c, minChunk))
+		}
+		c.chunk = ch
+		b.size = ch * x.cs
+		for t := b.first; t <= b.last; t++ {
+			live[t] += int64(b.size)
+		}
+	}
+}
+
 // newBuffer appends a buffer of size floats and returns its id.
 func (p *plan) newBuffer(size int, grad, transient bool) int {
 	p.bufs = append(p.bufs, &buffer{size: size, grad: grad, transient: transient, first: 1 << 30, last: -1})
@@ -442,6 +541,9 @@ func (p *plan) place() error {
 	mirror := map[int]int{}
 	for _, v := range p.vals {
 		if !v.needGrad || v.kind != vAct {
+			continue
+		}
+		if v.gradChunked {
 			continue
 		}
 		if v.virtual {
@@ -590,12 +692,16 @@ func (p *plan) allocate() {
 		for _, v := range b.in {
 			useGrad(v, tb)
 		}
+		for _, v := range b.bwdGrads {
+			useGrad(v, tb)
+		}
 		for _, x := range b.bwdBufs {
 			use(x, tb)
 		}
 	}
 	useVal(p.output, U)
 	useGrad(p.output, U)
+	p.sizeChunks()
 
 	// Peak of live activation memory.
 	delta := make([]int64, 2*U+2)
@@ -612,21 +718,62 @@ func (p *plan) allocate() {
 		p.actBytes = max(p.actBytes, 4*live)
 	}
 
-	// Arena offsets: largest first, each at the lowest offset free over its lifetime.
-	order := make([]int, 0, len(p.bufs))
+	// Arena offsets: buffers are placed one after the other, each at the lowest offset free
+	// over its lifetime, in two orders, and the smaller arena wins: largest first; and by size
+	// class (power of two), longest-lived first within a class. The second keeps the many
+	// long-lived buffers of similar sizes (a dense block's bottleneck outputs) from scattering
+	// short-lived ones above them: on DenseNet-BC-100 at batch 64 it saves 6 MB (2%) in the
+	// memory-efficient mode, while the first is 1 MB smaller in the standard mode.
+	var order []int
 	for i, b := range p.bufs {
 		if b.first <= b.last {
 			order = append(order, i)
 		}
 	}
-	sort.SliceStable(order, func(a, b int) bool { return p.bufs[order[a]].size > p.bufs[order[b]].size })
-	var placed []*buffer
-	for _, i := range order {
-		b := p.bufs[i]
-		var busy [][2]int
-		for _, q := range placed {
-			if q.first <= b.last && b.first <= q.last {
-				busy = append(busy, [2]int{q.off, q.off + q.size})
+	bySize := func(a, b int) int { return p.bufs[b].size - p.bufs[a].size }
+	byClass := func(a, b int) int {
+		ba, bb := p.bufs[a], p.bufs[b]
+		if ca, cb := bits.Len(uint(ba.size)), bits.Len(uint(bb.size)); ca != cb {
+			return cb - ca
+		}
+		return (bb.last - bb.first) - (ba.last - ba.first)
+	}
+	p.arena = -1
+	for _, cmp := range []func(a, b int) int{bySize, byClass} {
+		slices.SortStableFunc(order, cmp)
+		offs, size := p.firstFit(order)
+		if p.arena < 0 || size < p.arena {
+			p.arena = size
+			for i, b := range order {
+				p.bufs[b].off = offs[i]
+			}
+		}
+	}
+	p.arena = max(p.arena, 0)
+	p.totalBytes = 4 * int64(p.arena)
+
+	need := 0
+	for _, u := range p.units {
+		if c, ok := u.(*convUnit); ok {
+			need = max(need, c.k.ScratchSize(p.threads))
+		}
+	}
+	p.scratch = make([]float32, need)
+}
+
+// firstFit places the buffers in the given order, each at the lowest offset where it overlaps no
+// buffer placed before it that is alive at the same time, and returns their offsets (in order's
+// order) and the arena size.
+func (p *plan) firstFit(order []int) ([]int, int) {
+	offs := make([]int, len(order))
+	size := 0
+	var busy [][2]int
+	for i, bi := range order {
+		b := p.bufs[bi]
+		busy = busy[:0]
+		for j, qi := range order[:i] {
+			if q := p.bufs[qi]; q.first <= b.last && b.first <= q.last {
+				busy = append(busy, [2]int{offs[j], offs[j] + q.size})
 			}
 		}
 		slices.SortFunc(busy, func(x, y [2]int) int { return x[0] - y[0] })
@@ -637,19 +784,10 @@ func (p *plan) allocate() {
 			}
 			off = max(off, iv[1])
 		}
-		b.off = off
-		p.arena = max(p.arena, off+b.size)
-		placed = append(placed, b)
+		offs[i] = off
+		size = max(size, off+b.size)
 	}
-	p.totalBytes = 4 * int64(p.arena)
-
-	need := 0
-	for _, u := range p.units {
-		if c, ok := u.(*convUnit); ok {
-			need = max(need, c.k.ScratchSize(p.threads))
-		}
-	}
-	p.scratch = make([]float32, need)
+	return offs, size
 }
 
 // newUnit builds the unit of node n.

@@ -15,7 +15,18 @@ type run struct {
 	gradInit    []bool
 	gen         uint32
 	stats       map[int]*statCache
-	gradA       []*cpu.GradA // packed output gradients, reused from layer to layer
+	work        *workspace
+}
+
+// workspace is the trainer's working memory outside the arena that lasts from pass to pass:
+// the convolutions' packed weights and tap-major gradients (shared by all of them, as they run
+// one at a time) and the packed output gradients that the weight gradients of one layer after
+// another reuse. Kept by the Trainer, it is sized by the largest layer once, so a step allocates
+// none of it: per-layer buffers made afresh every step would be garbage the collector lets pile
+// up to a sizeable fraction of the arena before it runs.
+type workspace struct {
+	conv  cpu.ConvShared
+	gradA []*cpu.GradA
 }
 
 // statCache holds per-channel batch statistics of one buffer, valid for the pass numbered gen.

@@ -36,7 +36,8 @@ type Trainer struct {
 	byName map[string]*param
 	step   int
 	gen    uint32
-	plans  []*plan // most recent last
+	plans  []*plan    // most recent last
+	ws     *workspace // working memory outside the arena, shared by the plans
 }
 
 // maxPlans is how many input shapes keep their plan (and arena); the last batch of an epoch is
@@ -70,7 +71,7 @@ func New(g *graph.Graph, opts Options) (*Trainer, error) {
 	if _, err := passes.Training().Run(work); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	t := &Trainer{opts: o, orig: orig, work: work, byName: map[string]*param{}}
+	t := &Trainer{opts: o, orig: orig, work: work, byName: map[string]*param{}, ws: &workspace{}}
 	if err := t.findParams(); err != nil {
 		return nil, err
 	}
@@ -248,9 +249,9 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 	pool := cpu.NewPool(threads)
 	t.gen++
 	r := &run{p: p, pool: pool, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
-		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats}
+		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws}
 	in := p.vals[p.input]
-	copy(r.data(p.input), toLayout(in, tensor.Data[float32](x)))
+	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
 	return r, pool.Close, nil
 }
 

@@ -228,12 +228,12 @@ type winoGeom struct {
 	slots          int // worker slots: min(threads, chunks), or the split's
 	// split: the tiles make fewer chunks than threads, so the one chunk is split across the slots
 	// by channels (winoSplitTask) with V and M shared, in the first shared floats of scratch.
-	split  bool
-	shared int
-	ldv            int // row stride of V and M
-	psV, psM       int // stride of the transform positions in V and M
-	wt             int // row stride of the transform rows
-	slotFloats     int
+	split      bool
+	shared     int
+	ldv        int // row stride of V and M
+	psV, psM   int // stride of the transform positions in V and M
+	wt         int // row stride of the transform rows
+	slotFloats int
 }
 
 func (f *winoForm) geom(n, h, wd, threads int) winoGeom {

@@ -109,7 +109,9 @@ type BNGrad struct {
 
 // BatchNormBackward computes the gradients described by BNGrad from x and dy into dx and
 // g.DGamma, g.DBeta. The sums use sum dz*xhat = (sum dz*x - Mean*sum dz)*InvStd, with float32
-// products summed exactly in float64.
+// products summed exactly in float64. dx may be dy itself (in place) when not accumulating: a
+// channel's sums are complete before its dx is written, and each element of dy is read before
+// the same element of dx is written.
 func BatchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
 	L := g.RowLen
 	S := g.RowStride

@@ -84,6 +84,21 @@ func TestBatchNormBackward(t *testing.T) {
 			}
 			BatchNormBackward(pool, g, xc, toCMs(dy, N, C, S, stride), dx)
 			closeF32(t, "dx", fromCMs(dx, N, C, S, stride), want, 1e-5, 1e-4)
+			if !tc.ac {
+				// In place (dx is dy, as the trainer runs it on a gradient nothing else needs):
+				// the same values bit for bit.
+				inPlace := toCMs(dy, N, C, S, stride)
+				g2 := *g
+				g2.DGamma, g2.DBeta = make([]float64, C), make([]float64, C)
+				BatchNormBackward(pool, &g2, xc, inPlace, inPlace)
+				for c := 0; c < C; c++ {
+					for i := c * stride; i < c*stride+N*S; i++ {
+						if math.Float32bits(inPlace[i]) != math.Float32bits(dx[i]) {
+							t.Fatalf("in place: dx[%d] = %g, want %g", i, inPlace[i], dx[i])
+						}
+					}
+				}
+			}
 			for c := 0; c < C; c++ {
 				if math.Abs(g.DGamma[c]-dgWant.Float64s()[c]) > 1e-5 || math.Abs(g.DBeta[c]-dbWant.Float64s()[c]) > 1e-5 {
 					t.Errorf("channel %d: dgamma %g dbeta %g, want %g %g", c, g.DGamma[c], g.DBeta[c], dgWant.Float64s()[c], dbWant.Float64s()[c])

@@ -70,7 +70,8 @@ type ConvCMSpec struct {
 //     pre(X) that WeightGrad writes into the caller's staging buffer: for a kernel row kh, the
 //     KW*Cin columns (kw, c) of GEMM row q = (n, oy, ox) are one contiguous run of that copy.
 //
-// A ConvCM keeps offset tables and small buffers; it is not safe for concurrent use.
+// A ConvCM keeps offset tables and small buffers, and working memory it may share with other
+// ConvCMs (ConvShared); it is not safe for concurrent use.
 type ConvCM struct {
 	spec       ConvCMSpec
 	OH, OW     int // output size
@@ -79,10 +80,8 @@ type ConvCM struct {
 	xs, ys     int     // channel strides of the input and the output
 	hp, wp     int     // padded input size (staging)
 	offsCh     []int32 // forward B rows: c*xs
-	offsPix    []int32 // weight gradient B rows: (n, oy, ox) -> offset of its top-left tap in the staging copy
 	bwd        *ConvCM // stride 1: the convolution that computes dX, nil when strided
-	wt         []float32
-	dwt        []float32
+	sh         *ConvShared
 	job        gemm.Job
 	wg         Group
 	gather     gatherPanel
@@ -91,6 +90,30 @@ type ConvCM struct {
 	stageTask  stageTask
 	col2imTask col2imTask
 	trans      transPanel
+}
+
+// ConvShared is the working memory a ConvCM needs only while one of its methods runs: the
+// weights reordered and packed for the GEMM, the tap-major weight gradient, and the output
+// gradient and staging offsets of a chunk of output pixels. ConvCMs that never run at the same
+// time, such as the layers of a network trained one after the other, can share one (see Share):
+// the memory is then the largest layer's instead of the sum over the layers, and a training step
+// allocates none of it. A ConvCM without one makes its own.
+type ConvShared struct {
+	wt, dwt  []float32
+	a, chunk *gemm.PackedA // packed weights; a chunk of the output gradient
+	offs     []int32
+}
+
+// Share makes c use s as its working memory. The ConvCMs that share s must not run
+// concurrently.
+func (c *ConvCM) Share(s *ConvShared) { c.sh = s }
+
+// work returns c's working memory.
+func (c *ConvCM) work() *ConvShared {
+	if c.sh == nil {
+		c.sh = &ConvShared{}
+	}
+	return c.sh
 }
 
 // NewConvCM checks spec and prepares the offset tables.
@@ -140,16 +163,6 @@ func newConvCM(spec ConvCMSpec, training bool) (*ConvCM, error) {
 	}
 	if !training {
 		return c, nil
-	}
-	c.offsPix = make([]int32, c.npOut)
-	q := 0
-	for n := 0; n < s.N; n++ {
-		for oy := 0; oy < c.OH; oy++ {
-			for ox := 0; ox < c.OW; ox++ {
-				c.offsPix[q] = int32(((n*c.hp+oy*s.StrideH)*c.wp + ox*s.StrideW) * s.Cin)
-				q++
-			}
-		}
 	}
 	if s.StrideH == 1 && s.StrideW == 1 {
 		pt, pl := (s.KH-1)*s.DilationH-s.PadT, (s.KW-1)*s.DilationW-s.PadL
@@ -232,21 +245,25 @@ func (c *ConvCM) checkPrologue(pre *Prologue) error {
 
 // packWeights returns W [Cout, Cin, KH, KW] packed as the GEMM's A, tap-major:
 // A[m][tap*Cin+c] = W[m][c][tap].
+// The packed matrix lives in c's working memory (ConvShared) until the next packing.
 func (c *ConvCM) packWeights(w []float32) *gemm.PackedA {
 	s := &c.spec
+	sh := c.work()
 	k := c.taps * s.Cin
 	if c.taps == 1 {
-		return gemm.PackA(s.Cout, k, w, k)
+		sh.a = gemm.PackAInto(sh.a, s.Cout, k, w, k)
+		return sh.a
 	}
-	c.wt = growF32(c.wt, s.Cout*k)
+	sh.wt = growF32(sh.wt, s.Cout*k)
 	for m := 0; m < s.Cout; m++ {
 		for ci := 0; ci < s.Cin; ci++ {
 			for t := 0; t < c.taps; t++ {
-				c.wt[m*k+t*s.Cin+ci] = w[(m*s.Cin+ci)*c.taps+t]
+				sh.wt[m*k+t*s.Cin+ci] = w[(m*s.Cin+ci)*c.taps+t]
 			}
 		}
 	}
-	return gemm.PackA(s.Cout, k, c.wt, k)
+	sh.a = gemm.PackAInto(sh.a, s.Cout, k, sh.wt, k)
+	return sh.a
 }
 
 // Forward computes Y (+)= conv(pre(X), W) + bias over the batch: x is [Cin][N][H][W] (channels
@@ -308,27 +325,19 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 		return fmt.Errorf("%w: conv input gradient: dy %d, dx %d, w %d floats for %+v", ops.ErrShape, len(dy), len(dx), len(w), *s)
 	}
 	if c.bwd != nil {
-		// W'[c][m][tap'] = W[m][c][taps-1-tap'], packed tap-major for the transposed convolution.
-		k := c.taps * s.Cout
-		c.wt = growF32(c.wt, s.Cin*k)
-		for ci := 0; ci < s.Cin; ci++ {
-			for m := 0; m < s.Cout; m++ {
-				for t := 0; t < c.taps; t++ {
-					c.wt[ci*k+t*s.Cout+m] = w[(m*s.Cin+ci)*c.taps+(c.taps-1-t)]
-				}
-			}
-		}
-		return c.bwd.forward(pool, dy, nil, gemm.PackA(s.Cin, k, c.wt, k), nil, dx, acc, scratch)
+		return c.inputGradChannels(pool, dy, w, dx, 0, s.Cin, acc, scratch)
 	}
+	sh := c.work()
 	// Strided: per batch item, dcol [Cin*taps][OH*OW] = W^T dY_n, then col2im into dX.
 	k := c.taps * s.Cin
-	c.wt = growF32(c.wt, k*s.Cout)
+	sh.wt = growF32(sh.wt, k*s.Cout)
 	for m := 0; m < s.Cout; m++ {
 		for r := 0; r < k; r++ {
-			c.wt[r*s.Cout+m] = w[m*k+r] // row r = ci*taps + t
+			sh.wt[r*s.Cout+m] = w[m*k+r] // row r = ci*taps + t
 		}
 	}
-	a := gemm.PackA(k, s.Cout, c.wt, s.Cout)
+	sh.a = gemm.PackAInto(sh.a, k, s.Cout, sh.wt, s.Cout)
+	a := sh.a
 	item := c.OH * c.OW
 	dcol := scratch[:k*item]
 	gs := scratch[k*item:]
@@ -339,7 +348,10 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 	if pool != nil {
 		threads = pool.Threads()
 	}
-	offs := growInt32(nil, s.Cout)
+	if cap(sh.offs) < s.Cout {
+		sh.offs = make([]int32, s.Cout)
+	}
+	offs := sh.offs[:s.Cout]
 	for n := 0; n < s.N; n++ {
 		for m := range offs {
 			offs[m] = int32(m*c.ys + n*item)
@@ -355,6 +367,50 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 		parallel(pool, &c.col2imTask, s.Cin, 1, &c.wg)
 	}
 	return nil
+}
+
+// SplitsInputGrad reports whether InputGradChannels can compute the input gradient a range of
+// channels at a time: for stride-1 convolutions, whose input gradient is a convolution too.
+func (c *ConvCM) SplitsInputGrad() bool { return c.bwd != nil }
+
+// InputGradChannels computes input channels c0 .. c1-1 of dX (+)= the gradient of the input (see
+// InputGrad) into dx, which holds them from its start, XStride apart: dx[(c-c0)*XStride + ...].
+// Each channel is a row of its own in the product, so the values are those of InputGrad bit for
+// bit. A caller that consumes the gradient channel range by channel range, such as the backward
+// pass of a BatchNormalization before the convolution, needs memory for one range only.
+// Strided convolutions (SplitsInputGrad false) are not supported.
+func (c *ConvCM) InputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
+	s := &c.spec
+	if c.bwd == nil {
+		return fmt.Errorf("%w: conv input gradient by channels of a strided convolution", ops.ErrUnsupportedOp)
+	}
+	if c0 < 0 || c1 > s.Cin || c0 >= c1 {
+		return fmt.Errorf("%w: conv input gradient of channels [%d, %d) of %d", ops.ErrShape, c0, c1, s.Cin)
+	}
+	if len(dy) < c.yLen() || len(dx) < (c1-c0-1)*c.xs+c.np || len(w) < s.Cout*s.Cin*c.taps {
+		return fmt.Errorf("%w: conv input gradient: dy %d, dx %d, w %d floats for channels [%d, %d) of %+v", ops.ErrShape, len(dy), len(dx), len(w), c0, c1, *s)
+	}
+	return c.inputGradChannels(pool, dy, w, dx, c0, c1, acc, scratch)
+}
+
+// inputGradChannels computes channels [c0, c1) of a stride-1 input gradient as the forward
+// product of the transposed convolution c.bwd, whose A rows are W'[c][m][tap'] =
+// W[m][c][taps-1-tap'], packed tap-major.
+func (c *ConvCM) inputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
+	s := &c.spec
+	sh := c.work()
+	k := c.taps * s.Cout
+	sh.wt = growF32(sh.wt, (c1-c0)*k)
+	for ci := c0; ci < c1; ci++ {
+		row := sh.wt[(ci-c0)*k : (ci-c0+1)*k]
+		for m := 0; m < s.Cout; m++ {
+			for t := 0; t < c.taps; t++ {
+				row[t*s.Cout+m] = w[(m*s.Cin+ci)*c.taps+(c.taps-1-t)]
+			}
+		}
+	}
+	sh.a = gemm.PackAInto(sh.a, c1-c0, k, sh.wt, k)
+	return c.bwd.forward(pool, dy, nil, sh.a, nil, dx, acc, scratch)
 }
 
 // GradA is the output gradient dY of a ConvCM packed as the A operand of its weight-gradient
@@ -379,7 +435,9 @@ func (c *ConvCM) PackGrad(dy []float32) (*GradA, error) { return c.PackGradInto(
 
 // PackGradInto is PackGrad reusing the memory of reuse (nil, or a GradA of any ConvCM that is no
 // longer needed): a backward pass packs one layer's gradient at a time, so one GradA can serve
-// every layer and the step allocates nothing for it.
+// every layer and, once it has grown to the largest layer's chunks, the steps allocate nothing
+// for it. Chunk i reuses the i-th chunk reuse ever held, also when the last layer packed into it
+// had fewer chunks: layers with many small chunks (staged) and few large ones (1x1) alternate.
 func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 	if len(dy) < c.yLen() {
 		return nil, fmt.Errorf("%w: conv output gradient has %d floats, want %d", ops.ErrShape, len(dy), c.yLen())
@@ -392,13 +450,12 @@ func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 	chunk := c.chunk()
 	i := 0
 	for q0 := 0; q0 < c.npOut; q0 += chunk {
-		var prev *gemm.PackedA
-		if i < len(g.chunks) {
-			prev = g.chunks[i]
+		if i < cap(g.chunks) {
+			g.chunks = g.chunks[:i+1] // the slots past len keep their matrices for reuse
 		} else {
 			g.chunks = append(g.chunks, nil)
 		}
-		g.chunks[i] = gemm.PackAInto(prev, c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys)
+		g.chunks[i] = gemm.PackAInto(g.chunks[i], c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys)
 		i++
 	}
 	g.chunks = g.chunks[:i]
@@ -406,33 +463,29 @@ func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 }
 
 // WeightGrad computes dW (+)= the gradient of the weights [Cout][Cin][KH][KW] from the input x
-// (with its prologue, as in Forward) and dy, packed by PackGrad (nil: WeightGrad packs dy
-// itself). stage must hold StagingSize() floats; it receives the padded pixel-major copy of
+// (with its prologue, as in Forward) and dy, packed by PackGrad (nil: WeightGrad packs dy itself,
+// one chunk of output pixels at a time, into working memory the size of a chunk; the result is
+// the same). stage must hold StagingSize() floats; it receives the padded pixel-major copy of
 // pre(X).
 func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, stage, scratch []float32) error {
 	s := &c.spec
-	if len(x) < c.xLen() || len(dw) < s.Cout*s.Cin*c.taps || len(stage) < c.StagingSize() || (ga != nil && ga.c != c) {
-		return fmt.Errorf("%w: conv weight gradient: x %d, dw %d, stage %d floats for %+v", ops.ErrShape, len(x), len(dw), len(stage), *s)
+	if len(x) < c.xLen() || len(dw) < s.Cout*s.Cin*c.taps || len(stage) < c.StagingSize() || (ga != nil && ga.c != c) || (ga == nil && len(dy) < c.yLen()) {
+		return fmt.Errorf("%w: conv weight gradient: x %d, dy %d, dw %d, stage %d floats for %+v", ops.ErrShape, len(x), len(dy), len(dw), len(stage), *s)
 	}
 	if err := c.checkPrologue(pre); err != nil {
 		return err
-	}
-	if ga == nil {
-		var err error
-		if ga, err = c.PackGrad(dy); err != nil {
-			return err
-		}
 	}
 	threads := 1
 	if pool != nil {
 		threads = pool.Threads()
 	}
 	if c.pointwise() {
-		return c.weightGradPointwise(pool, x, pre, ga, dw, acc, scratch, threads)
+		return c.weightGradPointwise(pool, x, pre, dy, ga, dw, acc, scratch, threads)
 	}
 	c.stage(pool, x, pre, stage)
 	k := c.taps * s.Cin
-	c.dwt = growF32(c.dwt, s.Cout*k)
+	sh := c.work()
+	sh.dwt = growF32(sh.dwt, s.Cout*k)
 	// Taps are grouped per kernel row when the columns (kw, c) of a row are contiguous in the
 	// staging copy (dilation 1 along W), else one GEMM per tap.
 	cols, group := s.Cin, 1
@@ -442,16 +495,17 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 	chunk := c.chunk()
 	for i, q0 := 0, 0; q0 < c.npOut; i, q0 = i+1, q0+chunk {
 		qn := min(chunk, c.npOut-q0)
-		a := ga.chunks[i]
+		a := c.gradChunk(ga, dy, i, q0, qn)
+		offs := c.pixelOffsets(q0, qn)
 		for t := 0; t < c.taps; t += group {
 			kh, kw := t/s.KW, t%s.KW
 			shift := ((kh*s.DilationH)*c.wp + kw*s.DilationW) * s.Cin
 			c.rows.rows = gemm.Rows{}
-			if err := c.rows.rows.Init(stage[shift:], c.offsPix[q0:q0+qn], nil, nil, false); err != nil {
+			if err := c.rows.rows.Init(stage[shift:], offs, nil, nil, false); err != nil {
 				return fmt.Errorf("cpu: conv: %w", err)
 			}
 			ep := gemm.Epilogue{Accumulate: q0 > 0}
-			if err := c.job.Init(a, &c.rows, cols, c.dwt[t*s.Cin:], k, ep, scratch, threads); err != nil {
+			if err := c.job.Init(a, &c.rows, cols, sh.dwt[t*s.Cin:], k, ep, scratch, threads); err != nil {
 				return fmt.Errorf("cpu: conv weight gradient: %w", err)
 			}
 			parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
@@ -461,7 +515,7 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 		for ci := 0; ci < s.Cin; ci++ {
 			dst := dw[(m*s.Cin+ci)*c.taps:][:c.taps]
 			for t := range dst {
-				v := c.dwt[m*k+t*s.Cin+ci]
+				v := sh.dwt[m*k+t*s.Cin+ci]
 				if acc {
 					v += dst[t]
 				}
@@ -472,17 +526,56 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 	return nil
 }
 
+// gradChunk returns chunk i of the output gradient, pixels q0 .. q0+qn-1, packed as the A of a
+// weight-gradient product: ga's when there is one, else dy's packed now into c's working memory
+// (PackGrad packs the same chunks the same way).
+func (c *ConvCM) gradChunk(ga *GradA, dy []float32, i, q0, qn int) *gemm.PackedA {
+	if ga != nil {
+		return ga.chunks[i]
+	}
+	sh := c.work()
+	sh.chunk = gemm.PackAInto(sh.chunk, c.spec.Cout, qn, dy[q0:], c.ys)
+	return sh.chunk
+}
+
+// pixelOffsets returns, in c's working memory, the offsets in the staging copy of the top-left
+// taps of output pixels q0 .. q0+qn-1, the rows of a weight-gradient product: pixel
+// q = (n, oy, ox) starts at ((n*hp + oy*StrideH)*wp + ox*StrideW)*Cin. They are computed per
+// chunk, a few thousand integers next to a product of as many rows, rather than kept per layer.
+func (c *ConvCM) pixelOffsets(q0, qn int) []int32 {
+	sh := c.work()
+	if cap(sh.offs) < qn {
+		sh.offs = make([]int32, qn)
+	}
+	offs := sh.offs[:qn]
+	s := &c.spec
+	plane := c.OH * c.OW
+	n, r := q0/plane, q0%plane
+	oy, ox := r/c.OW, r%c.OW
+	for j := range offs {
+		offs[j] = int32(((n*c.hp+oy*s.StrideH)*c.wp + ox*s.StrideW) * s.Cin)
+		if ox++; ox == c.OW {
+			ox = 0
+			if oy++; oy == c.OH {
+				oy = 0
+				n++
+			}
+		}
+	}
+	return offs
+}
+
 // weightGradPointwise computes the weight gradient of a 1x1 convolution, dW = dY * pre(X)^T,
 // with the transposing packer: B[q][c] = pre_c(X[c][q]) is gathered from X's channel rows
 // straight into the GEMM's panels, so no staging copy is written.
-func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, ga *GradA, dw []float32, acc bool, scratch []float32, threads int) error {
+func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, scratch []float32, threads int) error {
 	s := &c.spec
 	c.trans = transPanel{x: x, np: c.xs, cin: s.Cin}
 	if pre != nil {
 		c.trans.scale, c.trans.shift, c.trans.relu = pre.Scale, pre.Shift, pre.ReLU
 	}
 	for i, q0 := 0, 0; q0 < c.npOut; i, q0 = i+1, q0+wgradChunk {
-		a := ga.chunks[i]
+		a := c.gradChunk(ga, dy, i, q0, min(wgradChunk, c.npOut-q0))
 		c.trans.q0 = q0
 		ep := gemm.Epilogue{Accumulate: acc || q0 > 0}
 		if err := c.job.Init(a, &c.trans, s.Cin, dw, s.Cin, ep, scratch, threads); err != nil {

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -199,7 +200,160 @@ func TestConvCM(t *testing.T) {
 				}
 				closeF32(t, "weight gradient from PackGrad", dw2, dwWant.Float64s(), atol, rtol)
 				closeF32(t, "weight gradient", dw, dwWant.Float64s(), atol, rtol)
+				sameBits(t, "weight gradient packed chunk by chunk against PackGrad", dw, dw2)
+
+				if !c.SplitsInputGrad() {
+					if err := c.InputGradChannels(p, toCMs(dy, tc.n, tc.cout, ohw, ys), w, dx, 0, 1, false, scratch); err == nil {
+						t.Errorf("InputGradChannels of a strided convolution did not fail")
+					}
+					continue
+				}
+				// Channel ranges of the input gradient, bit for bit the channels of InputGrad.
+				dyCM := toCMs(dy, tc.n, tc.cout, ohw, ys)
+				full := make([]float32, (tc.cin-1)*xs+tc.n*hw)
+				if err := c.InputGrad(p, dyCM, w, full, false, scratch); err != nil {
+					t.Fatal(err)
+				}
+				for _, step := range []int{1, 3, tc.cin} {
+					for c0 := 0; c0 < tc.cin; c0 += step {
+						c1 := min(tc.cin, c0+step)
+						part := make([]float32, (c1-c0-1)*xs+tc.n*hw)
+						if err := c.InputGradChannels(p, dyCM, w, part, c0, c1, false, scratch); err != nil {
+							t.Fatal(err)
+						}
+						for ci := c0; ci < c1; ci++ {
+							sameBits(t, "input gradient channel range", part[(ci-c0)*xs:][:tc.n*hw], full[ci*xs:][:tc.n*hw])
+						}
+					}
+				}
+				for _, r := range [][2]int{{-1, 1}, {0, tc.cin + 1}, {2, 2}} {
+					if err := c.InputGradChannels(p, dyCM, w, full, r[0], r[1], false, scratch); err == nil {
+						t.Errorf("InputGradChannels(%d, %d) of %d channels did not fail", r[0], r[1], tc.cin)
+					}
+				}
 			}
 		})
+	}
+}
+
+// sameBits fails the test unless got and want hold the same float32 bit patterns.
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s: element %d = %g, want %g (bit for bit)", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestConvCMReuse checks the memory reuse of training's backward pass: ConvCMs sharing their
+// working memory (Share) and one GradA packed layer after layer (PackGradInto) give the results
+// of fresh ones bit for bit, and once grown they allocate nothing. The layers alternate, as in a
+// dense block, between a 3x3 convolution whose gradient packs in several small chunks and a 1x1
+// one whose gradient packs in one large chunk.
+func TestConvCMReuse(t *testing.T) {
+	specs := []ConvCMSpec{
+		{N: 3, Cin: 16, H: 32, W: 32, Cout: 8, KH: 3, KW: 3, PadT: 1, PadL: 1, PadB: 1, PadR: 1}, // 3 chunks of 2048 pixels
+		{N: 3, Cin: 24, H: 32, W: 32, Cout: 16, KH: 1, KW: 1},                                    // 1 chunk
+	}
+	type layer struct {
+		fresh, shared *ConvCM
+		x, w, dy      []float32
+		stage         []float32
+	}
+	r := rand.New(rand.NewPCG(5, 11))
+	var sh ConvShared
+	var layers []layer
+	need := 0
+	for _, s := range specs {
+		var l layer
+		var err error
+		if l.fresh, err = NewConvCM(s); err != nil {
+			t.Fatal(err)
+		}
+		if l.shared, err = NewConvCM(s); err != nil {
+			t.Fatal(err)
+		}
+		l.shared.Share(&sh)
+		l.x = randFloats(r, s.Cin*s.N*s.H*s.W)
+		l.w = randFloats(r, s.Cout*s.Cin*s.KH*s.KW)
+		l.dy = randFloats(r, s.Cout*s.N*l.fresh.OH*l.fresh.OW)
+		l.stage = make([]float32, l.fresh.StagingSize())
+		need = max(need, l.fresh.ScratchSize(1))
+		layers = append(layers, l)
+	}
+	scratch := make([]float32, need)
+	var ga *GradA
+	// pass runs every layer's three products with the shared ConvCMs and the reused GradA, and
+	// returns their results.
+	pass := func() [][3][]float32 {
+		var out [][3][]float32
+		for _, l := range layers {
+			s := l.shared.Spec()
+			y := make([]float32, s.Cout*s.N*l.shared.OH*l.shared.OW)
+			dx := make([]float32, len(l.x))
+			dw, dw2 := make([]float32, len(l.w)), make([]float32, len(l.w))
+			var err error
+			if ga, err = l.shared.PackGradInto(ga, l.dy); err != nil {
+				t.Fatal(err)
+			}
+			for _, err := range []error{
+				l.shared.Forward(nil, l.x, nil, l.w, nil, y, false, scratch),
+				l.shared.InputGrad(nil, l.dy, l.w, dx, false, scratch),
+				l.shared.WeightGrad(nil, l.x, nil, nil, ga, dw, false, l.stage, scratch),
+				l.shared.WeightGrad(nil, l.x, nil, l.dy, nil, dw2, false, l.stage, scratch),
+			} {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			sameBits(t, "weight gradient packed chunk by chunk", dw2, dw)
+			out = append(out, [3][]float32{y, dx, dw})
+		}
+		return out
+	}
+	got := pass()
+	for i, l := range layers {
+		s := l.fresh.Spec()
+		y := make([]float32, s.Cout*s.N*l.fresh.OH*l.fresh.OW)
+		dx := make([]float32, len(l.x))
+		dw := make([]float32, len(l.w))
+		fga, err := l.fresh.PackGrad(l.dy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			l.fresh.Forward(nil, l.x, nil, l.w, nil, y, false, scratch),
+			l.fresh.InputGrad(nil, l.dy, l.w, dx, false, scratch),
+			l.fresh.WeightGrad(nil, l.x, nil, nil, fga, dw, false, l.stage, scratch),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		sameBits(t, fmt.Sprintf("layer %d forward", i), got[i][0], y)
+		sameBits(t, fmt.Sprintf("layer %d input gradient", i), got[i][1], dx)
+		sameBits(t, fmt.Sprintf("layer %d weight gradient", i), got[i][2], dw)
+	}
+	// Grown by the first pass, the shared memory and the GradA serve every later one.
+	bufs := make([][3][]float32, len(layers))
+	for i, l := range layers {
+		s := l.shared.Spec()
+		bufs[i] = [3][]float32{make([]float32, s.Cout*s.N*l.shared.OH*l.shared.OW), make([]float32, len(l.x)), make([]float32, len(l.w))}
+	}
+	allocs := testing.AllocsPerRun(3, func() {
+		for i, l := range layers {
+			ga, _ = l.shared.PackGradInto(ga, l.dy)
+			_ = l.shared.Forward(nil, l.x, nil, l.w, nil, bufs[i][0], false, scratch)
+			_ = l.shared.InputGrad(nil, l.dy, l.w, bufs[i][1], false, scratch)
+			_ = l.shared.WeightGrad(nil, l.x, nil, nil, ga, bufs[i][2], false, l.stage, scratch)
+			_ = l.shared.WeightGrad(nil, l.x, nil, l.dy, nil, bufs[i][2], false, l.stage, scratch)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a pass over the layers allocates %v times once the memory has grown, want 0", allocs)
 	}
 }
