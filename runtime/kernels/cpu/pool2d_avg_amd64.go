@@ -16,15 +16,28 @@ func avg2x2PreAVX2(dst, r0, r1 *float32, n int, scale, shift, floor, inv float32
 
 // avg2x2Row sets dst[k] = (f(r0[2k]) + f(r1[2k]) + f(r0[2k+1]) + f(r1[2k+1])) / 4 for
 // k < len(dst), with f(v) = max(v*scale + shift, floor); r0 and r1 hold at least 2*len(dst)
-// floats. Full vectors run in assembly unless forceGo or the CPU lacks AVX2 and FMA.
+// floats. It runs in assembly unless forceGo or the CPU lacks AVX2 and FMA: the last partial
+// vector is computed again overlapping the one before (same inputs, same results), and a row
+// shorter than a vector goes through zero-padded copies.
 func avg2x2Row(forceGo bool, dst, r0, r1 []float32, scale, shift, floor float32) {
 	n := len(dst)
 	r0, r1 = r0[:2*n], r1[:2*n] // panics, before the assembly runs, if a row is short
-	n8 := n &^ 7
-	if hasAvgAVX2 && !forceGo && n8 > 0 {
-		avg2x2PreAVX2(&dst[0], &r0[0], &r1[0], n8, scale, shift, floor, 0.25)
-	} else {
-		n8 = 0
+	if !hasAvgAVX2 || forceGo || n == 0 {
+		avg2x2RowGo(dst, r0, r1, scale, shift, floor)
+		return
 	}
-	avg2x2RowGo(dst[n8:], r0[2*n8:], r1[2*n8:], scale, shift, floor)
+	if n < 8 {
+		var a, b [16]float32
+		var y [8]float32
+		copy(a[:], r0)
+		copy(b[:], r1)
+		avg2x2PreAVX2(&y[0], &a[0], &b[0], 8, scale, shift, floor, 0.25)
+		copy(dst, y[:n])
+		return
+	}
+	n8 := n &^ 7
+	avg2x2PreAVX2(&dst[0], &r0[0], &r1[0], n8, scale, shift, floor, 0.25)
+	if n8 < n {
+		avg2x2PreAVX2(&dst[n-8], &r0[2*(n-8)], &r1[2*(n-8)], 8, scale, shift, floor, 0.25)
+	}
 }

@@ -30,16 +30,22 @@ func (k *Pool2D) prologueOf(c int) (scale, shift float32, affine bool) {
 // avg2x2RowGo is avg2x2Row in Go, with the assembly's summation order.
 func avg2x2RowGo(dst, r0, r1 []float32, scale, shift, floor float32) {
 	r0, r1 = r0[:2*len(dst)], r1[:2*len(dst)]
-	f := func(v float32) float32 {
-		v = v*scale + shift
-		if v < floor || v != v {
-			return max(v, floor) // NaN stays NaN
-		}
-		return v
-	}
 	for k := range dst {
-		dst[k] = ((f(r0[2*k]) + f(r1[2*k])) + (f(r0[2*k+1]) + f(r1[2*k+1]))) * 0.25
+		a := pre1(r0[2*k], scale, shift, floor)
+		b := pre1(r1[2*k], scale, shift, floor)
+		c := pre1(r0[2*k+1], scale, shift, floor)
+		d := pre1(r1[2*k+1], scale, shift, floor)
+		dst[k] = ((a + b) + (c + d)) * 0.25
 	}
+}
+
+// pre1 is max(v*scale + shift, floor), NaN staying NaN.
+func pre1(v, scale, shift, floor float32) float32 {
+	v = v*scale + shift
+	if v < floor {
+		return floor
+	}
+	return v // also NaN: NaN < floor is false
 }
 
 // avg2x2Plane pools one plane with a 2x2 window of stride 2 and no padding, whose windows all
