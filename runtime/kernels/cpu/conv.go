@@ -76,9 +76,13 @@ type Conv2D struct {
 	kg     int // GEMM depth per group: cg*KH*KW
 	path   convPath
 	padded int             // pathDirect: 0 chooses per input size, 1 forces runPadded, -1 runDirect
-	a      []*gemm.PackedA // per group (GEMM paths)
+	a      []*gemm.PackedA // per group (GEMM paths); see packed
 	w      []float32       // weights as given (depthwise path)
 	wino   *winograd       // pathDirect: the Winograd form, used where it is faster (conv_winograd.go), or nil
+	// packA packs a on first use where a Winograd form exists: most such convolutions only ever
+	// run it, and a second packed copy of their weights would be dead memory (8 MiB of
+	// DenseNet-121's peak RSS).
+	packA sync.Once
 
 	mu   sync.Mutex
 	free []*convState
@@ -135,6 +139,24 @@ func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
 	if path >= 0 {
 		c.path = path
 	}
+	if c.path == pathDirect && path < 0 {
+		c.wino = winogradFor(c)
+	}
+	if c.wino == nil {
+		c.packed()
+	}
+	return c, nil
+}
+
+// packed returns the packed weights, packing them on first use.
+func (c *Conv2D) packed() []*gemm.PackedA {
+	c.packA.Do(c.pack)
+	return c.a
+}
+
+// pack lays out the weights for c.path.
+func (c *Conv2D) pack() {
+	s := &c.spec
 	switch c.path {
 	case pathDepthwise:
 		c.w = s.Weights
@@ -153,10 +175,6 @@ func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
 	default:
 		c.packWeights(s.Weights)
 	}
-	if c.path == pathDirect && path < 0 {
-		c.wino = winogradFor(c)
-	}
-	return c, nil
 }
 
 func (c *Conv2D) packWeights(w []float32) {
@@ -446,7 +464,7 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 // gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n
 // columns, rows ldc apart) = A_g * B, with B packed by bp.
 func (c *Conv2D) gemmItem(pool *Pool, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
-	if err := w.job.Init(c.a[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
+	if err := w.job.Init(c.packed()[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv: %w", err)
 	}
 	parallel(pool, &w.job, w.job.Slots(), 1, &w.wg)

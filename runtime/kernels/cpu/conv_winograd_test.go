@@ -306,3 +306,29 @@ func TestWinogradTransforms(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradConvPacksDirectWeightsLazily: a convolution with a Winograd form packs the direct
+// path's weights only when an input size makes it run the direct path.
+func TestWinogradConvPacksDirectWeightsLazily(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	cc := convCase{cin: 16, cout: 8, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}}
+	conv, err := NewConv2D(cc.spec(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(hw int) {
+		in := Dense(randFloats(r, 16*hw*hw), 1, 16, hw, hw)
+		out := Dense(make([]float32, 8*hw*hw), 1, 8, hw, hw)
+		if err := conv.Run(nil, in, out, make([]float32, conv.ScratchSize(1, hw, hw, 1))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(16) // Winograd
+	if conv.a != nil {
+		t.Fatal("direct-path weights packed for a Winograd run")
+	}
+	run(3) // too small for Winograd: the direct path
+	if conv.a == nil {
+		t.Fatal("direct path ran without packed weights")
+	}
+}
