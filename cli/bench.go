@@ -36,6 +36,7 @@ func benchCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.IntFlag{Name: "batch", Usage: "batch size (the model's symbolic batch dim); default: the input file's, else 1"},
 			&ucli.IntFlag{Name: "threads", Usage: "worker threads (default GOMAXPROCS)"},
+			&ucli.BoolFlag{Name: "no-spin", Usage: "idle threads block at once instead of polling between parallel loops (for busy shared machines; like ORT's --no-spin)"},
 			&ucli.IntFlag{Name: "iters", Value: 20, Usage: "timed runs"},
 			&ucli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed runs first"},
 			&ucli.StringSliceFlag{Name: "input", Usage: "input `FILE` (.pb or .npy), one per model input in order"},
@@ -63,6 +64,7 @@ type benchReport struct {
 	P90MS         number  `json:"p90_ms"`
 	MeanMS        number  `json:"mean_ms"`
 	Warmup        int     `json:"warmup"`
+	Spin          bool    `json:"spin"`
 	Throughput    number  `json:"throughput_per_s"`
 	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
 	ArenaBytes    int64   `json:"arena_bytes,omitempty"`
@@ -96,7 +98,7 @@ func benchAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, err := exec.New(g, exec.Options{Threads: threads, Reference: c.Bool("reference")})
+	sess, err := exec.New(g, exec.Options{Threads: threads, Reference: c.Bool("reference"), NoSpin: c.Bool("no-spin")})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -108,7 +110,7 @@ func benchAction(c *ucli.Context) error {
 		return err
 	}
 	rep := benchReport{Engine: "dnx", Version: Version, Threads: threads, Iters: iters, Warmup: warmup,
-		Model: path, Shape: inputs[0].Shape, LoadMS: ms(load)}
+		Spin: !c.Bool("no-spin") && !c.Bool("reference"), Model: path, Shape: inputs[0].Shape, LoadMS: ms(load)}
 	if len(inputs[0].Shape) > 0 {
 		rep.Batch = inputs[0].Shape[0]
 	}

@@ -21,8 +21,16 @@ func TestBenchJSON(t *testing.T) {
 	if d, _ := rep["max_abs_diff"].(float64); d > 1e-4 {
 		t.Errorf("max_abs_diff %g, want <= 1e-4", d)
 	}
-	if rep["batch"].(float64) != 2 || rep["planned"] != true {
-		t.Errorf("batch %v planned %v, want 2 and true", rep["batch"], rep["planned"])
+	if rep["batch"].(float64) != 2 || rep["planned"] != true || rep["spin"] != true {
+		t.Errorf("batch %v planned %v spin %v, want 2, true and true", rep["batch"], rep["planned"], rep["spin"])
+	}
+	// --no-spin runs the same model on a blocking pool, with the same outputs.
+	out = mustSucceed(t, "bench", filepath.Join(dir, "model.onnx"), "--json", "--iters", "2", "--warmup", "0",
+		"--threads", "2", "--no-spin", "--input", filepath.Join(dir, "test_data_set_0", "input_0.pb"),
+		"--expect", filepath.Join(dir, "test_data_set_0", "output_0.pb"))
+	rep = parseBench(t, out)
+	if d, _ := rep["max_abs_diff"].(float64); rep["spin"] != false || d > 1e-4 {
+		t.Errorf("--no-spin: spin %v, max_abs_diff %v; want false and <= 1e-4", rep["spin"], rep["max_abs_diff"])
 	}
 }
 

@@ -63,6 +63,10 @@ type Options struct {
 	// NoPasses skips the inference graph passes (BN folding, BN-ReLU-Conv fusion, ...) while
 	// still planning; for tests and for measuring what the passes buy.
 	NoPasses bool
+	// NoSpin makes idle worker threads block at once instead of polling for the next parallel
+	// loop (cpu.NewBlockingPool): slower on a quiet machine, kinder to one shared with other
+	// busy processes.
+	NoSpin bool
 }
 
 // New prepares g for execution. It fails, naming the node, when an op has no kernel. Unless
@@ -90,7 +94,11 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	}
 	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}}
 	if !s.opts.Reference {
-		s.pool = cpu.NewPool(s.opts.Threads)
+		if s.opts.NoSpin {
+			s.pool = cpu.NewBlockingPool(s.opts.Threads)
+		} else {
+			s.pool = cpu.NewPool(s.opts.Threads)
+		}
 	}
 	slot := map[*graph.Value]int{}
 	slotOf := func(v *graph.Value) int {

@@ -54,13 +54,22 @@ const (
 	spinCaller = 100 * time.Microsecond
 )
 
-// NewPool returns a pool of threads workers (GOMAXPROCS when threads <= 0). Close stops them.
-func NewPool(threads int) *Pool {
+// NewPool returns a pool of threads workers (GOMAXPROCS when threads <= 0) that poll briefly
+// before blocking (see Pool). Close stops them.
+func NewPool(threads int) *Pool { return newPool(threads, true) }
+
+// NewBlockingPool is NewPool with workers and callers that block at once instead of polling:
+// for machines shared with other busy processes, where a polling thread takes CPU time they
+// need (polling measured 2x slower per image than blocking with another process using both
+// cores here, and 15% faster on a quiet machine).
+func NewBlockingPool(threads int) *Pool { return newPool(threads, false) }
+
+func newPool(threads int, spin bool) *Pool {
 	procs := runtime.GOMAXPROCS(0)
 	if threads <= 0 {
 		threads = procs
 	}
-	p := &Pool{threads: threads, spin: procs >= threads, work: make(chan job, 4*threads)}
+	p := &Pool{threads: threads, spin: spin && procs >= threads, work: make(chan job, 4*threads)}
 	for i := 1; i < threads; i++ {
 		go p.worker()
 	}

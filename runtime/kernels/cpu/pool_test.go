@@ -15,8 +15,12 @@ func (c *countTask) Do(lo, hi int) {
 }
 
 func TestPoolCoversEveryItemOnce(t *testing.T) {
-	for _, threads := range []int{1, 2, 3, 8} {
-		p := NewPool(threads)
+	for _, c := range []struct {
+		threads int
+		newPool func(int) *Pool
+	}{{1, NewPool}, {2, NewPool}, {3, NewPool}, {8, NewPool}, {2, NewBlockingPool}, {3, NewBlockingPool}} {
+		threads := c.threads
+		p := c.newPool(threads)
 		for _, n := range []int{0, 1, 2, 7, 100, 1001} {
 			for _, grain := range []int{0, 1, 16, 5000} {
 				task := &countTask{hits: make([]int32, n)}
