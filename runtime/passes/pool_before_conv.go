@@ -121,9 +121,5 @@ func shrinks(w *ops.Window) bool {
 // setFusedPool turns n (an AveragePool node) into the FusedAveragePool f, keeping its name,
 // inputs and outputs.
 func setFusedPool(n *graph.Node, f *ops.FusedAveragePool) {
-	n.Op = f
-	n.OpType = f.OpType()
-	n.Domain = ops.DomainDNX
-	n.Opset = 1
-	n.Attrs = ops.FusedAveragePoolAttrs(n.Attrs, f)
+	setDNX(n, f, ops.FusedAveragePoolAttrs(n.Attrs, f))
 }

@@ -2,6 +2,7 @@ package passes
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
@@ -164,19 +165,7 @@ func checkTransition(t *testing.T, g *graph.Graph, convOp string) {
 	}
 	d := got.(*ops.FusedAveragePool)
 	if d.PreRelu != f.PreRelu || !tensorEq(d.PreScale, f.PreScale) || !tensorEq(d.PreShift, f.PreShift) ||
-		!intsEq(d.Pool.Kernel, f.Pool.Kernel) || !intsEq(d.Pool.Strides, f.Pool.Strides) {
+		!slices.Equal(d.Pool.Kernel, f.Pool.Kernel) || !slices.Equal(d.Pool.Strides, f.Pool.Strides) {
 		t.Errorf("decoded %+v, want %+v", d, f)
 	}
-}
-
-func intsEq(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

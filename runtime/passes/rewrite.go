@@ -161,11 +161,17 @@ func convLike(n *graph.Node) (*ops.Conv, *ops.FusedConv) {
 // setFused turns n (a Conv or FusedConv node) into the FusedConv f, keeping its name, inputs and
 // outputs; its attributes become Conv's plus f's (ops.FusedConvAttrs).
 func setFused(n *graph.Node, f *ops.FusedConv) {
-	n.Op = f
-	n.OpType = f.OpType()
+	setDNX(n, f, ops.FusedConvAttrs(n.Attrs, f))
+}
+
+// setDNX makes n the dnx-domain operator op with attributes attrs (which describe op fully, so
+// that decoding the node again gives op back).
+func setDNX(n *graph.Node, op ops.Op, attrs ops.Attributes) {
+	n.Op = op
+	n.OpType = op.OpType()
 	n.Domain = ops.DomainDNX
 	n.Opset = 1
-	n.Attrs = ops.FusedConvAttrs(n.Attrs, f)
+	n.Attrs = attrs
 }
 
 // constValue returns v's tensor when it is known before running: an initializer, or the output of
