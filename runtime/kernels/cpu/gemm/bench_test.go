@@ -19,9 +19,10 @@ func (p *planeB) PackB(dst []float32, k0, k1, n0, nr int) {
 }
 
 // BenchmarkGEMM measures C = A*B at the shapes of DenseNet-121's convolutions: 1x1 bottlenecks
-// (m=128) at 56x56 and 7x7, and the 3x3 convolution as a GEMM (m=32, k=128*9).
+// (m=128) at 56x56 and 7x7, the 3x3 convolution as a GEMM (m=32, k=128*9), and the classifier at
+// batch 1 (m=1000, k=1024, n=1: a matrix-vector product).
 func BenchmarkGEMM(b *testing.B) {
-	for _, sh := range [][3]int{{128, 256, 3136}, {32, 1152, 3136}, {128, 1024, 49}, {128, 512, 196}, {32, 1152, 196}} {
+	for _, sh := range [][3]int{{1000, 1024, 1}, {128, 256, 3136}, {32, 1152, 3136}, {128, 1024, 49}, {128, 512, 196}, {32, 1152, 196}} {
 		m, k, n := sh[0], sh[1], sh[2]
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", m, k, n, threads), func(b *testing.B) {

@@ -43,3 +43,34 @@ func packRows(forceGo bool, dst, src *float32, offs *int32, k int, segs *segment
 	}
 	packGo(dst, src, offs, k, segs, nseg, scale, shift, flags)
 }
+
+// gemvAVX2 computes the first 8*k8 terms of gemvGo in AVX2+FMA assembly (gemv_amd64.s).
+//
+//go:noescape
+func gemvAVX2(k8 int, a, x, out *float32)
+
+// gemvAsm is gemvGo with the assembly doing all but the last k%8 terms.
+func gemvAsm(k int, a, x, out []float32) {
+	a, x, out = a[:k*MR], x[:k], out[:MR] // panics, before the assembly runs, if a slice is short
+	k8 := k / 8
+	if k8 == 0 {
+		clear(out)
+	} else {
+		gemvAVX2(k8, &a[0], &x[0], &out[0])
+	}
+	for kk := 8 * k8; kk < k; kk++ {
+		for i := 0; i < MR; i++ {
+			out[i] += a[kk*MR+i] * x[kk]
+		}
+	}
+}
+
+// defaultGemv is the matrix-vector kernel of single-column products.
+var defaultGemv = pickGemv()
+
+func pickGemv() gemvFunc {
+	if hasAVX2 {
+		return gemvAsm
+	}
+	return gemvGo
+}

@@ -7,6 +7,7 @@ var (
 	hasAVX2        = false
 	defaultKernels = goKernels()
 	defaultDirect  = directFunc(kernGoDirect)
+	defaultGemv    = gemvFunc(gemvGo)
 )
 
 // packRows runs packGo.

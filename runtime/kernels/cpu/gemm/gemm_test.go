@@ -110,7 +110,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 	shapes := [][3]int{
 		{1, 1, 1}, {1, 1, 17}, {MR, 1, NR}, {MR - 1, 3, NR - 1}, {MR + 1, 5, NR + 1}, {2, 7, 3},
 		{7, 300, 33}, {13, 257, 50}, {32, 1152, 49}, {128, 64, 196}, {37, 513, 16}, {1, 600, 1},
-		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7},
+		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7}, {1000, 1024, 1}, {7, 13, 25}, {9, 8, 1}, {5, 7, 1},
 	}
 	kernels := map[string][NR / 8]kernelFunc{"default": defaultKernels, "go": goKernels()}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -156,7 +156,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 						}
 						j.kerns = kern
 						if kname == "go" {
-							j.kdirect = kernGoDirect
+							j.kdirect, j.kgemv = kernGoDirect, gemvGo
 						}
 						runJob(&j, threads)
 						for i := 0; i < m; i++ {
