@@ -36,7 +36,7 @@ func benchCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.IntFlag{Name: "batch", Usage: "batch size (the model's symbolic batch dim); default: the input file's, else 1"},
 			&ucli.IntFlag{Name: "threads", Usage: "worker threads (default GOMAXPROCS)"},
-			&ucli.BoolFlag{Name: "no-spin", Usage: "idle threads block at once instead of polling between parallel loops (for busy shared machines; like ORT's --no-spin)"},
+			&ucli.BoolFlag{Name: "no-spin", Usage: "idle threads block at once instead of polling between parallel loops (leaves CPU time to other processes; like ORT's --no-spin)"},
 			&ucli.IntFlag{Name: "iters", Value: 20, Usage: "timed runs"},
 			&ucli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed runs first"},
 			&ucli.StringSliceFlag{Name: "input", Usage: "input `FILE` (.pb or .npy), one per model input in order"},

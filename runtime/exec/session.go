@@ -64,8 +64,8 @@ type Options struct {
 	// still planning; for tests and for measuring what the passes buy.
 	NoPasses bool
 	// NoSpin makes idle worker threads block at once instead of polling for the next parallel
-	// loop (cpu.NewBlockingPool): slower on a quiet machine, kinder to one shared with other
-	// busy processes.
+	// loop (cpu.NewBlockingPool): a little slower, but the CPU time polling would take goes to
+	// the other processes of a shared machine.
 	NoSpin bool
 }
 
