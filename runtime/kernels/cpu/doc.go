@@ -10,6 +10,14 @@
 // kernels take an Image: channels of one batch item are contiguous (C*H*W floats), and batch items
 // are BatchStride floats apart.
 //
+// # Threads
+//
+// A Pool splits each parallel loop into one chunk per thread, the caller running the first. Its
+// workers and waiting callers poll briefly before they block, since a wake-up costs tens of
+// microseconds on a virtual machine and a network runs hundreds of short loops back to back;
+// NewBlockingPool gives a pool that never polls. Each Run takes the caller's Group, kept in the
+// kernel's prepared state.
+//
 // # Allocation
 //
 // Kernels are built once per node (weights packed then) and run many times without allocating:

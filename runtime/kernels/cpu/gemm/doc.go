@@ -20,12 +20,14 @@
 // A BPanel that also implements DirectB lets the micro-kernel read B rows in place, with no
 // packing at all, when they are plain runs of one slice (a convolution over a zero-padded copy
 // of its input). The last, partial column panel uses narrower kernels (8 or 16 columns) so that
-// a 1-column remainder does not cost a whole 24-column tile.
+// a short remainder does not cost a whole 24-column tile, and a single column (a batch-1 Linear
+// layer, or the 49th pixel of a 7x7 image) a matrix-vector kernel (gemv.go, gemv_amd64.s).
 //
 // # Parallelism
 //
-// A Job splits the product into independent tiles (groups of column panels, and row blocks of A
-// when there are few panels) that worker slots take from a shared counter, each slot packing B
+// A Job splits the product into independent tiles (groups of column panels; with fewer than two
+// column panels per slot, one equal row block of A per slot instead) that worker slots take from
+// a shared counter, each slot packing B
 // into its own part of the caller's scratch. Job implements the Do(lo, hi) method of cpu.Task, so
 // that a cpu.Pool runs it without allocating (this package cannot import cpu, which imports it).
 //
