@@ -41,16 +41,9 @@ func averagePoolKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tens
 	if err != nil {
 		return nil, err
 	}
-	geo, err := p.PoolShapes("AveragePool", x.Shape)
+	geo, outShape, err := poolGeometry("AveragePool", &p.Window, x.Shape)
 	if err != nil {
-		return nil, fmt.Errorf("ref: %w", err)
-	}
-	if len(geo.In) > 3 {
-		return nil, fmt.Errorf("ref: AveragePool with %d spatial dims is not supported (at most 3)", len(geo.In))
-	}
-	outShape := append(tensor.Shape{x.Shape[0], x.Shape[1]}, geo.Out...)
-	if _, err := tensor.CheckShape(nnInt64s(outShape)); err != nil {
-		return nil, fmt.Errorf("ref: AveragePool output: %w", err)
+		return nil, err
 	}
 	dt := x.DType
 	xw := nnWiden(x)
@@ -135,16 +128,9 @@ func maxPoolKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, 
 	if nOut < 1 || nOut > 2 {
 		return nil, fmt.Errorf("ref: MaxPool has 1 or 2 outputs, asked for %d", nOut)
 	}
-	geo, err := p.PoolShapes("MaxPool", x.Shape)
+	geo, outShape, err := poolGeometry("MaxPool", &p.Window, x.Shape)
 	if err != nil {
-		return nil, fmt.Errorf("ref: %w", err)
-	}
-	if len(geo.In) > 3 {
-		return nil, fmt.Errorf("ref: MaxPool with %d spatial dims is not supported (at most 3)", len(geo.In))
-	}
-	outShape := append(tensor.Shape{x.Shape[0], x.Shape[1]}, geo.Out...)
-	if _, err := tensor.CheckShape(nnInt64s(outShape)); err != nil {
-		return nil, fmt.Errorf("ref: MaxPool output: %w", err)
+		return nil, err
 	}
 	dt := x.DType
 	xw := nnWiden(x)
@@ -284,4 +270,21 @@ func globalPool(op string, in []*tensor.Tensor, reduce func([]float64) float64) 
 		return nil, fmt.Errorf("ref: %s: %w", op, err)
 	}
 	return []*tensor.Tensor{y}, nil
+}
+
+// poolGeometry resolves a pooling window on input shape x: the geometry and the output shape
+// [N, C, spatial...], checked for size. The reference kernels stop at 3 spatial dims.
+func poolGeometry(op string, w *ops.Window, x tensor.Shape) (*ops.Geometry, tensor.Shape, error) {
+	geo, err := w.PoolShapes(op, x)
+	if err != nil {
+		return geo, nil, fmt.Errorf("ref: %w", err)
+	}
+	if len(geo.In) > 3 {
+		return geo, nil, fmt.Errorf("ref: %s with %d spatial dims is not supported (at most 3)", op, len(geo.In))
+	}
+	outShape := append(tensor.Shape{x[0], x[1]}, geo.Out...)
+	if _, err := tensor.CheckShape(nnInt64s(outShape)); err != nil {
+		return geo, nil, fmt.Errorf("ref: %s output: %w", op, err)
+	}
+	return geo, outShape, nil
 }
