@@ -134,45 +134,56 @@ func denseNet121() []benchConv {
 // BenchmarkDenseNet121Convs runs every convolution of DenseNet-121 once per iteration (batch
 // 1): ~95% of the model's time.
 func BenchmarkDenseNet121Convs(b *testing.B) {
-	for _, n := range []int{1} {
-		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("n=%d/threads=%d", n, threads), func(b *testing.B) {
-				r := rand.New(rand.NewPCG(2, 2))
-				pool := NewPool(threads)
-				defer pool.Close()
-				type job struct {
-					conv    *Conv2D
-					in, out Image
-				}
-				var jobs []job
-				var flops float64
-				size := 0
-				for _, bc := range denseNet121() {
-					conv, err := NewConv2D(bc.spec(r))
-					if err != nil {
-						b.Fatal(err)
-					}
-					oh, ow := conv.OutputSize(bc.hw, bc.hw)
-					jobs = append(jobs, job{conv,
-						Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw),
-						Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)})
-					flops += bc.flops(n)
-					size = max(size, conv.ScratchSize(n, bc.hw, bc.hw, threads))
-				}
-				scratch := make([]float32, size)
-				b.ResetTimer()
-				cpu0 := convCPUTime()
-				for range b.N {
-					for _, j := range jobs {
-						if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-				reportConv(b, flops, cpu0)
-			})
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("n=1/threads=%d", threads), func(b *testing.B) {
+			benchConvSequence(b, denseNet121(), 1, threads, rand.New(rand.NewPCG(2, 2)), nil)
+		})
+	}
+}
+
+// benchConvSequence times running convs one after another on random n-image inputs, each
+// built by NewConv2D and then given to adjust (nil: as built); one untimed pass first packs
+// any lazily packed weights. GFLOP/s count each conv's direct flops.
+func benchConvSequence(b *testing.B, convs []benchConv, n, threads int, r *rand.Rand, adjust func(*Conv2D)) {
+	pool := NewPool(threads)
+	defer pool.Close()
+	type job struct {
+		conv    *Conv2D
+		in, out Image
+	}
+	var jobs []job
+	var flops float64
+	size := 0
+	for _, bc := range convs {
+		conv, err := NewConv2D(bc.spec(r))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if adjust != nil {
+			adjust(conv)
+		}
+		oh, ow := conv.OutputSize(bc.hw, bc.hw)
+		jobs = append(jobs, job{conv,
+			Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw),
+			Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)})
+		flops += bc.flops(n)
+		size = max(size, conv.ScratchSize(n, bc.hw, bc.hw, threads))
+	}
+	scratch := make([]float32, size)
+	run := func() {
+		for _, j := range jobs {
+			if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
+	run()
+	b.ResetTimer()
+	cpu0 := convCPUTime()
+	for range b.N {
+		run()
+	}
+	reportConv(b, flops, cpu0)
 }
 
 // BenchmarkConvStride1Paths compares the two stride-1 algorithms on DenseNet's 3x3 shapes:

@@ -74,54 +74,22 @@ func benchConvRun(b *testing.B, conv *Conv2D, bc benchConv, n, threads int, r *r
 // channels with a BN-ReLU prologue, at 56, 28, 14 and 7), direct and as NewConv2D picks (Winograd
 // where it measures faster). GFLOP/s count the direct convolution's flops.
 func BenchmarkWinogradDenseNet121(b *testing.B) {
+	var convs []benchConv
+	for _, bc := range denseNet121() {
+		if bc.k == 3 {
+			bc.pre = true
+			convs = append(convs, bc)
+		}
+	}
 	for _, n := range []int{1, 8} {
 		for _, threads := range []int{1, 2} {
 			for _, alg := range []string{"direct", "auto"} {
 				b.Run(fmt.Sprintf("n=%d/threads=%d/%s", n, threads, alg), func(b *testing.B) {
-					r := rand.New(rand.NewPCG(6, 6))
-					pool := NewPool(threads)
-					defer pool.Close()
-					type job struct {
-						conv    *Conv2D
-						in, out Image
+					var adjust func(*Conv2D)
+					if alg == "direct" {
+						adjust = func(c *Conv2D) { c.wino = nil }
 					}
-					var jobs []job
-					var flops float64
-					size := 0
-					for _, bc := range denseNet121() {
-						if bc.k != 3 {
-							continue
-						}
-						bc.pre = true
-						conv, err := NewConv2D(bc.spec(r))
-						if err != nil {
-							b.Fatal(err)
-						}
-						if alg == "direct" {
-							conv.wino = nil
-						}
-						jobs = append(jobs, job{conv,
-							Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw),
-							Dense(make([]float32, n*bc.cout*bc.hw*bc.hw), n, bc.cout, bc.hw, bc.hw)})
-						flops += bc.flops(n)
-						size = max(size, conv.ScratchSize(n, bc.hw, bc.hw, threads))
-					}
-					scratch := make([]float32, size)
-					for _, j := range jobs { // pack the Winograd weights
-						if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ResetTimer()
-					cpu0 := convCPUTime()
-					for range b.N {
-						for _, j := range jobs {
-							if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
-								b.Fatal(err)
-							}
-						}
-					}
-					reportConv(b, flops, cpu0)
+					benchConvSequence(b, convs, n, threads, rand.New(rand.NewPCG(6, 6)), adjust)
 				})
 			}
 		}
