@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
@@ -22,6 +23,9 @@ var (
 	ErrGraph = errors.New("graph cannot be trained")
 	// ErrInput: a batch or labels do not fit the model.
 	ErrInput = errors.New("bad training input")
+	// ErrDiverged: a step's loss or gradients are not finite (NaN or infinite); the step was
+	// not applied.
+	ErrDiverged = errors.New("training diverged")
 )
 
 // Trainer fine-tunes a classifier graph: each Step runs the forward pass in training mode, the
@@ -271,7 +275,8 @@ func (r *run) forward(ctx context.Context) error {
 // Step trains on one batch: x [N, ...] float32 and one class label per sample. It runs the
 // forward pass in training mode, the loss, the backward pass and the optimizer update with the
 // schedule's learning rate for the current step, then moves the BatchNormalization running
-// statistics. When ctx is cancelled or an error occurs, the trainer's state is unchanged.
+// statistics. When ctx is cancelled or an error occurs, the trainer's state is unchanged; a loss
+// or gradient that is not finite is an error wrapping ErrDiverged.
 func (t *Trainer) Step(ctx context.Context, x *tensor.Tensor, labels []int64) (StepStats, error) {
 	if x != nil && (len(x.Shape) == 0 || x.Shape[0] != len(labels)) {
 		return StepStats{}, fmt.Errorf("%w: batch of shape %v with %d labels", ErrInput, x.Shape, len(labels))
@@ -312,6 +317,12 @@ func (t *Trainer) Step(ctx context.Context, x *tensor.Tensor, labels []int64) (S
 	}
 	st := StepStats{Loss: loss, Correct: correct, LR: t.opts.Schedule.LR(t.opts.Optim.LR, t.step), ActivationBytes: p.actBytes}
 	st.GradNorm = gradNorm(t.params)
+	// A non-finite loss or gradient would turn every weight into NaN: refuse the update, so the
+	// trainer keeps its last finite state (and the caller can still save it).
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
+		return st, fmt.Errorf("%w at step %d: loss %g, gradient norm %g (the learning rate may be too high); the step was not applied",
+			ErrDiverged, t.step+1, loss, st.GradNorm)
+	}
 	if t.opts.Optim.ClipNorm > 0 {
 		clipGrads(t.params, st.GradNorm, t.opts.Optim.ClipNorm)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
@@ -250,4 +252,34 @@ func TestReplaceHead(t *testing.T) {
 	if err := ReplaceHead(g, 0, 1); !errors.Is(err, ErrOptions) {
 		t.Errorf("0 classes: %v", err)
 	}
+}
+
+// A learning rate far too high makes the loss overflow within a few steps: Step must refuse the
+// step that is not finite and keep the last finite weights.
+func TestStepRefusesDivergence(t *testing.T) {
+	c := loadFinetune(t)
+	opts := c.options(true)
+	opts.Optim.LR = 1e9
+	tr, err := New(c.before, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stepErr error
+	for i := 0; i < 10 && stepErr == nil; i++ {
+		_, stepErr = tr.Step(t.Context(), c.x, c.labels)
+	}
+	if !errors.Is(stepErr, ErrDiverged) {
+		t.Fatalf("10 steps at learning rate 1e9: error %v, want ErrDiverged", stepErr)
+	}
+	if !strings.Contains(stepErr.Error(), fmt.Sprintf("step %d", tr.StepCount()+1)) {
+		t.Errorf("error %q does not name step %d", stepErr, tr.StepCount()+1)
+	}
+	for _, p := range tr.params {
+		for _, v := range p.data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s holds %g after the refused step", p.name, v)
+			}
+		}
+	}
+	t.Logf("refused: %v", stepErr)
 }
