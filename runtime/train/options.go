@@ -55,6 +55,9 @@ type Options struct {
 	LabelSmoothing float64
 	// Threads is the number of worker threads (GOMAXPROCS when <= 0).
 	Threads int
+	// Seed seeds the random choices of training-mode operators (Dropout's masks): the same
+	// seed, step number and model give the same masks, whatever the thread count or memory mode.
+	Seed uint64
 }
 
 // DefaultOptions returns the defaults: SGD with learning rate 0.01, momentum 0.9 and weight decay
