@@ -189,7 +189,9 @@ func (u *bnUnit) backward(r *run) error {
 	} else {
 		g.SkipDX = true
 	}
+	restore := r.breakTies(u, 0, u.channels, x)
 	cpu.BatchNormBackward(r.pool, &g, x, dy, dx)
+	restore()
 	if u.rowMajor && full != nil {
 		addTransposed(dx, u.channels, u.rowLen, full, acc)
 	}
@@ -200,11 +202,13 @@ func (u *bnUnit) backward(r *run) error {
 // backwardChannels runs the backward pass of channels [c0, c1) of a channel-major input on x, dy
 // and dx, which start at channel c0 (dx nil: no input gradient), leaving those channels' sums in
 // dgamma and dbeta.
-func (u *bnUnit) backwardChannels(pool *cpu.Pool, x, dy, dx []float32, acc bool, c0, c1 int) {
+func (u *bnUnit) backwardChannels(r *run, x, dy, dx []float32, acc bool, c0, c1 int) {
 	g := cpu.BNGrad{Channels: c1 - c0, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale[c0:c1], Shift: u.shift[c0:c1],
 		Mean: u.mean[c0:c1], InvStd: u.invstd[c0:c1], ReLU: u.relu, Train: u.trained, DGamma: u.dgamma[c0:c1], DBeta: u.dbeta[c0:c1],
 		AccumulateDX: acc, SkipDX: dx == nil}
-	cpu.BatchNormBackward(pool, &g, x, dy, dx)
+	restore := r.breakTies(u, c0, c1-c0, x)
+	cpu.BatchNormBackward(r.pool, &g, x, dy, dx)
+	restore()
 }
 
 // addParamGrads adds the per-channel sums of the backward pass to gamma's and beta's gradients.

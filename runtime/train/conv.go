@@ -250,7 +250,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 		if err := u.k.InputGradChannels(r.pool, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
 			return err
 		}
-		bn.backwardChannels(r.pool, x, dx, dx, false, 0, bn.channels)
+		bn.backwardChannels(r, x, dx, dx, false, 0, bn.channels)
 		bn.addParamGrads(r)
 		return nil
 	}
@@ -263,7 +263,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 		if dx != nil {
 			dxr = dx[c0*xs:]
 		}
-		bn.backwardChannels(r.pool, x[c0*xs:], dz, dxr, acc, c0, c1)
+		bn.backwardChannels(r, x[c0*xs:], dz, dxr, acc, c0, c1)
 	}
 	bn.addParamGrads(r)
 	return nil

@@ -19,11 +19,35 @@ import (
 	"github.com/dnx-ml/dnx/runtime/train/refgrad"
 )
 
-// referenceStep is the exact reference of one training step's gradients: the forward pass of g
-// (after passes.Training) with the reference kernels of runtime/kernels/ref and the backward pass
-// with runtime/train/refgrad, all in float64. It returns the loss and the gradient of every
-// float32 initializer that the backward pass reaches.
-func referenceStep(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int64, opts Options) (float64, map[string][]float64) {
+// reference is the exact (float64) reference of one training step, computed by referenceStep.
+type reference struct {
+	loss float64
+	// grads holds the gradient of every float32 initializer the backward pass reaches, by name.
+	grads map[string][]float64
+	// preact holds, by BatchNormalization node name, the node's output before the ReLU that
+	// follows it (NCHW); tieBreaker reads it.
+	preact map[string]*tensor.Tensor
+	// running holds the running statistics after the step (PyTorch's rule: the batch mean and
+	// unbiased variance moved in with weight 1-momentum), by initializer name; empty with
+	// FreezeBNStats.
+	running map[string][]float64
+}
+
+// referenceStep is the exact reference of one training step: the forward pass of g (after
+// passes.Training) with the reference kernels of runtime/kernels/ref and the backward pass with
+// runtime/train/refgrad, all in float64.
+func referenceStep(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int64, opts Options) *reference {
+	t.Helper()
+	return referenceRun(t, g0, x, labels, opts, true)
+}
+
+// referenceForward is referenceStep without the backward pass (no gradients).
+func referenceForward(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int64, opts Options) *reference {
+	t.Helper()
+	return referenceRun(t, g0, x, labels, opts, false)
+}
+
+func referenceRun(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int64, opts Options, backward bool) *reference {
 	t.Helper()
 	g, err := g0.Clone(ops.Default())
 	if err != nil {
@@ -46,6 +70,7 @@ func referenceStep(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int
 	vals[g.Inputs[0]] = f64(x)
 	kernels := ref.Kernels()
 	train := !opts.FreezeBNStats
+	res := &reference{grads: map[string][]float64{}, preact: map[string]*tensor.Tensor{}, running: map[string][]float64{}}
 	for _, n := range g.Nodes {
 		in := make([]*tensor.Tensor, len(n.Inputs))
 		for i, v := range n.Inputs {
@@ -68,10 +93,29 @@ func referenceStep(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int
 			t.Fatalf("reference forward %s: %v", n, err)
 		}
 		vals[n.Outputs[0]] = outs[0]
+		if o, ok := n.Op.(*ops.BatchNormalization); ok {
+			res.preact[n.Name] = outs[0]
+			if train {
+				mean, unbiased := channelMoments(in[0])
+				m := float64(o.Momentum)
+				for k, batch := range [][]float64{mean, unbiased} {
+					old := in[3+k].Float64s()
+					r := make([]float64, len(old))
+					for c := range r {
+						r[c] = m*old[c] + (1-m)*batch[c]
+					}
+					res.running[n.Inputs[3+k].Name] = r
+				}
+			}
+		}
 	}
 	loss, dz, err := refgrad.SoftmaxCrossEntropy(vals[g.Outputs[0]], labels, opts.LabelSmoothing)
 	if err != nil {
 		t.Fatal(err)
+	}
+	res.loss = loss
+	if !backward {
+		return res
 	}
 	grads := map[*graph.Value]*tensor.Tensor{g.Outputs[0]: dz}
 	add := func(v *graph.Value, d *tensor.Tensor) {
@@ -164,13 +208,112 @@ func referenceStep(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int
 			}
 		}
 	}
-	out := map[string][]float64{}
 	for _, v := range g.Initializers {
 		if d := grads[v]; d != nil && v.Const.DType == tensor.Float32 {
-			out[v.Name] = tensor.Data[float64](d)
+			res.grads[v.Name] = tensor.Data[float64](d)
 		}
 	}
-	return loss, out
+	return res
+}
+
+// channelMoments returns the mean and the unbiased variance of every channel of x [N, C, ...].
+func channelMoments(x *tensor.Tensor) (mean, unbiased []float64) {
+	d := x.Float64s()
+	n, c := x.Shape[0], x.Shape[1]
+	s := len(d) / (n * c)
+	mean, unbiased = make([]float64, c), make([]float64, c)
+	for ch := 0; ch < c; ch++ {
+		var sum, sq float64
+		for b := 0; b < n; b++ {
+			for _, v := range d[(b*c+ch)*s : (b*c+ch+1)*s] {
+				sum += v
+			}
+		}
+		mean[ch] = sum / float64(n*s)
+		for b := 0; b < n; b++ {
+			for _, v := range d[(b*c+ch)*s : (b*c+ch+1)*s] {
+				sq += (v - mean[ch]) * (v - mean[ch])
+			}
+		}
+		unbiased[ch] = sq / float64(n*s-1)
+	}
+	return mean, unbiased
+}
+
+// Ties. A ReLU's gradient mask is z > 0 for its input z. Where the exact z is within float32
+// rounding of 0, the mask a float32 implementation computes depends on how the whole forward
+// pass rounded (accumulation orders, FMA, thread counts), and that one element's gradient then
+// moves every gradient upstream. On ../shared/models/finetune_bc28, one element of transition2's
+// BN input has the exact pre-activation -7.8e-8; dnx's forward puts it at +7e-7, as does PyTorch
+// 1.13 on 2 threads, whose own step-0 gradients then differ from its 1-thread reference by up to
+// 4.3e-4 and whose weights after 4 steps differ by 1.7e-3 (dnx: the same 4.3e-4 and 1.7e-3).
+//
+// tieRel is how close to the kink, relative to the RMS of its channel's pre-activations, an
+// element counts as a tie: far above float32 forward error (~1e-6 relative after a few dozen
+// layers), far below what a wrong kernel would produce.
+const tieRel = 1e-4
+
+// tieBreaker returns a tieBreaker that resolves ReLU ties as the reference does: for every
+// element whose reference pre-activation z is within tieRel*RMS of 0, it moves the trainer's BN
+// input x so that the trainer's affine map gives z's sign, with |z| at least 1e-6*(|shift|+1),
+// above the rounding of x*scale + shift; z = 0 counts as negative (ReLU'(0) = 0, as in PyTorch).
+// The inputs are restored after the backward kernel, so only the masks change (and the moved
+// elements enter the BN sums with an x off by at most about tieRel*RMS/scale). The number of
+// moved elements is added to *moved, and the number of those on the other side of the kink in
+// the trainer's forward pass (before moving) to *flipped.
+func (ref *reference) tieBreaker(moved, flipped *int) tieBreaker {
+	return func(u *bnUnit, c0, nch int, x []float32) func() {
+		z := ref.preact[u.node.Name]
+		if z == nil {
+			return func() {}
+		}
+		zd := z.Float64s()
+		n, c := z.Shape[0], z.Shape[1]
+		s := len(zd) / (n * c)
+		type saved struct {
+			at int
+			v  float32
+		}
+		var undo []saved
+		for ch := c0; ch < c0+nch; ch++ {
+			var sq float64
+			for b := 0; b < n; b++ {
+				for _, v := range zd[(b*c+ch)*s : (b*c+ch+1)*s] {
+					sq += v * v
+				}
+			}
+			tau := tieRel * math.Sqrt(sq/float64(n*s))
+			a, sh := float64(u.scale[ch]), float64(u.shift[ch])
+			if a == 0 {
+				continue
+			}
+			floor := 1e-6 * (math.Abs(sh) + 1)
+			for b := 0; b < n; b++ {
+				for i := 0; i < s; i++ {
+					zv := zd[(b*c+ch)*s+i]
+					if math.Abs(zv) >= tau {
+						continue
+					}
+					target := max(math.Abs(zv), floor)
+					if zv <= 0 {
+						target = -target
+					}
+					at := (ch-c0)*u.stride + b*s + i
+					if own := float64(x[at])*a + sh; (own > 0) != (zv > 0) {
+						*flipped++
+					}
+					undo = append(undo, saved{at, x[at]})
+					x[at] = float32((target - sh) / a)
+				}
+			}
+		}
+		*moved += len(undo)
+		return func() {
+			for _, e := range undo {
+				x[e.at] = e.v
+			}
+		}
+	}
 }
 
 // netBuilder assembles small ONNX models for tests.
@@ -301,8 +444,9 @@ func bcConfig() builders.Config {
 		Stem: builders.StemCIFAR, Classes: 10, InputSize: 16}
 }
 
-// gradTol compares a float32 gradient with the float64 reference: float32 rounding through a few
-// dozen layers moves values by about 1e-6 relative to the largest gradient of the tensor.
+// gradClose compares a float32 gradient with the float64 reference: float32 rounding through
+// a few dozen layers moves values by about 1e-6 relative to the largest gradient of the tensor;
+// the bound is gradAtol + gradRtol*max|reference|.
 func gradClose(got []float32, want []float64) (worst float64, ok bool) {
 	scale := 0.0
 	for _, w := range want {
@@ -311,74 +455,15 @@ func gradClose(got []float32, want []float64) (worst float64, ok bool) {
 	for i, w := range want {
 		worst = max(worst, math.Abs(float64(got[i])-w))
 	}
-	return worst, worst <= 1e-5+2e-4*scale
+	return worst, worst <= gradAtol+gradRtol*scale
 }
 
-func TestGradientsMatchReference(t *testing.T) {
-	cases := []struct {
-		name    string
-		g       func(t *testing.T) *graph.Graph
-		chw     []int
-		classes int
-		opts    func(o *Options)
-	}{
-		{"mixed ops", mixedNet, []int{3, 12, 12}, 5, nil},
-		{"mixed ops frozen BN statistics", mixedNet, []int{3, 12, 12}, 5, func(o *Options) { o.FreezeBNStats = true }},
-		{"DenseNet-BC 3 blocks", func(t *testing.T) *graph.Graph { return builtNet(t, bcConfig()) }, []int{3, 16, 16}, 10, nil},
-		{"DenseNet-BC label smoothing", func(t *testing.T) *graph.Graph { return builtNet(t, bcConfig()) }, []int{3, 16, 16}, 10,
-			func(o *Options) { o.LabelSmoothing = 0.1 }},
-		{"DenseNet-BC frozen BN statistics", func(t *testing.T) *graph.Graph { return builtNet(t, bcConfig()) }, []int{3, 16, 16}, 10,
-			func(o *Options) { o.FreezeBNStats = true }},
-		{"DenseNet ImageNet stem", func(t *testing.T) *graph.Graph {
-			return builtNet(t, builders.Config{Growth: 4, Blocks: []int{2, 2}, InitFeatures: 8, Compression: 1, Stem: builders.StemImageNet, Classes: 6, InputSize: 32})
-		}, []int{3, 32, 32}, 6, nil},
-	}
-	for _, tc := range cases {
-		for _, memEff := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/memory-efficient=%v", tc.name, memEff), func(t *testing.T) {
-				g := tc.g(t)
-				opts := Options{Optim: OptimConfig{LR: 0.01}, MemoryEfficient: memEff, Threads: 3}
-				if tc.opts != nil {
-					tc.opts(&opts)
-				}
-				x, labels := randomBatch(5, 4, tc.chw, tc.classes)
-				wantLoss, want := referenceStep(t, g, x, labels, opts)
-				tr, err := New(g, opts)
-				if err != nil {
-					t.Fatal(err)
-				}
-				st, err := tr.Step(t.Context(), x, labels)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if math.Abs(st.Loss-wantLoss) > 1e-5*max(1, wantLoss) {
-					t.Errorf("loss %.8f, reference %.8f", st.Loss, wantLoss)
-				}
-				worst := 0.0
-				for _, p := range tr.params {
-					w, ok := want[p.name]
-					if !ok {
-						t.Errorf("the reference has no gradient for %q", p.name)
-						continue
-					}
-					d, ok := gradClose(p.grad, w)
-					worst = max(worst, d)
-					if testing.Verbose() && d > 1e-6 {
-						sc := 0.0
-						for _, x := range w {
-							sc = max(sc, math.Abs(x))
-						}
-						t.Logf("%s: max abs diff %.3g, max |gradient| %.3g", p.name, d, sc)
-					}
-					if !ok {
-						t.Errorf("gradient of %q: max abs diff %g", p.name, d)
-					}
-				}
-				if len(tr.params) != len(want) {
-					t.Errorf("%d trained parameters, the reference differentiates %d", len(tr.params), len(want))
-				}
-				t.Logf("loss %.7f (reference %.7f), %d gradients, max abs diff %.3g", st.Loss, wantLoss, len(tr.params), worst)
-			})
-		}
-	}
-}
+// Tolerances of the whole-network gradient checks against the float64 reference (with ReLU
+// ties resolved as the reference does, see tieBreaker): float32 rounding gives relative errors
+// of about 1e-6 of a tensor's largest gradient after a few dozen layers, and a gradient that is
+// 0 in exact arithmetic (a convolution's bias followed by BatchNormalization) comes out as the
+// rounding of a sum of cancelling terms, a few 1e-7 (gradients here are 1e-4 to 1e-1).
+const (
+	gradAtol = 5e-7
+	gradRtol = 2e-5
+)

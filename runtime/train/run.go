@@ -16,6 +16,27 @@ type run struct {
 	gen         uint32
 	stats       map[int]*statCache
 	work        *workspace
+	// tieBreak is Trainer.tieBreak (tests only; nil otherwise).
+	tieBreak tieBreaker
+}
+
+// A tieBreaker may move BatchNormalization inputs that sit on the kink of the ReLU that follows:
+// given unit u and the input rows of its channels [c0, c0+n) (stride u.stride apart, as the
+// backward kernel reads them), it changes some elements and returns the function that restores
+// them. Tests use it to resolve ReLU ties as exact arithmetic does: an element whose exact
+// pre-activation is within float32 rounding of 0 gets a mask that depends on the rounding of the
+// whole forward pass, so two correct float32 implementations (or PyTorch on 1 and 2 threads) can
+// differ there, and with them every gradient upstream (see parity_test.go).
+type tieBreaker func(u *bnUnit, c0, n int, x []float32) (restore func())
+
+// breakTies calls the tie breaker, if any, before a BatchNormalization-ReLU backward kernel reads
+// x (the rows of channels [c0, c0+n)); the caller runs the returned function once the kernel is
+// done.
+func (r *run) breakTies(u *bnUnit, c0, n int, x []float32) func() {
+	if r.tieBreak == nil || !u.relu {
+		return func() {}
+	}
+	return r.tieBreak(u, c0, n, x)
 }
 
 // workspace is the trainer's working memory outside the arena that lasts from pass to pass:

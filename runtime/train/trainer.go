@@ -42,6 +42,8 @@ type Trainer struct {
 	gen    uint32
 	plans  []*plan    // most recent last
 	ws     *workspace // working memory outside the arena, shared by the plans
+	// tieBreak is set by tests only (see tieBreaker).
+	tieBreak tieBreaker
 }
 
 // maxPlans is how many input shapes keep their plan (and arena); the last batch of an epoch is
@@ -253,7 +255,7 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 	pool := cpu.NewPool(threads)
 	t.gen++
 	r := &run{p: p, pool: pool, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
-		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws}
+		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak}
 	in := p.vals[p.input]
 	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
 	return r, pool.Close, nil
