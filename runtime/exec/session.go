@@ -10,6 +10,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
 	"github.com/dnx-ml/dnx/runtime/plan"
@@ -39,6 +40,7 @@ type Session struct {
 	outputs []int
 
 	pool    *cpu.Pool
+	budget  membudget.Budget
 	mu      sync.Mutex
 	plans   map[string]*planEntry // by input shapes
 	kernels plan.KernelCache      // packed weights shared by the plans
@@ -67,6 +69,10 @@ type Options struct {
 	// loop (cpu.NewBlockingPool): a little slower, but the CPU time polling would take goes to
 	// the other processes of a shared machine.
 	NoSpin bool
+	// MaxMemory bounds, in bytes, every tensor and activation arena whose size the model or the
+	// inputs decide (membudget.Budget): 0 means membudget.Default (a fraction of physical
+	// memory), a negative value no bound.
+	MaxMemory int64
 }
 
 // New prepares g for execution. It fails, naming the node, when an op has no kernel. Unless
@@ -92,7 +98,7 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 		}
 		g = c
 	}
-	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}}
+	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}, budget: membudget.New(o.MaxMemory)}
 	if !s.opts.Reference {
 		if s.opts.NoSpin {
 			s.pool = cpu.NewBlockingPool(s.opts.Threads)
@@ -182,7 +188,11 @@ func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 	if err := s.checkInputs(inputs); err != nil {
 		return nil, err
 	}
-	if p := s.planFor(inputs); p != nil {
+	p, err := s.planFor(inputs)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
 		return p.Run(ctx, inputs)
 	}
 	return s.runReference(ctx, inputs)
@@ -211,23 +221,30 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 			// packed kernels stay cached, so recompiling a plan is cheap.
 			clear(s.plans)
 		}
-		p, err := plan.Compile(s.g, shapes, s.pool, &s.kernels)
+		p, err := plan.Compile(s.g, shapes, s.pool, &s.kernels, s.budget)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
 	}
 	return e.plan, e.err
 }
 
-func (s *Session) planFor(inputs []*tensor.Tensor) *plan.Plan {
+// planFor returns the plan for the inputs' shapes, or nil when the graph runs on the reference
+// path: with Options.Reference, or when the graph cannot be planned statically (values of
+// data-dependent shape). Any other compile error, such as a plan over the memory budget, is
+// returned: it would fail the reference path too, only later.
+func (s *Session) planFor(inputs []*tensor.Tensor) (*plan.Plan, error) {
 	if s.opts.Reference {
-		return nil
+		return nil, nil
 	}
 	shapes := make([]tensor.Shape, len(inputs))
 	for i, t := range inputs {
 		shapes[i] = t.Shape
 	}
-	p, _ := s.Plan(shapes)
-	return p
+	p, err := s.Plan(shapes)
+	if errors.Is(err, plan.ErrNotPlannable) {
+		return nil, nil
+	}
+	return p, err
 }
 
 // runReference runs every node with its reference kernel.
@@ -250,7 +267,7 @@ func (s *Session) runReference(ctx context.Context, inputs []*tensor.Tensor) ([]
 				in[k] = slots[id]
 			}
 		}
-		out, err := st.kernel(st.node.Op, in, len(st.out))
+		out, err := ref.Checked(s.budget, st.kernel, st.node.Op, in, len(st.out), st.node.OutputNames())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", st.node, err)
 		}

@@ -81,6 +81,17 @@ func (n *Node) String() string {
 	return fmt.Sprintf("node %q (%s)", n.Name, n.OpType)
 }
 
+// OutputNames returns the names of n's outputs ("" for an absent one).
+func (n *Node) OutputNames() []string {
+	names := make([]string, len(n.Outputs))
+	for i, v := range n.Outputs {
+		if v != nil {
+			names[i] = v.Name
+		}
+	}
+	return names
+}
+
 // SetInputShapes fixes the shapes of some graph inputs (for example batch 1 for a MAC count) and
 // re-runs type inference over the whole graph. Each shape must fit the input's type as declared
 // in the file, so it can be called again with another batch size.

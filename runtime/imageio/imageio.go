@@ -36,6 +36,9 @@ import (
 const (
 	// MaxPixels is the largest width*height Decode accepts (about 100 megapixels).
 	MaxPixels = 100 << 20
+	// MaxDecodedBytes is the most memory the decoded pixels of one image may take (MaxPixels of
+	// 8-bit RGBA): a file declaring 16-bit channels gets half the pixels.
+	MaxDecodedBytes = 4 * MaxPixels
 	// MaxFileBytes is the largest encoded image Decode reads.
 	MaxFileBytes = 256 << 20
 	// MaxSize is the largest output height or width Preprocess produces.
@@ -75,11 +78,39 @@ func Decode(r io.Reader) (image.Image, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
 		return nil, fmt.Errorf("%w: %s of %dx%d pixels (the limit is %d pixels)", ErrImage, format, cfg.Width, cfg.Height, MaxPixels)
 	}
+	if n := DecodedBytes(cfg); n > MaxDecodedBytes {
+		return nil, fmt.Errorf("%w: %s of %dx%d pixels at %d bytes per pixel would take %d MiB decoded (the limit is %d MiB)",
+			ErrImage, format, cfg.Width, cfg.Height, n/(int64(cfg.Width)*int64(cfg.Height)), n>>20, MaxDecodedBytes>>20)
+	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrImage, format, err)
 	}
 	return img, nil
+}
+
+// DecodedBytes returns the memory Go's decoders take for the pixels of an image of cfg: the
+// bytes per pixel of its colour model (16-bit RGBA 8, 8-bit RGBA 4, YCbCr up to 3, 16-bit gray
+// 2, gray and paletted 1) times the pixels.
+func DecodedBytes(cfg image.Config) int64 {
+	bpp := int64(4)
+	switch cfg.ColorModel {
+	case color.RGBA64Model, color.NRGBA64Model:
+		bpp = 8
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel:
+		bpp = 4
+	case color.YCbCrModel:
+		bpp = 3
+	case color.Gray16Model:
+		bpp = 2
+	case color.GrayModel, color.AlphaModel:
+		bpp = 1
+	default:
+		if _, ok := cfg.ColorModel.(color.Palette); ok {
+			bpp = 1
+		}
+	}
+	return bpp * int64(cfg.Width) * int64(cfg.Height)
 }
 
 // ReadFile decodes the PNG or JPEG file at path. Errors name the file.

@@ -249,11 +249,15 @@ func TestFiles(t *testing.T) {
 }
 
 // pngHeader returns the signature and IHDR chunk of a PNG declaring w x h pixels, and nothing else.
-func pngHeader(w, h uint32) []byte {
+func pngHeader(w, h uint32) []byte { return pngHeaderDepth(w, h, 8, 2) }
+
+// pngHeaderDepth is a PNG signature and IHDR chunk of a w x h image with the given bit depth and
+// colour type (2 RGB, 6 RGBA), without pixel data.
+func pngHeaderDepth(w, h uint32, depth, colorType byte) []byte {
 	var ihdr []byte
 	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
 	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
-	ihdr = append(ihdr, 8, 2, 0, 0, 0) // 8-bit RGB
+	ihdr = append(ihdr, depth, colorType, 0, 0, 0)
 	out := []byte("\x89PNG\r\n\x1a\n")
 	out = binary.BigEndian.AppendUint32(out, uint32(len(ihdr)))
 	chunk := append([]byte("IHDR"), ihdr...)
@@ -271,6 +275,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"not an image", []byte("hello, world"), "unknown format"},
 		{"huge declared size", pngHeader(100000, 100000), "100000x100000"},
+		// 10k x 10k 16-bit RGBA is under MaxPixels but would decode to 763 MiB.
+		{"16-bit RGBA over the decoded bytes", pngHeaderDepth(10000, 10000, 16, 6), "8 bytes per pixel would take 762 MiB"},
 		{"truncated png", good.Bytes()[:len(good.Bytes())-20], "png"},
 	}
 	for _, tc := range tests {

@@ -10,6 +10,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -84,6 +85,7 @@ type Plan struct {
 	states      sync.Pool
 	folded      map[*graph.Node]bool // nodes computed at compile time
 	cache       *KernelCache
+	budget      membudget.Budget
 }
 
 // runState is the per-run memory: the arena, kernel scratch and dynamic values.
@@ -137,12 +139,14 @@ func (c *KernelCache) conv(n *graph.Node, make func() (*cpu.Conv2D, error)) (*cp
 
 // Compile plans g for inputs of the given shapes (one per g.Inputs entry). pool supplies the
 // threads and must outlive the plan; cache (may be nil) shares packed kernels between the plans
-// of one graph.
-func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *KernelCache) (*Plan, error) {
+// of one graph. Every planned value, the activation arena with the kernels' scratch, every value
+// computed at compile time and every value a reference kernel makes at run time must fit budget
+// (errors wrap membudget.ErrOverBudget and name the node or value).
+func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *KernelCache, budget membudget.Budget) (*Plan, error) {
 	if len(shapes) != len(g.Inputs) {
 		return nil, fmt.Errorf("plan: %d input shapes for %d inputs", len(shapes), len(g.Inputs))
 	}
-	p := &Plan{g: g, ids: map[*graph.Value]int{}, pool: pool, cache: cache}
+	p := &Plan{g: g, ids: map[*graph.Value]int{}, pool: pool, cache: cache, budget: budget}
 	if err := p.inferTypes(shapes); err != nil {
 		return nil, err
 	}
@@ -151,6 +155,9 @@ func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *Kerne
 		return nil, err
 	}
 	p.assignOffsets()
+	if err := budget.CheckBytes(fmt.Sprintf("the activation arena and kernel scratch of the plan for input shapes %v", shapes), 4*(int64(p.arenaSize)+int64(p.scratchSize))); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -198,6 +205,13 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 			s, ok := t.Static()
 			if !ok {
 				return fmt.Errorf("%w: value %q has type %s", ErrNotPlannable, v.Name, t)
+			}
+			if v.Producer == nil {
+				if err := p.budget.Check(fmt.Sprintf("input %q", v.Name), t.DType, s); err != nil {
+					return err
+				}
+			} else if err := p.budget.Check(fmt.Sprintf("output %q", v.Name), t.DType, s); err != nil {
+				return fmt.Errorf("%s: %w", v.Producer, err)
 			}
 			val.kind = inArena
 			val.shape = s
@@ -265,7 +279,11 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 					in[i] = known[v]
 				}
 			}
-			if res, err := k(n.Op, in, len(n.Outputs)); err == nil && len(res) >= len(n.Outputs) {
+			res, err := ref.Checked(p.budget, k, n.Op, in, len(n.Outputs), n.OutputNames())
+			if errors.Is(err, membudget.ErrOverBudget) {
+				return fmt.Errorf("%s: %w", n, err)
+			}
+			if err == nil && len(res) >= len(n.Outputs) {
 				for i, v := range n.Outputs {
 					if v != nil {
 						known[v] = res[i]
@@ -593,7 +611,7 @@ func (s *refStep) run(st *runState) error {
 			in[k] = s.p.tensorOf(st, id)
 		}
 	}
-	out, err := s.kernel(s.node.Op, in, len(s.out))
+	out, err := ref.Checked(s.p.budget, s.kernel, s.node.Op, in, len(s.out), s.node.OutputNames())
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/dnx-ml/dnx/internal/testenv"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -27,7 +28,7 @@ func TestDenseNetConcatsAreFree(t *testing.T) {
 			in := g.Inputs[0].Type
 			for _, batch := range []int{1, 3} {
 				shape := tensor.Shape{batch, int(in.Shape[1].Value), int(in.Shape[2].Value), int(in.Shape[3].Value)}
-				p, err := Compile(g, []tensor.Shape{shape}, pool, nil)
+				p, err := Compile(g, []tensor.Shape{shape}, pool, nil, membudget.Budget{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,7 +61,7 @@ func TestRunRejectsWrongShapes(t *testing.T) {
 	}
 	pool := cpu.NewPool(1)
 	defer pool.Close()
-	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, pool, nil)
+	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, pool, nil, membudget.Budget{})
 	if err != nil {
 		t.Fatal(err)
 	}
