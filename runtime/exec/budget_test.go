@@ -130,3 +130,28 @@ func TestMemoryBudgetArena(t *testing.T) {
 		}
 	}
 }
+
+// An empty batch (a symbolic dim fed as 0) is refused with one clear error, on both paths.
+func TestEmptyBatchRefused(t *testing.T) {
+	cfg := builders.Config{Growth: 2, Blocks: []int{1, 1}, InitFeatures: 4, BNSize: 2, Compression: 0.5,
+		Stem: builders.StemCIFAR, Classes: 3, InputSize: 8}
+	m, err := builders.Build(cfg, builders.BuildOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := graph.Import(m, "", ops.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, reference := range []bool{false, true} {
+		s, err := New(g, Options{Reference: reference})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Run(t.Context(), []*tensor.Tensor{tensor.New(tensor.Float32, tensor.Shape{0, 3, 8, 8})})
+		s.Close()
+		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "is 0") {
+			t.Errorf("reference=%v: err = %v, want ErrInput saying the batch is 0", reference, err)
+		}
+	}
+}

@@ -344,6 +344,10 @@ func (s *Session) checkInputs(inputs []*tensor.Tensor) error {
 			switch {
 			case d.IsKnown() && int64(got) != d.Value:
 				return fmt.Errorf("%w: input %q dim %d is %d, the model expects %d (shape %s)", ErrInput, v.Name, k, got, d.Value, v.Type)
+			case !d.IsKnown() && got == 0:
+				// An empty batch has nothing to compute, and the fast kernels are written for at
+				// least one item: refuse it here, once, instead of in every kernel.
+				return fmt.Errorf("%w: input %q has shape %v: dim %d (%s) is 0, and dnx runs batches of at least one item", ErrInput, v.Name, t.Shape, k, d)
 			case !d.IsKnown() && d.Param != "":
 				if prev, ok := symbols[d.Param]; ok && prev != got {
 					return fmt.Errorf("%w: input %q dim %d (%s) is %d, but %s is %d in another input", ErrInput, v.Name, k, d.Param, got, d.Param, prev)
