@@ -255,7 +255,7 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 				allKnown = false
 			}
 		}
-		out, err := n.Op.Infer(args)
+		out, err := ops.InferChecked(n.Op, args)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}

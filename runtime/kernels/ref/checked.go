@@ -28,7 +28,7 @@ func Checked(b membudget.Budget, k Kernel, op ops.Op, in []*tensor.Tensor, nOut 
 			args[i] = &ops.Arg{Type: ops.TypeOf(t), Const: t}
 		}
 	}
-	types, err := op.Infer(args)
+	types, err := ops.InferChecked(op, args)
 	if err != nil {
 		return nil, err
 	}
