@@ -63,8 +63,12 @@ const MetaPrefix = "dnx.densenet."
 // AveragePool: the all-zero Pad the exporter inserts before it is omitted.
 //
 // Weights follow torchvision's init: Kaiming-normal convs, BN γ=1 β=0 mean 0 var 1, the classifier
-// weight U(±1/sqrt(C)) and bias 0. cfg.DropRate is not represented by nodes (eval semantics); it is
-// recorded in metadata_props with the rest of cfg.
+// weight U(±1/sqrt(C)) and bias 0.
+//
+// With cfg.DropRate > 0 the training form has a Dropout after each dense layer's last conv (conv2,
+// or conv1 of a plain layer), named /features/denseblockB/denselayerL/Dropout, where torchvision's
+// _DenseLayer applies F.dropout (see graphBuilder.dropout); the inference form has none, as
+// PyTorch's eval export. cfg.DropRate is recorded in metadata_props with the rest of cfg either way.
 //
 // The IR version is 8, or the lowest IR version that ONNX pairs with opsets 19-20 (9) and 21 (10).
 func Build(cfg Config, opts BuildOptions) (*onnxpb.ModelProto, error) {
@@ -78,7 +82,7 @@ func Build(cfg Config, opts BuildOptions) (*onnxpb.ModelProto, error) {
 	if opset < MinOpset || opset > MaxOpset {
 		return nil, fmt.Errorf("build DenseNet: %w: opset %d is outside %d..%d", ErrOptions, opset, MinOpset, MaxOpset)
 	}
-	b := &graphBuilder{cfg: cfg, opts: opts, foldNext: torchFoldBase(cfg)}
+	b := &graphBuilder{cfg: cfg, opts: opts, opset: opset, foldNext: torchFoldBase(cfg)}
 	b.network()
 	if b.err == nil {
 		b.err = b.checkWeightsUsed()
@@ -181,6 +185,7 @@ func torchFoldBase(cfg Config) int {
 type graphBuilder struct {
 	cfg      Config
 	opts     BuildOptions
+	opset    int // the opset declared (opts.Opset resolved)
 	nodes    []*onnxpb.NodeProto
 	inits    []*onnxpb.TensorProto // state_dict-named initializers, in module order
 	folded   []*onnxpb.TensorProto // onnx::Conv_<n> initializers, after inits as in torch exports
@@ -218,6 +223,7 @@ func (b *graphBuilder) network() string {
 			} else {
 				h = b.conv(p+".conv1", h, ch, k, 3, 1, 1)
 			}
+			h = b.dropout(p, h)
 			feats = append(feats, h)
 			ch += k
 		}
@@ -273,6 +279,29 @@ func (b *graphBuilder) nodeOut(mod, op string, in []string, out string, attrs ..
 }
 
 func (b *graphBuilder) relu(mod, x string) string { return b.node(mod, "Relu", []string{x}) }
+
+// dropout emits torchvision's F.dropout(new_features, p=drop_rate) of dense layer mod, in the
+// training form when cfg.DropRate > 0; otherwise it returns x. The ratio is an attribute before
+// opset 12 and an input from 12 on, a Constant node as PyTorch's exporter writes it (not an
+// initializer: the initializers stay exactly the state_dict). There is no training_mode input: like
+// the training form's BatchNormalization nodes, the node keeps ONNX's inference semantics, so
+// runtimes pass x through, and a trainer (runtime/train) switches it to training mode.
+func (b *graphBuilder) dropout(mod, x string) string {
+	if b.cfg.DropRate == 0 || b.opts.Inference || b.err != nil {
+		return x
+	}
+	ratio := float32(b.cfg.DropRate)
+	if b.opset < 12 {
+		return b.node(mod, "Dropout", []string{x}, attrFloat("ratio", ratio))
+	}
+	tp, err := onnx.EncodeTensor(tensor.FromSlice(tensor.Shape{}, []float32{ratio}), "")
+	if err != nil {
+		b.err = fmt.Errorf("%s dropout ratio: %w", mod, err)
+		return x
+	}
+	r := b.node(mod, "Constant", nil, &onnxpb.AttributeProto{Name: proto.String("value"), Type: onnxpb.AttributeProto_TENSOR.Enum(), T: tp})
+	return b.node(mod, "Dropout", []string{x, r})
+}
 
 // init encodes data with the given shape as an initializer and appends it to *dst.
 func (b *graphBuilder) init(dst *[]*onnxpb.TensorProto, name string, data []float32, shape ...int) {

@@ -67,8 +67,9 @@ type Config struct {
 	BNSize       int     // bottleneck width factor (4 in the paper); 0 = no bottleneck
 	Compression  float64 // θ in (0,1]: transition output channels = floor(θ*C)
 	Stem         Stem
-	// DropRate is the dropout probability after each dense layer in training. Exports do not
-	// contain Dropout nodes (eval semantics); Build records the value in the model metadata.
+	// DropRate is the dropout probability after each dense layer in training (torchvision's
+	// drop_rate). The training form has a Dropout node after each dense layer's last conv; the
+	// inference form has none (eval semantics). Build records the value in the model metadata.
 	DropRate  float64
 	Classes   int // classifier outputs
 	InputSize int // input height = width

@@ -27,7 +27,9 @@ func buildCommand() *ucli.Command {
 			"three blocks of n layers) or explicit --blocks 6,12,24,16 (which override the depth's blocks).\n" +
 			"Weights are seeded random values with torchvision's initialization (--seed). The default form\n" +
 			"keeps every BatchNormalization with torchvision's state_dict names, ready for fine-tuning;\n" +
-			"--inference folds the BNs that follow a conv into it, as PyTorch's eval export does.",
+			"--inference folds the BNs that follow a conv into it, as PyTorch's eval export does.\n" +
+			"--drop-rate P adds torchvision's dropout after each dense layer to the training form (a Dropout\n" +
+			"node that 'dnx finetune' trains with and inference passes through); the inference form has none.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "preset", Usage: "named configuration (`NAME`: densenet121, densenet_bc100_k12, tiny, ...; see 'dnx models')"},
 			&ucli.StringFlag{Name: "variant", Usage: "`plain`, B (bottleneck), C (compression) or BC"},
@@ -40,6 +42,7 @@ func buildCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "init-features", Usage: "stem output channels `N` (default 2k for B and BC, 16 for plain and C)"},
 			&ucli.IntFlag{Name: "classes", Usage: "classifier outputs `N`"},
 			&ucli.IntFlag{Name: "input-size", Usage: "input height and width `S`"},
+			&ucli.Float64Flag{Name: "drop-rate", Usage: "dropout probability `P` in [0,1) after each dense layer (torchvision's drop_rate; training form only)"},
 			&ucli.Int64Flag{Name: "seed", Usage: "seed of the random weights"},
 			&ucli.IntFlag{Name: "opset", Value: builders.DefaultOpset, Usage: fmt.Sprintf("ai.onnx opset to declare (%d to %d)", builders.MinOpset, builders.MaxOpset)},
 			&ucli.BoolFlag{Name: "inference", Usage: "fold each BN that follows a conv into the conv (smaller and faster; not fine-tunable)"},
@@ -58,13 +61,14 @@ type configJSON struct {
 	BNSize       int     `json:"bn_size"`
 	Compression  float64 `json:"compression"`
 	Stem         string  `json:"stem"`
+	DropRate     float64 `json:"drop_rate"`
 	Classes      int     `json:"classes"`
 	InputSize    int     `json:"input_size"`
 }
 
 func newConfigJSON(c builders.Config) configJSON {
 	return configJSON{Growth: c.Growth, Blocks: c.Blocks, InitFeatures: c.InitFeatures, BNSize: c.BNSize,
-		Compression: c.Compression, Stem: c.Stem.String(), Classes: c.Classes, InputSize: c.InputSize}
+		Compression: c.Compression, Stem: c.Stem.String(), DropRate: c.DropRate, Classes: c.Classes, InputSize: c.InputSize}
 }
 
 // buildReport is what `dnx build --json` prints. Parameters are the trainable values as PyTorch
@@ -80,6 +84,7 @@ type buildReport struct {
 	Form         string     `json:"form"`
 	BNNodes      int        `json:"bn_nodes"`
 	BNFolded     int        `json:"bn_folded"`
+	DropoutNodes int        `json:"dropout_nodes"`
 	Opset        int        `json:"opset"`
 	IRVersion    int64      `json:"ir_version"`
 	Seed         int64      `json:"seed"`
@@ -123,6 +128,7 @@ func buildAction(c *ucli.Context) error {
 		rep.Form = "inference"
 	}
 	rep.BNNodes = countOps(m, "BatchNormalization")
+	rep.DropoutNodes = countOps(m, "Dropout")
 	rep.BNFolded = bnModules(cfg) - rep.BNNodes
 	if st, err := os.Stat(out); err == nil {
 		rep.Bytes = st.Size()
@@ -168,6 +174,15 @@ func buildConfig(c *ucli.Context) (cfg builders.Config, name, preset string, err
 	}
 	if c.IsSet("input-size") {
 		cfg.InputSize = c.Int("input-size")
+	}
+	// The drop rate is a training setting, not part of the architecture: it goes with --preset
+	// as well as with --variant.
+	if c.IsSet("drop-rate") {
+		p := c.Float64("drop-rate")
+		if !(p >= 0 && p < 1) {
+			return cfg, "", "", usagef("build: --drop-rate %g: want a probability in [0, 1) (0: no dropout)", p)
+		}
+		cfg.DropRate = p
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, "", "", usagef("build: %s: %v", name, strings.TrimPrefix(err.Error(), builders.ErrConfig.Error()+": "))
@@ -363,6 +378,9 @@ func printBuild(w io.Writer, r buildReport) error {
 	if cfg.Compression < 1 {
 		fmt.Fprintf(w, ", θ=%g", cfg.Compression)
 	}
+	if cfg.DropRate > 0 {
+		fmt.Fprintf(w, ", drop rate %g", cfg.DropRate)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Input       float32[batch,3,%d,%d] -> logits float32[batch,%d]\n", cfg.InputSize, cfg.InputSize, cfg.Classes)
 	fmt.Fprintf(w, "Parameters  %s (%s)\n", groupDigits(r.Parameters), siCount(r.Parameters))
@@ -370,7 +388,11 @@ func printBuild(w io.Writer, r buildReport) error {
 	if r.Form == "inference" {
 		fmt.Fprintf(w, "Form        inference: %d BNs folded into convs, %d BatchNormalization nodes remain\n", r.BNFolded, r.BNNodes)
 	} else {
-		fmt.Fprintf(w, "Form        training: %d BatchNormalization nodes, torchvision state_dict names\n", r.BNNodes)
+		fmt.Fprintf(w, "Form        training: %d BatchNormalization nodes, torchvision state_dict names", r.BNNodes)
+		if r.DropoutNodes > 0 {
+			fmt.Fprintf(w, ", %d Dropout nodes", r.DropoutNodes)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "Opset       ai.onnx %d, IR %d; %d nodes, %d initializers, seed %d\n", r.Opset, r.IRVersion, r.Nodes, r.Initializers, r.Seed)
 	_, err := fmt.Fprintf(w, "Wrote       %s (%s)\n", r.File, byteCount(r.Bytes))

@@ -25,6 +25,7 @@ type buildJSON struct {
 	Form       string
 	BNNodes    int `json:"bn_nodes"`
 	BNFolded   int `json:"bn_folded"`
+	Dropouts   int `json:"dropout_nodes"`
 	Opset      int
 	File       string
 	Bytes      int64
@@ -159,6 +160,9 @@ func TestBuildErrors(t *testing.T) {
 		{"negative classes", []string{"--preset", "tiny", "--classes", "-1"}, []string{"--classes -1"}},
 		{"opset", []string{"--preset", "tiny", "--opset", "22"}, []string{"--opset 22", "11 to 21"}},
 		{"positional argument", []string{"--preset", "tiny", "model.onnx"}, []string{`unexpected argument "model.onnx"`}},
+		{"drop rate 1", []string{"--preset", "tiny", "--drop-rate", "1"}, []string{"--drop-rate 1: want a probability in [0, 1)"}},
+		{"negative drop rate", []string{"--variant", "BC", "--depth", "40", "--growth", "12", "--drop-rate", "-0.1"}, []string{"--drop-rate -0.1: want a probability"}},
+		{"NaN drop rate", []string{"--preset", "tiny", "--drop-rate", "NaN"}, []string{"--drop-rate NaN: want a probability"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,5 +189,45 @@ func TestBuildErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("%s was written despite the errors", out)
+	}
+}
+
+// TestBuildDropRate checks --drop-rate: the rate in the report (JSON and text) and one Dropout node
+// per dense layer in the written training form, none in the inference form.
+func TestBuildDropRate(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		args     []string
+		rate     float64
+		dropouts int
+	}{
+		{"preset", []string{"--preset", "tiny", "--drop-rate", "0.2"}, 0.2, 4},
+		{"variant, opset 11", []string{"--variant", "BC", "--depth", "10", "--growth", "4", "--drop-rate", "0.5", "--opset", "11"}, 0.5, 3},
+		{"inference form", []string{"--preset", "tiny", "--drop-rate", "0.2", "--inference"}, 0.2, 0},
+		{"zero", []string{"--preset", "tiny", "--drop-rate", "0"}, 0, 0},
+		{"not given", []string{"--preset", "tiny"}, 0, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".onnx")
+			rep := buildReportOf(t, append(tc.args, "-o", path)...)
+			if rep.Config.DropRate != tc.rate || rep.Dropouts != tc.dropouts {
+				t.Errorf("report: drop rate %g, %d Dropout nodes; want %g, %d", rep.Config.DropRate, rep.Dropouts, tc.rate, tc.dropouts)
+			}
+			m, err := onnx.ReadModelFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := countOps(m, "Dropout"); got != tc.dropouts {
+				t.Errorf("written model has %d Dropout nodes, want %d", got, tc.dropouts)
+			}
+		})
+	}
+	out := mustSucceed(t, "build", "--preset", "tiny", "--drop-rate", "0.2", "-o", filepath.Join(dir, "text.onnx"))
+	for _, want := range []string{", θ=0.5, drop rate 0.2\n", "Form        training: 10 BatchNormalization nodes, torchvision state_dict names, 4 Dropout nodes\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -498,7 +498,7 @@ func (p *plan) place() error {
 	in := p.vals[p.input]
 	in.buf, in.off = p.newBuffer(in.size, false, false), 0
 	for _, u := range p.units {
-		al, isAlias := u.(*aliasUnit)
+		src, shares := sharedInput(u)
 		for _, o := range u.base().out {
 			if o < 0 {
 				continue
@@ -507,8 +507,8 @@ func (p *plan) place() error {
 			if v.buf >= 0 || v.virtual {
 				continue
 			}
-			if isAlias {
-				x := p.vals[al.x]
+			if shares {
+				x := p.vals[src]
 				v.buf, v.off = x.buf, x.off
 				continue
 			}
@@ -598,7 +598,7 @@ func (p *plan) placeConcats() {
 		for _, x := range cu.xs {
 			xv := p.vals[x]
 			if xv.buf < 0 && p.placeable(x) {
-				xv.buf, xv.off = out.buf, off
+				p.placeAt(x, out.buf, off)
 			}
 			off += xv.size
 		}
@@ -618,7 +618,8 @@ func (p *plan) placeConcats() {
 
 // placeable reports whether value id may be stored inside another value's buffer: it is
 // computed by a unit that writes it (not an alias, a view or a virtual value) and is not a graph
-// output.
+// output. The output of an in-place Dropout is placeable when its input is: the two move together
+// (placeAt), so a dense layer's dropped-out features still land in the block's buffer.
 func (p *plan) placeable(id int) bool {
 	v := p.vals[id]
 	if v.kind != vAct || v.virtual || v.graphOut || v.prod < 0 {
@@ -629,6 +630,11 @@ func (p *plan) placeable(id int) bool {
 		return false
 	case *concatUnit:
 		return false
+	case *dropoutUnit:
+		if u.inPlace {
+			return p.vals[u.x].buf < 0 && p.placeable(u.x)
+		}
+		return true
 	default:
 		for _, o := range u.base().out {
 			if o >= 0 && o != id && p.vals[o].buf >= 0 {
@@ -637,6 +643,28 @@ func (p *plan) placeable(id int) bool {
 		}
 	}
 	return true
+}
+
+// placeAt stores value id at offset off of buffer b, together with the input of the in-place
+// Dropout that produces it, if any (they share storage).
+func (p *plan) placeAt(id, b, off int) {
+	v := p.vals[id]
+	v.buf, v.off = b, off
+	if d, ok := p.units[v.prod].(*dropoutUnit); ok && d.inPlace {
+		p.placeAt(d.x, b, off)
+	}
+}
+
+// sharedInput returns the input whose storage unit u's output is, if any: an alias's, or an
+// in-place Dropout's.
+func sharedInput(u unit) (int, bool) {
+	switch u := u.(type) {
+	case *aliasUnit:
+		return u.x, true
+	case *dropoutUnit:
+		return u.x, u.inPlace
+	}
+	return -1, false
 }
 
 // storageBuf returns the buffer holding value id's data for lifetime purposes: for a virtual
@@ -826,8 +854,10 @@ func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*g
 		u, err = p.newGemm(base, op)
 	case *ops.Flatten, *ops.Reshape:
 		u, err = p.newReshape(base)
-	case *ops.Identity, *ops.Dropout:
+	case *ops.Identity:
 		u, err = p.newAlias(base)
+	case *ops.Dropout:
+		u, err = p.newDropout(t, base, op)
 	case *ops.Arith:
 		if op.Kind != ops.ArithAdd {
 			return nil, fmt.Errorf("%w: %s cannot be trained (supported: Conv, BatchNormalization, Relu, Concat, pooling, Gemm, Flatten, Reshape, Add, Pad, Identity, Dropout)", ops.ErrUnsupportedOp, n)

@@ -413,7 +413,7 @@ func mixedNet(t *testing.T) *graph.Graph {
 	h = b.node("Add", []string{h, b.param("shift", 0.2, 0, 1, 8, 1, 1)})
 	h = b.node("Add", []string{h, p})
 	h = b.node("Identity", []string{h})
-	h = b.node("Dropout", []string{h})
+	h = b.node("Dropout", []string{h, b.init("drop_ratio", tensor.FromSlice(tensor.Shape{}, []float32{0}))})
 	h = b.node("AveragePool", []string{h}, attrIs("kernel_shape", 3, 3), attrIs("strides", 2, 2), attrIs("pads", 1, 1, 1, 1), attrI("count_include_pad", 1))
 	h = b.node("Relu", []string{h})
 	h = b.node("Reshape", []string{h, b.init("shape", tensor.FromSlice(tensor.Shape{2}, []int64{0, -1}))})

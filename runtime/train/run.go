@@ -16,6 +16,9 @@ type run struct {
 	gen         uint32
 	stats       map[int]*statCache
 	work        *workspace
+	// step is the trainer's step count when the pass started (the number of the step a training
+	// pass computes): part of the key of Dropout's masks, so a resumed run draws the same ones.
+	step int
 	// tieBreak is Trainer.tieBreak (tests only; nil otherwise).
 	tieBreak tieBreaker
 }

@@ -154,7 +154,7 @@ func (u *concatUnit) backward(r *run) error {
 	return nil
 }
 
-// aliasUnit is Identity or Dropout (which training runs as the identity): its output shares the
+// aliasUnit is Identity or a Dropout of ratio 0 (see dropoutUnit): its output shares the
 // input's storage and gradient.
 type aliasUnit struct {
 	unitBase

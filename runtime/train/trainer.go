@@ -56,10 +56,12 @@ const maxPlans = 2
 // The graph must have one input (the images, float32) and a first output of logits
 // [batch, classes], computed by the operators the trainer differentiates: Conv (2-D), BatchNormalization,
 // Relu, Concat, AveragePool, MaxPool, GlobalAveragePool, Gemm, Flatten, Reshape, Add, Pad
-// (constant), Identity and Dropout (run as the identity); nodes whose inputs are all constants
-// are evaluated once. The parameters are the float32 initializers read as Conv weights and
-// biases, BatchNormalization scales and biases, Gemm operands and Add operands; BatchNormalization
-// means and variances are running statistics.
+// (constant), Identity and Dropout (inverted dropout at the node's ratio in Step, whatever its
+// training_mode input says, with masks drawn from Options.Seed and the step number; the identity
+// in Evaluate); nodes whose inputs are all constants are evaluated once. The parameters are the
+// float32 initializers read as Conv weights and biases, BatchNormalization scales and biases,
+// Gemm operands and Add operands; BatchNormalization means and variances are running statistics.
+// A Freeze prefix that matches no parameter is an error (ErrOptions).
 func New(g *graph.Graph, opts Options) (*Trainer, error) {
 	o, err := opts.normalize()
 	if err != nil {
@@ -165,6 +167,18 @@ func (t *Trainer) findParams() error {
 		}
 		t.byName[v.Name] = p
 	}
+	// A prefix that freezes nothing is almost always a typo ("feature" for "features."); training
+	// everything instead would go unnoticed.
+	for _, prefix := range t.opts.Freeze {
+		if slices.ContainsFunc(t.params, func(p *param) bool { return strings.HasPrefix(p.name, prefix) }) {
+			continue
+		}
+		if len(t.params) == 0 {
+			return fmt.Errorf("%w: Freeze prefix %q matches no parameter: the graph has none", ErrOptions, prefix)
+		}
+		return fmt.Errorf("%w: Freeze prefix %q matches no parameter (the %d parameters have names like %q and %q)",
+			ErrOptions, prefix, len(t.params), t.params[0].name, t.params[len(t.params)-1].name)
+	}
 	return nil
 }
 
@@ -255,7 +269,7 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 	pool := cpu.NewPool(threads)
 	t.gen++
 	r := &run{p: p, pool: pool, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
-		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak}
+		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak, step: t.step}
 	in := p.vals[p.input]
 	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
 	return r, pool.Close, nil

@@ -283,3 +283,29 @@ func TestStepRefusesDivergence(t *testing.T) {
 	}
 	t.Logf("refused: %v", stepErr)
 }
+
+// A Freeze prefix that matches no parameter is refused, naming the prefix; one that matches only
+// some parameters, or all of them, is fine.
+func TestFreezePrefixMustMatch(t *testing.T) {
+	g := builtNet(t, bcConfig())
+	for _, tc := range []struct {
+		name   string
+		freeze []string
+		bad    string // the prefix the error names; "" for success
+	}{
+		{"one matching", []string{"features.conv0"}, ""},
+		{"everything", []string{"features", "classifier"}, ""},
+		{"typo", []string{"features.conv0", "featurs"}, "featurs"},
+		{"running statistic only", []string{"features.norm0.running_mean"}, "features.norm0.running_mean"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(g, Options{Optim: OptimConfig{LR: 0.1}, Freeze: tc.freeze})
+			switch {
+			case tc.bad == "" && err != nil:
+				t.Fatal(err)
+			case tc.bad != "" && (!errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.bad))):
+				t.Fatalf("Freeze %q: error %v, want ErrOptions naming %q", tc.freeze, err, tc.bad)
+			}
+		})
+	}
+}
