@@ -55,6 +55,10 @@ type Options struct {
 	LabelSmoothing float64
 	// Threads is the number of worker threads (GOMAXPROCS when <= 0).
 	Threads int
+	// MaxMemory bounds, in bytes, the training arena and every tensor computed while planning
+	// (membudget.Budget): 0 means membudget.Default (a fraction of physical memory), a negative
+	// value no bound.
+	MaxMemory int64
 	// Seed seeds the random choices of training-mode operators (Dropout's masks): the same
 	// seed, step number and model give the same masks, whatever the thread count or memory mode.
 	Seed uint64

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -55,6 +56,7 @@ type plan struct {
 	g                    *graph.Graph
 	mem                  []float32 // the arena, allocated at the first pass
 	stats                map[int]*statCache
+	budget               membudget.Budget
 }
 
 // vkind says where a value's data lives.
@@ -139,7 +141,7 @@ func (u *unitBase) errorf(err error) error {
 
 // compile builds the plan of graph g (whose input shapes are set) for the trainer t.
 func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
-	p := &plan{memEff: t.opts.MemoryEfficient, threads: threads, input: -1, output: -1, g: g}
+	p := &plan{memEff: t.opts.MemoryEfficient, threads: threads, input: -1, output: -1, g: g, budget: t.budget}
 	ids := map[*graph.Value]int{}
 	id := func(v *graph.Value) (int, error) {
 		if i, ok := ids[v]; ok {
@@ -274,7 +276,7 @@ func (p *plan) fold(n *graph.Node, kernels map[string]ref.Kernel, ids map[*graph
 			in[i] = p.vals[ids[v]].konst
 		}
 	}
-	outs, err := k(n.Op, in, len(n.Outputs))
+	outs, err := ref.Checked(p.budget, k, n.Op, in, len(n.Outputs), n.OutputNames())
 	if err != nil {
 		return fmt.Errorf("%s: %w", n, err)
 	}

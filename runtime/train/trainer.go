@@ -11,6 +11,7 @@ import (
 
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -44,6 +45,7 @@ type Trainer struct {
 	ws     *workspace // working memory outside the arena, shared by the plans
 	// tieBreak is set by tests only (see tieBreaker).
 	tieBreak tieBreaker
+	budget   membudget.Budget // from Options.MaxMemory
 }
 
 // maxPlans is how many input shapes keep their plan (and arena); the last batch of an epoch is
@@ -79,7 +81,7 @@ func New(g *graph.Graph, opts Options) (*Trainer, error) {
 	if _, err := passes.Training().Run(work); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	t := &Trainer{opts: o, orig: orig, work: work, byName: map[string]*param{}, ws: &workspace{}}
+	t := &Trainer{opts: o, orig: orig, work: work, byName: map[string]*param{}, ws: &workspace{}, budget: membudget.New(o.MaxMemory)}
 	if err := t.findParams(); err != nil {
 		return nil, err
 	}
@@ -239,6 +241,11 @@ func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
 	}
 	p, err := compile(t, t.work, threads)
 	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	// The arena is allocated at the first pass: check it (with the kernels' scratch) first.
+	what := fmt.Sprintf("the training arena for input shape %v (memory-efficient=%v)", shape, t.opts.MemoryEfficient)
+	if err := t.budget.CheckBytes(what, 4*(int64(p.arena)+int64(len(p.scratch)))); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	return p, nil

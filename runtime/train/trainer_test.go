@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -307,5 +308,26 @@ func TestFreezePrefixMustMatch(t *testing.T) {
 				t.Fatalf("Freeze %q: error %v, want ErrOptions naming %q", tc.freeze, err, tc.bad)
 			}
 		})
+	}
+}
+
+// A batch whose training arena exceeds Options.MaxMemory is refused before the arena is
+// allocated, naming the arena and the budget; the trainer still works at a batch that fits.
+func TestTrainingArenaBudget(t *testing.T) {
+	c := loadFinetune(t)
+	opts := c.options(true)
+	opts.MaxMemory = 1 << 20
+	tr, err := New(c.before, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tr.Step(t.Context(), c.x, c.labels)
+	if !errors.Is(err, membudget.ErrOverBudget) || !strings.Contains(err.Error(), "training arena") {
+		t.Fatalf("batch of 8 under a 1 MiB budget: err = %v, want ErrOverBudget naming the training arena", err)
+	}
+	t.Log(err)
+	x, labels := randomBatch(1, 1, c.x.Shape[1:], 5)
+	if _, err := tr.Step(t.Context(), x, labels); err != nil {
+		t.Fatalf("batch of 1: %v", err)
 	}
 }
