@@ -3,6 +3,7 @@ package onnx
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +15,9 @@ import (
 // external_data keys are ONNX's: "location" (a path relative to the model's directory, required),
 // "offset" and "length" (decimal byte counts; a missing length means "to the end of the file"),
 // and "checksum", which is not verified. The location must stay inside baseDir, also after
-// symlinks are resolved, and [offset, offset+length) must lie inside the file and hold exactly
-// want bytes. Only then is the buffer allocated, so its size is backed by bytes on disk.
+// symlinks are resolved, and name a regular file (see openRegular); [offset, offset+length) must
+// lie inside the file and hold exactly want bytes. Only then is the buffer allocated, so its size
+// is backed by bytes on disk.
 func readExternal(tp *onnxpb.TensorProto, baseDir string, want int64) ([]byte, error) {
 	loc, offset, length, err := parseExternalKeys(tp.GetExternalData())
 	if err != nil {
@@ -25,18 +27,11 @@ func readExternal(tp *onnxpb.TensorProto, baseDir string, want int64) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(path)
+	f, st, err := openRegular(path, loc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrExternalData, err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrExternalData, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: location %q is not a regular file", ErrExternalData, loc)
-	}
 	size := st.Size()
 	if offset > size {
 		return nil, fmt.Errorf("%w: location %q: offset %d is beyond the end of the %d-byte file", ErrExternalData, loc, offset, size)
@@ -54,6 +49,59 @@ func readExternal(tp *onnxpb.TensorProto, baseDir string, want int64) ([]byte, e
 		return nil, fmt.Errorf("%w: location %q: %w", ErrExternalData, loc, err)
 	}
 	return buf, nil
+}
+
+// openRegular opens the symlink-free path (from resolveExternalPath) of location loc, refusing
+// anything but a regular file before opening it: opening a FIFO blocks until some writer appears,
+// a device may never end or may act on being opened, and a directory or socket holds no tensor
+// bytes. Since path has no symlinks left, Lstat describes the file that Open reaches, unless the
+// path is replaced in between; the opened descriptor is checked again, and must be the very file
+// that was checked, so a swapped-in symlink, device or directory is refused too. (A FIFO swapped
+// in during that window can still block Open; refusing it without blocking needs O_NONBLOCK,
+// which not every platform defines, so it would take per-OS files.)
+func openRegular(path, loc string) (*os.File, fs.FileInfo, error) {
+	before, err := os.Lstat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: location %q: %w", ErrExternalData, loc, err)
+	}
+	if !before.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%w: location %q is %s, not a regular file", ErrExternalData, loc, fileKind(before.Mode()))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: location %q: %w", ErrExternalData, loc, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: location %q: %w", ErrExternalData, loc, err)
+	}
+	if !st.Mode().IsRegular() || !os.SameFile(before, st) {
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: location %q was replaced by %s while it was being opened", ErrExternalData, loc, fileKind(st.Mode()))
+	}
+	return f, st, nil
+}
+
+// fileKind names the type of a file mode for error messages.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "another regular file"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "a special file (" + m.Type().String() + ")"
 }
 
 // parseExternalKeys reads the external_data entries. length is -1 when absent.

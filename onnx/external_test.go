@@ -2,10 +2,16 @@ package onnx
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -139,4 +145,89 @@ func TestExternalDataReadTensorFile(t *testing.T) {
 	if name != "ext" || !bitsEqual(got, want) {
 		t.Fatalf("got %q %v, want %q %v", name, got.Data, "ext", want.Data)
 	}
+}
+
+// TestExternalDataSpecialFiles refuses locations inside the model directory that are not regular
+// files, checking each before opening it. Opening a FIFO blocks until a writer appears, so every
+// read runs under a deadline: without the check the test fails instead of hanging. The error is
+// one line naming the tensor file, the tensor and the location.
+func TestExternalDataSpecialFiles(t *testing.T) {
+	dir, _ := externalDir(t)
+	fifo := filepath.Join(dir, "pipe.bin")
+	fifoErr := makeFIFO(fifo)
+	if fifoErr == nil {
+		if err := os.Symlink("pipe.bin", filepath.Join(dir, "pipe-link.bin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, sockErr := net.Listen("unix", filepath.Join(dir, "sock.bin"))
+	if sockErr == nil {
+		defer l.Close()
+	}
+	_, devErr := os.Stat("/dev/zero")
+	if devErr == nil {
+		if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.bin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tests := []struct {
+		name string
+		loc  string
+		want string // the end of the message, less the model directory where it is named
+		skip error  // non-nil: the file could not be made here
+	}{
+		{"fifo", "pipe.bin", `location "pipe.bin" is a named pipe (FIFO), not a regular file`, fifoErr},
+		{"symlink to a fifo inside", "pipe-link.bin", `location "pipe-link.bin" is a named pipe (FIFO), not a regular file`, fifoErr},
+		{"directory", "sub", `location "sub" is a directory, not a regular file`, nil},
+		{"socket", "sock.bin", `location "sock.bin" is a socket, not a regular file`, sockErr},
+		{"device through a symlink", "zero.bin", `location "zero.bin" resolves to /dev/zero, outside the model directory`, devErr},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip != nil {
+				t.Skipf("cannot make the file here: %v", tc.skip)
+			}
+			path := filepath.Join(dir, "t-"+strings.ReplaceAll(tc.name, " ", "-")+".pb")
+			if err := WriteFileAtomic(path, mustMarshal(t, extTensor([]int64{2, 3}, "location", tc.loc)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := ReadTensorFile(path)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				// Release the blocked Open: a read-write open of the FIFO does not block and
+				// counts as a writer.
+				if w, werr := os.OpenFile(fifo, os.O_RDWR, 0); werr == nil {
+					w.Close()
+				}
+				t.Fatalf("reading %s did not return within 5 s (opened a special file?)", tc.loc)
+			}
+			want := "read tensor " + path + `: tensor "ext": ` + ErrExternalData.Error() + ": " + tc.want
+			if !errors.Is(err, ErrExternalData) || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v\nwant %s", err, want)
+			}
+		})
+	}
+}
+
+// makeFIFO creates a named pipe with the mkfifo command, which keeps this file free of
+// unix-only syscalls so that it builds everywhere.
+func makeFIFO(path string) error {
+	if runtime.GOOS == "windows" {
+		return errors.New("no FIFOs on windows")
+	}
+	mkfifo, err := exec.LookPath("mkfifo")
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command(mkfifo, path).CombinedOutput(); err != nil {
+		return fmt.Errorf("mkfifo: %w: %s", err, out)
+	}
+	return nil
 }

@@ -302,7 +302,7 @@ func TestSafetensorsErrors(t *testing.T) {
 		{"huge shape", safetensorsFile(`{"w":{"dtype":"F32","shape":[1099511627776,1099511627776],"data_offsets":[0,16]}}`, data), "invalid shape"},
 		{"negative dim", safetensorsFile(`{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,16]}}`, data), "invalid shape"},
 		{"size mismatch", safetensorsFile(`{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}`, data), "hold 16 bytes, but F32 [3] needs 12"},
-		{"reversed offsets", safetensorsFile(`{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}}`, data), "data_offsets [8 4]"},
+		{"reversed offsets", safetensorsFile(`{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}}`, data), "data_offsets [8, 4], which end before they begin"},
 		{"header past EOF", binary.LittleEndian.AppendUint64(nil, 1<<40), "header length 1099511627776"},
 		{"huge header", append(binary.LittleEndian.AppendUint64(nil, 200_000_000), '{'), "header length 200000000"},
 		{"bad dtype", safetensorsFile(`{"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}}`, data), `unsupported dtype "F8_E4M3"`},

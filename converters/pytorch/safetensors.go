@@ -2,11 +2,15 @@ package pytorch
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
@@ -34,8 +38,9 @@ type safetensorsEntry struct {
 // ReadSafetensors reads a .safetensors file: an 8-byte little-endian header length N, N bytes of
 // JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}, then the
 // data, each tensor dense, row-major and little-endian at [begin, end) relative to the end of the
-// header. Every shape and offset is validated (end within the file, end-begin equal to the size
-// the dtype and shape imply) before any tensor is allocated.
+// header. Every entry is validated before any tensor is allocated: end not before begin and
+// within the data, end-begin equal to the size the dtype and shape imply, and, as the format
+// requires, the ranges sorted by offset tiling the whole data buffer (see checkSafetensorsLayout).
 func ReadSafetensors(r io.ReaderAt, size int64) (StateDict, error) {
 	var lenBuf [8]byte
 	if size < 8 {
@@ -59,14 +64,18 @@ func ReadSafetensors(r io.ReaderAt, size int64) (StateDict, error) {
 	}
 	dataStart := 8 + int64(n)
 	dataLen := uint64(size - dataStart)
+	// Entries are checked in name order so that, of several bad ones, the same is always reported.
 	names := make([]string, 0, len(raw))
-	entries := map[string]safetensorsEntry{}
-	for name, msg := range raw {
-		if name == "__metadata__" {
-			continue
+	for name := range raw {
+		if name != "__metadata__" {
+			names = append(names, name)
 		}
+	}
+	slices.Sort(names)
+	entries := make(map[string]safetensorsEntry, len(names))
+	for _, name := range names {
 		var e safetensorsEntry
-		dec := json.NewDecoder(bytes.NewReader(msg))
+		dec := json.NewDecoder(bytes.NewReader(raw[name]))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&e); err != nil {
 			return nil, fmt.Errorf("%w: safetensors tensor %q: %w", ErrFormat, name, err)
@@ -75,25 +84,34 @@ func ReadSafetensors(r io.ReaderAt, size int64) (StateDict, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: safetensors tensor %q has unsupported dtype %q", ErrFormat, name, e.DType)
 		}
-		shape, err := tensor.CheckShape(e.Shape)
-		if err != nil {
+		if _, err := tensor.CheckShape(e.Shape); err != nil {
 			return nil, fmt.Errorf("%w: safetensors tensor %q: %w", ErrFormat, name, err)
 		}
-		if len(e.DataOffsets) != 2 || e.DataOffsets[0] > e.DataOffsets[1] || e.DataOffsets[1] > dataLen {
-			return nil, fmt.Errorf("%w: safetensors tensor %q has data_offsets %v outside the %d data bytes",
-				ErrFormat, name, e.DataOffsets, dataLen)
+		if len(e.DataOffsets) != 2 {
+			return nil, fmt.Errorf("%w: safetensors tensor %q has data_offsets %v, not [begin, end]", ErrFormat, name, e.DataOffsets)
 		}
-		if want := uint64(shape.Size()) * uint64(dt.ByteSize()); e.DataOffsets[1]-e.DataOffsets[0] != want {
-			return nil, fmt.Errorf("%w: safetensors tensor %q: data_offsets %v hold %d bytes, but %s %v needs %d",
-				ErrFormat, name, e.DataOffsets, e.DataOffsets[1]-e.DataOffsets[0], e.DType, e.Shape, want)
+		begin, end := e.DataOffsets[0], e.DataOffsets[1]
+		if end < begin {
+			return nil, fmt.Errorf("%w: safetensors tensor %q has data_offsets [%d, %d], which end before they begin",
+				ErrFormat, name, begin, end)
 		}
-		names = append(names, name)
+		if end > dataLen {
+			return nil, fmt.Errorf("%w: safetensors tensor %q has data_offsets [%d, %d] outside the %d data bytes",
+				ErrFormat, name, begin, end, dataLen)
+		}
+		want, ok := safetensorsByteLen(e.Shape, dt.ByteSize())
+		if !ok || end-begin != want {
+			return nil, fmt.Errorf("%w: safetensors tensor %q: data_offsets [%d, %d] hold %d bytes, but %s %v needs %s",
+				ErrFormat, name, begin, end, end-begin, e.DType, e.Shape, byteLenString(want, ok))
+		}
 		entries[name] = e
 	}
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%w: safetensors file holds no tensors", ErrStateDict)
 	}
-	slices.Sort(names)
+	if err := checkSafetensorsLayout(names, entries, dataLen); err != nil {
+		return nil, err
+	}
 	sd := make(StateDict, len(names))
 	for _, name := range names {
 		e := entries[name]
@@ -109,4 +127,79 @@ func ReadSafetensors(r io.ReaderAt, size int64) (StateDict, error) {
 		sd[name] = t
 	}
 	return sd, nil
+}
+
+// safetensorsByteLen returns elemSize times the product of dims (all non-negative), or false if
+// that overflows a uint64. tensor.CheckShape already bounds the element count, but it converts
+// dims to int, which is 32 bits on some platforms; this product depends only on the header.
+func safetensorsByteLen(dims []int64, elemSize int) (uint64, bool) {
+	n := uint64(elemSize)
+	for _, d := range dims {
+		hi, lo := bits.Mul64(n, uint64(d))
+		if hi != 0 {
+			return 0, false
+		}
+		n = lo
+	}
+	return n, true
+}
+
+// byteLenString formats a size from safetensorsByteLen for an error message.
+func byteLenString(n uint64, ok bool) string {
+	if !ok {
+		return "more than 2^64 bytes"
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+// checkSafetensorsLayout applies the rule of the safetensors specification (and of its reference
+// reader's Metadata::validate) to ranges already known to lie within the data: sorted by
+// (begin, end), each range must begin where the previous one ended, starting at 0, and the last
+// must end at the end of the data. So no two tensors share bytes (one weight would silently read
+// another's) and no bytes lie outside every tensor (the reference reader refuses such files).
+// The header's key order carries no meaning: JSON objects are unordered, and the reference reader
+// also sorts by offset first, since writers have laid tensors out in different orders (by name,
+// by dtype alignment). Ties are broken by name, so errors are deterministic.
+func checkSafetensorsLayout(names []string, entries map[string]safetensorsEntry, dataLen uint64) error {
+	order := slices.Clone(names)
+	slices.SortFunc(order, func(a, b string) int {
+		ea, eb := entries[a].DataOffsets, entries[b].DataOffsets
+		if c := cmp.Compare(ea[0], eb[0]); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(ea[1], eb[1]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	prev := ""       // the tensor whose range ends at pos (names may be "", so i == 0 marks the start)
+	pos := uint64(0) // the end of the bytes covered so far
+	for i, name := range order {
+		begin, end := entries[name].DataOffsets[0], entries[name].DataOffsets[1]
+		switch {
+		case begin < pos && end > begin:
+			return fmt.Errorf("%w: safetensors tensors %q (data_offsets %s) and %q (data_offsets %s) overlap",
+				ErrFormat, prev, offsetsString(entries[prev]), name, offsetsString(entries[name]))
+		case begin < pos:
+			return fmt.Errorf("%w: safetensors tensor %q (data_offsets %s) lies inside tensor %q (data_offsets %s)",
+				ErrFormat, name, offsetsString(entries[name]), prev, offsetsString(entries[prev]))
+		case begin > pos && i == 0:
+			return fmt.Errorf("%w: safetensors data bytes [%d, %d) before tensor %q (data_offsets %s) belong to no tensor",
+				ErrFormat, pos, begin, name, offsetsString(entries[name]))
+		case begin > pos:
+			return fmt.Errorf("%w: safetensors data bytes [%d, %d) between tensors %q (data_offsets %s) and %q (data_offsets %s) belong to no tensor",
+				ErrFormat, pos, begin, prev, offsetsString(entries[prev]), name, offsetsString(entries[name]))
+		}
+		prev, pos = name, end
+	}
+	if pos != dataLen {
+		return fmt.Errorf("%w: safetensors data bytes [%d, %d) after tensor %q (data_offsets %s) belong to no tensor",
+			ErrFormat, pos, dataLen, prev, offsetsString(entries[prev]))
+	}
+	return nil
+}
+
+// offsetsString formats an entry's data_offsets as the header spells them.
+func offsetsString(e safetensorsEntry) string {
+	return fmt.Sprintf("[%d, %d]", e.DataOffsets[0], e.DataOffsets[1])
 }

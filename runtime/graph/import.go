@@ -17,6 +17,10 @@ import (
 // unsupported value types.
 var ErrInvalidGraph = errors.New("invalid graph")
 
+// ErrUnsupportedOpset is wrapped by the error about a model whose default-domain (ai.onnx) opset
+// lies outside ops.MinOpset..ops.MaxOpset.
+var ErrUnsupportedOpset = errors.New("unsupported opset")
+
 // Load reads an ONNX file and imports it with the default operator registry. External data is
 // resolved relative to the file's folder.
 //
@@ -40,7 +44,8 @@ func Load(path string) (*Graph, error) {
 }
 
 // Import builds a Graph from a model. baseDir is the folder external data is resolved against
-// ("" refuses external data). Every node must be supported by reg at the model's opset.
+// ("" refuses external data). The default-domain opset must lie in ops.MinOpset..ops.MaxOpset,
+// and every node must be supported by reg at the model's opset.
 func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, error) {
 	gp := m.GetGraph()
 	if gp == nil {
@@ -55,7 +60,14 @@ func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, er
 		values:          map[string]*Value{},
 	}
 	for _, o := range m.GetOpsetImport() {
-		g.Opsets[ops.NormalizeDomain(o.GetDomain())] = int(o.GetVersion())
+		d, v := ops.NormalizeDomain(o.GetDomain()), o.GetVersion()
+		// Outside the range the decoders know, Lookup would quietly decode a newer opset with an
+		// older Schema, whose meaning may differ. Checked as int64, before the conversion to int.
+		if d == "" && (v < ops.MinOpset || v > ops.MaxOpset) {
+			return nil, fmt.Errorf("%w: default-domain opset %d (dnx supports %d to %d)",
+				ErrUnsupportedOpset, v, ops.MinOpset, ops.MaxOpset)
+		}
+		g.Opsets[d] = int(v)
 	}
 	if len(m.GetOpsetImport()) == 0 {
 		g.Opsets[""] = 1 // IR version 1-2 models without opset_import mean opset 1
@@ -233,7 +245,7 @@ func (g *Graph) inferTypes() error {
 		if c, ok := n.Op.(*ops.Constant); ok && len(n.Outputs) == 1 && n.Outputs[0] != nil && c.Value != nil {
 			known[n.Outputs[0]] = c.Value
 		}
-		types, err := n.Op.Infer(args)
+		types, err := ops.InferChecked(n.Op, args)
 		if err != nil {
 			return fmt.Errorf("%s: %w", n, err)
 		}

@@ -2,9 +2,13 @@ package graph
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -186,5 +190,91 @@ func TestCloneIsIndependent(t *testing.T) {
 	}
 	if err := g.Validate(); err != nil {
 		t.Errorf("original invalid after editing the clone: %v", err)
+	}
+}
+
+// TestImportOpsetRange checks that Import refuses a default-domain opset outside
+// ops.MinOpset..ops.MaxOpset, under both spellings of the domain, and only for that domain.
+func TestImportOpsetRange(t *testing.T) {
+	tests := []struct {
+		version int64
+		ok      bool
+	}{
+		{-1, false},
+		{0, false},
+		{ops.MinOpset - 1, false},
+		{ops.MinOpset, true},
+		{13, true},
+		{ops.MaxOpset, true},
+		{ops.MaxOpset + 1, false},
+		{30, false},
+		{1<<32 + 13, false}, // 13 once truncated to 32 bits
+	}
+	for _, domain := range []string{"", "ai.onnx"} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%q/%d", domain, tc.version), func(t *testing.T) {
+				m := chain()
+				m.OpsetImport = []*onnxpb.OperatorSetIdProto{{Domain: proto.String(domain), Version: proto.Int64(tc.version)}}
+				g, err := Import(m, "", testRegistry())
+				if tc.ok {
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := g.Opsets[""]; got != int(tc.version) {
+						t.Errorf("Opsets[\"\"] = %d, want %d", got, tc.version)
+					}
+					return
+				}
+				want := fmt.Sprintf("unsupported opset: default-domain opset %d (dnx supports %d to %d)", tc.version, ops.MinOpset, ops.MaxOpset)
+				if !errors.Is(err, ErrUnsupportedOpset) || err.Error() != want {
+					t.Errorf("err = %v, want %q wrapping ErrUnsupportedOpset", err, want)
+				}
+			})
+		}
+	}
+	// Other domains keep their own versioning: a custom domain at version 30 is no error.
+	m := chain()
+	m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String("com.example"), Version: proto.Int64(30)})
+	if _, err := Import(m, "", testRegistry()); err != nil {
+		t.Errorf("custom domain at version 30: %v", err)
+	}
+}
+
+// TestLoadErrorsNameTheModel checks that the errors of Load for an opset out of range and for
+// external data that is not a regular file are one line naming the model file and, for the
+// latter, the initializer and the location.
+func TestLoadErrorsNameTheModel(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "weights"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ext := &onnxpb.TensorProto{
+		Name: proto.String("w"), DataType: proto.Int32(int32(tensor.Float32)), Dims: []int64{2},
+		DataLocation: onnxpb.TensorProto_EXTERNAL.Enum(),
+		ExternalData: []*onnxpb.StringStringEntryProto{{Key: proto.String("location"), Value: proto.String("weights")}},
+	}
+	tests := []struct {
+		name   string
+		mutate func(m *onnxpb.ModelProto)
+		want   string // after "<path>: "
+	}{
+		{"opset 30", func(m *onnxpb.ModelProto) { m.OpsetImport[0].Version = proto.Int64(30) },
+			"unsupported opset: default-domain opset 30 (dnx supports 1 to 25)"},
+		{"external data in a directory", func(m *onnxpb.ModelProto) { m.Graph.Initializer = []*onnxpb.TensorProto{ext} },
+			`initializer "w": tensor "w": invalid external tensor data: location "weights" is a directory, not a regular file`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := chain()
+			tc.mutate(m)
+			path := filepath.Join(dir, "model.onnx")
+			if err := onnx.WriteModelFile(path, m); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if want := path + ": " + tc.want; err == nil || err.Error() != want {
+				t.Errorf("err = %v\nwant %s", err, want)
+			}
+		})
 	}
 }

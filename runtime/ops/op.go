@@ -49,6 +49,17 @@ type Schema struct {
 	Decode func(n *Node) (Op, error)
 }
 
+// The default-domain (ai.onnx) opsets dnx decodes. The schemas reach back to opset 1, old forms
+// included (Reshape-1's shape attribute, BatchNormalization-1's is_test); an operator implemented
+// only from a later version is refused by Lookup, which names that version. MaxOpset is the opset
+// of ONNX 1.20 (IR 13), the newest whose operator changes dnx has reviewed. Lookup alone would
+// decode a newer opset with the newest older Schema, which is wrong wherever that opset changed
+// the operator, so graph.Import refuses default-domain opsets outside the range.
+const (
+	MinOpset = 1
+	MaxOpset = 25
+)
+
 // Registry finds the Schema for a node. Build one with NewRegistry; it holds no global state.
 type Registry struct {
 	schemas map[string][]Schema // key: domain + "\x00" + op type; sorted by Since
