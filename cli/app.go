@@ -6,7 +6,9 @@
 // Every failure ends the process with a non-zero status and exactly one line on stderr, prefixed
 // with "dnx: " and naming the file (and, for model errors, the node) at fault. Usage mistakes exit
 // with status 2, other errors with status 1; a panic, which is always a dnx bug, is recovered into
-// an "internal error" line and status 3.
+// an "internal error" line and status 3. SIGINT (Ctrl-C) and SIGTERM cancel the running command,
+// which stops cleanly (dnx finetune saves its checkpoint first), and the status is then that of a
+// process killed by the signal: 130 and 143. A second signal ends the process at once.
 //
 // Flags may follow the positional arguments (`dnx inspect model.onnx --json`): the arguments are
 // reordered before urfave/cli, which stops at the first positional argument, parses them.
@@ -20,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 )
@@ -46,16 +49,74 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
-// Main runs the dnx command line with os.Args, cancelling the running command on an interrupt,
-// and returns the process exit status.
+// Main runs the dnx command line with os.Args, cancelling the running command on SIGINT or
+// SIGTERM, and returns the process exit status.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := notifySignals(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, os.Args, os.Stdout, os.Stderr)
 }
 
+// signalCause is the cause (context.Cause) of a context that notifySignals cancelled. Run exits
+// with 128 + the signal's number when the command fails after it, as a shell reports a process
+// the signal killed: 130 for SIGINT, 143 for SIGTERM.
+type signalCause struct{ sig os.Signal }
+
+func (e signalCause) Error() string { return signalName(e.sig) + " received" }
+
+// status returns the exit status for the signal.
+func (e signalCause) status() int {
+	if s, ok := e.sig.(syscall.Signal); ok && s > 0 && s < 128 {
+		return 128 + int(s)
+	}
+	return exitError
+}
+
+// signalName returns "SIGINT", "SIGTERM" or the signal's description.
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// contextSignal returns the signal that cancelled ctx, if any.
+func contextSignal(ctx context.Context) (signalCause, bool) {
+	var sc signalCause
+	ok := errors.As(context.Cause(ctx), &sc)
+	return sc, ok
+}
+
+// notifySignals returns a copy of parent that is cancelled, with a signalCause, when one of sigs
+// arrives. The first signal only cancels: the command stops cleanly. Signal delivery is then
+// restored to the default, so a second one ends the process at once (with no clean-up). stop
+// releases the resources and the signals.
+func notifySignals(parent context.Context, sigs ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			cancel(signalCause{s})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel(context.Canceled)
+	}
+}
+
 // Run runs the command line args (args[0] is the program name) with the given output streams and
-// returns the exit status. It never panics.
+// returns the exit status. It never panics. When ctx was cancelled by a signal (see
+// notifySignals) and the command fails, the status is the signal's (130, 143).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status int) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -69,6 +130,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) (status i
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "dnx: %s\n", oneLine(err.Error()))
+	if sc, ok := contextSignal(ctx); ok {
+		return sc.status()
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return exitUsage

@@ -57,6 +57,12 @@ type checkpointMeta struct {
 	TrainSeconds float64 `json:"train_seconds"`
 	// ActivationBytes is the largest activation memory of a step so far.
 	ActivationBytes int64 `json:"activation_bytes"`
+	// FirstLoss is the loss of the run's first step, the reference of the divergence check (see
+	// explosionFactor); nil before the first step, and in checkpoints written before it was kept.
+	FirstLoss *float64 `json:"first_loss,omitempty"`
+	// Skipped lists the image files left out of batches so far because they could not be
+	// decoded (found mid-epoch: the ones whose header is unreadable are found at every start).
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // runSeeds are the seeds of the run's random choices.
@@ -89,6 +95,67 @@ func (s epochSums) acc() float64 { return float64(s.Correct) / float64(s.Images)
 // stateSaver is the part of the trainer a checkpoint needs.
 type stateSaver interface {
 	SaveState(w io.Writer) error
+}
+
+// checkpointTempPrefix starts the name of the temporary file onnx.WriteFileAtomic writes a
+// checkpoint to before renaming it into place: "." + checkpointName + ".tmp-", then the decimal
+// number os.CreateTemp draws. A process killed during a save leaves it behind.
+const checkpointTempPrefix = "." + checkpointName + ".tmp-"
+
+// isCheckpointTemp reports whether name is one of our temporary checkpoint files, and nothing
+// else: the prefix followed by digits only.
+func isCheckpointTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, checkpointTempPrefix)
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+}
+
+// removeStaleTemps removes the temporary checkpoint files (isCheckpointTemp, regular files only)
+// that saves cut short left in dir, and returns their paths. A missing dir holds none.
+//
+// Two runs must not share a checkpoint folder (prepareCheckpointDir refuses a second fresh run),
+// so a temporary file there at start belongs to a dead process.
+func removeStaleTemps(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isCheckpointTemp(e.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			return removed, err
+		}
+		removed = append(removed, path)
+	}
+	return removed, nil
+}
+
+// prepareCheckpointDir readies the --checkpoint folder dir ("" for none) before a run. A
+// checkpoint already there belongs to another run: a run without --resume (which continues it)
+// refuses to replace it unless overwrite. Temporary files of saves cut short are removed, each
+// named on stderr.
+func prepareCheckpointDir(dir string, resume, overwrite bool, stderr io.Writer) error {
+	if dir == "" {
+		return nil
+	}
+	if _, err := os.Stat(checkpointPath(dir)); err == nil && !resume && !overwrite {
+		return usagef("finetune: --checkpoint %s already holds a run's checkpoint (%s): continue that run with --resume, or start afresh with --overwrite",
+			dir, checkpointPath(dir))
+	}
+	removed, err := removeStaleTemps(dir)
+	for _, path := range removed {
+		fmt.Fprintf(stderr, "finetune: removed %s, left by a checkpoint save that was cut short\n", path)
+	}
+	if err != nil {
+		return fmt.Errorf("finetune: --checkpoint %s: removing stale temporary files: %w", dir, err)
+	}
+	return nil
 }
 
 // checkpointPath returns the checkpoint file in dir.
@@ -160,7 +227,7 @@ func readCheckpoint(dir string) (checkpointMeta, []byte, error) {
 	m := binary.LittleEndian.Uint64(rest)
 	rest = rest[8:]
 	if m != uint64(len(rest)) {
-		return checkpointMeta{}, nil, bad("trainer state is %d bytes, the header says %d", len(rest), m)
+		return checkpointMeta{}, nil, bad("trainer state is %s, the header says %d", plural(len(rest), "byte"), m)
 	}
 	if meta.Epoch < 0 || meta.Batch < 0 || meta.Step < 0 {
 		return checkpointMeta{}, nil, bad("negative position (epoch %d, batch %d, step %d)", meta.Epoch, meta.Batch, meta.Step)

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -43,30 +47,49 @@ func finetuneCommand() *ucli.Command {
 			"  --cifar DIR         the CIFAR-10/100 binary distribution (training split)\n" +
 			"  --x FILE --y FILE   [N,3,H,W] float32 images (already normalised) and [N] labels (.npy or .pb)\n" +
 			"Validation (loss and accuracy after every epoch) uses --val DIR (an image folder for --data,\n" +
-			"the CIFAR test split for --cifar) or --val-split F (a random fraction held out). Images are\n" +
-			"resized to the model's input size (its input dims, or --input-size) and normalised with the\n" +
-			"mean/std of the preset named by the model's metadata (models from 'dnx build'), else ImageNet's.\n" +
+			"the CIFAR test split for --cifar), --val-x FILE --val-y FILE (tensors, for --x/--y) or\n" +
+			"--val-split F (a random fraction held out).\n" +
+			"\n" +
+			"Images (--data, --cifar) are resized to the model's input size (its input dims, or\n" +
+			"--input-size) and normalised with the mean/std its metadata names (models from 'dnx build'\n" +
+			"or 'dnx finetune'); --mean R,G,B and --std R,G,B override it. A model without that metadata\n" +
+			"(a PyTorch export) needs both flags, e.g. ImageNet's --mean 0.485,0.456,0.406\n" +
+			"--std 0.229,0.224,0.225. Tensors (--x) are taken as already normalised. Every image's header\n" +
+			"is checked before training; an image that cannot be decoded is skipped with a warning and\n" +
+			"counted in the summary.\n" +
 			"\n" +
 			"The run lasts --epochs E or --steps S of --batch B images. --checkpoint DIR saves the state\n" +
-			"every epoch, every --checkpoint-every steps and on an interrupt (Ctrl-C); run the same command\n" +
-			"with --resume to continue: the result is the same as an uninterrupted run's. The result,\n" +
-			"written atomically to -o, is an eval-mode ONNX model with the initializer names of MODEL and\n" +
-			"updated BatchNormalization running statistics.\n" +
+			"every epoch, every --checkpoint-every steps and on SIGINT (Ctrl-C) or SIGTERM, which then end\n" +
+			"the run with status 130 or 143; run the same command with --resume to continue: the result is\n" +
+			"the same as an uninterrupted run's. A run without --resume refuses a DIR that holds another\n" +
+			"run's checkpoint unless --overwrite is given. The result, written atomically to -o, is an\n" +
+			"eval-mode ONNX model with the initializer names of MODEL and updated BatchNormalization\n" +
+			"running statistics. -o, --log-json and --checkpoint are checked before training starts.\n" +
+			"\n" +
+			"Divergence stops the run at once, with status 1 and no -o model: a step whose loss or\n" +
+			"gradient is not finite (the step is not applied), or a loss above 100 x max(the first step's\n" +
+			"loss, ln(classes)). No checkpoint is saved then: the last one saved before the divergence\n" +
+			"stays (resuming with the same settings would diverge again; start afresh with a lower --lr\n" +
+			"or --clip-norm).\n" +
 			"\n" +
 			"Progress goes to stderr; --log-json FILE (or - for stdout) gets one JSON object per step\n" +
-			"(step, epoch, loss, acc, lr, images_per_s, ...) and per validation (epoch, val_acc, val_loss).",
+			"(step, epoch, loss, acc, lr, images_per_s, ...) and per validation (epoch, val_acc, val_loss).\n" +
+			"With --resume the file is continued from the checkpoint's step: lines a stopped run wrote\n" +
+			"after its last checkpoint are dropped first.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "data", Usage: "training image folder `DIR` (one sub-folder per class)"},
 			&ucli.StringFlag{Name: "cifar", Usage: "CIFAR-10/100 binary `DIR` (data_batch_*.bin or train.bin)"},
 			&ucli.StringFlag{Name: "x", Usage: "training images `FILE` (.npy or .pb), [N,3,H,W] float32, normalised"},
 			&ucli.StringFlag{Name: "y", Usage: "training labels `FILE` (.npy or .pb), [N] int64 or int32"},
 			&ucli.StringFlag{Name: "val", Usage: "validation `DIR`: an image folder with --data, a CIFAR folder (test split) with --cifar"},
+			&ucli.StringFlag{Name: "val-x", Usage: "validation images `FILE` (.npy or .pb) for --x/--y, [N,3,H,W] float32, normalised"},
+			&ucli.StringFlag{Name: "val-y", Usage: "validation labels `FILE` (.npy or .pb) for --x/--y, [N] int64 or int32"},
 			&ucli.Float64Flag{Name: "val-split", Usage: "hold out the fraction `F` (0 < F < 1) of the training data for validation"},
 			&ucli.IntFlag{Name: "epochs", Usage: "train for `E` passes over the data"},
 			&ucli.IntFlag{Name: "steps", Usage: "train for `S` optimizer steps (batches)"},
 			&ucli.IntFlag{Name: "batch", Usage: "images per step `B`"},
 			&ucli.StringFlag{Name: "optimizer", Value: "sgd", Usage: "optimizer `NAME`: sgd, adam or adamw"},
-			&ucli.Float64Flag{Name: "lr", Usage: "learning rate `X`", DefaultText: "0.01 for sgd, 0.001 for adam and adamw"},
+			&ucli.Float64Flag{Name: "lr", Usage: "learning rate `X` (a run whose loss becomes non-finite or exceeds 100 x max(first loss, ln classes) stops)", DefaultText: "0.01 for sgd, 0.001 for adam and adamw"},
 			&ucli.Float64Flag{Name: "momentum", Value: 0.9, Usage: "SGD momentum `X`"},
 			&ucli.Float64Flag{Name: "weight-decay", Usage: "weight decay `X` (L2 for sgd and adam, decoupled for adamw)", DefaultText: "1e-4 for sgd, 0 for adam, 0.01 for adamw"},
 			&ucli.BoolFlag{Name: "nesterov", Usage: "Nesterov momentum (sgd)"},
@@ -79,7 +102,7 @@ func finetuneCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "classes", Usage: "replace the classifier with a fresh one of `N` outputs"},
 			&ucli.StringSliceFlag{Name: "freeze", Usage: "do not train the initializers whose names start with `PREFIX` (repeatable; e.g. features)"},
 			&ucli.BoolFlag{Name: "freeze-bn", Usage: "normalise with the BN running statistics and keep them unchanged"},
-			&ucli.Int64Flag{Name: "seed", Value: 1, Usage: "`N` seeds the shuffling, augmentation, --val-split and --classes head"},
+			&ucli.Int64Flag{Name: "seed", Value: 1, Usage: "`N` seeds the shuffling, augmentation, --val-split, --classes head and Dropout masks"},
 			&ucli.BoolFlag{Name: "no-shuffle", Usage: "visit the training images in order"},
 			&ucli.BoolFlag{Name: "no-augment", Usage: "no random crops and flips"},
 			&ucli.BoolFlag{Name: "memory-efficient", Value: true, Usage: "recompute BN-ReLU outputs in the backward pass instead of keeping them (--memory-efficient=false to keep them)"},
@@ -87,7 +110,10 @@ func finetuneCommand() *ucli.Command {
 			&ucli.StringFlag{Name: "checkpoint", Usage: "save checkpoints in `DIR` (every epoch, every --checkpoint-every steps, on interrupt)"},
 			&ucli.IntFlag{Name: "checkpoint-every", Usage: "also save a checkpoint every `N` steps"},
 			&ucli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint in --checkpoint DIR"},
-			&ucli.StringFlag{Name: "log-json", Usage: "write one JSON line per step and per validation to `FILE` as the run goes (- for stdout; appended to with --resume)"},
+			&ucli.BoolFlag{Name: "overwrite", Usage: "start afresh even though --checkpoint DIR holds another run's checkpoint (replaced at the first save)"},
+			&ucli.StringFlag{Name: "log-json", Usage: "write one JSON line per step and per validation to `FILE` as the run goes (- for stdout; continued from the checkpoint's step with --resume)"},
+			&ucli.StringFlag{Name: "mean", Usage: "normalise images with the per-channel mean `R,G,B` (of [0,1] pixels; overrides the model's metadata)"},
+			&ucli.StringFlag{Name: "std", Usage: "normalise images with the per-channel standard deviation `R,G,B` (> 0; overrides the model's metadata)"},
 			&ucli.IntFlag{Name: "input-size", Usage: "image height and width `S` when the model's input dims are symbolic"},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output model `FILE` (.onnx), written atomically"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the final summary as one JSON object (and no progress line)"},
@@ -100,8 +126,9 @@ func finetuneCommand() *ucli.Command {
 type finetuneConfig struct {
 	model                   string
 	dataDir, cifarDir, x, y string
-	val                     string
+	val, valX, valY         string
 	valSplit                float64
+	mean, std               *[3]float32 // --mean, --std; nil when not given
 	epochs, steps, batch    int
 	opts                    train.Options
 	classes                 int
@@ -109,7 +136,7 @@ type finetuneConfig struct {
 	shuffle, augment        bool
 	checkpoint              string
 	checkpointEvery         int
-	resume                  bool
+	resume, overwrite       bool
 	logJSON                 string
 	inputSize               int
 	output                  string
@@ -135,7 +162,8 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 	}
 	cfg := &finetuneConfig{
 		model: c.Args().First(), dataDir: c.String("data"), cifarDir: c.String("cifar"),
-		x: c.String("x"), y: c.String("y"), val: c.String("val"), valSplit: c.Float64("val-split"),
+		x: c.String("x"), y: c.String("y"), val: c.String("val"), valX: c.String("val-x"), valY: c.String("val-y"),
+		valSplit: c.Float64("val-split"), overwrite: c.Bool("overwrite"),
 		epochs: c.Int("epochs"), steps: c.Int("steps"), batch: c.Int("batch"),
 		classes: c.Int("classes"), seed: c.Int64("seed"),
 		shuffle: !c.Bool("no-shuffle"), augment: !c.Bool("no-augment"),
@@ -156,11 +184,38 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 	case (cfg.x == "") != (cfg.y == ""):
 		return nil, usagef("finetune: --x and --y go together (images and labels)")
 	}
-	if c.IsSet("val") && c.IsSet("val-split") {
-		return nil, usagef("finetune: --val and --val-split are exclusive")
+	valSources := 0
+	for _, set := range []bool{c.IsSet("val"), c.IsSet("val-split"), cfg.valX != "" || cfg.valY != ""} {
+		if set {
+			valSources++
+		}
 	}
-	if c.IsSet("val") && cfg.x != "" {
-		return nil, usagef("finetune: --val takes a folder, for --data or --cifar; with --x/--y hold out data with --val-split F")
+	switch {
+	case valSources > 1:
+		return nil, usagef("finetune: give one validation source: --val DIR, --val-x FILE --val-y FILE or --val-split F")
+	case (cfg.valX == "") != (cfg.valY == ""):
+		return nil, usagef("finetune: --val-x and --val-y go together (validation images and labels)")
+	case cfg.valX != "" && cfg.x == "":
+		return nil, usagef("finetune: --val-x/--val-y hold validation tensors for --x/--y; with --data or --cifar give a validation folder with --val DIR")
+	case c.IsSet("val") && cfg.x != "":
+		return nil, usagef("finetune: --val takes a folder, for --data or --cifar; with --x/--y give --val-x FILE --val-y FILE or hold out data with --val-split F")
+	}
+	for _, f := range []struct {
+		name string
+		dst  **[3]float32
+		std  bool
+	}{{"mean", &cfg.mean, false}, {"std", &cfg.std, true}} {
+		if !c.IsSet(f.name) {
+			continue
+		}
+		if cfg.x != "" {
+			return nil, usagef("finetune: --%s applies to images (--data, --cifar); --x holds tensors that are taken as already normalised", f.name)
+		}
+		v, err := parseChannels(c.String(f.name), f.std)
+		if err != nil {
+			return nil, usagef("finetune: --%s %q: %v (e.g. ImageNet's --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)", f.name, c.String(f.name), err)
+		}
+		*f.dst = &v
 	}
 	if c.IsSet("val-split") && !(cfg.valSplit > 0 && cfg.valSplit < 1) {
 		return nil, usagef("finetune: --val-split %g: want a fraction strictly between 0 and 1", cfg.valSplit)
@@ -186,6 +241,10 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 		return nil, usagef("finetune: --input-size %d: want 1..%d", cfg.inputSize, imageio.MaxSize)
 	case cfg.resume && cfg.checkpoint == "":
 		return nil, usagef("finetune: --resume needs --checkpoint DIR (the folder the interrupted run saved to)")
+	case cfg.overwrite && cfg.checkpoint == "":
+		return nil, usagef("finetune: --overwrite needs --checkpoint DIR (it allows replacing the checkpoint there)")
+	case cfg.overwrite && cfg.resume:
+		return nil, usagef("finetune: --resume continues the checkpoint in --checkpoint DIR and --overwrite replaces it: give one")
 	case cfg.checkpointEvery < 0:
 		return nil, usagef("finetune: --checkpoint-every %d: want 0 (per epoch only) or more", cfg.checkpointEvery)
 	case cfg.checkpointEvery > 0 && cfg.checkpoint == "":
@@ -200,6 +259,7 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 		FreezeBNStats:   c.Bool("freeze-bn"),
 		LabelSmoothing:  c.Float64("label-smoothing"),
 		Threads:         c.Int("threads"),
+		Seed:            uint64(cfg.seed), // Dropout masks
 	}
 	for _, p := range o.Freeze {
 		if p == "" {
@@ -270,6 +330,27 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 	return cfg, nil
 }
 
+// parseChannels parses a mean or standard deviation (positive) per input channel: three finite
+// numbers (R, G, B), comma-separated; a standard deviation must be above 0.
+func parseChannels(s string, positive bool) ([3]float32, error) {
+	var v [3]float32
+	parts := strings.Split(s, ",")
+	if len(parts) != len(v) {
+		return v, fmt.Errorf("want %d comma-separated numbers, one per input channel (R,G,B)", len(v))
+	}
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		switch {
+		case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+			return v, fmt.Errorf("value %d (%q) is not a finite number", i+1, strings.TrimSpace(p))
+		case positive && f <= 0:
+			return v, fmt.Errorf("value %d is %g; a standard deviation must be above 0", i+1, f)
+		}
+		v[i] = float32(f)
+	}
+	return v, nil
+}
+
 // settings returns the settings that decide the result of the run, by flag name, for the
 // checkpoint: a resumed run must agree on all of them except the run's length. modelHash is the
 // SHA-256 of the model file.
@@ -290,7 +371,14 @@ func (c *finetuneConfig) settings(modelHash string, total int) map[string]string
 		"augment": strconv.FormatBool(c.augment), "memory-efficient": strconv.FormatBool(o.MemoryEfficient),
 		"input-size": strconv.Itoa(c.inputSize),
 	}
-	for _, k := range []string{"data", "cifar", "x", "y", "val"} {
+	// Settings added after the checkpoint format are recorded only when given, so that older
+	// checkpoints, which lack them, still resume.
+	for k, v := range map[string]string{"val-x": c.valX, "val-y": c.valY, "mean": channelsText(c.mean), "std": channelsText(c.std)} {
+		if v != "" {
+			s[k] = v
+		}
+	}
+	for _, k := range []string{"data", "cifar", "x", "y", "val", "val-x", "val-y"} {
 		if s[k] != "" {
 			if abs, err := filepath.Abs(s[k]); err == nil {
 				s[k] = abs
@@ -341,7 +429,15 @@ type finetuneReport struct {
 	ActivationBytes int64   `json:"activation_bytes"`
 	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
 	MemoryEfficient bool    `json:"memory_efficient"`
-	Normalization   string  `json:"normalization"`
+	// Normalization describes the images' normalisation: "preset tiny", "--mean/--std", ...
+	Normalization string `json:"normalization"`
+	// NormalizationSource says where it comes from: "metadata", "flags", "metadata+flags" (one
+	// of --mean and --std), or "none" for tensors, taken as already normalised.
+	NormalizationSource string     `json:"normalization_source"`
+	Mean                *[3]number `json:"mean"` // null for tensors
+	Std                 *[3]number `json:"std"`
+	// UnreadableImages counts the image files left out because they cannot be decoded.
+	UnreadableImages int `json:"unreadable_images"`
 }
 
 // stepLog is one --log-json line per training step.
@@ -426,12 +522,15 @@ type finetuneRun struct {
 	tr        *train.Trainer
 	trainLd   *data.Loader
 	valLd     *data.Loader
+	classes   int // the model's outputs
 	batches   int // per epoch
 	total     int // steps of the whole run
 	epochs    int // epochs the run touches
 	meta      checkpointMeta
 	log       *jsonLines
 	prog      *trainProgress
+	stderr    io.Writer
+	resumed   bool // from a checkpoint
 	resumedAt int
 	runImages int64         // images trained by this process
 	runTrain  time.Duration // training time of this process
@@ -451,6 +550,15 @@ func finetuneAction(c *ucli.Context) error {
 	}
 	start := time.Now()
 	ctx := c.Context
+	stderr := c.App.ErrWriter
+
+	// The outputs first: a run must not train for an hour and then find that it cannot write.
+	if err := checkOutputs(cfg); err != nil {
+		return err
+	}
+	if err := prepareCheckpointDir(cfg.checkpoint, cfg.resume, cfg.overwrite, stderr); err != nil {
+		return err
+	}
 
 	// The model, its metadata and its input size.
 	m, err := onnx.ReadModelFile(cfg.model)
@@ -469,34 +577,43 @@ func finetuneAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	norm, normName := normalizationFor(m)
-
-	// The data.
-	seeds := runSeeds{Data: cfg.seed, Split: cfg.seed, Head: cfg.seed}
-	trainDS, valDS, err := openData(cfg, size, norm, seeds.Split)
+	norm, err := runNormalization(m, cfg)
 	if err != nil {
 		return err
 	}
-	classes := modelClasses
-	switch {
-	case cfg.classes > 0:
-		if n := trainDS.NumClasses(); n > cfg.classes {
-			return fmt.Errorf("finetune: %s has %d classes, more than --classes %d", cfg.source(), n, cfg.classes)
+
+	// The data.
+	seeds := runSeeds{Data: cfg.seed, Split: cfg.seed, Head: cfg.seed}
+	ds, err := openData(ctx, cfg, size, norm.norm, seeds.Split)
+	if err != nil {
+		return err
+	}
+	for i, u := range ds.unreadable {
+		if i == maxWarnings {
+			fmt.Fprintf(stderr, "finetune: warning: ... and %s more\n", plural(len(ds.unreadable)-i, "unreadable image"))
+			break
 		}
+		fmt.Fprintf(stderr, "finetune: warning: skipping an unreadable image: %v\n", u.Err)
+	}
+	trainDS, valDS := ds.train, ds.val
+	classes := modelClasses
+	if cfg.classes > 0 {
+		classes = cfg.classes
+	}
+	if err := checkClasses(cfg, ds, classes, modelClasses); err != nil {
+		return err
+	}
+	if cfg.classes > 0 {
 		if err := train.ReplaceHead(g, cfg.classes, seeds.Head); err != nil {
 			return fmt.Errorf("finetune: --classes %d: %s: %w", cfg.classes, cfg.model, err)
 		}
-		classes = cfg.classes
-	case trainDS.NumClasses() > modelClasses:
-		return fmt.Errorf("finetune: %s has %d classes but %s predicts %d; replace its classifier with --classes %d",
-			cfg.source(), trainDS.NumClasses(), cfg.model, modelClasses, trainDS.NumClasses())
-	}
-	if valDS != nil && valDS.NumClasses() > classes {
-		return fmt.Errorf("finetune: --val %s has %d classes but the model predicts %d", cfg.val, valDS.NumClasses(), classes)
 	}
 
-	run := &finetuneRun{cfg: cfg}
-	run.trainLd, err = data.NewLoader(trainDS, data.LoaderOptions{Batch: cfg.batch, Shuffle: cfg.shuffle, Augment: cfg.augment, Seed: seeds.Data})
+	run := &finetuneRun{cfg: cfg, classes: classes, stderr: stderr, prog: newTrainProgress(stderr, !cfg.json)}
+	// Only image files can be unreadable; the header check found most, a truncated file is found
+	// when it is decoded and skipped then.
+	skip := cfg.dataDir != ""
+	run.trainLd, err = data.NewLoader(trainDS, data.LoaderOptions{Batch: cfg.batch, Shuffle: cfg.shuffle, Augment: cfg.augment, Seed: seeds.Data, SkipUnreadable: skip})
 	if err != nil {
 		return fmt.Errorf("finetune: %w", err)
 	}
@@ -505,7 +622,7 @@ func finetuneAction(c *ucli.Context) error {
 		return fmt.Errorf("finetune: %s: no training images", cfg.source())
 	}
 	if valDS != nil && valDS.Len() > 0 {
-		if run.valLd, err = data.NewLoader(valDS, data.LoaderOptions{Batch: cfg.batch, Seed: seeds.Data}); err != nil {
+		if run.valLd, err = data.NewLoader(valDS, data.LoaderOptions{Batch: cfg.batch, Seed: seeds.Data, SkipUnreadable: skip}); err != nil {
 			return fmt.Errorf("finetune: %w", err)
 		}
 	}
@@ -517,9 +634,12 @@ func finetuneAction(c *ucli.Context) error {
 	opts := cfg.opts
 	opts.Schedule.TotalSteps = run.total
 	if opts.Schedule.Kind == "cosine" && run.total <= opts.Schedule.WarmupSteps {
-		return usagef("finetune: --warmup %d must be below the run's %d steps for --schedule cosine", opts.Schedule.WarmupSteps, run.total)
+		return usagef("finetune: --warmup %d must be below the run's %s for --schedule cosine", opts.Schedule.WarmupSteps, plural(run.total, "step"))
 	}
 	run.tr, err = train.New(g, opts)
+	if errors.Is(err, train.ErrOptions) && len(opts.Freeze) > 0 { // a --freeze prefix that matches nothing
+		return usageError{fmt.Errorf("finetune: --freeze: %s: %w", cfg.model, err)}
+	}
 	if err != nil {
 		return fmt.Errorf("finetune: %s: %w", cfg.model, err)
 	}
@@ -537,7 +657,7 @@ func finetuneAction(c *ucli.Context) error {
 		meta, state, err := readCheckpoint(cfg.checkpoint)
 		switch {
 		case isNotExist(err):
-			fmt.Fprintf(c.App.ErrWriter, "finetune: no checkpoint in %s yet: starting from the beginning\n", cfg.checkpoint)
+			fmt.Fprintf(stderr, "finetune: no checkpoint in %s yet: starting from the beginning\n", cfg.checkpoint)
 		case err != nil:
 			return fmt.Errorf("finetune: --resume: %w", err)
 		default:
@@ -548,29 +668,39 @@ func finetuneAction(c *ucli.Context) error {
 				return usagef("finetune: --resume: the checkpoint in %s was made with other seeds (%+v)", cfg.checkpoint, meta.Seeds)
 			}
 			if meta.Batch > run.batches || meta.Step != meta.Epoch*run.batches+meta.Batch {
-				return fmt.Errorf("finetune: --resume: %s: position epoch %d, batch %d, step %d does not fit %d batches per epoch",
-					checkpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, run.batches)
+				return fmt.Errorf("finetune: --resume: %s: position epoch %d, batch %d, step %d does not fit %s per epoch",
+					checkpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, plural(run.batches, "batch", "batches"))
 			}
 			if meta.Step > run.total {
-				return usagef("finetune: --resume: the checkpoint in %s is at step %d, past this run's %d steps", cfg.checkpoint, meta.Step, run.total)
+				return usagef("finetune: --resume: the checkpoint in %s is at step %d, past this run's %s", cfg.checkpoint, meta.Step, plural(run.total, "step"))
 			}
 			if err := run.tr.LoadState(bytes.NewReader(state)); err != nil {
 				return fmt.Errorf("finetune: --resume: %s: %w", checkpointPath(cfg.checkpoint), err)
 			}
 			if n := run.tr.StepCount(); n != meta.Step {
-				return fmt.Errorf("finetune: --resume: %s: the trainer state has %d steps, the header %d", checkpointPath(cfg.checkpoint), n, meta.Step)
+				return fmt.Errorf("finetune: --resume: %s: the trainer state has %s, the header %d", checkpointPath(cfg.checkpoint), plural(n, "step"), meta.Step)
 			}
 			meta.Settings = settings // the new run length
 			run.meta = meta
-			run.resumedAt = meta.Step
+			run.resumed, run.resumedAt = true, meta.Step
 		}
 	}
 
-	if run.log, err = openLog(cfg.logJSON, c.App.Writer, cfg.resume); err != nil {
+	// The log continues the checkpoint's: what a stopped run wrote after it is dropped, so that
+	// no step appears twice.
+	if run.resumed && cfg.logJSON != "" && cfg.logJSON != "-" {
+		n, err := trimLog(cfg.logJSON, run.meta, run.batches)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			fmt.Fprintf(stderr, "finetune: --log-json %s: dropped %s written after the checkpoint (step %d)\n", cfg.logJSON, plural(n, "line"), run.meta.Step)
+		}
+	}
+	if run.log, err = openLog(cfg.logJSON, c.App.Writer, run.resumed); err != nil {
 		return err
 	}
 	defer run.log.close()
-	run.prog = newTrainProgress(c.App.ErrWriter, !cfg.json)
 
 	if err := run.loop(ctx); err != nil {
 		return err
@@ -581,7 +711,7 @@ func finetuneAction(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("finetune: export: %w", err)
 	}
-	out.MetadataProps = finetuneMetadata(m.GetMetadataProps(), classes, run.meta.Step)
+	out.MetadataProps = finetuneMetadata(m.GetMetadataProps(), classes, run.meta.Step, norm)
 	out.DocString = m.DocString
 	if err := onnx.WriteModelFile(cfg.output, out); err != nil {
 		return err
@@ -590,11 +720,213 @@ func finetuneAction(c *ucli.Context) error {
 		return fmt.Errorf("--log-json: %w", err)
 	}
 
-	rep := run.report(cfg, trainDS, valDS, classes, normName, time.Since(start))
+	rep := run.report(ds, norm, time.Since(start))
 	if cfg.json {
 		return writeJSON(c.App.Writer, rep)
 	}
 	return printFinetune(c.App.Writer, rep)
+}
+
+// maxWarnings bounds the unreadable images named one by one on stderr.
+const maxWarnings = 10
+
+// checkClasses checks that every label of the data is one of the model's classes (classes, which
+// is --classes when given): a label file's bad label is reported with the file, the example and
+// the value; the other sources by their class count.
+func checkClasses(cfg *finetuneConfig, ds *finetuneData, classes, modelClasses int) error {
+	valFlag := "--y" // held out by --val-split
+	if cfg.valY != "" {
+		valFlag = "--val-y"
+	}
+	for _, src := range []struct {
+		d    data.Dataset
+		flag string
+	}{{ds.train, "--y"}, {ds.val, valFlag}} {
+		if src.d == nil {
+			continue
+		}
+		if bad, ok := data.FirstLabelOutside(src.d, classes); ok {
+			whose := "of " + cfg.model
+			if cfg.classes > 0 {
+				whose = "of --classes " + strconv.Itoa(cfg.classes)
+			} else if src.flag == "--y" {
+				whose += fmt.Sprintf("; replace its classifier with --classes %d", src.d.NumClasses())
+			}
+			return fmt.Errorf("finetune: %s %s: label %d of example %d is outside the %s [0, %d) %s",
+				src.flag, bad.File, bad.Label, bad.Index, plural(classes, "class", "classes"), classes, whose)
+		}
+	}
+	switch n := ds.train.NumClasses(); {
+	case cfg.classes > 0 && n > cfg.classes:
+		return fmt.Errorf("finetune: %s has %s, more than --classes %d", cfg.source(), plural(n, "class", "classes"), cfg.classes)
+	case n > modelClasses && cfg.classes == 0:
+		return fmt.Errorf("finetune: %s has %s but %s predicts %d; replace its classifier with --classes %d",
+			cfg.source(), plural(n, "class", "classes"), cfg.model, modelClasses, n)
+	case ds.val != nil && ds.val.NumClasses() > classes:
+		return fmt.Errorf("finetune: --val %s has %s but the model predicts %d", cfg.val, plural(ds.val.NumClasses(), "class", "classes"), classes)
+	}
+	return nil
+}
+
+// checkOutputs checks, before any work, that the run will be able to write its outputs: -o and
+// --log-json name files (not folders) in existing folders it may write in, and --checkpoint a
+// folder that exists or can be created, writable. Errors name the flag and the path.
+func checkOutputs(cfg *finetuneConfig) error {
+	if err := checkFileOutput("-o", cfg.output, false); err != nil {
+		return err
+	}
+	if cfg.logJSON != "" && cfg.logJSON != "-" {
+		if err := checkFileOutput("--log-json", cfg.logJSON, true); err != nil {
+			return err
+		}
+		a, errA := filepath.Abs(cfg.output)
+		b, errB := filepath.Abs(cfg.logJSON)
+		if errA == nil && errB == nil && a == b {
+			return usagef("finetune: -o and --log-json both name %s", cfg.output)
+		}
+	}
+	if cfg.checkpoint != "" {
+		return checkDirOutput("--checkpoint", cfg.checkpoint)
+	}
+	return nil
+}
+
+// checkFileOutput checks that path can be written: its folder exists and takes new files, and
+// path is not a folder. inPlace files (the log) are written where they are, so an existing one
+// must be writable too; the others are replaced atomically.
+func checkFileOutput(flag, path string, inPlace bool) error {
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("finetune: %s %s is a folder; give a file name", flag, path)
+		}
+		if inPlace {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				return fmt.Errorf("finetune: %s %s: cannot write it: %w", flag, path, pathErrorCause(err))
+			}
+			f.Close()
+		}
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case missing(err):
+		return fmt.Errorf("finetune: %s %s: folder %s does not exist", flag, path, dir)
+	case err != nil:
+		return fmt.Errorf("finetune: %s %s: %w", flag, path, err)
+	case !st.IsDir():
+		return fmt.Errorf("finetune: %s %s: %s is not a folder", flag, path, dir)
+	}
+	return probeWrite(flag, path, dir)
+}
+
+// checkDirOutput checks that the folder dir exists or can be created (its nearest existing
+// ancestor is a folder) and takes new files. Nothing is created.
+func checkDirOutput(flag, dir string) error {
+	for p := dir; ; {
+		st, err := os.Stat(p)
+		switch {
+		case err == nil && st.IsDir():
+			return probeWrite(flag, dir, p)
+		case err == nil && p == dir:
+			return fmt.Errorf("finetune: %s %s is a file, not a folder", flag, dir)
+		case err == nil:
+			return fmt.Errorf("finetune: %s %s cannot be created: %s is a file", flag, dir, p)
+		case !missing(err):
+			return fmt.Errorf("finetune: %s %s: %w", flag, dir, err)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return fmt.Errorf("finetune: %s %s: no folder on its path exists", flag, dir)
+		}
+		p = parent
+	}
+}
+
+// missing reports whether a stat error says the path does not exist: no such file, or a path
+// component that is a file.
+func missing(err error) bool { return isNotExist(err) || errors.Is(err, syscall.ENOTDIR) }
+
+// probeWrite checks that dir takes new files by creating and removing an empty hidden one.
+func probeWrite(flag, path, dir string) error {
+	f, err := os.CreateTemp(dir, ".dnx-write-test-*")
+	if err != nil {
+		return fmt.Errorf("finetune: %s %s: cannot create files in %s: %w", flag, path, dir, pathErrorCause(err))
+	}
+	name := f.Name()
+	f.Close()
+	os.Remove(name)
+	return nil
+}
+
+// pathErrorCause strips the operation and path of an *fs.PathError, which messages name anyway.
+func pathErrorCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// trimLog prepares a --log-json file for a run resumed from the checkpoint meta: it drops what a
+// stopped run wrote after that checkpoint, so that the file reads as one run with no step twice.
+// The lines dropped are the first step line past meta.Step and everything after it, the
+// validation line of the epoch the checkpoint ends when its validation is still to run
+// (meta.Batch == batches), and a last line cut short. It returns the number of lines dropped; a
+// missing file is not an error.
+func trimLog(path string, meta checkpointMeta, batches int) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if isNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("finetune: --log-json: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	var off, cut int64 = 0, -1
+	dropped := 0
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			if cut < 0 && (line[len(line)-1] != '\n' || !keepLogLine(line, meta, batches)) {
+				cut = off
+			}
+			if cut >= 0 {
+				dropped++
+			}
+			off += int64(len(line))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("finetune: --log-json: %w", err)
+		}
+	}
+	if cut < 0 {
+		return 0, nil
+	}
+	if err := f.Truncate(cut); err != nil {
+		return 0, fmt.Errorf("finetune: --log-json: %w", err)
+	}
+	return dropped, nil
+}
+
+// keepLogLine reports whether a --log-json line was written before the checkpoint meta (see
+// trimLog). Lines that are not ours are kept.
+func keepLogLine(line []byte, meta checkpointMeta, batches int) bool {
+	var m map[string]json.RawMessage
+	var step int
+	if json.Unmarshal(line, &m) != nil || json.Unmarshal(m["step"], &step) != nil {
+		return true
+	}
+	if _, isVal := m["val_images"]; isVal {
+		// A validation line at the checkpoint's step precedes the save, unless the checkpoint was
+		// taken before that validation (an interrupt during it: the epoch's batches all done).
+		return step < meta.Step || (step == meta.Step && meta.Batch < batches)
+	}
+	return step <= meta.Step
 }
 
 // loop trains from run.meta's position to run.total steps, validating after every epoch and
@@ -616,13 +948,13 @@ func (run *finetuneRun) loop(ctx context.Context) error {
 		endOfEpoch := meta.Batch == run.batches
 		if !endOfEpoch && meta.Step < run.total {
 			run.prog.finish()
-			return fmt.Errorf("finetune: epoch %d: the data loader stopped after %d of %d batches", epoch+1, meta.Batch, run.batches)
+			return fmt.Errorf("finetune: epoch %d: the data loader stopped after %d of %s", epoch+1, meta.Batch, plural(run.batches, "batch", "batches"))
 		}
 		run.progress(true)
 		run.prog.finish()
 		sums := meta.Running
 		if run.valLd != nil {
-			v, err := evaluate(ctx, run.valLd, epoch, run.tr.Evaluate)
+			v, err := evaluate(ctx, run.valLd, epoch, run.tr.Evaluate, run.noteSkipped)
 			if ctx.Err() != nil {
 				continue
 			}
@@ -630,7 +962,7 @@ func (run *finetuneRun) loop(ctx context.Context) error {
 				return fmt.Errorf("finetune: validation after epoch %d: %w", epoch+1, err)
 			}
 			meta.LastVal = &v
-			run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%d images)", epoch+1, run.epochs, v.Loss, 100*v.Acc, v.Images))
+			run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%s)", epoch+1, run.epochs, v.Loss, 100*v.Acc, plural(v.Images, "image")))
 			if err := run.log.write(valLog{
 				Epoch: epoch + 1, Step: meta.Step, ValLoss: number(v.Loss), ValAcc: number(v.Acc), ValImages: v.Images,
 				TrainLoss: number(sums.loss()), TrainAcc: number(sums.acc()),
@@ -649,6 +981,29 @@ func (run *finetuneRun) loop(ctx context.Context) error {
 		}
 	}
 	return run.interrupted(ctx)
+}
+
+// explosionFactor is how far above its reference the loss of a step may go before the run is
+// declared diverged: the reference is the larger of the first step's loss and ln(classes), the
+// loss of a uniform prediction. A loss a hundred times that is not a bad batch but weights that
+// have run away (Adam at a high rate reaching 8.9e7 while staying finite, say).
+const explosionFactor = 100
+
+// lossLimit returns the loss above which a step counts as diverged.
+func (run *finetuneRun) lossLimit() float64 {
+	return explosionFactor * max(*run.meta.FirstLoss, math.Log(float64(run.classes)))
+}
+
+// diverged returns the error that ends a diverged run at step step (what says how). Neither -o
+// nor the checkpoint is written: the checkpoint keeps the last state saved before, from which
+// the same settings would diverge again.
+func (run *finetuneRun) diverged(step int, what string) error {
+	saved := ""
+	if run.cfg.checkpoint != "" {
+		saved = " and the checkpoint left as it was"
+	}
+	return fmt.Errorf("finetune: training diverged at step %d of %d (epoch %d): %s; no model written%s (try a lower --lr, or --clip-norm)",
+		step, run.total, run.meta.Epoch+1, what, saved)
 }
 
 // trainEpoch trains the rest of epoch meta.Epoch, from batch meta.Batch, stopping early at the
@@ -680,8 +1035,16 @@ func (run *finetuneRun) trainEpoch(ctx context.Context) error {
 		if !ok {
 			break
 		}
+		run.noteSkipped(b.Skipped)
+		if len(b.Y) == 0 {
+			return fail(fmt.Errorf("finetune: epoch %d, batch %d: none of its images can be decoded (%v); remove the unreadable files",
+				epoch+1, meta.Batch+1, b.Skipped[0].Err))
+		}
 		t := time.Now()
 		st, err := run.tr.Step(stepCtx, b.X, b.Y)
+		if errors.Is(err, train.ErrDiverged) {
+			return fail(run.diverged(meta.Step+1, fmt.Sprintf("loss %g, gradient norm %g (the step was not applied)", st.Loss, st.GradNorm)))
+		}
 		if err != nil {
 			return fail(fmt.Errorf("finetune: epoch %d, step %d: %w", epoch+1, meta.Step+1, err))
 		}
@@ -694,12 +1057,20 @@ func (run *finetuneRun) trainEpoch(ctx context.Context) error {
 		meta.Batch++
 		meta.Running.add(n, float64(st.Loss), int64(st.Correct))
 		meta.ActivationBytes = max(meta.ActivationBytes, int64(st.ActivationBytes))
+		if meta.FirstLoss == nil {
+			first := st.Loss
+			meta.FirstLoss = &first
+		}
 		if err := run.log.write(stepLog{
 			Step: meta.Step, Epoch: epoch + 1, Batch: meta.Batch, Loss: number(st.Loss),
 			Acc: number(float64(st.Correct) / float64(n)), LR: number(st.LR), GradNorm: number(st.GradNorm),
 			ImagesPerS: number(float64(n) / d.Seconds()), StepS: number(d.Seconds()), ActBytes: int64(st.ActivationBytes),
 		}); err != nil {
 			return fail(err)
+		}
+		if limit := run.lossLimit(); st.Loss > limit {
+			return fail(run.diverged(meta.Step, fmt.Sprintf("loss %.4g exceeds %d x max(first step's loss %.4g, ln(%s) = %.4g) = %.4g",
+				st.Loss, explosionFactor, *meta.FirstLoss, plural(run.classes, "class", "classes"), math.Log(float64(run.classes)), limit)))
 		}
 		run.progress(false)
 		if every := run.cfg.checkpointEvery; every > 0 && meta.Step%every == 0 && meta.Step < run.total && meta.Batch < run.batches {
@@ -718,21 +1089,46 @@ func (run *finetuneRun) trainEpoch(ctx context.Context) error {
 	return nil
 }
 
+// noteSkipped warns about the images the loader left out of a batch because they cannot be
+// decoded, once per file over the whole run (resumes included), and counts them.
+func (run *finetuneRun) noteSkipped(skipped []data.Unreadable) {
+	for _, u := range skipped {
+		key := u.Path
+		if key == "" {
+			key = u.Err.Error()
+		}
+		if slices.Contains(run.meta.Skipped, key) {
+			continue
+		}
+		run.meta.Skipped = append(run.meta.Skipped, key)
+		run.prog.finish()
+		fmt.Fprintf(run.stderr, "finetune: warning: skipping an unreadable image: %v\n", u.Err)
+	}
+}
+
 // interrupted returns nil while ctx is live. Once it is cancelled it saves a checkpoint (with
-// --checkpoint) and returns the error that ends the command.
+// --checkpoint, once a step has been trained) and returns the error that ends the command.
 func (run *finetuneRun) interrupted(ctx context.Context) error {
 	if ctx.Err() == nil {
 		return nil
 	}
 	run.prog.finish()
+	by := "interrupted"
+	if sc, ok := contextSignal(ctx); ok {
+		by += " by " + signalName(sc.sig)
+	}
 	where := fmt.Sprintf("at step %d of %d (epoch %d, batch %d of %d)", run.meta.Step, run.total, run.meta.Epoch+1, run.meta.Batch, run.batches)
-	if run.cfg.checkpoint == "" {
-		return fmt.Errorf("finetune: interrupted %s; nothing saved (use --checkpoint DIR to be able to resume)", where)
+	switch {
+	case run.cfg.checkpoint == "":
+		return fmt.Errorf("finetune: %s %s; nothing saved (use --checkpoint DIR to be able to resume)", by, where)
+	case run.meta.Step == 0 && !run.resumed:
+		// A checkpoint of the initial state would only make the next run need --overwrite.
+		return fmt.Errorf("finetune: %s before the first step; nothing saved", by)
 	}
 	if err := run.save(); err != nil {
-		return fmt.Errorf("finetune: interrupted %s, and the checkpoint could not be saved: %w", where, err)
+		return fmt.Errorf("finetune: %s %s, and the checkpoint could not be saved: %w", by, where, err)
 	}
-	return fmt.Errorf("finetune: interrupted %s; checkpoint saved in %s: run the same command with --resume to continue", where, run.cfg.checkpoint)
+	return fmt.Errorf("finetune: %s %s; checkpoint saved in %s: run the same command with --resume to continue", by, where, run.cfg.checkpoint)
 }
 
 // save writes the checkpoint, when --checkpoint is given.
@@ -764,26 +1160,34 @@ func (run *finetuneRun) progress(force bool) {
 }
 
 // report assembles the final summary.
-func (run *finetuneRun) report(cfg *finetuneConfig, trainDS, valDS data.Dataset, classes int, normName string, elapsed time.Duration) finetuneReport {
-	meta := run.meta
+func (run *finetuneRun) report(ds *finetuneData, norm imageNorm, elapsed time.Duration) finetuneReport {
+	cfg, meta := run.cfg, run.meta
 	sums := meta.Running
 	if meta.LastEpoch != nil && (sums.Images == 0 || meta.Batch == 0) {
 		sums = *meta.LastEpoch
 	}
 	rep := finetuneReport{
 		Model: cfg.model, Output: cfg.output, Steps: meta.Step, Epochs: run.epochs, Batch: cfg.batch,
-		BatchesPerEpoch: run.batches, TrainImages: trainDS.Len(), Classes: classes, ResumedAt: run.resumedAt,
+		BatchesPerEpoch: run.batches, TrainImages: ds.train.Len(), Classes: run.classes, ResumedAt: run.resumedAt,
 		TrainLoss: number(sums.loss()), TrainAcc: number(sums.acc()),
 		Seconds: number(elapsed.Seconds()), TrainSeconds: number(meta.TrainSeconds),
 		ActivationBytes: meta.ActivationBytes, PeakRSSBytes: peakRSS(),
-		MemoryEfficient: cfg.opts.MemoryEfficient, Normalization: normName,
+		MemoryEfficient: cfg.opts.MemoryEfficient, Normalization: norm.name, NormalizationSource: norm.source,
+		UnreadableImages: len(ds.unreadable) + len(meta.Skipped),
+	}
+	if norm.source != normNone {
+		var mean, std [3]number
+		for i := range mean {
+			mean[i], std[i] = number(norm.norm.Mean[i]), number(norm.norm.Std[i])
+		}
+		rep.Mean, rep.Std = &mean, &std
 	}
 	// The learning rate of the last step.
 	s := cfg.opts.Schedule
 	s.TotalSteps = run.total
 	rep.LR = number(s.LR(cfg.opts.Optim.LR, max(meta.Step-1, 0)))
-	if valDS != nil {
-		rep.ValImages = valDS.Len()
+	if ds.val != nil {
+		rep.ValImages = ds.val.Len()
 	}
 	if meta.LastVal != nil {
 		l, a := number(meta.LastVal.Loss), number(meta.LastVal.Acc)
@@ -801,14 +1205,26 @@ func printFinetune(w io.Writer, r finetuneReport) error {
 	if r.ResumedAt > 0 {
 		resumed = fmt.Sprintf(", resumed at step %d", r.ResumedAt)
 	}
-	fmt.Fprintf(w, "Trained     %s of %d images (%s of %s%s) in %.1f s\n",
-		plural(r.Steps, "step"), r.Batch, plural(r.Epochs, "epoch"), plural(r.BatchesPerEpoch, "batch"), resumed, float64(r.TrainSeconds))
+	fmt.Fprintf(w, "Trained     %s of %s (%s of %s%s) in %.1f s\n",
+		plural(r.Steps, "step"), plural(r.Batch, "image"), plural(r.Epochs, "epoch"), plural(r.BatchesPerEpoch, "batch", "batches"), resumed, float64(r.TrainSeconds))
 	if r.ImagesPerS > 0 {
 		fmt.Fprintf(w, "Speed       %.1f images/s, %.3f s/step\n", float64(r.ImagesPerS), float64(r.StepS))
 	}
-	fmt.Fprintf(w, "Train       loss %.4f, accuracy %.2f%% (last epoch; %d training images, %d classes)\n", float64(r.TrainLoss), 100*float64(r.TrainAcc), r.TrainImages, r.Classes)
+	fmt.Fprintf(w, "Train       loss %.4f, accuracy %.2f%% (last epoch; %s, %s)\n", float64(r.TrainLoss), 100*float64(r.TrainAcc),
+		plural(r.TrainImages, "training image"), plural(r.Classes, "class", "classes"))
 	if r.ValAcc != nil {
-		fmt.Fprintf(w, "Validation  loss %.4f, accuracy %.2f%% (%d images)\n", float64(*r.ValLoss), 100*float64(*r.ValAcc), r.ValImages)
+		fmt.Fprintf(w, "Validation  loss %.4f, accuracy %.2f%% (%s)\n", float64(*r.ValLoss), 100*float64(*r.ValAcc), plural(r.ValImages, "image"))
+	}
+	switch {
+	case r.Mean == nil:
+		fmt.Fprintf(w, "Normalise   %s\n", r.Normalization)
+	case r.NormalizationSource == normFromMetadata:
+		fmt.Fprintf(w, "Normalise   mean %s, std %s from the model's metadata (%s)\n", numbersText(r.Mean[:]), numbersText(r.Std[:]), r.Normalization)
+	default:
+		fmt.Fprintf(w, "Normalise   mean %s, std %s from %s\n", numbersText(r.Mean[:]), numbersText(r.Std[:]), r.Normalization)
+	}
+	if r.UnreadableImages > 0 {
+		fmt.Fprintf(w, "Skipped     %s (named on stderr)\n", plural(r.UnreadableImages, "unreadable image"))
 	}
 	mode := "memory-efficient"
 	if !r.MemoryEfficient {
@@ -819,9 +1235,19 @@ func printFinetune(w io.Writer, r finetuneReport) error {
 	return err
 }
 
+// numbersText formats numbers as "0.485,0.456,0.406", with float32 precision.
+func numbersText(v []number) string {
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = strconv.FormatFloat(float64(f), 'g', -1, 32)
+	}
+	return strings.Join(parts, ",")
+}
+
 // evaluate runs logits (eval mode) over one pass of ld and returns the mean cross-entropy loss,
-// -log softmax(z)_y, and the accuracy.
-func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(context.Context, *tensor.Tensor) (*tensor.Tensor, error)) (valResult, error) {
+// -log softmax(z)_y, and the accuracy. skipped, if not nil, is told of the images the loader left
+// out (LoaderOptions.SkipUnreadable).
+func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(context.Context, *tensor.Tensor) (*tensor.Tensor, error), skipped func([]data.Unreadable)) (valResult, error) {
 	it := ld.Epoch(ctx, epoch)
 	defer it.Close()
 	var sumLoss float64
@@ -830,6 +1256,12 @@ func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(conte
 		b, ok := it.Next()
 		if !ok {
 			break
+		}
+		if skipped != nil && len(b.Skipped) > 0 {
+			skipped(b.Skipped)
+		}
+		if len(b.Y) == 0 {
+			continue
 		}
 		z, err := logits(ctx, b.X)
 		if err != nil {
@@ -856,7 +1288,7 @@ func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(conte
 // number of rows whose largest logit (first on ties) is the label.
 func scoreLogits(z *tensor.Tensor, labels []int64) (float64, int, error) {
 	if z.Rank() != 2 || z.Shape[0] != len(labels) {
-		return 0, 0, fmt.Errorf("logits of shape %v for %d labels", z.Shape, len(labels))
+		return 0, 0, fmt.Errorf("logits of shape %v for %s", z.Shape, plural(len(labels), "label"))
 	}
 	k := z.Shape[1]
 	vals := z.Float64s()
@@ -865,7 +1297,7 @@ func scoreLogits(z *tensor.Tensor, labels []int64) (float64, int, error) {
 	for i, y := range labels {
 		row := vals[i*k : (i+1)*k]
 		if y < 0 || int(y) >= k {
-			return 0, 0, fmt.Errorf("label %d is outside the model's %d classes", y, k)
+			return 0, 0, fmt.Errorf("label %d is outside the model's %s", y, plural(k, "class", "classes"))
 		}
 		best := 0
 		for j, v := range row {
@@ -890,7 +1322,7 @@ func scoreLogits(z *tensor.Tensor, labels []int64) (float64, int, error) {
 // returns S (from the dims or --input-size) and C.
 func modelGeometry(g *graph.Graph, cfg *finetuneConfig) (size, classes int, err error) {
 	if len(g.Inputs) != 1 || len(g.Outputs) != 1 {
-		return 0, 0, fmt.Errorf("finetune: %s has %d inputs and %d outputs; want one image input and one logits output", cfg.model, len(g.Inputs), len(g.Outputs))
+		return 0, 0, fmt.Errorf("finetune: %s has %s and %s; want one image input and one logits output", cfg.model, plural(len(g.Inputs), "input"), plural(len(g.Outputs), "output"))
 	}
 	in, out := g.Inputs[0], g.Outputs[0]
 	t := in.Type
@@ -924,64 +1356,143 @@ func modelGeometry(g *graph.Graph, cfg *finetuneConfig) (size, classes int, err 
 	return size, int(ot.Shape[1].Value), nil
 }
 
-// openData opens the training and (optional) validation datasets for images of size x size.
-func openData(cfg *finetuneConfig, size int, norm imageio.Normalization, splitSeed int64) (trainDS, valDS data.Dataset, err error) {
+// finetuneData is the data of a run.
+type finetuneData struct {
+	train, val data.Dataset // val is nil without validation
+	// unreadable lists the images whose header cannot be read, left out of train and val.
+	unreadable []data.Unreadable
+}
+
+// openData opens the training and (optional) validation datasets for images of size x size,
+// leaving out the images whose header cannot be read.
+func openData(ctx context.Context, cfg *finetuneConfig, size int, norm imageio.Normalization, splitSeed int64) (*finetuneData, error) {
+	var trainDS, valDS data.Dataset
+	var err error
+	valName := "--val " + cfg.val
 	switch {
 	case cfg.dataDir != "":
 		if trainDS, err = data.ImageFolder(cfg.dataDir, size, norm); err != nil {
-			return nil, nil, fmt.Errorf("finetune: --data: %w", err)
+			return nil, fmt.Errorf("finetune: --data: %w", err)
 		}
 		if cfg.val != "" {
 			if valDS, err = data.ImageFolder(cfg.val, size, norm); err != nil {
-				return nil, nil, fmt.Errorf("finetune: --val: %w", err)
+				return nil, fmt.Errorf("finetune: --val: %w", err)
 			}
 			if !slices.Equal(valDS.ClassNames(), trainDS.ClassNames()[:min(len(trainDS.ClassNames()), valDS.NumClasses())]) {
-				return nil, nil, fmt.Errorf("finetune: --val %s: its classes %s are not those of --data %s (%s)",
+				return nil, fmt.Errorf("finetune: --val %s: its classes %s are not those of --data %s (%s)",
 					cfg.val, strings.Join(valDS.ClassNames(), ","), cfg.dataDir, strings.Join(trainDS.ClassNames(), ","))
 			}
 		}
 	case cfg.cifarDir != "":
 		if trainDS, err = data.CIFAR(cfg.cifarDir, true, norm); err != nil {
-			return nil, nil, fmt.Errorf("finetune: --cifar: %w", err)
+			return nil, fmt.Errorf("finetune: --cifar: %w", err)
 		}
 		if cfg.val != "" {
 			if valDS, err = data.CIFAR(cfg.val, false, norm); err != nil {
-				return nil, nil, fmt.Errorf("finetune: --val: %w", err)
+				return nil, fmt.Errorf("finetune: --val: %w", err)
 			}
 		}
 	default:
 		if trainDS, err = data.TensorFiles(cfg.x, cfg.y); err != nil {
-			return nil, nil, fmt.Errorf("finetune: %w", err)
+			return nil, fmt.Errorf("finetune: %w", err)
+		}
+		if cfg.valX != "" {
+			if valDS, err = data.TensorFiles(cfg.valX, cfg.valY); err != nil {
+				return nil, fmt.Errorf("finetune: --val-x/--val-y: %w", err)
+			}
+			valName = "--val-x " + cfg.valX
 		}
 	}
 	if h, w := trainDS.Size(); h != size || w != size {
-		return nil, nil, fmt.Errorf("finetune: %s holds %dx%d images but %s takes %dx%d", cfg.source(), h, w, cfg.model, size, size)
+		return nil, fmt.Errorf("finetune: %s holds %dx%d images but %s takes %dx%d", cfg.source(), h, w, cfg.model, size, size)
 	}
 	if valDS != nil {
 		if h, w := valDS.Size(); h != size || w != size {
-			return nil, nil, fmt.Errorf("finetune: --val %s holds %dx%d images but %s takes %dx%d", cfg.val, h, w, cfg.model, size, size)
+			return nil, fmt.Errorf("finetune: %s holds %dx%d images but %s takes %dx%d", valName, h, w, cfg.model, size, size)
 		}
+	}
+
+	// Every image file's header, now rather than mid-epoch (see data.CheckImages for the cost).
+	out := &finetuneData{}
+	for _, d := range []struct {
+		ds   *data.Dataset
+		name string
+	}{{&trainDS, cfg.source()}, {&valDS, valName}} {
+		if *d.ds == nil {
+			continue
+		}
+		bad, err := data.CheckImages(ctx, *d.ds, 0)
+		if err != nil {
+			return nil, fmt.Errorf("finetune: interrupted while checking the images of %s; nothing saved", d.name)
+		}
+		if len(bad) > 0 && len(bad) == (*d.ds).Len() {
+			return nil, fmt.Errorf("finetune: %s: none of its %s can be read (%v)", d.name, plural(len(bad), "image"), bad[0].Err)
+		}
+		drop := make([]int, len(bad))
+		for i, u := range bad {
+			drop[i] = u.Index
+		}
+		*d.ds = data.Without(*d.ds, drop)
+		out.unreadable = append(out.unreadable, bad...)
 	}
 	if cfg.valSplit > 0 {
 		trainDS, valDS = data.Split(trainDS, cfg.valSplit, splitSeed)
 	}
-	return trainDS, valDS, nil
+	out.train, out.val = trainDS, valDS
+	return out, nil
 }
 
-// presetKey is a metadata_props key naming the model's preset (see normalizationFor).
-const presetKey = "dnx.preset"
+// Metadata keys about the images a model takes. presetKey names a preset (models.Lookup), whose
+// mean and std apply; dnx finetune records the mean and std it normalised images with under
+// meanKey and stdKey, as "R,G,B".
+const (
+	presetKey = "dnx.preset"
+	meanKey   = "dnx.normalization.mean"
+	stdKey    = "dnx.normalization.std"
+)
 
-// normalizationFor returns the image normalisation a model expects and where it comes from: the
-// preset named by the metadata key dnx.preset, else the preset whose architecture the
-// dnx.densenet.* metadata that dnx build writes describes, else ImageNet's statistics.
-func normalizationFor(m *onnxpb.ModelProto) (imageio.Normalization, string) {
+// Where a run's normalisation comes from (finetuneReport.NormalizationSource).
+const (
+	normFromMetadata = "metadata"
+	normFromFlags    = "flags"
+	normFromBoth     = "metadata+flags" // one of --mean and --std overrides the metadata
+	normNone         = "none"           // tensors, taken as already normalised
+)
+
+// imageNorm is the normalisation a run applies to its images, and where it comes from.
+type imageNorm struct {
+	norm   imageio.Normalization
+	name   string // "preset tiny", "--mean/--std", ...
+	source string // normFrom*, normNone
+}
+
+// normalizationFor returns the image normalisation a model's metadata gives and what gives it:
+// the mean and std dnx finetune recorded (meanKey, stdKey), else the preset named by presetKey,
+// else the preset whose architecture the dnx.densenet.* metadata that dnx build writes
+// describes. ok is false when the metadata says nothing; a recorded mean or std that cannot be
+// read is an error naming the key.
+func normalizationFor(m *onnxpb.ModelProto) (norm imageio.Normalization, name string, ok bool, err error) {
 	meta := map[string]string{}
 	for _, p := range m.GetMetadataProps() {
 		meta[p.GetKey()] = p.GetValue()
 	}
+	if meta[meanKey] != "" || meta[stdKey] != "" {
+		for _, k := range []struct {
+			key      string
+			dst      *[3]float32
+			positive bool
+		}{{meanKey, &norm.Mean, false}, {stdKey, &norm.Std, true}} {
+			v, err := parseChannels(meta[k.key], k.positive)
+			if err != nil {
+				return norm, "", false, fmt.Errorf("metadata %s = %q: %w (give --mean and --std instead)", k.key, meta[k.key], err)
+			}
+			*k.dst = v
+		}
+		return norm, "recorded by dnx finetune", true, nil
+	}
 	if name := meta[presetKey]; name != "" {
 		if p, err := models.Lookup(name); err == nil {
-			return imageio.Normalization{Mean: p.Mean, Std: p.Std}, "preset " + p.Name
+			return imageio.Normalization{Mean: p.Mean, Std: p.Std}, "preset " + p.Name, true, nil
 		}
 	}
 	arch := func(c builders.Config) string {
@@ -993,16 +1504,65 @@ func normalizationFor(m *onnxpb.ModelProto) (imageio.Normalization, string) {
 		got := strings.Join([]string{meta[p+"growth"], meta[p+"blocks"], meta[p+"init_features"], meta[p+"bn_size"], meta[p+"compression"], meta[p+"stem"]}, "|")
 		for _, pr := range models.Presets() {
 			if arch(pr.Config) == got {
-				return imageio.Normalization{Mean: pr.Mean, Std: pr.Std}, "preset " + pr.Name
+				return imageio.Normalization{Mean: pr.Mean, Std: pr.Std}, "preset " + pr.Name, true, nil
 			}
 		}
 	}
-	return imageio.ImageNet(), "ImageNet"
+	return imageio.Normalization{}, "", false, nil
+}
+
+// runNormalization decides how the run normalises its images: not at all for tensors; else the
+// model's metadata, with --mean and --std overriding it. A model whose metadata says nothing
+// needs both flags: guessing (ImageNet's statistics, say) would train on wrongly scaled inputs
+// without a word.
+func runNormalization(m *onnxpb.ModelProto, cfg *finetuneConfig) (imageNorm, error) {
+	if cfg.x != "" {
+		return imageNorm{name: "none: --x images are taken as already normalised", source: normNone}, nil
+	}
+	norm, name, ok, err := normalizationFor(m)
+	if err != nil && (cfg.mean == nil || cfg.std == nil) {
+		return imageNorm{}, fmt.Errorf("finetune: %s: %w", cfg.model, err)
+	}
+	if !ok && (cfg.mean == nil || cfg.std == nil) {
+		return imageNorm{}, usagef("finetune: %s has no metadata saying how its images are normalised (not a 'dnx build' model): "+
+			"give the mean and std of its training data, e.g. ImageNet's --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225", cfg.model)
+	}
+	out := imageNorm{norm: norm, name: name, source: normFromMetadata}
+	if cfg.mean != nil {
+		out.norm.Mean = *cfg.mean
+	}
+	if cfg.std != nil {
+		out.norm.Std = *cfg.std
+	}
+	switch {
+	case cfg.mean != nil && cfg.std != nil:
+		out.name, out.source = "--mean/--std", normFromFlags
+		if ok {
+			out.name += " (overriding " + name + ")"
+		}
+	case cfg.mean != nil:
+		out.name, out.source = name+" with --mean", normFromBoth
+	case cfg.std != nil:
+		out.name, out.source = name+" with --std", normFromBoth
+	}
+	return out, nil
+}
+
+// channelsText formats a per-channel triple as "R,G,B"; nil gives "".
+func channelsText(v *[3]float32) string {
+	if v == nil {
+		return ""
+	}
+	parts := make([]string, len(v))
+	for i, f := range v {
+		parts[i] = strconv.FormatFloat(float64(f), 'g', -1, 32)
+	}
+	return strings.Join(parts, ",")
 }
 
 // finetuneMetadata returns the input model's metadata_props with the class count updated and the
-// number of fine-tuning steps recorded.
-func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int) []*onnxpb.StringStringEntryProto {
+// number of fine-tuning steps and the image normalisation (unless none) recorded.
+func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int, norm imageNorm) []*onnxpb.StringStringEntryProto {
 	var out []*onnxpb.StringStringEntryProto
 	set := func(k, v string) {
 		for _, p := range out {
@@ -1024,6 +1584,10 @@ func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int) [
 		}
 	}
 	set("dnx.finetune.steps", strconv.Itoa(steps))
+	if norm.source != normNone {
+		set(meanKey, channelsText(&norm.norm.Mean))
+		set(stdKey, channelsText(&norm.norm.Std))
+	}
 	return out
 }
 
@@ -1041,13 +1605,14 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// plural returns "1 step", "2 steps", "3 batches".
-func plural(n int, word string) string {
+// plural returns "1 step", "2 steps": the count and the word, in its plural form when n != 1. The
+// plural form is word+"s" unless given ("batch", "batches"; "class", "classes").
+func plural(n int, word string, pluralForm ...string) string {
 	if n == 1 {
 		return "1 " + word
 	}
-	if strings.HasSuffix(word, "ch") {
-		return fmt.Sprintf("%d %ses", n, word)
+	if len(pluralForm) > 0 {
+		return fmt.Sprintf("%d %s", n, pluralForm[0])
 	}
 	return fmt.Sprintf("%d %ss", n, word)
 }

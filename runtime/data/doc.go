@@ -39,5 +39,9 @@
 //
 // Dataset files are user input. Malformed files (truncated records, labels out of range, shapes
 // that do not match) are reported with errors that wrap ErrDataset and name the file; undecodable
-// images wrap imageio.ErrImage and name the file too.
+// images wrap imageio.ErrImage and name the file too. Two helpers let a caller find bad data
+// before training rather than mid-epoch: CheckImages reads every image file's header (Without
+// then leaves the bad ones out), and FirstLabelOutside finds a label file's first label outside a
+// model's classes. LoaderOptions.SkipUnreadable leaves out of its batch an image that fails to
+// decode even so (a truncated file), instead of ending the epoch.
 package data

@@ -28,8 +28,9 @@ type folder struct {
 // imageio.Preprocess, the training augmentation a random crop of the same resized image plus a
 // random horizontal flip (see the package documentation).
 //
-// Only the file names are read here: an unreadable image is reported by Load, naming the file. A
-// folder with no class, or a class with no image, is an error.
+// Only the file names are read here: an unreadable image is reported by Load, naming the file
+// (CheckImages checks every file's header up front). A folder with no class, or a class with no
+// image, is an error.
 func ImageFolder(dir string, size int, norm Normalization) (Dataset, error) {
 	if size <= 0 || size > imageio.MaxSize {
 		return nil, fmt.Errorf("image folder %s: image size %d is outside 1..%d", dir, size, imageio.MaxSize)

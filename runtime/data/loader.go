@@ -2,12 +2,14 @@ package data
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/dnx-ml/dnx/runtime/imageio"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -20,6 +22,10 @@ type Batch struct {
 	Y []int64
 	// Indices holds the dataset index of each example.
 	Indices []int
+	// Skipped lists the examples left out of the batch because their image could not be decoded
+	// (LoaderOptions.SkipUnreadable), in epoch order; nil when none was. A batch whose examples
+	// were all skipped has no rows.
+	Skipped []Unreadable
 }
 
 // LoaderOptions configure a Loader.
@@ -39,6 +45,12 @@ type LoaderOptions struct {
 	Workers int
 	// Prefetch is the number of batches loaded ahead of the consumer; 0 means 2.
 	Prefetch int
+	// SkipUnreadable leaves out of its batch an example whose Load fails with an error wrapping
+	// imageio.ErrImage (a corrupt, truncated or unsupported image file) instead of ending the
+	// epoch: the batch comes out smaller and lists the example in Batch.Skipped. Other errors
+	// still end the epoch. The same files fail in every epoch, so the batches still depend only
+	// on (Seed, epoch).
+	SkipUnreadable bool
 }
 
 // Loader turns a Dataset into batches, one epoch at a time.
@@ -100,10 +112,48 @@ type pending struct {
 	done      chan struct{}
 	errOnce   sync.Once
 	err       error
+	mu        sync.Mutex
+	skipped   map[int]Unreadable // by position in the batch
 }
 
 // fail records the first error of the batch.
 func (p *pending) fail(err error) { p.errOnce.Do(func() { p.err = err }) }
+
+// skip records that the example at position pos is left out of the batch.
+func (p *pending) skip(pos int, u Unreadable) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.skipped == nil {
+		p.skipped = map[int]Unreadable{}
+	}
+	p.skipped[pos] = u
+}
+
+// result returns the batch without its skipped examples. It is called once every example is
+// done (after done is closed).
+func (p *pending) result() Batch {
+	if len(p.skipped) == 0 {
+		return p.batch
+	}
+	b := p.batch
+	n := len(b.Y) - len(p.skipped)
+	shape := b.X.Shape.Clone()
+	shape[0] = n
+	src := tensor.Data[float32](b.X)
+	size := len(src) / len(b.Y) // 3*H*W
+	out := Batch{X: tensor.New(tensor.Float32, shape), Y: make([]int64, 0, n), Indices: make([]int, 0, n)}
+	dst := tensor.Data[float32](out.X)
+	for pos, i := range b.Indices {
+		if u, ok := p.skipped[pos]; ok {
+			out.Skipped = append(out.Skipped, u)
+			continue
+		}
+		copy(dst[len(out.Y)*size:], src[pos*size:(pos+1)*size])
+		out.Y = append(out.Y, b.Y[pos])
+		out.Indices = append(out.Indices, i)
+	}
+	return out
+}
 
 // job asks a worker to load example pos of a pending batch.
 type job struct {
@@ -188,6 +238,8 @@ func (l *Loader) work(ctx context.Context, epoch int, jobs <-chan job) {
 		rng := newRand(l.opts.Seed, domainAugment, uint64(epoch), uint64(i))
 		ex, err := l.d.Load(i, l.opts.Augment, rng)
 		switch {
+		case err != nil && l.opts.SkipUnreadable && errors.Is(err, imageio.ErrImage):
+			p.skip(jb.pos, Unreadable{Index: i, Path: examplePath(l.d, i), Err: err})
 		case err != nil:
 			p.fail(fmt.Errorf("example %d: %w", i, err))
 		case len(ex.Image) != size:
@@ -223,7 +275,7 @@ func (it *Iter) Next() (Batch, bool) {
 					it.stop(p.err)
 					return Batch{}, false
 				}
-				return p.batch, true
+				return p.result(), true
 			case <-it.ctx.Done():
 			}
 		case <-it.ctx.Done():

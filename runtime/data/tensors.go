@@ -22,6 +22,7 @@ type tensors struct {
 	c, h, w    int
 	labels     []int
 	numClasses int
+	yPath      string // the label file, for FirstLabelOutside
 }
 
 // TensorFiles returns the examples held in two tensor files: xPath an [N, C, H, W] float32 (or
@@ -43,7 +44,7 @@ func TensorFiles(xPath, yPath string) (Dataset, error) {
 	if xt.Rank() != 4 || (xt.Shape[1] != 3 && xt.Shape[1] != 1) || xt.Shape[0] == 0 || xt.Shape[2] == 0 || xt.Shape[3] == 0 {
 		return nil, fmt.Errorf("images %s: %w: shape %v, want [N, 3, H, W] or [N, 1, H, W] with N, H, W > 0", xPath, ErrDataset, xt.Shape)
 	}
-	d := &tensors{c: xt.Shape[1], h: xt.Shape[2], w: xt.Shape[3]}
+	d := &tensors{c: xt.Shape[1], h: xt.Shape[2], w: xt.Shape[3], yPath: yPath}
 	switch v := xt.Data.(type) {
 	case []float32:
 		d.x = v
