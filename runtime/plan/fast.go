@@ -132,6 +132,17 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 	if err != nil || len(geo.Out) != 2 {
 		return nil
 	}
+	// The fast kernels read padded rows as wide as the windows reach, tap by tap; the reference
+	// kernel clamps each window to the image. A window wider or taller than the image itself, or
+	// a padding at least as large as the window (taps that only ever read padding), is not a CNN's
+	// pooling but a model built to make those rows and tap loops huge: it runs on the reference
+	// kernel, whose work and memory stay bounded by the image.
+	for a := range 2 {
+		extent := (geo.Kernel[a]-1)*geo.Dilation[a] + 1
+		if extent > xs[2+a] || geo.PadBegin[a] >= extent || geo.PadEnd[a] >= extent {
+			return nil
+		}
+	}
 	k := &cpu.Pool2D{
 		Win: cpu.Window2D{KH: geo.Kernel[0], KW: geo.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
 			DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],

@@ -16,7 +16,8 @@ import (
 )
 
 // ErrNotPlannable is returned by Compile when a float32 value has no static shape for the given
-// inputs (a shape computed from data at run time); such graphs run on the reference executor.
+// inputs (a shape computed from data at run time) or is empty; such graphs run on the reference
+// executor.
 var ErrNotPlannable = errors.New("graph cannot be planned statically")
 
 // storage says where a value lives during a run.
@@ -205,6 +206,11 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 			s, ok := t.Static()
 			if !ok {
 				return fmt.Errorf("%w: value %q has type %s", ErrNotPlannable, v.Name, t)
+			}
+			if s.Size() == 0 {
+				// The fast kernels and the in-place concatenation are written for data; an
+				// empty value has none to compute, and the reference kernels handle it.
+				return fmt.Errorf("%w: value %q is empty (%s)", ErrNotPlannable, v.Name, t)
 			}
 			if v.Producer == nil {
 				if err := p.budget.Check(fmt.Sprintf("input %q", v.Name), t.DType, s); err != nil {

@@ -113,6 +113,11 @@ func padFill(p *ops.Pad, dt tensor.DType, value *tensor.Tensor) (*tensor.Tensor,
 // padIndex returns, for each output element in row-major order, the flat index of the input
 // element it copies, or -1 for the constant.
 func padIndex(in, out tensor.Shape, full []int, mode ops.PadMode) []int {
+	if out.Size() == 0 {
+		// The per-axis tables below are as long as the output's dims: an empty output with one
+		// huge dim (a zero batch padded by 2^28) must not allocate them.
+		return nil
+	}
 	rank := len(in)
 	strides := in.Strides()
 	// src[a][j] is the input offset along axis a (times its stride) read by output coordinate j,
@@ -151,9 +156,6 @@ func padIndex(in, out tensor.Shape, full []int, mode ops.PadMode) []int {
 		}
 	}
 	idx := make([]int, out.Size())
-	if len(idx) == 0 {
-		return idx
-	}
 	coord := make([]int, rank)
 	for i := range idx {
 		off := 0
