@@ -10,11 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/dnx-ml/dnx/builders"
-	"github.com/dnx-ml/dnx/onnx"
-	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -22,73 +18,29 @@ import (
 	"github.com/dnx-ml/dnx/runtime/train/refgrad"
 )
 
-// dropNet builds the small graphs of the Dropout tests.
-type dropNet struct {
-	t     testing.TB
-	g     *onnxpb.GraphProto
-	r     *rand.Rand
-	opset int
-	nodes int
-}
+// dropNet builds the small graphs of the Dropout tests: a netBuilder with the layers they use.
+type dropNet struct{ *netBuilder }
 
 // newDropNet starts a graph of the given opset with one float32 input "x" [batch, dims...]; batch
 // 0 is the symbolic dim "batch".
 func newDropNet(t testing.TB, opset int, batch int64, dims ...int64) *dropNet {
-	b := &dropNet{t: t, g: &onnxpb.GraphProto{Name: proto.String("dropout test")}, r: rand.New(rand.NewPCG(17, 5)), opset: opset}
-	d0 := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}}
-	if batch > 0 {
-		d0 = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: batch}}
-	}
-	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{d0}}
-	for _, d := range dims {
-		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
-	}
-	b.g.Input = []*onnxpb.ValueInfoProto{{Name: proto.String("x"), Type: &onnxpb.TypeProto{
-		Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(tensor.Float32)), Shape: shape}}}}}
-	return b
-}
-
-// param adds an initializer of N(0, scale²) values.
-func (b *dropNet) param(name string, scale float64, shape ...int) string {
-	data := make([]float32, tensor.Shape(shape).Size())
-	for i := range data {
-		data[i] = float32(b.r.NormFloat64() * scale)
-	}
-	return b.konst(name, tensor.FromSlice(tensor.Shape(shape), data))
-}
-
-// konst adds initializer name holding v.
-func (b *dropNet) konst(name string, v *tensor.Tensor) string {
-	tp, err := onnx.EncodeTensor(v, name)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.g.Initializer = append(b.g.Initializer, tp)
-	return name
-}
-
-// node adds a node named after its op and position; its output has the node's name.
-func (b *dropNet) node(op string, in []string, attrs ...*onnxpb.AttributeProto) string {
-	b.nodes++
-	out := fmt.Sprintf("%s_%d", op, b.nodes)
-	b.g.Node = append(b.g.Node, &onnxpb.NodeProto{Name: proto.String(out), OpType: proto.String(op), Input: in, Output: []string{out}, Attribute: attrs})
-	return out
+	return &dropNet{newNetAt(t, opset, batch, rand.New(rand.NewPCG(17, 5)), "x", dims...)}
 }
 
 // dropout adds a Dropout of ratio p on x, encoded for the graph's opset: a ratio initializer from
 // opset 12, the ratio attribute before.
 func (b *dropNet) dropout(x string, p float32) string {
 	if b.opset < 12 {
-		return b.node("Dropout", []string{x}, dropAttrF("ratio", p))
+		return b.node("Dropout", []string{x}, attrF("ratio", p))
 	}
-	r := b.konst(fmt.Sprintf("ratio_%d", b.nodes+1), tensor.FromSlice(tensor.Shape{}, []float32{p}))
+	r := b.init(fmt.Sprintf("ratio_%d", b.nodes+1), tensor.FromSlice(tensor.Shape{}, []float32{p}))
 	return b.node("Dropout", []string{x, r})
 }
 
 func (b *dropNet) conv(x string, cin, cout int) string {
 	k := b.nodes + 1
-	w := b.param(fmt.Sprintf("conv%d.weight", k), math.Sqrt(2/float64(9*cin)), cout, cin, 3, 3)
-	return b.node("Conv", []string{x, w}, dropAttrInts("kernel_shape", 3, 3), dropAttrInts("pads", 1, 1, 1, 1))
+	w := b.param(fmt.Sprintf("conv%d.weight", k), 0, math.Sqrt(2/float64(9*cin)), cout, cin, 3, 3)
+	return b.node("Conv", []string{x, w}, attrIs("kernel_shape", 3, 3), attrIs("pads", 1, 1, 1, 1))
 }
 
 func (b *dropNet) bnRelu(x string, c int) string {
@@ -97,42 +49,18 @@ func (b *dropNet) bnRelu(x string, c int) string {
 	for i := range ones {
 		ones[i] = 1
 	}
-	scale := b.konst(fmt.Sprintf("bn%d.weight", k), tensor.FromSlice(tensor.Shape{c}, slices.Clone(ones)))
-	bias := b.konst(fmt.Sprintf("bn%d.bias", k), tensor.FromSlice(tensor.Shape{c}, slices.Clone(zeros)))
-	mean := b.konst(fmt.Sprintf("bn%d.running_mean", k), tensor.FromSlice(tensor.Shape{c}, zeros))
-	variance := b.konst(fmt.Sprintf("bn%d.running_var", k), tensor.FromSlice(tensor.Shape{c}, ones))
-	h := b.node("BatchNormalization", []string{x, scale, bias, mean, variance}, dropAttrF("epsilon", 1e-5), dropAttrF("momentum", 0.9))
+	scale := b.init(fmt.Sprintf("bn%d.weight", k), tensor.FromSlice(tensor.Shape{c}, slices.Clone(ones)))
+	bias := b.init(fmt.Sprintf("bn%d.bias", k), tensor.FromSlice(tensor.Shape{c}, slices.Clone(zeros)))
+	mean := b.init(fmt.Sprintf("bn%d.running_mean", k), tensor.FromSlice(tensor.Shape{c}, zeros))
+	variance := b.init(fmt.Sprintf("bn%d.running_var", k), tensor.FromSlice(tensor.Shape{c}, ones))
+	h := b.node("BatchNormalization", []string{x, scale, bias, mean, variance}, attrF("epsilon", 1e-5), attrF("momentum", 0.9))
 	return b.node("Relu", []string{h})
 }
 
 // head adds GlobalAveragePool, Flatten and a Gemm to classes outputs; it returns the logits.
 func (b *dropNet) head(x string, c, classes int) string {
 	h := b.node("Flatten", []string{b.node("GlobalAveragePool", []string{x})})
-	return b.node("Gemm", []string{h, b.param("fc.weight", 0.5, classes, c), b.param("fc.bias", 0.1, classes)}, dropAttrI("transB", 1))
-}
-
-func (b *dropNet) build(output string) *graph.Graph {
-	b.t.Helper()
-	b.g.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(output)}}
-	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: b.g,
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(int64(b.opset))}}}
-	g, err := graph.Import(m, "", ops.Default())
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return g
-}
-
-func dropAttrI(name string, v int64) *onnxpb.AttributeProto {
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(v)}
-}
-
-func dropAttrInts(name string, v ...int64) *onnxpb.AttributeProto {
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
-}
-
-func dropAttrF(name string, v float32) *onnxpb.AttributeProto {
-	return &onnxpb.AttributeProto{Name: proto.String(name), Type: onnxpb.AttributeProto_FLOAT.Enum(), F: proto.Float32(v)}
+	return b.node("Gemm", []string{h, b.param("fc.weight", 0.5, 0, classes, c), b.param("fc.bias", 0.1, 0, classes)}, attrI("transB", 1))
 }
 
 // denseDropNet is one dense block's worth of a DenseNet on [3, 6, 6] images: a stem conv, a
@@ -142,7 +70,7 @@ func denseDropNet(t testing.TB, opset int, p float32) *graph.Graph {
 	b := newDropNet(t, opset, 0, 3, 6, 6)
 	h0 := b.conv("x", 3, 4)
 	h1 := b.dropout(b.conv(b.bnRelu(h0, 4), 4, 3), p)
-	h := b.node("Concat", []string{h0, h1}, dropAttrI("axis", 1))
+	h := b.node("Concat", []string{h0, h1}, attrI("axis", 1))
 	return b.build(b.head(b.bnRelu(h, 7), 7, 5))
 }
 
@@ -153,7 +81,7 @@ func mixedDropNet(t testing.TB, opset int, p float32) *graph.Graph {
 	r := b.node("Relu", []string{b.conv("x", 3, 4)})
 	h := b.node("Add", []string{b.dropout(r, p), r})
 	f := b.dropout(b.node("Flatten", []string{b.node("GlobalAveragePool", []string{h})}), p/2)
-	return b.build(b.node("Gemm", []string{f, b.param("fc.weight", 0.5, 5, 4), b.param("fc.bias", 0.1, 5)}, dropAttrI("transB", 1)))
+	return b.build(b.node("Gemm", []string{f, b.param("fc.weight", 0.5, 0, 5, 4), b.param("fc.bias", 0.1, 0, 5)}, attrI("transB", 1)))
 }
 
 // dropDenseNet is a small DenseNet-BC from the builders with drop rate p.
@@ -650,8 +578,8 @@ func TestDropoutPlan(t *testing.T) {
 	withMode := func(opset int, p float32, mode bool) func(t testing.TB) *graph.Graph {
 		return func(t testing.TB) *graph.Graph {
 			b := newDropNet(t, opset, 0, 3, 4, 4)
-			r := b.konst("ratio", tensor.FromSlice(tensor.Shape{}, []float32{p}))
-			m := b.konst("mode", tensor.FromSlice(tensor.Shape{}, []bool{mode}))
+			r := b.init("ratio", tensor.FromSlice(tensor.Shape{}, []float32{p}))
+			m := b.init("mode", tensor.FromSlice(tensor.Shape{}, []bool{mode}))
 			d := b.node("Dropout", []string{b.conv("x", 3, 2), r, m})
 			return b.build(b.head(d, 2, 3))
 		}

@@ -318,15 +318,27 @@ func (ref *reference) tieBreaker(moved, flipped *int) tieBreaker {
 
 // netBuilder assembles small ONNX models for tests.
 type netBuilder struct {
-	t     *testing.T
+	t     testing.TB
 	g     *onnxpb.GraphProto
 	r     *rand.Rand
+	opset int
 	nodes int
 }
 
-func newNet(t *testing.T, input string, dims ...int64) *netBuilder {
-	b := &netBuilder{t: t, g: &onnxpb.GraphProto{Name: proto.String("test")}, r: rand.New(rand.NewPCG(42, 7))}
-	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}}}}
+// newNet starts an opset-13 graph with one float32 input [batch, dims...], batch symbolic.
+func newNet(t testing.TB, input string, dims ...int64) *netBuilder {
+	return newNetAt(t, 13, 0, rand.New(rand.NewPCG(42, 7)), input, dims...)
+}
+
+// newNetAt starts a graph of the given opset with one float32 input [batch, dims...]; batch 0 is
+// the symbolic dim "batch". r draws the parameters.
+func newNetAt(t testing.TB, opset int, batch int64, r *rand.Rand, input string, dims ...int64) *netBuilder {
+	b := &netBuilder{t: t, g: &onnxpb.GraphProto{Name: proto.String("test")}, r: r, opset: opset}
+	d0 := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "batch"}}
+	if batch > 0 {
+		d0 = &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: batch}}
+	}
+	shape := &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{d0}}
 	for _, d := range dims {
 		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}})
 	}
@@ -376,7 +388,7 @@ func (b *netBuilder) build(output string) *graph.Graph {
 	b.t.Helper()
 	b.g.Output = []*onnxpb.ValueInfoProto{{Name: proto.String(output)}}
 	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: b.g,
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(int64(b.opset))}}}
 	g, err := graph.Import(m, "", ops.Default())
 	if err != nil {
 		b.t.Fatal(err)
