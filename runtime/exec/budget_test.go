@@ -117,16 +117,8 @@ func TestImportRefusesHugeShapes(t *testing.T) {
 // A network whose every value fits the budget but whose planned activation arena does not is
 // refused when the plan is compiled, before the arena is allocated.
 func TestMemoryBudgetArena(t *testing.T) {
-	cfg := builders.Config{Growth: 4, Blocks: []int{2, 2}, InitFeatures: 8, BNSize: 2, Compression: 0.5,
-		Stem: builders.StemCIFAR, Classes: 3, InputSize: 16}
-	m, err := builders.Build(cfg, builders.BuildOptions{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := graph.Import(m, "", ops.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := builtGraph(t, builders.Config{Growth: 4, Blocks: []int{2, 2}, InitFeatures: 8, BNSize: 2, Compression: 0.5,
+		Stem: builders.StemCIFAR, Classes: 3, InputSize: 16})
 	// Batch 64: the largest value is 64*16*16*16 floats (1 MiB); the arena holds several.
 	x := tensor.New(tensor.Float32, tensor.Shape{64, 3, 16, 16})
 	for _, c := range []struct {
@@ -150,16 +142,8 @@ func TestMemoryBudgetArena(t *testing.T) {
 
 // An empty batch (a symbolic dim fed as 0) is refused with one clear error, on both paths.
 func TestEmptyBatchRefused(t *testing.T) {
-	cfg := builders.Config{Growth: 2, Blocks: []int{1, 1}, InitFeatures: 4, BNSize: 2, Compression: 0.5,
-		Stem: builders.StemCIFAR, Classes: 3, InputSize: 8}
-	m, err := builders.Build(cfg, builders.BuildOptions{Seed: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := graph.Import(m, "", ops.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := builtGraph(t, builders.Config{Growth: 2, Blocks: []int{1, 1}, InitFeatures: 4, BNSize: 2, Compression: 0.5,
+		Stem: builders.StemCIFAR, Classes: 3, InputSize: 8})
 	for _, reference := range []bool{false, true} {
 		s, err := New(g, Options{Reference: reference})
 		if err != nil {
@@ -171,4 +155,18 @@ func TestEmptyBatchRefused(t *testing.T) {
 			t.Errorf("reference=%v: err = %v, want ErrInput saying the batch is 0", reference, err)
 		}
 	}
+}
+
+// builtGraph returns the training form of a DenseNet from the builders.
+func builtGraph(t *testing.T, cfg builders.Config) *graph.Graph {
+	t.Helper()
+	m, err := builders.Build(cfg, builders.BuildOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := graph.Import(m, "", ops.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
