@@ -79,5 +79,9 @@
 //
 // The default-domain entry of opset_import is set to the target; other domains are kept.
 // ir_version is raised, never lowered, to the minimum the target opset needs: IR 6 for opset 11,
-// 7 for 12-14, 8 for 15-18, 9 for 19-20 and 10 for 21.
+// 7 for 12-14, 8 for 15-18, 9 for 19-20 and 10 for 21. The rest of the model's description
+// (producer, domain, model_version, doc_string, metadata_props, the graph's doc_string) is copied
+// as it is, since Convert works on a copy of the protobuf: metadata_props keep their order, and a
+// repeated key stays repeated (graph.Import is what collapses it). A rewritten node keeps its name
+// and doc_string; the helper nodes a rewrite adds have none.
 package opset

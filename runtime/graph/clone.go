@@ -3,19 +3,24 @@ package graph
 import (
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
-// Clone returns a copy of g that passes can rewrite without touching g. Values, nodes and
-// attribute maps are copied; constant tensors are shared (passes never modify a tensor in place,
-// they add new ones); each node's Op is decoded afresh from its attributes with reg, so no op
-// value is shared either.
+// Clone returns a copy of g that passes can rewrite without touching g. Values, nodes, attribute
+// maps and the model-level fields (producer, doc strings, metadata) are copied; constant tensors
+// are shared (passes never modify a tensor in place, they add new ones); each node's Op is
+// decoded afresh from its attributes with reg, so no op value is shared either.
 func (g *Graph) Clone(reg *ops.Registry) (*Graph, error) {
 	c := &Graph{
 		Name: g.Name, IRVersion: g.IRVersion, ProducerName: g.ProducerName, ProducerVersion: g.ProducerVersion,
+		Domain: g.Domain, ModelVersion: g.ModelVersion, DocString: g.DocString, GraphDocString: g.GraphDocString,
 		Opsets: maps.Clone(g.Opsets), values: make(map[string]*Value, len(g.values)),
 		declared: g.declared, inputTypes: map[*Value]ops.Type{},
+		// Copied, not shared: SetMetadata on the clone (finetune recording its steps) must not
+		// show through in the original.
+		metadata: slices.Clone(g.metadata),
 	}
 	vmap := make(map[*Value]*Value, len(g.values))
 	val := func(v *Value) *Value {
@@ -41,7 +46,7 @@ func (g *Graph) Clone(reg *ops.Registry) (*Graph, error) {
 		c.Initializers = append(c.Initializers, val(v))
 	}
 	for _, n := range g.Nodes {
-		nn := &Node{Name: n.Name, OpType: n.OpType, Domain: n.Domain, Opset: n.Opset, Attrs: maps.Clone(n.Attrs)}
+		nn := &Node{Name: n.Name, OpType: n.OpType, Domain: n.Domain, Opset: n.Opset, Attrs: maps.Clone(n.Attrs), DocString: n.DocString}
 		present := make([]bool, len(n.Inputs))
 		for i, v := range n.Inputs {
 			nv := val(v)

@@ -18,11 +18,12 @@ import (
 var ErrNotExportable = errors.New("graph cannot be exported as ONNX")
 
 // Export converts g back into an ONNX model, the inverse of Import: the same IR version, opset
-// imports, producer, graph name, inputs, outputs and node order, each node with its Attrs as they
-// stand (passes that change a node's meaning keep Attrs in step), initializers encoded with
-// onnx.EncodeTensor in g.Initializers order. Inputs and outputs carry their current types
-// (symbolic dims by name); intermediate values get a value_info entry only where the imported
-// file declared one, so that a re-import infers what this import did.
+// imports, producer, model domain and version, doc strings (model, graph and nodes),
+// metadata_props in g.Metadata order, graph name, inputs, outputs and node order, each node with
+// its Attrs as they stand (passes that change a node's meaning keep Attrs in step), initializers
+// encoded with onnx.EncodeTensor in g.Initializers order. Inputs and outputs carry their current
+// types (symbolic dims by name); intermediate values get a value_info entry only where the
+// imported file declared one, so that a re-import infers what this import did.
 //
 // A graph with a node of dnx's internal domain (ops.DomainDNX, such as FusedConv) is refused with
 // an error wrapping ErrNotExportable that names the node: those ops are not ONNX. Export runs
@@ -42,6 +43,14 @@ func Export(g *Graph) (*onnxpb.ModelProto, error) {
 		IrVersion:       proto.Int64(g.IRVersion),
 		ProducerName:    proto.String(g.ProducerName),
 		ProducerVersion: proto.String(g.ProducerVersion),
+		Domain:          optString(g.Domain),
+		DocString:       optString(g.DocString),
+	}
+	if g.ModelVersion != 0 {
+		m.ModelVersion = proto.Int64(g.ModelVersion)
+	}
+	for _, p := range g.metadata {
+		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: proto.String(p.Key), Value: proto.String(p.Value)})
 	}
 	if g.IRVersion == 0 {
 		m.IrVersion = proto.Int64(irVersionFor(g.Opsets[""]))
@@ -55,7 +64,7 @@ func Export(g *Graph) (*onnxpb.ModelProto, error) {
 		m.OpsetImport = append(m.OpsetImport, &onnxpb.OperatorSetIdProto{Domain: proto.String(d), Version: proto.Int64(int64(g.Opsets[d]))})
 	}
 
-	gp := &onnxpb.GraphProto{Name: proto.String(g.Name)}
+	gp := &onnxpb.GraphProto{Name: proto.String(g.Name), DocString: optString(g.GraphDocString)}
 	for _, v := range g.Initializers {
 		tp, err := onnx.EncodeTensor(v.Const, v.Name)
 		if err != nil {
@@ -83,6 +92,7 @@ func Export(g *Graph) (*onnxpb.ModelProto, error) {
 		if d := n.Domain; d != "" {
 			np.Domain = proto.String(d)
 		}
+		np.DocString = optString(n.DocString)
 		for _, v := range n.Inputs {
 			np.Input = append(np.Input, nameOrEmpty(v))
 		}
@@ -133,6 +143,15 @@ func irVersionFor(opset int) int64 {
 		ir = 11
 	}
 	return min(ir, onnx.MaxIRVersion)
+}
+
+// optString returns nil for "", so that an absent description stays absent in the file instead
+// of becoming an empty field: a model without doc strings exports to the same bytes as before.
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return proto.String(s)
 }
 
 func nameOrEmpty(v *Value) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +62,9 @@ func TestExportRoundTripModels(t *testing.T) {
 			if g2.IRVersion != g.IRVersion || g2.Opsets[""] != g.Opsets[""] || g2.ProducerName != g.ProducerName || g2.Name != g.Name {
 				t.Errorf("model header: IR %d opset %d producer %q name %q; want %d %d %q %q",
 					g2.IRVersion, g2.Opsets[""], g2.ProducerName, g2.Name, g.IRVersion, g.Opsets[""], g.ProducerName, g.Name)
+			}
+			if got, want := headerOf(g2), headerOf(g); !reflect.DeepEqual(got, want) {
+				t.Errorf("model description after the round trip:\n got  %+v\n want %+v", got, want)
 			}
 			if len(g2.Nodes) != len(g.Nodes) {
 				t.Fatalf("%d nodes, want %d", len(g2.Nodes), len(g.Nodes))

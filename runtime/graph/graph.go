@@ -33,22 +33,44 @@ type Node struct {
 	Op      ops.Op
 	Inputs  []*Value // nil entries are absent optional inputs
 	Outputs []*Value // nil entries are absent optional outputs
+	// DocString is the node's doc_string, kept so that an export describes its nodes as the
+	// file did. A pass that rewrites a node in place keeps it; a removed node's is dropped.
+	DocString string
 }
 
-// Graph is a model: its values, nodes in topological order, fed inputs and outputs.
+// Graph is a model: its values, nodes in topological order, fed inputs and outputs, and the
+// model-level fields that describe it without changing what it computes.
+//
+// The descriptive fields (producer, Domain, ModelVersion, the doc strings and the metadata) are
+// filled by Import, copied by Clone, left alone by every pass, and written back by Export, so a
+// model keeps its class names, normalisation and provenance through any rewrite. Callers set the
+// plain fields directly and the metadata with SetMetadata and DeleteMetadata (see metadata.go).
 type Graph struct {
-	Name            string
+	Name            string // graph.name
 	IRVersion       int64
 	ProducerName    string
 	ProducerVersion string
-	Opsets          map[string]int // domain ("" = ai.onnx) -> version
-	Nodes           []*Node
-	Inputs          []*Value // fed by the caller, in the model's graph.input order
-	Outputs         []*Value
-	Initializers    []*Value // in file order
-	values          map[string]*Value
-	declared        map[string]*onnxpb.TypeProto // value_info and output types from the file
-	inputTypes      map[*Value]ops.Type          // graph input types as declared in the file
+	// Domain is the model's namespace (ModelProto.domain, reverse-DNS such as "org.example"), not
+	// an operator domain.
+	Domain string
+	// ModelVersion is ModelProto.model_version, the model author's own version number; 0 means
+	// none and is not written.
+	ModelVersion int64
+	// DocString is ModelProto.doc_string, the model's description (dnx build writes its Config
+	// there); GraphDocString is GraphProto.doc_string.
+	DocString      string
+	GraphDocString string
+	Opsets         map[string]int // domain ("" = ai.onnx) -> version
+	Nodes          []*Node
+	Inputs         []*Value // fed by the caller, in the model's graph.input order
+	Outputs        []*Value
+	Initializers   []*Value // in file order
+	values         map[string]*Value
+	declared       map[string]*onnxpb.TypeProto // value_info and output types from the file
+	inputTypes     map[*Value]ops.Type          // graph input types as declared in the file
+	// metadata is ModelProto.metadata_props in file order, one entry per key. It is reached only
+	// through the methods in metadata.go, which keep the keys distinct.
+	metadata []MetadataProp
 }
 
 // Value returns the value named name, or nil.

@@ -56,8 +56,23 @@ func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, er
 		IRVersion:       m.GetIrVersion(),
 		ProducerName:    m.GetProducerName(),
 		ProducerVersion: m.GetProducerVersion(),
+		Domain:          m.GetDomain(),
+		ModelVersion:    m.GetModelVersion(),
+		DocString:       m.GetDocString(),
+		GraphDocString:  gp.GetDocString(),
 		Opsets:          map[string]int{},
 		values:          map[string]*Value{},
+	}
+	// A repeated key keeps its first place and its last value (see metadata.go). The index map
+	// keeps this linear however many entries a file holds; SetMetadata's scan would not.
+	at := map[string]int{}
+	for _, p := range m.GetMetadataProps() {
+		if i, dup := at[p.GetKey()]; dup {
+			g.metadata[i].Value = p.GetValue()
+			continue
+		}
+		at[p.GetKey()] = len(g.metadata)
+		g.metadata = append(g.metadata, MetadataProp{Key: p.GetKey(), Value: p.GetValue()})
 	}
 	for _, o := range m.GetOpsetImport() {
 		d, v := ops.NormalizeDomain(o.GetDomain()), o.GetVersion()
@@ -121,9 +136,10 @@ func Import(m *onnxpb.ModelProto, baseDir string, reg *ops.Registry) (*Graph, er
 	nodes := make([]*Node, len(gp.GetNode()))
 	for i, np := range gp.GetNode() {
 		n := &Node{
-			Name:   np.GetName(),
-			OpType: np.GetOpType(),
-			Domain: ops.NormalizeDomain(np.GetDomain()),
+			Name:      np.GetName(),
+			OpType:    np.GetOpType(),
+			Domain:    ops.NormalizeDomain(np.GetDomain()),
+			DocString: np.GetDocString(),
 		}
 		if n.OpType == "" {
 			return nil, fmt.Errorf("%w: node %d (%q) has no op_type", ErrInvalidGraph, i, n.Name)

@@ -14,6 +14,12 @@
 // names of the graph's outputs: when a removed node produced a graph output, the surviving value
 // takes that name.
 //
+// Passes never touch the model-level description (producer, doc strings, metadata_props; see
+// graph's "Model metadata"), so `dnx convert --optimize` writes what it read. A node rewritten in
+// place (a Conv that absorbs a BN, becomes a FusedConv, or trades places with a pool) keeps its
+// Node.DocString; the doc_string of a node a pass removes goes with it, because what it
+// described no longer exists as a node.
+//
 // # Pipelines
 //
 // A Pipeline runs a list of passes in turn until a whole round changes nothing, validating the

@@ -71,14 +71,24 @@ func (b *modelBuilder) node(op string, in, out []string, attrs ...*onnxpb.Attrib
 	return b
 }
 
-func (b *modelBuilder) build() *graph.Graph {
-	b.t.Helper()
-	m := &onnxpb.ModelProto{
+// doc sets the doc_string of the node added last.
+func (b *modelBuilder) doc(s string) *modelBuilder {
+	b.g.Node[len(b.g.Node)-1].DocString = proto.String(s)
+	return b
+}
+
+// model returns the ModelProto built so far, for tests that set model-level fields before import.
+func (b *modelBuilder) model() *onnxpb.ModelProto {
+	return &onnxpb.ModelProto{
 		IrVersion:   proto.Int64(8),
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(b.opset)}},
 		Graph:       b.g,
 	}
-	g, err := graph.Import(m, "", ops.Default())
+}
+
+func (b *modelBuilder) build() *graph.Graph {
+	b.t.Helper()
+	g, err := graph.Import(b.model(), "", ops.Default())
 	if err != nil {
 		b.t.Fatalf("import: %v", err)
 	}
