@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/graph"
