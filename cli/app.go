@@ -4,9 +4,12 @@
 // no files at all.
 //
 // Every failure ends the process with a non-zero status and exactly one line on stderr, prefixed
-// with "dnx: " and naming the file (and, for model errors, the node) at fault. Usage mistakes exit
-// with status 2, other errors with status 1; a panic, which is always a dnx bug, is recovered into
-// an "internal error" line and status 3. SIGINT (Ctrl-C) and SIGTERM cancel the running command,
+// with "dnx: " and naming the file (and, for model errors, the node) at fault. A wrong command
+// line (flags, arguments) exits with status 2 and is found before any file is read; a file,
+// model, data set or limit (--max-memory) that refuses a well-formed command line exits with
+// status 1, and so does an output that would overwrite an input (checkFiles); a panic, which is
+// always a dnx bug, is recovered into an "internal error" line and status 3 (README.md, "Exit
+// status"). SIGINT (Ctrl-C) and SIGTERM cancel the running command,
 // which stops cleanly (dnx finetune saves its checkpoint first), and the status is then that of a
 // process killed by the signal: 130 and 143. A second signal ends the process at once.
 //
@@ -175,7 +178,12 @@ func onUsageError(c *ucli.Context, err error, isSubcommand bool) error {
 	if c.Command != nil && c.Command.Name != "" {
 		name = "dnx " + c.Command.Name
 	}
-	return usagef("%s: %v (see '%s --help')", strings.TrimPrefix(name, "dnx "), err, name)
+	msg := err.Error()
+	// Go's flag package names an unknown flag with one dash, however it was typed.
+	if f, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + strings.TrimLeft(f, "-")
+	}
+	return usagef("%s: %s (see '%s --help')", strings.TrimPrefix(name, "dnx "), msg, name)
 }
 
 // exactArgs checks that a command got n positional arguments, named in what.

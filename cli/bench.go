@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -18,8 +20,8 @@ import (
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/runtime/exec"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/tensor"
-	"github.com/dnx-ml/dnx/runtime/tensor/npy"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -35,7 +37,7 @@ func benchCommand() *ucli.Command {
 			"dnx next to ONNX Runtime.",
 		Flags: []ucli.Flag{
 			&ucli.IntFlag{Name: "batch", Usage: "batch size (the model's symbolic batch dim); default: the input file's, else 1"},
-			&ucli.IntFlag{Name: "threads", Usage: "worker threads (default GOMAXPROCS)"},
+			threadsFlag(),
 			&ucli.BoolFlag{Name: "no-spin", Usage: "idle threads block at once instead of polling between parallel loops (leaves CPU time to other processes; like ORT's --no-spin)"},
 			&ucli.IntFlag{Name: "iters", Value: 20, Usage: "timed runs"},
 			&ucli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed runs first"},
@@ -44,7 +46,8 @@ func benchCommand() *ucli.Command {
 			&ucli.Int64Flag{Name: "seed", Value: 0, Usage: "seed of the random inputs"},
 			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
-			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE`"},
+			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE` (replaced once the runs succeed)"},
+			maxMemoryFlag(),
 			deviceFlag(),
 		},
 		Action: benchAction,
@@ -89,33 +92,59 @@ func benchAction(c *ucli.Context) error {
 	if iters < 1 || warmup < 0 || batch < 0 {
 		return usagef("bench: --iters must be >= 1, --warmup and --batch >= 0")
 	}
-	threads := c.Int("threads")
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	start := time.Now()
-	g, err := graph.Load(path)
+	threads, err := threadsOption(c)
 	if err != nil {
 		return err
 	}
-	sess, err := exec.New(g, exec.Options{Threads: threads, Reference: c.Bool("reference"), NoSpin: c.Bool("no-spin")})
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	limit, err := memoryLimit(c)
+	if err != nil {
+		return err
+	}
+	files, expect, profile := c.StringSlice("input"), c.String("expect"), c.String("cpuprofile")
+	inputs := []fileArg{{path: path}, {flag: "--expect", path: expect}}
+	for _, f := range files {
+		inputs = append(inputs, fileArg{flag: "--input", path: f})
+	}
+	outputs := []fileArg{{flag: "--cpuprofile", path: profile}}
+	if err := checkFiles("bench", inputs, outputs); err != nil {
+		return err
+	}
+	if err := checkReadBudget("bench", membudget.New(limit), inputs); err != nil {
+		return err
+	}
+	start := time.Now()
+	model, err := loadModel(path)
+	if err != nil {
+		return err
+	}
+	g := model.g
+	if err := checkConflicts("bench", model.external, outputs); err != nil {
+		return err
+	}
+	sess, err := exec.New(g, exec.Options{Threads: threads, Reference: c.Bool("reference"), NoSpin: c.Bool("no-spin"), MaxMemory: limit})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer sess.Close()
 	load := time.Since(start)
 
-	inputs, err := benchInputs(g, c.StringSlice("input"), batch, c.Int64("seed"))
+	in, err := benchInputs(g, files, batch, c.Int64("seed"), membudget.New(limit), c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
-	rep := benchReport{Engine: "dnx", Version: Version, Threads: threads, Iters: iters, Warmup: warmup,
-		Spin: !c.Bool("no-spin") && !c.Bool("reference"), Model: path, Shape: inputs[0].Shape, LoadMS: ms(load)}
-	if len(inputs[0].Shape) > 0 {
-		rep.Batch = inputs[0].Shape[0]
+	if len(in) == 0 {
+		return fmt.Errorf("bench: %s has no inputs", path)
 	}
-	shapes := make([]tensor.Shape, len(inputs))
-	for i, t := range inputs {
+	rep := benchReport{Engine: "dnx", Version: Version, Threads: threads, Iters: iters, Warmup: warmup,
+		Spin: !c.Bool("no-spin") && !c.Bool("reference"), Model: path, Shape: in[0].Shape, LoadMS: ms(load)}
+	if len(in[0].Shape) > 0 {
+		rep.Batch = in[0].Shape[0]
+	}
+	shapes := make([]tensor.Shape, len(in))
+	for i, t := range in {
 		shapes[i] = t.Shape
 	}
 	if !c.Bool("reference") {
@@ -127,19 +156,25 @@ func benchAction(c *ucli.Context) error {
 
 	progress := newProgress(c.App.ErrWriter, warmup+iters, !c.Bool("json"))
 	t0 := time.Now()
-	out, err := sess.Run(c.Context, inputs)
+	out, err := sess.Run(c.Context, in)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	rep.FirstRunMS = ms(time.Since(t0))
 	progress.step()
-	if f := c.String("expect"); f != "" {
-		want, err := readTensorFile(f)
+	if expect != "" {
+		arg := fileArg{flag: "--expect", path: expect}
+		want, err := readTensorFile(expect)
 		if err != nil {
 			return err
 		}
+		if out[0].DType == tensor.Float32 {
+			if want, err = narrowFloat64("bench", arg, want, c.App.ErrWriter); err != nil {
+				return err
+			}
+		}
 		if want.Len() < out[0].Len() || want.DType != out[0].DType {
-			return fmt.Errorf("--expect %s: %s %v does not cover the output %s %v", f, want.DType, want.Shape, out[0].DType, out[0].Shape)
+			return fmt.Errorf("bench: %s: %s%s does not cover the output %s%s", arg, want.DType, shapeText(want.Shape), out[0].DType, shapeText(out[0].Shape))
 		}
 		got := out[0]
 		if want.Len() > got.Len() { // batch taken from a larger stored output: compare its first rows
@@ -149,30 +184,34 @@ func benchAction(c *ucli.Context) error {
 		rep.MaxAbsDiff = &d
 	}
 	for i := 1; i < warmup; i++ {
-		if _, err := sess.Run(c.Context, inputs); err != nil {
-			return err
+		if _, err := sess.Run(c.Context, in); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		progress.step()
 	}
-	if f := c.String("cpuprofile"); f != "" {
-		pf, err := os.Create(f)
-		if err != nil {
-			return err
+	// The profile goes to memory and replaces the file only once every timed run succeeded: a
+	// failed or interrupted run leaves an earlier profile as it was.
+	var prof bytes.Buffer
+	if profile != "" {
+		if err := pprof.StartCPUProfile(&prof); err != nil {
+			return fmt.Errorf("bench: --cpuprofile %s: %w", profile, err)
 		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer pprof.StopCPUProfile() // a no-op once stopped below
 	}
 	times := make([]float64, iters)
 	for i := range times {
 		t := time.Now()
-		if _, err := sess.Run(c.Context, inputs); err != nil {
-			return err
+		if _, err := sess.Run(c.Context, in); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		times[i] = float64(time.Since(t).Microseconds()) / 1000
 		progress.step()
+	}
+	if profile != "" {
+		pprof.StopCPUProfile()
+		if err := onnx.WriteFileAtomic(profile, prof.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
 	}
 	progress.done()
 	sort.Float64s(times)
@@ -193,14 +232,14 @@ func benchAction(c *ucli.Context) error {
 	if c.Bool("json") {
 		b, err := json.Marshal(rep)
 		if err != nil {
-			return err
+			return fmt.Errorf("bench: encode JSON: %w", err)
 		}
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	}
-	fmt.Fprintf(w, "Model       %s, input %v, %d threads (%s)\n", path, rep.Shape, threads, planWord(rep))
-	fmt.Fprintf(w, "Latency     median %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms (%d runs after %d warm-up)\n",
-		float64(rep.MedianMS), float64(rep.P90MS), float64(rep.MinMS), float64(rep.MaxMS), iters, warmup)
+	fmt.Fprintf(w, "Model       %s, input %s, %s (%s)\n", path, shapeText(rep.Shape), plural(threads, "thread"), planWord(rep))
+	fmt.Fprintf(w, "Latency     median %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms (%s after %s)\n",
+		float64(rep.MedianMS), float64(rep.P90MS), float64(rep.MinMS), float64(rep.MaxMS), plural(iters, "run"), plural(warmup, "warm-up run"))
 	fmt.Fprintf(w, "Throughput  %.1f images/s\n", float64(rep.Throughput))
 	fmt.Fprintf(w, "Memory      peak RSS %.1f MiB", float64(rep.PeakRSSBytes)/(1<<20))
 	if rep.ArenaBytes > 0 {
@@ -221,7 +260,7 @@ func planWord(r benchReport) string {
 	if !r.Planned {
 		return "reference kernels"
 	}
-	return fmt.Sprintf("planned, %d of %d steps on fast kernels", r.PlanFastSteps, r.PlanSteps)
+	return fmt.Sprintf("planned, %d of %s on fast kernels", r.PlanFastSteps, plural(r.PlanSteps, "step"))
 }
 
 // percentile returns the p-th percentile of sorted values (nearest rank, interpolated).
@@ -238,20 +277,35 @@ func percentile(sorted []float64, p float64) float64 {
 	return sorted[lo]*(1-f) + sorted[lo+1]*f
 }
 
-// benchInputs loads the --input files (batch rows taken or tiled to batch) or makes random ones.
-func benchInputs(g *graph.Graph, files []string, batch int, seed int64) ([]*tensor.Tensor, error) {
+// benchInputs loads the --input files (batch rows taken or tiled to batch; float64 converted for
+// float32 inputs, with a note on stderr) or makes random ones. A tiled or random input, whose size
+// --batch decides, must fit budget.
+func benchInputs(g *graph.Graph, files []string, batch int, seed int64, budget membudget.Budget, stderr io.Writer) ([]*tensor.Tensor, error) {
 	if len(files) > 0 && len(files) != len(g.Inputs) {
-		return nil, usagef("bench: the model takes %d input(s) (%s), got %d --input file(s)", len(g.Inputs), inputNames(g), len(files))
+		return nil, usagef("bench: the model takes %s (%s), got %s", plural(len(g.Inputs), "input"), inputNames(g), plural(len(files), "--input file"))
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6a09e667))
 	inputs := make([]*tensor.Tensor, len(g.Inputs))
 	for i, v := range g.Inputs {
 		if len(files) > 0 {
+			arg := fileArg{flag: "--input", path: files[i]}
 			t, err := readTensorFile(files[i])
 			if err != nil {
 				return nil, err
 			}
+			if v.Type.DType == tensor.Float32 {
+				if t, err = narrowFloat64("bench", arg, t, stderr); err != nil {
+					return nil, err
+				}
+			}
 			if batch > 0 && len(t.Shape) > 0 && t.Shape[0] != batch {
+				if t.Shape[0] == 0 {
+					return nil, fmt.Errorf("bench: %s is empty (%s%s): no rows to tile to --batch %d", arg, t.DType, shapeText(t.Shape), batch)
+				}
+				tiled := append(tensor.Shape{batch}, t.Shape[1:]...)
+				if err := budget.Check(fmt.Sprintf("%s tiled to --batch %d:", arg, batch), t.DType, tiled); err != nil {
+					return nil, fmt.Errorf("bench: %w", err)
+				}
 				t = tileRows(t, batch)
 			}
 			inputs[i] = t
@@ -272,7 +326,10 @@ func benchInputs(g *graph.Graph, files []string, batch int, seed int64) ([]*tens
 			}
 		}
 		if _, err := tensor.CheckShape(int64s(shape)); err != nil {
-			return nil, fmt.Errorf("input %q: %w", v.Name, err)
+			return nil, fmt.Errorf("bench: input %q: %w", v.Name, err)
+		}
+		if err := budget.Check(fmt.Sprintf("random input %q", v.Name), tensor.Float32, shape); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
 		}
 		data := make([]float32, shape.Size())
 		for j := range data {
@@ -291,40 +348,26 @@ func int64s(s tensor.Shape) []int64 {
 	return out
 }
 
-// readTensorFile reads a .pb or .npy tensor.
-func readTensorFile(path string) (*tensor.Tensor, error) {
-	if strings.HasSuffix(strings.ToLower(path), ".npy") {
-		return npy.ReadFile(path)
-	}
-	t, _, err := onnx.ReadTensorFile(path)
-	return t, err
-}
-
-// tileRows returns a tensor of batch rows: the first rows of t, repeated as often as needed.
+// tileRows returns a tensor of batch rows: the first rows of t, repeated as often as needed. t
+// has at least one row; any element type is copied as it is.
 func tileRows(t *tensor.Tensor, batch int) *tensor.Tensor {
-	shape := append(tensor.Shape{batch}, t.Shape[1:]...)
-	out := tensor.New(t.DType, shape)
-	per := t.Len() / max(1, t.Shape[0])
-	src, dst := t.Float64s(), make([]float64, out.Len())
-	for r := 0; r < batch; r++ {
-		copy(dst[r*per:(r+1)*per], src[(r%t.Shape[0])*per:])
-	}
-	if t.DType == tensor.Float32 {
-		d := tensor.Data[float32](out)
-		for i, v := range dst {
-			d[i] = float32(v)
-		}
+	out := tensor.New(t.DType, append(tensor.Shape{batch}, t.Shape[1:]...))
+	rows := t.Shape[0]
+	per := t.Len() / rows
+	src, dst := reflect.ValueOf(t.Data), reflect.ValueOf(out.Data)
+	for r := range batch {
+		k := r % rows
+		reflect.Copy(dst.Slice(r*per, (r+1)*per), src.Slice(k*per, (k+1)*per))
 	}
 	return out
 }
 
-// sliceRows returns the leading rows of t that fit shape.
+// sliceRows returns the leading elements of t that fill shape (its first rows, for a shape
+// that differs in the batch dim only).
 func sliceRows(t *tensor.Tensor, shape tensor.Shape) *tensor.Tensor {
-	n := shape.Size()
-	if t.DType != tensor.Float32 {
-		return t
-	}
-	return tensor.FromSlice(shape, append([]float32(nil), tensor.Data[float32](t)[:n]...))
+	out := tensor.New(t.DType, shape)
+	reflect.Copy(reflect.ValueOf(out.Data), reflect.ValueOf(t.Data))
+	return out
 }
 
 // peakRSS returns the process's peak resident set size (VmHWM) in bytes, or 0 where /proc is

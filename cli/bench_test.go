@@ -1,10 +1,15 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
 func TestBenchJSON(t *testing.T) {
@@ -37,7 +42,7 @@ func TestBenchJSON(t *testing.T) {
 func TestBenchRandomBatchAndErrors(t *testing.T) {
 	model := filepath.Join(tiny(t), "model.onnx")
 	out := mustSucceed(t, "bench", model, "--batch", "3", "--iters", "2", "--warmup", "0")
-	if !strings.Contains(out, "input [3 3 16 16]") || !strings.Contains(out, "Latency") {
+	if !strings.Contains(out, "input [3,3,16,16]") || !strings.Contains(out, "Latency") {
 		t.Errorf("bench text output: %s", out)
 	}
 	if _, stderr, status := dnx(t, "bench", model, "--iters", "0"); status != exitUsage || !strings.Contains(stderr, "--iters") {
@@ -52,4 +57,87 @@ func parseBench(t *testing.T, out string) map[string]any {
 		t.Fatalf("bench --json printed %q: %v", out, err)
 	}
 	return rep
+}
+
+// --cpuprofile writes a pprof profile of the timed runs, replacing the file only once they
+// succeeded: a bench that fails leaves an earlier profile as it was, and a path that cannot be
+// written fails before any run, in one line.
+func TestBenchCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(tiny(t), "model.onnx")
+	prof := filepath.Join(dir, "cpu.prof")
+	mustSucceed(t, "bench", model, "--iters", "3", "--warmup", "0", "--cpuprofile", prof, "--json")
+	b, err := os.ReadFile(prof)
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b { // pprof profiles are gzipped
+		t.Fatalf("profile %d bytes, %v: not a gzipped pprof profile", len(b), err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("files left beside the profile: %v", ents)
+	}
+
+	old := []byte("an earlier profile")
+	if err := os.WriteFile(prof, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	i32 := filepath.Join(dir, "want.pb")
+	if err := onnx.WriteTensorFile(i32, tensor.New(tensor.Int32, tensor.Shape{1, 5}), "logits"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"bench fails", []string{"--expect", i32, "--cpuprofile", prof}, []string{"--expect " + i32, "int32[1,5]", "float32"}},
+		{"missing folder", []string{"--cpuprofile", filepath.Join(dir, "nope", "cpu.prof")}, []string{"--cpuprofile", "does not exist"}},
+		{"a folder", []string{"--cpuprofile", dir}, []string{"--cpuprofile " + dir, "is a folder"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, status := dnx(t, append([]string{"bench", model, "--iters", "2", "--json"}, tc.args...)...)
+			if status != exitError || stdout != "" {
+				t.Errorf("status %d, stdout %q; want 1 and no report", status, stdout)
+			}
+			checkOneLine(t, stderr, tc.want...)
+			if b, _ := os.ReadFile(prof); !bytes.Equal(b, old) {
+				t.Errorf("the earlier profile was changed")
+			}
+		})
+	}
+}
+
+// Counts in messages agree with their nouns (plural), in every command's summary.
+func TestPlurals(t *testing.T) {
+	model := builtTiny(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{"bench, one of each", []string{"bench", model, "--threads", "1", "--iters", "1", "--warmup", "1"},
+			[]string{", 1 thread (", "(1 run after 1 warm-up run)"}, []string{"1 threads", "1 runs"}},
+		{"bench, several", []string{"bench", model, "--threads", "2", "--iters", "2", "--warmup", "0"},
+			[]string{", 2 threads (", "(2 runs after 0 warm-up runs)", " steps on fast kernels"}, nil},
+		{"inspect", []string{"inspect", model}, []string{"Operators (", " nodes)"}, nil},
+		{"convert --opset", []string{"convert", model, "--opset", "17", "-o", filepath.Join(dir, "o17.onnx")}, []string{" nodes; wrote "}, nil},
+		{"convert --optimize", []string{"convert", model, "--optimize", "-o", filepath.Join(dir, "opt.onnx")}, []string{" nodes ("}, nil},
+		{"convert a checkpoint", []string{"convert", filepath.Join("..", "converters", "pytorch", "testdata", "densenet_ckpt.pth"), "--input-size", "32", "-o", filepath.Join(dir, "c.onnx")},
+			[]string{"67 tensors loaded", " parameters, "}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out := mustSucceed(t, tc.args...)
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("missing %q in\n%s", w, out)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("%q in\n%s", w, out)
+				}
+			}
+		})
+	}
 }

@@ -48,6 +48,7 @@ func buildCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "inference", Usage: "fold each BN that follows a conv into the conv (smaller and faster; not fine-tunable)"},
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (.onnx), written atomically"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
+			maxMemoryFlag(),
 		},
 		Action: buildAction,
 	}
@@ -108,6 +109,16 @@ func buildAction(c *ucli.Context) error {
 	}
 	cfg, name, preset, err := buildConfig(c)
 	if err != nil {
+		return err
+	}
+	budget, err := memoryBudget(c)
+	if err != nil {
+		return err
+	}
+	if err := checkFiles("build", nil, []fileArg{{flag: "-o", path: out}}); err != nil {
+		return err
+	}
+	if err := checkBuildBudget("build", budget, cfg); err != nil {
 		return err
 	}
 	seed := c.Int64("seed")
@@ -185,7 +196,7 @@ func buildConfig(c *ucli.Context) (cfg builders.Config, name, preset string, err
 		cfg.DropRate = p
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, "", "", usagef("build: %s: %v", name, strings.TrimPrefix(err.Error(), builders.ErrConfig.Error()+": "))
+		return cfg, "", "", usagef("build: %s: %s", name, configProblem(err))
 	}
 	return cfg, name, preset, nil
 }
@@ -250,9 +261,13 @@ func variantConfig(c *ucli.Context) (builders.Config, error) {
 				theta, variantName(v), withC)
 		}
 	}
+	if n := (d - 4) / per; n > builders.MaxBlockLayers {
+		return cfg, usagef("build: --depth %d: %s would have %d layers per block; the limit is %d (depth up to %d)",
+			d, variantPhrase(v, stem), n, builders.MaxBlockLayers, per*builders.MaxBlockLayers+4)
+	}
 	cfg, err := builders.FromDepth(v, d, c.Int("growth"), theta, stem)
 	if err != nil {
-		return cfg, usagef("build: %v", strings.TrimPrefix(err.Error(), builders.ErrConfig.Error()+": "))
+		return cfg, usagef("build: %s", configProblem(err))
 	}
 	if blocks != nil {
 		cfg.Blocks = blocks
@@ -275,6 +290,17 @@ func variantConfig(c *ucli.Context) (builders.Config, error) {
 		cfg.InitFeatures = n
 	}
 	return cfg, nil
+}
+
+// configProblem returns what is wrong in a builders.ErrConfig error, without the wrapping that
+// names Go functions or the sentinel ("FromDepth(...): invalid DenseNet config: ..."): the
+// command line's user knows the configuration by its flags.
+func configProblem(err error) string {
+	msg := err.Error()
+	if _, rest, ok := strings.Cut(msg, builders.ErrConfig.Error()+": "); ok {
+		return rest
+	}
+	return msg
 }
 
 // variantName names a variant for messages: "DenseNet-BC", "plain DenseNet".
@@ -386,15 +412,15 @@ func printBuild(w io.Writer, r buildReport) error {
 	fmt.Fprintf(w, "Parameters  %s (%s)\n", groupDigits(r.Parameters), siCount(r.Parameters))
 	fmt.Fprintf(w, "MACs        %s (%s) per %dx%d image\n", groupDigits(r.MACs), siCount(r.MACs), cfg.InputSize, cfg.InputSize)
 	if r.Form == "inference" {
-		fmt.Fprintf(w, "Form        inference: %d BNs folded into convs, %d BatchNormalization nodes remain\n", r.BNFolded, r.BNNodes)
+		fmt.Fprintf(w, "Form        inference: %s folded into convs, %s remain\n", plural(r.BNFolded, "BN"), plural(r.BNNodes, "BatchNormalization node"))
 	} else {
-		fmt.Fprintf(w, "Form        training: %d BatchNormalization nodes, torchvision state_dict names", r.BNNodes)
+		fmt.Fprintf(w, "Form        training: %s, torchvision state_dict names", plural(r.BNNodes, "BatchNormalization node"))
 		if r.DropoutNodes > 0 {
-			fmt.Fprintf(w, ", %d Dropout nodes", r.DropoutNodes)
+			fmt.Fprintf(w, ", %s", plural(r.DropoutNodes, "Dropout node"))
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Opset       ai.onnx %d, IR %d; %d nodes, %d initializers, seed %d\n", r.Opset, r.IRVersion, r.Nodes, r.Initializers, r.Seed)
+	fmt.Fprintf(w, "Opset       ai.onnx %d, IR %d; %s, %s, seed %d\n", r.Opset, r.IRVersion, plural(r.Nodes, "node"), plural(r.Initializers, "initializer"), r.Seed)
 	_, err := fmt.Fprintf(w, "Wrote       %s (%s)\n", r.File, byteCount(r.Bytes))
 	return err
 }

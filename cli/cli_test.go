@@ -383,7 +383,7 @@ func TestErrors(t *testing.T) {
 		return p
 	}
 	small := writeNPY("small.npy", tensor.New(tensor.Float32, tensor.Shape{1, 3, 8, 8}))
-	f64 := writeNPY("f64.npy", tensor.New(tensor.Float64, tensor.Shape{1, 3, 16, 16}))
+	i32 := writeNPY("i32.npy", tensor.New(tensor.Int32, tensor.Shape{1, 3, 16, 16}))
 	badNPY := filepath.Join(tmp, "bad.npy")
 	os.WriteFile(badNPY, []byte("\x93NUMPY\x01\x00\x10\x00{'descr': '<f4',"), 0o644)
 	outTxt := filepath.Join(tmp, "out.txt")
@@ -400,7 +400,7 @@ func TestErrors(t *testing.T) {
 		{"truncated model run", []string{"run", truncated, "--input", in}, 1, []string{"half.onnx"}},
 		{"missing input file", []string{"run", model, "--input", filepath.Join(tmp, "none.pb")}, 1, []string{"none.pb", "no such file"}},
 		{"wrong input shape", []string{"run", model, "--input", small}, 1, []string{`input "input"`, "small.npy", "float32[1,3,8,8]", "float32[batch,3,16,16]"}},
-		{"wrong input dtype", []string{"run", model, "--input", f64}, 1, []string{`input "input"`, "float64[1,3,16,16]", "float32[batch,3,16,16]"}},
+		{"wrong input dtype", []string{"run", model, "--input", i32}, 1, []string{`input "input"`, "int32[1,3,16,16]", "float32[batch,3,16,16]"}},
 		{"malformed npy", []string{"run", model, "--input", badNPY}, 1, []string{"bad.npy", "invalid .npy"}},
 		{"unknown output extension", []string{"run", model, "--input", in, "--output", outTxt}, 2, []string{"out.txt", `".txt"`}},
 		{"unknown input extension", []string{"run", model, "--input", outTxt}, 2, []string{"out.txt", "unknown extension"}},

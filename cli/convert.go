@@ -8,7 +8,9 @@ import (
 
 	opsetconv "github.com/dnx-ml/dnx/converters/opset"
 	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
 
 	ucli "github.com/urfave/cli/v2"
@@ -19,6 +21,7 @@ func convertCommand() *ucli.Command {
 		&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "output `FILE` (.onnx), written atomically"},
 		&ucli.IntFlag{Name: "opset", Usage: "default-domain opset of the output (11 to 21)"},
 		&ucli.BoolFlag{Name: "optimize", Usage: "for an .onnx input: fold BNs into convs, drop Identity/Dropout/zero Pads, fold constants (standard ONNX out)"},
+		maxMemoryFlag(),
 	}
 	return &ucli.Command{
 		Name:      "convert",
@@ -36,52 +39,77 @@ func convertAction(c *ucli.Context) error {
 	if err := exactArgs(c, "INPUT"); err != nil {
 		return err
 	}
-	in := c.Args().First()
-	if strings.EqualFold(filepath.Ext(in), ".onnx") {
-		for _, name := range []string{"preset", "classes", "input-size", "inference"} {
-			if c.IsSet(name) {
-				return usagef("convert: --%s applies to checkpoints, not to %s", name, in)
-			}
+	in, out, opset := c.Args().First(), c.String("output"), c.Int("opset")
+	if !strings.EqualFold(filepath.Ext(in), ".onnx") {
+		if c.Bool("optimize") {
+			return usagef("convert: --optimize applies to .onnx models (a checkpoint converts with --inference to fold its BNs)")
 		}
-		switch {
-		case c.Bool("optimize"):
-			return convertOptimize(c, in, c.String("output"), c.Int("opset"))
-		case c.IsSet("opset"):
-			return convertOpset(c, in, c.String("output"), c.Int("opset"))
+		return convertCheckpoint(c)
+	}
+	// The command line first, then the files, then the work: a usage error costs nothing.
+	for _, name := range []string{"preset", "classes", "input-size", "inference"} {
+		if c.IsSet(name) {
+			return usagef("convert: --%s applies to checkpoints, not to %s", name, in)
 		}
+	}
+	if !c.Bool("optimize") && !c.IsSet("opset") {
 		return usagef("convert: %s is already ONNX: say what to change (--optimize, --opset N)", in)
 	}
-	if c.Bool("optimize") {
-		return usagef("convert: --optimize applies to .onnx models (a checkpoint converts with --inference to fold its BNs)")
+	if c.IsSet("opset") && (opset < opsetconv.MinTarget || opset > opsetconv.MaxTarget) {
+		return usagef("convert: --opset %d: dnx converts to opsets %d to %d", opset, opsetconv.MinTarget, opsetconv.MaxTarget)
 	}
-	return convertCheckpoint(c)
+	if out == "" {
+		return usagef("convert: missing the output file (-o OUT.onnx)")
+	}
+	budget, err := memoryBudget(c)
+	if err != nil {
+		return err
+	}
+	inputs, outputs := []fileArg{{path: in}}, []fileArg{{flag: "-o", path: out}}
+	if err := checkFiles("convert", inputs, outputs); err != nil {
+		return err
+	}
+	if err := checkReadBudget("convert", budget, inputs); err != nil {
+		return err
+	}
+	m, err := onnx.ReadModelFile(in)
+	if err != nil {
+		return err
+	}
+	if err := checkConflicts("convert", externalFiles(m, in), outputs); err != nil {
+		return err
+	}
+	if c.Bool("optimize") {
+		return convertOptimize(c, in, out, m, opset)
+	}
+	return convertOpset(c, in, out, m, opset)
 }
 
 // convertOptimize is `dnx convert IN.onnx --optimize [--opset N] -o OUT.onnx`: the graph passes that
 // keep the model standard ONNX (passes.Export: BN folded into the conv before it, Identity,
 // inference Dropout, all-zero Pads and single-input Concats dropped, constants folded) and,
-// with --opset, a rewrite to that opset. Output names and values are unchanged.
-func convertOptimize(c *ucli.Context, in, out string, opset int) error {
-	if out == "" {
-		return usagef("convert: missing the output file (-o OUT.onnx)")
-	}
-	g, err := graph.Load(in)
+// with --opset, a rewrite to that opset. Output names and values are unchanged. m is the model
+// read from in (the flags and files are checked).
+func convertOptimize(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opset int) error {
+	g, err := graph.Import(m, filepath.Dir(in), ops.Default())
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", in, err)
 	}
+	meta := m.GetMetadataProps()
 	before := len(g.Nodes)
 	hist := g.OpHistogram()
 	if _, err := passes.Export().Run(g); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	m, err := graph.Export(g)
-	if err != nil {
+	if m, err = graph.Export(g); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
+	// The class names and normalisation the model carries stay with it (a graph that does not
+	// keep metadata_props through the passes exports none).
+	if len(m.GetMetadataProps()) == 0 {
+		m.MetadataProps = meta
+	}
 	if opset != 0 {
-		if opset < opsetconv.MinTarget || opset > opsetconv.MaxTarget {
-			return usagef("convert: --opset %d: dnx converts to opsets %d to %d", opset, opsetconv.MinTarget, opsetconv.MaxTarget)
-		}
 		if m, err = opsetconv.Convert(m, opset); err != nil {
 			return fmt.Errorf("%s: %w", in, err)
 		}
@@ -100,7 +128,7 @@ func convertOptimize(c *ucli.Context, in, out string, opset int) error {
 	if len(removed) > 0 {
 		summary = "removed " + strings.Join(removed, ", ")
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s: %d -> %d nodes (%s); wrote %s\n", in, before, len(g.Nodes), summary, out)
+	_, err = fmt.Fprintf(c.App.Writer, "%s: %d -> %s (%s); wrote %s\n", in, before, plural(len(g.Nodes), "node"), summary, out)
 	return err
 }
 

@@ -54,6 +54,17 @@ func convertCheckpoint(c *ucli.Context) error {
 		}
 		preset = &p
 	}
+	budget, err := memoryBudget(c)
+	if err != nil {
+		return err
+	}
+	inputs := []fileArg{{path: in}}
+	if err := checkFiles("convert", inputs, []fileArg{{flag: "-o", path: out}}); err != nil {
+		return err
+	}
+	if err := checkReadBudget("convert", budget, inputs); err != nil {
+		return err
+	}
 
 	sd, err := pytorch.LoadFile(in)
 	if err != nil {
@@ -71,6 +82,9 @@ func convertCheckpoint(c *ucli.Context) error {
 	if c.IsSet("classes") {
 		cfg.Classes = c.Int("classes")
 	}
+	if err := checkBuildBudget("convert", budget, cfg); err != nil {
+		return err
+	}
 	m, err := pytorch.Convert(sd, cfg, builders.BuildOptions{Opset: opset, Inference: c.Bool("inference")})
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
@@ -80,7 +94,7 @@ func convertCheckpoint(c *ucli.Context) error {
 	}
 	used, err := pytorch.Normalize(sd)
 	if err != nil {
-		return err // unreachable: Convert normalized the same keys
+		return fmt.Errorf("%s: %w", in, err) // unreachable: Convert normalized the same keys
 	}
 	form := "training"
 	if c.Bool("inference") {
@@ -90,7 +104,7 @@ func convertCheckpoint(c *ucli.Context) error {
 	if preset != nil {
 		arch = "preset " + preset.Name
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s: %d tensors loaded (%d model tensors), %d parameters, %s; wrote %s (%s form, opset %d)\n",
-		in, len(sd), len(used), builders.Params(cfg), arch, out, form, m.GetOpsetImport()[0].GetVersion())
+	_, err = fmt.Fprintf(c.App.Writer, "%s: %s loaded (%d model tensors), %s, %s; wrote %s (%s form, opset %d)\n",
+		in, plural(len(sd), "tensor"), len(used), plural(int(builders.Params(cfg)), "parameter"), arch, out, form, m.GetOpsetImport()[0].GetVersion())
 	return err
 }

@@ -11,24 +11,15 @@ import (
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
 )
 
-// convertOpset is `dnx convert IN.onnx --opset N -o OUT.onnx`: it reads the model at in, rewrites
-// its default-domain operators to opset N (see package converters/opset) and writes the result
-// to out, replacing any file there only once the new one is complete. It prints one line saying
-// what changed. A model whose tensors live in external data files must be written in the same
-// folder, since those files are found relative to the model.
-func convertOpset(c *ucli.Context, in, out string, opset int) error {
-	if opset < opsetconv.MinTarget || opset > opsetconv.MaxTarget {
-		return usagef("convert: --opset %d: dnx converts to opsets %d to %d", opset, opsetconv.MinTarget, opsetconv.MaxTarget)
-	}
-	if out == "" {
-		return usagef("convert: missing the output file (-o OUT.onnx)")
-	}
-	m, err := onnx.ReadModelFile(in)
-	if err != nil {
-		return err
-	}
-	if hasExternalData(m) && !sameDir(in, out) {
-		return fmt.Errorf("%s: the model keeps tensors in external data files, which are found relative to the model: write the converted model in %s",
+// convertOpset is `dnx convert IN.onnx --opset N -o OUT.onnx`: it rewrites the default-domain
+// operators of the model m, read from in, to opset N (see package converters/opset) and writes
+// the result to out, replacing any file there only once the new one is complete. It prints one
+// line saying what changed. A model whose tensors live in external data files must be written in
+// the same folder, since those files are found relative to the model. convertAction has checked
+// the flags and the files.
+func convertOpset(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opset int) error {
+	if len(externalFiles(m, in)) > 0 && !sameDir(in, out) {
+		return fmt.Errorf("convert: %s keeps tensors in external data files, which are found relative to the model: write the converted model in %s",
 			in, filepath.Dir(in))
 	}
 	conv, err := opsetconv.Convert(m, opset)
@@ -44,27 +35,9 @@ func convertOpset(c *ucli.Context, in, out string, opset int) error {
 			from = fmt.Sprint(o.GetVersion())
 		}
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s: opset %s -> %d, IR %d -> %d, %d -> %d nodes; wrote %s\n",
-		in, from, opset, m.GetIrVersion(), conv.GetIrVersion(), len(m.GetGraph().GetNode()), len(conv.GetGraph().GetNode()), out)
+	_, err = fmt.Fprintf(c.App.Writer, "%s: opset %s -> %d, IR %d -> %d, %d -> %s; wrote %s\n",
+		in, from, opset, m.GetIrVersion(), conv.GetIrVersion(), len(m.GetGraph().GetNode()), plural(len(conv.GetGraph().GetNode()), "node"), out)
 	return err
-}
-
-// hasExternalData reports whether an initializer or a Constant value of m is stored outside the
-// model file.
-func hasExternalData(m *onnxpb.ModelProto) bool {
-	for _, t := range m.GetGraph().GetInitializer() {
-		if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-			return true
-		}
-	}
-	for _, n := range m.GetGraph().GetNode() {
-		for _, a := range n.GetAttribute() {
-			if a.GetT().GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // sameDir reports whether two file paths are in the same folder.

@@ -47,13 +47,14 @@ func demoCommand() *ucli.Command {
 			&ucli.Int64Flag{Name: "seed", Value: 1, Usage: "`N` seeds the weights and the data"},
 			&ucli.IntFlag{Name: "steps", Value: demoSteps, Usage: "training steps `N`"},
 			&ucli.IntFlag{Name: "batch", Value: demoBatch, Usage: "images per training step `B`"},
-			&ucli.IntFlag{Name: "threads", Usage: "worker threads `T`", DefaultText: "GOMAXPROCS"},
+			threadsFlag(),
 			&ucli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "also write the trained model to `FILE` (.onnx)"},
 			&ucli.BoolFlag{Name: "inference-only", Usage: "skip training: build a preset and classify one synthetic picture"},
 			&ucli.StringFlag{Name: "preset", Value: "tiny", Usage: "--inference-only: model preset `NAME` to build (see 'dnx models')"},
 			&ucli.IntFlag{Name: "runs", Value: 5, Usage: "--inference-only: `N` timed runs for the latency (the first run is not timed)"},
 			&ucli.IntFlag{Name: "top", Value: 5, Usage: "--inference-only: classes `K` to show"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
+			maxMemoryFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
@@ -112,6 +113,13 @@ func demoInference(c *ucli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("demo: --preset: %w", err)}
 	}
+	budget, err := memoryBudget(c)
+	if err != nil {
+		return err
+	}
+	if err := checkBuildBudget("demo", budget, preset.Config); err != nil {
+		return err
+	}
 	seed := c.Int64("seed")
 
 	start := time.Now()
@@ -132,10 +140,11 @@ func demoInference(c *ucli.Context) error {
 	if err := g.SetInputShapes(map[string]tensor.Shape{in.Name: shape}); err != nil {
 		return fmt.Errorf("demo: preset %s: %w", preset.Name, err)
 	}
-	sess, err := exec.New(g)
+	sess, err := exec.New(g, exec.Options{MaxMemory: budget.Limit()})
 	if err != nil {
 		return fmt.Errorf("demo: preset %s: %w", preset.Name, err)
 	}
+	defer sess.Close()
 	build := time.Since(start)
 
 	x, err := imageio.Preprocess(syntheticImage(demoImageSize), size, size, imageio.Normalization{Mean: preset.Mean, Std: preset.Std})
@@ -270,14 +279,23 @@ type demoTrainReport struct {
 func demoTrain(c *ucli.Context) error {
 	start := time.Now()
 	ctx := c.Context
-	seed, steps, batch, threads := c.Int64("seed"), c.Int("steps"), c.Int("batch"), c.Int("threads")
+	seed, steps, batch := c.Int64("seed"), c.Int("steps"), c.Int("batch")
 	switch {
 	case steps < 1 || steps > 100000:
 		return usagef("demo: --steps %d: want 1..100000", steps)
 	case batch < 2 || batch > 1024:
 		return usagef("demo: --batch %d: want 2..1024", batch)
-	case threads < 0:
-		return usagef("demo: --threads %d: want 0 (all cores) or more", threads)
+	}
+	threads, err := threadsOption(c)
+	if err != nil {
+		return err
+	}
+	limit, err := memoryLimit(c)
+	if err != nil {
+		return err
+	}
+	if err := checkFiles("demo", nil, []fileArg{{flag: "-o", path: c.String("output")}}); err != nil {
+		return err
 	}
 	cfg := demoConfig()
 	build := func() (*graph.Graph, error) {
@@ -299,6 +317,7 @@ func demoTrain(c *ucli.Context) error {
 		Schedule:        train.Schedule{Kind: "cosine", WarmupSteps: min(demoWarmup, steps-1), TotalSteps: steps},
 		MemoryEfficient: true,
 		Threads:         threads,
+		MaxMemory:       limit,
 	}
 	if steps == 1 {
 		opts.Schedule = train.Schedule{Kind: "constant"}
@@ -409,7 +428,7 @@ func demoTrain(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: reload: %w", err)
 	}
-	sess, err := exec.New(g2, exec.Options{Threads: threads})
+	sess, err := exec.New(g2, exec.Options{Threads: threads, MaxMemory: limit})
 	if err != nil {
 		return fmt.Errorf("demo: reload: %w", err)
 	}

@@ -23,7 +23,7 @@ func inspectDevices(c *ucli.Context) error {
 	if c.Args().Present() {
 		return usagef("inspect: --devices takes no MODEL argument, got %s", strings.Join(c.Args().Slice(), " "))
 	}
-	for _, f := range []string{"dot", "shape"} {
+	for _, f := range []string{"dot", "shape", "max-memory"} {
 		if c.IsSet(f) {
 			return usagef("inspect: --%s describes a model; it does not go with --devices", f)
 		}

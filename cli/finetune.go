@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -31,6 +29,8 @@ import (
 	"github.com/dnx-ml/dnx/runtime/data"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/imageio"
+	"github.com/dnx-ml/dnx/runtime/labels"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	"github.com/dnx-ml/dnx/runtime/train"
@@ -64,7 +64,10 @@ func finetuneCommand() *ucli.Command {
 			"the same as an uninterrupted run's. A run without --resume refuses a DIR that holds another\n" +
 			"run's checkpoint unless --overwrite is given. The result, written atomically to -o, is an\n" +
 			"eval-mode ONNX model with the initializer names of MODEL and updated BatchNormalization\n" +
-			"running statistics. -o, --log-json and --checkpoint are checked before training starts.\n" +
+			"running statistics. -o, --log-json and --checkpoint are checked before training starts:\n" +
+			"writable, and none of them an input (the model, its external data, the data files) or inside\n" +
+			"a data folder. With --data, the class folders' names go into the model's metadata (\"labels\"),\n" +
+			"where dnx run finds them.\n" +
 			"\n" +
 			"Divergence stops the run at once, with status 1 and no -o model: a step whose loss or\n" +
 			"gradient is not finite (the step is not applied), or a loss above 100 x max(the first step's\n" +
@@ -106,7 +109,8 @@ func finetuneCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "no-shuffle", Usage: "visit the training images in order"},
 			&ucli.BoolFlag{Name: "no-augment", Usage: "no random crops and flips"},
 			&ucli.BoolFlag{Name: "memory-efficient", Value: true, Usage: "recompute BN-ReLU outputs in the backward pass instead of keeping them (--memory-efficient=false to keep them)"},
-			&ucli.IntFlag{Name: "threads", Usage: "worker threads `T`", DefaultText: "GOMAXPROCS"},
+			threadsFlag(),
+			maxMemoryFlag(),
 			&ucli.StringFlag{Name: "checkpoint", Usage: "save checkpoints in `DIR` (every epoch, every --checkpoint-every steps, on interrupt)"},
 			&ucli.IntFlag{Name: "checkpoint-every", Usage: "also save a checkpoint every `N` steps"},
 			&ucli.BoolFlag{Name: "resume", Usage: "continue from the checkpoint in --checkpoint DIR"},
@@ -249,8 +253,14 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 		return nil, usagef("finetune: --checkpoint-every %d: want 0 (per epoch only) or more", cfg.checkpointEvery)
 	case cfg.checkpointEvery > 0 && cfg.checkpoint == "":
 		return nil, usagef("finetune: --checkpoint-every needs --checkpoint DIR")
-	case c.Int("threads") < 0:
-		return nil, usagef("finetune: --threads %d: want 0 (all cores) or more", c.Int("threads"))
+	}
+	threads, err := threadsOption(c)
+	if err != nil {
+		return nil, err
+	}
+	maxMemory, err := memoryLimit(c)
+	if err != nil {
+		return nil, err
 	}
 
 	o := train.Options{
@@ -258,7 +268,8 @@ func parseFinetune(c *ucli.Context) (*finetuneConfig, error) {
 		Freeze:          c.StringSlice("freeze"),
 		FreezeBNStats:   c.Bool("freeze-bn"),
 		LabelSmoothing:  c.Float64("label-smoothing"),
-		Threads:         c.Int("threads"),
+		Threads:         threads,
+		MaxMemory:       maxMemory,
 		Seed:            uint64(cfg.seed), // Dropout masks
 	}
 	for _, p := range o.Freeze {
@@ -552,8 +563,12 @@ func finetuneAction(c *ucli.Context) error {
 	ctx := c.Context
 	stderr := c.App.ErrWriter
 
-	// The outputs first: a run must not train for an hour and then find that it cannot write.
-	if err := checkOutputs(cfg); err != nil {
+	// The files first: a run must not train for an hour and then find that it cannot write.
+	inputs, outputs := finetuneFiles(cfg)
+	if err := checkFiles("finetune", inputs, outputs); err != nil {
+		return err
+	}
+	if err := checkReadBudget("finetune", membudget.New(cfg.opts.MaxMemory), inputs); err != nil {
 		return err
 	}
 	if err := prepareCheckpointDir(cfg.checkpoint, cfg.resume, cfg.overwrite, stderr); err != nil {
@@ -563,6 +578,9 @@ func finetuneAction(c *ucli.Context) error {
 	// The model, its metadata and its input size.
 	m, err := onnx.ReadModelFile(cfg.model)
 	if err != nil {
+		return err
+	}
+	if err := checkConflicts("finetune", externalFiles(m, cfg.model), outputs); err != nil {
 		return err
 	}
 	modelHash, err := fileSHA256(cfg.model)
@@ -584,7 +602,7 @@ func finetuneAction(c *ucli.Context) error {
 
 	// The data.
 	seeds := runSeeds{Data: cfg.seed, Split: cfg.seed, Head: cfg.seed}
-	ds, err := openData(ctx, cfg, size, norm.norm, seeds.Split)
+	ds, err := openData(ctx, cfg, size, norm.norm, seeds.Split, stderr)
 	if err != nil {
 		return err
 	}
@@ -665,7 +683,7 @@ func finetuneAction(c *ucli.Context) error {
 				return usagef("finetune: --resume: the checkpoint in %s was made with other settings: %s", cfg.checkpoint, strings.Join(diffs, ", "))
 			}
 			if meta.Seeds != seeds {
-				return usagef("finetune: --resume: the checkpoint in %s was made with other seeds (%+v)", cfg.checkpoint, meta.Seeds)
+				return usagef("finetune: --resume: the checkpoint in %s was made with --seed %d, this run has --seed %d", cfg.checkpoint, meta.Seeds.Data, cfg.seed)
 			}
 			if meta.Batch > run.batches || meta.Step != meta.Epoch*run.batches+meta.Batch {
 				return fmt.Errorf("finetune: --resume: %s: position epoch %d, batch %d, step %d does not fit %s per epoch",
@@ -711,7 +729,7 @@ func finetuneAction(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("finetune: export: %w", err)
 	}
-	out.MetadataProps = finetuneMetadata(m.GetMetadataProps(), classes, run.meta.Step, norm)
+	out.MetadataProps = finetuneMetadata(m.GetMetadataProps(), classes, run.meta.Step, norm, finetuneLabels(cfg, ds, classes, metadataMap(m)))
 	out.DocString = m.DocString
 	if err := onnx.WriteModelFile(cfg.output, out); err != nil {
 		return err
@@ -768,104 +786,21 @@ func checkClasses(cfg *finetuneConfig, ds *finetuneData, classes, modelClasses i
 	return nil
 }
 
-// checkOutputs checks, before any work, that the run will be able to write its outputs: -o and
-// --log-json name files (not folders) in existing folders it may write in, and --checkpoint a
-// folder that exists or can be created, writable. Errors name the flag and the path.
-func checkOutputs(cfg *finetuneConfig) error {
-	if err := checkFileOutput("-o", cfg.output, false); err != nil {
-		return err
+// finetuneFiles returns the files and folders a run reads and writes, for checkFiles: a run must
+// not train for an hour and then find that it cannot write, or that it would overwrite its own
+// model or data.
+func finetuneFiles(cfg *finetuneConfig) (inputs, outputs []fileArg) {
+	inputs = []fileArg{
+		{path: cfg.model},
+		{flag: "--data", path: cfg.dataDir, dir: true}, {flag: "--cifar", path: cfg.cifarDir, dir: true},
+		{flag: "--val", path: cfg.val, dir: true},
+		{flag: "--x", path: cfg.x}, {flag: "--y", path: cfg.y}, {flag: "--val-x", path: cfg.valX}, {flag: "--val-y", path: cfg.valY},
 	}
-	if cfg.logJSON != "" && cfg.logJSON != "-" {
-		if err := checkFileOutput("--log-json", cfg.logJSON, true); err != nil {
-			return err
-		}
-		a, errA := filepath.Abs(cfg.output)
-		b, errB := filepath.Abs(cfg.logJSON)
-		if errA == nil && errB == nil && a == b {
-			return usagef("finetune: -o and --log-json both name %s", cfg.output)
-		}
+	outputs = []fileArg{{flag: "-o", path: cfg.output}}
+	if cfg.logJSON != "-" {
+		outputs = append(outputs, fileArg{flag: "--log-json", path: cfg.logJSON, inPlace: true})
 	}
-	if cfg.checkpoint != "" {
-		return checkDirOutput("--checkpoint", cfg.checkpoint)
-	}
-	return nil
-}
-
-// checkFileOutput checks that path can be written: its folder exists and takes new files, and
-// path is not a folder. inPlace files (the log) are written where they are, so an existing one
-// must be writable too; the others are replaced atomically.
-func checkFileOutput(flag, path string, inPlace bool) error {
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return fmt.Errorf("finetune: %s %s is a folder; give a file name", flag, path)
-		}
-		if inPlace {
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				return fmt.Errorf("finetune: %s %s: cannot write it: %w", flag, path, pathErrorCause(err))
-			}
-			f.Close()
-		}
-	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	switch {
-	case missing(err):
-		return fmt.Errorf("finetune: %s %s: folder %s does not exist", flag, path, dir)
-	case err != nil:
-		return fmt.Errorf("finetune: %s %s: %w", flag, path, err)
-	case !st.IsDir():
-		return fmt.Errorf("finetune: %s %s: %s is not a folder", flag, path, dir)
-	}
-	return probeWrite(flag, path, dir)
-}
-
-// checkDirOutput checks that the folder dir exists or can be created (its nearest existing
-// ancestor is a folder) and takes new files. Nothing is created.
-func checkDirOutput(flag, dir string) error {
-	for p := dir; ; {
-		st, err := os.Stat(p)
-		switch {
-		case err == nil && st.IsDir():
-			return probeWrite(flag, dir, p)
-		case err == nil && p == dir:
-			return fmt.Errorf("finetune: %s %s is a file, not a folder", flag, dir)
-		case err == nil:
-			return fmt.Errorf("finetune: %s %s cannot be created: %s is a file", flag, dir, p)
-		case !missing(err):
-			return fmt.Errorf("finetune: %s %s: %w", flag, dir, err)
-		}
-		parent := filepath.Dir(p)
-		if parent == p {
-			return fmt.Errorf("finetune: %s %s: no folder on its path exists", flag, dir)
-		}
-		p = parent
-	}
-}
-
-// missing reports whether a stat error says the path does not exist: no such file, or a path
-// component that is a file.
-func missing(err error) bool { return isNotExist(err) || errors.Is(err, syscall.ENOTDIR) }
-
-// probeWrite checks that dir takes new files by creating and removing an empty hidden one.
-func probeWrite(flag, path, dir string) error {
-	f, err := os.CreateTemp(dir, ".dnx-write-test-*")
-	if err != nil {
-		return fmt.Errorf("finetune: %s %s: cannot create files in %s: %w", flag, path, dir, pathErrorCause(err))
-	}
-	name := f.Name()
-	f.Close()
-	os.Remove(name)
-	return nil
-}
-
-// pathErrorCause strips the operation and path of an *fs.PathError, which messages name anyway.
-func pathErrorCause(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
+	return inputs, append(outputs, fileArg{flag: "--checkpoint", path: cfg.checkpoint, dir: true, files: []string{checkpointName}})
 }
 
 // trimLog prepares a --log-json file for a run resumed from the checkpoint meta: it drops what a
@@ -1288,7 +1223,7 @@ func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(conte
 // number of rows whose largest logit (first on ties) is the label.
 func scoreLogits(z *tensor.Tensor, labels []int64) (float64, int, error) {
 	if z.Rank() != 2 || z.Shape[0] != len(labels) {
-		return 0, 0, fmt.Errorf("logits of shape %v for %s", z.Shape, plural(len(labels), "label"))
+		return 0, 0, fmt.Errorf("logits of shape %s for %s", shapeText(z.Shape), plural(len(labels), "label"))
 	}
 	k := z.Shape[1]
 	vals := z.Float64s()
@@ -1365,7 +1300,7 @@ type finetuneData struct {
 
 // openData opens the training and (optional) validation datasets for images of size x size,
 // leaving out the images whose header cannot be read.
-func openData(ctx context.Context, cfg *finetuneConfig, size int, norm imageio.Normalization, splitSeed int64) (*finetuneData, error) {
+func openData(ctx context.Context, cfg *finetuneConfig, size int, norm imageio.Normalization, splitSeed int64, stderr io.Writer) (*finetuneData, error) {
 	var trainDS, valDS data.Dataset
 	var err error
 	valName := "--val " + cfg.val
@@ -1393,10 +1328,16 @@ func openData(ctx context.Context, cfg *finetuneConfig, size int, norm imageio.N
 			}
 		}
 	default:
+		if err := checkFloat64File("finetune", fileArg{flag: "--x", path: cfg.x}, stderr); err != nil {
+			return nil, err
+		}
 		if trainDS, err = data.TensorFiles(cfg.x, cfg.y); err != nil {
 			return nil, fmt.Errorf("finetune: %w", err)
 		}
 		if cfg.valX != "" {
+			if err := checkFloat64File("finetune", fileArg{flag: "--val-x", path: cfg.valX}, stderr); err != nil {
+				return nil, err
+			}
 			if valDS, err = data.TensorFiles(cfg.valX, cfg.valY); err != nil {
 				return nil, fmt.Errorf("finetune: --val-x/--val-y: %w", err)
 			}
@@ -1560,9 +1501,61 @@ func channelsText(v *[3]float32) string {
 	return strings.Join(parts, ",")
 }
 
-// finetuneMetadata returns the input model's metadata_props with the class count updated and the
-// number of fine-tuning steps and the image normalisation (unless none) recorded.
-func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int, norm imageNorm) []*onnxpb.StringStringEntryProto {
+// checkFloat64File gives a float64 tensor file of training images what narrowFloat64 gives dnx
+// run's inputs: the note on stderr, and the refusal of values beyond float32's range (which the
+// conversion would turn into infinities). data.TensorFiles then converts the file itself; a
+// float32 file costs only a look at its header here.
+func checkFloat64File(cmd string, arg fileArg, stderr io.Writer) error {
+	if dt, ok := tensorFileDType(arg.path); !ok || dt != tensor.Float64 {
+		return nil
+	}
+	t, err := readTensorFile(arg.path)
+	if err != nil {
+		return nil // data.TensorFiles reports it
+	}
+	_, err = narrowFloat64(cmd, arg, t, stderr)
+	return err
+}
+
+// labelNames is what finetuneMetadata records under labels.MetadataKey: names to write, or
+// drop to remove the input model's.
+type labelNames struct {
+	names []string
+	drop  bool
+}
+
+// finetuneLabels decides the class names the output model carries (see package labels). An
+// image folder (--data) names the classes: class k is the k-th folder, and the outputs past the
+// folders (a classifier with more outputs than the data has classes) keep the names they had
+// (the input model's, or ImageNet's for 1000 outputs), or their index under a new head. Tensors
+// and CIFAR leave the input model's names in place, unless --classes replaced the classifier the
+// names described.
+func finetuneLabels(cfg *finetuneConfig, ds *finetuneData, classes int, inMeta map[string]string) labelNames {
+	if cfg.dataDir == "" {
+		return labelNames{drop: cfg.classes > 0}
+	}
+	names := ds.train.ClassNames()
+	if len(names) >= classes {
+		return labelNames{names: names[:classes]}
+	}
+	var prev []string
+	if cfg.classes == 0 {
+		prev, _, _ = labels.For(classes, "", inMeta)
+	}
+	for k := len(names); k < classes; k++ {
+		if prev != nil {
+			names = append(names, prev[k])
+		} else {
+			names = append(names, strconv.Itoa(k))
+		}
+	}
+	return labelNames{names: names}
+}
+
+// finetuneMetadata returns the input model's metadata_props with the class count updated, the
+// number of fine-tuning steps and the image normalisation (unless none) recorded, and the class
+// names set or dropped as lbl says.
+func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int, norm imageNorm, lbl labelNames) []*onnxpb.StringStringEntryProto {
 	var out []*onnxpb.StringStringEntryProto
 	set := func(k, v string) {
 		for _, p := range out {
@@ -1574,19 +1567,23 @@ func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int, n
 		out = append(out, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(v)})
 	}
 	for _, p := range in {
+		if lbl.drop && p.GetKey() == labels.MetadataKey {
+			continue
+		}
 		out = append(out, proto.Clone(p).(*onnxpb.StringStringEntryProto))
 	}
-	if len(out) > 0 { // models from dnx build record their class count
-		for _, p := range out {
-			if p.GetKey() == builders.MetaPrefix+"classes" {
-				p.Value = proto.String(strconv.Itoa(classes))
-			}
+	for _, p := range out { // models from dnx build record their class count
+		if p.GetKey() == builders.MetaPrefix+"classes" {
+			p.Value = proto.String(strconv.Itoa(classes))
 		}
 	}
 	set("dnx.finetune.steps", strconv.Itoa(steps))
 	if norm.source != normNone {
 		set(meanKey, channelsText(&norm.norm.Mean))
 		set(stdKey, channelsText(&norm.norm.Std))
+	}
+	if lbl.names != nil {
+		set(labels.MetadataKey, labels.Encode(lbl.names))
 	}
 	return out
 }

@@ -535,7 +535,7 @@ func TestFinetuneErrors(t *testing.T) {
 		{"--log-json in a missing folder", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--log-json", filepath.Join(tmp, "nope", "log.jsonl"), "-o", out}, exitError, []string{"--log-json " + filepath.Join(tmp, "nope", "log.jsonl"), "does not exist"}},
 		{"--checkpoint under a file", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", filepath.Join(x, "ck"), "-o", out}, exitError, []string{"--checkpoint " + filepath.Join(x, "ck"), "cannot be created", x + " is a file"}},
 		{"--checkpoint is a file", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", x, "-o", out}, exitError, []string{"--checkpoint " + x, "not a folder"}},
-		{"-o is the log", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--log-json", out, "-o", out}, exitUsage, []string{"-o and --log-json"}},
+		{"-o is the log", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--log-json", out, "-o", out}, exitError, []string{"-o " + out + " and --log-json " + out + " name the same file"}},
 
 		// Another run's checkpoint.
 		{"checkpoint of another run", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "-o", out}, exitUsage, []string{checkpointPath(ck), "--resume", "--overwrite"}},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -12,7 +13,10 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/runtime/exec"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/membudget"
+	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -21,13 +25,17 @@ func inspectCommand() *ucli.Command {
 		Name:      "inspect",
 		Usage:     "describe a model: inputs, outputs, operators, parameters and MACs",
 		ArgsUsage: "MODEL | --devices",
-		Description: "MACs (multiply-accumulates of Conv, Gemm and MatMul) are counted at concrete input\n" +
-			"shapes: every symbolic or unknown input dim is 1 unless --shape gives the input's shape.",
+		Description: "MACs (multiply-accumulates of Conv, Gemm and MatMul) and the activation memory are\n" +
+			"counted at concrete input shapes: every symbolic or unknown input dim is 1 unless --shape gives\n" +
+			"the input's shape. The activation memory is that of the plan 'dnx run' would compile (one\n" +
+			"arena shared by values whose lifetimes do not overlap, plus kernel scratch); compiling it\n" +
+			"evaluates the model's constant subgraphs, within --max-memory.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 			&ucli.StringFlag{Name: "dot", Usage: "write the graph as Graphviz DOT to `FILE` (with the --shape shapes if given, else the declared ones)"},
 			&ucli.StringSliceFlag{Name: "shape", Usage: "input shape for the MAC count, as `NAME=1,3,224,224` (repeatable)"},
 			&ucli.BoolFlag{Name: "devices", Usage: "list the devices dnx can run on (CPU, CUDA) instead of a model"},
+			maxMemoryFlag(),
 		},
 		Action: inspectAction,
 	}
@@ -50,6 +58,12 @@ type inspectReport struct {
 	MACsByOp        map[string]int64        `json:"macs_by_op"`
 	MACsUnknown     string                  `json:"macs_unknown,omitempty"`
 	MACInputShapes  map[string]tensor.Shape `json:"mac_input_shapes"`
+	// ActivationBytes is the planned activation arena at the MAC input shapes, ScratchBytes the
+	// kernels' scratch; both null when the graph cannot be planned there, and
+	// ActivationsUnknown says why.
+	ActivationBytes    *int64 `json:"activation_bytes"`
+	ScratchBytes       *int64 `json:"scratch_bytes"`
+	ActivationsUnknown string `json:"activations_unknown,omitempty"`
 }
 
 // valueReport describes a graph input or output.
@@ -72,10 +86,26 @@ func inspectAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
-	g, err := graph.Load(path)
+	limit, err := memoryLimit(c)
 	if err != nil {
 		return err
 	}
+	dot := c.String("dot")
+	inputs, outputs := []fileArg{{path: path}}, []fileArg{{flag: "--dot", path: dot}}
+	if err := checkFiles("inspect", inputs, outputs); err != nil {
+		return err
+	}
+	if err := checkReadBudget("inspect", membudget.New(limit), inputs); err != nil {
+		return err
+	}
+	model, err := loadModel(path)
+	if err != nil {
+		return err
+	}
+	if err := checkConflicts("inspect", model.external, outputs); err != nil {
+		return err
+	}
+	g := model.g
 	rep := inspectReport{
 		Model:           path,
 		Producer:        g.ProducerName,
@@ -89,7 +119,6 @@ func inspectAction(c *ucli.Context) error {
 		rep.Opsets[domainName(d)] = v
 	}
 
-	dot := c.String("dot")
 	if dot != "" && len(given) == 0 {
 		if err := writeDot(g, dot); err != nil {
 			return err
@@ -127,11 +156,41 @@ func inspectAction(c *ucli.Context) error {
 		macs := st.MACs
 		rep.MACs, rep.MACsByOp = &macs, st.MACsByOp
 	}
+	if reason != "" {
+		rep.ActivationsUnknown = reason
+	} else {
+		rep.ActivationBytes, rep.ScratchBytes, rep.ActivationsUnknown = plannedMemory(g, shapes, limit)
+	}
 
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, rep)
 	}
 	return printInspect(c.App.Writer, g, rep)
+}
+
+// plannedMemory compiles the plan dnx run would use for g at the given input shapes (with a
+// session of run's options, its threads blocking rather than polling) and returns its activation
+// arena and kernel scratch in bytes, or why there is no plan: a graph of data-dependent shapes
+// runs on the reference kernels, and a plan over the memory budget is refused.
+func plannedMemory(g *graph.Graph, shapes map[string]tensor.Shape, maxMemory int64) (arena, scratch *int64, why string) {
+	sess, err := exec.New(g, exec.Options{NoSpin: true, MaxMemory: maxMemory})
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	defer sess.Close()
+	ordered := make([]tensor.Shape, len(g.Inputs))
+	for i, v := range g.Inputs {
+		ordered[i] = shapes[v.Name]
+	}
+	p, err := sess.Plan(ordered)
+	switch {
+	case errors.Is(err, plan.ErrNotPlannable):
+		return nil, nil, fmt.Sprintf("not planned (dnx run uses the reference kernels, one buffer per value): %v", err)
+	case err != nil:
+		return nil, nil, err.Error()
+	}
+	st := p.Stats()
+	return &st.ArenaBytes, &st.ScratchBytes, ""
 }
 
 // parseShapes parses --shape NAME=d0,d1,... values.
@@ -279,7 +338,7 @@ func printInspect(w io.Writer, g *graph.Graph, rep inspectReport) error {
 		return err
 	}
 
-	fmt.Fprintf(w, "\nOperators (%d nodes)\n", rep.Nodes)
+	fmt.Fprintf(w, "\nOperators (%s)\n", plural(rep.Nodes, "node"))
 	type count struct {
 		op string
 		n  int
@@ -311,15 +370,22 @@ func printInspect(w io.Writer, g *graph.Graph, rep inspectReport) error {
 	}
 
 	fmt.Fprintln(w)
-	at := shapesText(g, rep.MACInputShapes)
-	switch {
-	case rep.MACs != nil:
-		_, err := fmt.Fprintf(w, "MACs at %s: %s (%s)\n", at, siCount(*rep.MACs), groupDigits(*rep.MACs))
-		return err
-	case at != "":
-		_, err := fmt.Fprintf(w, "MACs at %s: unknown: %s\n", at, rep.MACsUnknown)
-		return err
+	// A model without inputs has no shapes to name.
+	at := ""
+	if shapes := shapesText(g, rep.MACInputShapes); shapes != "" {
+		at = " at " + shapes
 	}
-	_, err := fmt.Fprintf(w, "MACs: unknown: %s\n", rep.MACsUnknown)
+	if rep.MACs != nil {
+		fmt.Fprintf(w, "MACs%s: %s (%s)\n", at, siCount(*rep.MACs), groupDigits(*rep.MACs))
+	} else {
+		fmt.Fprintf(w, "MACs%s: unknown: %s\n", at, rep.MACsUnknown)
+	}
+	var err error
+	if rep.ActivationBytes != nil {
+		_, err = fmt.Fprintf(w, "Activations%s: %s planned (%s bytes), kernel scratch %s\n", at,
+			byteCount(*rep.ActivationBytes), groupDigits(*rep.ActivationBytes), byteCount(*rep.ScratchBytes))
+	} else {
+		_, err = fmt.Fprintf(w, "Activations%s: unknown: %s\n", at, rep.ActivationsUnknown)
+	}
 	return err
 }

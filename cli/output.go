@@ -154,6 +154,7 @@ func writeTensor(path string, f tensorFormat, t *tensor.Tensor, name string) err
 type topEntry struct {
 	Row   int    `json:"row"`
 	Class int    `json:"class"`
+	Label string `json:"label,omitempty"` // the class's name, when known (see outputReport.LabelsFrom)
 	Prob  number `json:"prob"`
 	Logit number `json:"logit"`
 }
