@@ -267,7 +267,7 @@ func FromDepth(variant string, depth, growth int, compression float64, stem ...S
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("FromDepth(%q, %d, %d): %w", variant, depth, growth, err)
+		return Config{}, fmt.Errorf("DenseNet-%s of depth %d and growth %d: %w", variant, depth, growth, err)
 	}
 	return cfg, nil
 }

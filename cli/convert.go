@@ -95,7 +95,6 @@ func convertOptimize(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opse
 	if err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	meta := m.GetMetadataProps()
 	before := len(g.Nodes)
 	hist := g.OpHistogram()
 	if _, err := passes.Export().Run(g); err != nil {
@@ -103,11 +102,6 @@ func convertOptimize(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opse
 	}
 	if m, err = graph.Export(g); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
-	}
-	// The class names and normalisation the model carries stay with it (a graph that does not
-	// keep metadata_props through the passes exports none).
-	if len(m.GetMetadataProps()) == 0 {
-		m.MetadataProps = meta
 	}
 	if opset != 0 {
 		if m, err = opsetconv.Convert(m, opset); err != nil {

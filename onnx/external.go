@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/filekind"
 	"io"
 	"io/fs"
 	"os"
@@ -65,7 +66,7 @@ func openRegular(path, loc string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("%w: location %q: %w", ErrExternalData, loc, err)
 	}
 	if !before.Mode().IsRegular() {
-		return nil, nil, fmt.Errorf("%w: location %q is %s, not a regular file", ErrExternalData, loc, fileKind(before.Mode()))
+		return nil, nil, fmt.Errorf("%w: location %q is %s, not a regular file", ErrExternalData, loc, filekind.Of(before.Mode()))
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -78,30 +79,9 @@ func openRegular(path, loc string) (*os.File, fs.FileInfo, error) {
 	}
 	if !st.Mode().IsRegular() || !os.SameFile(before, st) {
 		f.Close()
-		return nil, nil, fmt.Errorf("%w: location %q was replaced by %s while it was being opened", ErrExternalData, loc, fileKind(st.Mode()))
+		return nil, nil, fmt.Errorf("%w: location %q was replaced by %s while it was being opened", ErrExternalData, loc, otherKind(st.Mode()))
 	}
 	return f, st, nil
-}
-
-// fileKind names the type of a file mode for error messages.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "another regular file"
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	}
-	return "a special file (" + m.Type().String() + ")"
 }
 
 // parseExternalKeys reads the external_data entries. length is -1 when absent.
@@ -165,4 +145,13 @@ func resolveExternalPath(baseDir, loc string) (string, error) {
 		return "", fmt.Errorf("%w: location %q resolves to %s, outside the model directory %s", ErrExternalData, loc, realPath, realBase)
 	}
 	return realPath, nil
+}
+
+// otherKind names the kind of the file that replaced a checked one: another regular file, or
+// what filekind says.
+func otherKind(m fs.FileMode) string {
+	if m.IsRegular() {
+		return "another regular file"
+	}
+	return filekind.Of(m)
 }

@@ -3,6 +3,7 @@ package onnx
 import (
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/filekind"
 	"io"
 	"os"
 
@@ -129,7 +130,7 @@ func readFileCapped(path string) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+		return nil, fmt.Errorf("%s, not a regular file", filekind.Of(st.Mode()))
 	}
 	if st.Size() > MaxProtoSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds the protobuf limit of %d bytes", ErrCorrupt, st.Size(), MaxProtoSize)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
@@ -156,7 +158,7 @@ func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *Kerne
 		return nil, err
 	}
 	p.assignOffsets()
-	if err := budget.CheckBytes(fmt.Sprintf("the activation arena and kernel scratch of the plan for input shapes %v", shapes), 4*(int64(p.arenaSize)+int64(p.scratchSize))); err != nil {
+	if err := budget.CheckBytes(fmt.Sprintf("the activation arena and kernel scratch of the plan for inputs %s", shapeList(shapes)), 4*(int64(p.arenaSize)+int64(p.scratchSize))); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -639,3 +641,16 @@ func (s *refStep) run(st *runState) error {
 type nopStep struct{}
 
 func (nopStep) run(*runState) error { return nil }
+
+// shapeList formats input shapes for messages: [1,3,224,224] and [1,10].
+func shapeList(shapes []tensor.Shape) string {
+	parts := make([]string, len(shapes))
+	for i, s := range shapes {
+		dims := make([]string, len(s))
+		for k, d := range s {
+			dims[k] = strconv.Itoa(d)
+		}
+		parts[i] = "[" + strings.Join(dims, ",") + "]"
+	}
+	return strings.Join(parts, " and ")
+}

@@ -23,6 +23,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/filekind"
 	"io"
 	"math"
 	"os"
@@ -82,7 +83,7 @@ func readFile(path string) (*tensor.Tensor, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+		return nil, fmt.Errorf("%s, not a regular file", filekind.Of(st.Mode()))
 	}
 	h, hlen, err := readHeader(f)
 	if err != nil {
