@@ -256,6 +256,10 @@ func (s *Session) runReference(ctx context.Context, inputs []*tensor.Tensor) ([]
 	for i, id := range s.inputs {
 		slots[id] = inputs[i]
 	}
+	// live is the bytes of the values this run made and still holds: each node's outputs must
+	// fit the budget next to them.
+	var live int64
+	held := make([]int64, s.nslots)
 	for i := range s.steps {
 		st := &s.steps[i]
 		if err := ctx.Err(); err != nil {
@@ -267,7 +271,7 @@ func (s *Session) runReference(ctx context.Context, inputs []*tensor.Tensor) ([]
 				in[k] = slots[id]
 			}
 		}
-		out, err := ref.Checked(s.budget, st.kernel, st.node.Op, in, len(st.out), st.node.OutputNames())
+		out, err := ref.Checked(s.budget.InUse(live), st.kernel, st.node.Op, in, len(st.out), st.node.OutputNames())
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", st.node, err)
 		}
@@ -282,9 +286,13 @@ func (s *Session) runReference(ctx context.Context, inputs []*tensor.Tensor) ([]
 				return nil, fmt.Errorf("%s: output %d: %w", st.node, k, err)
 			}
 			slots[id] = out[k]
+			held[id], _ = membudget.Bytes(out[k].DType, out[k].Shape)
+			live += held[id]
 		}
 		for _, id := range st.release {
 			slots[id] = nil
+			live -= held[id]
+			held[id] = 0
 		}
 	}
 	res := make([]*tensor.Tensor, len(s.outputs))

@@ -82,3 +82,17 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestInUse(t *testing.T) {
+	b := New(1 << 20).InUse(768 << 10)
+	if err := b.CheckBytes("next", 256<<10); err != nil {
+		t.Errorf("256 KiB next to 768 KiB under 1 MiB: %v", err)
+	}
+	err := b.Check("node \"n\" output", tensor.Float32, tensor.Shape{65537})
+	if !errors.Is(err, ErrOverBudget) || !strings.Contains(err.Error(), "768 KiB already in use") {
+		t.Errorf("one float32 too many: %v, want ErrOverBudget saying what is in use", err)
+	}
+	if err := Unlimited().InUse(1<<40).CheckBytes("x", 1<<40); err != nil {
+		t.Errorf("Unlimited with use: %v", err)
+	}
+}

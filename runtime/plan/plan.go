@@ -158,7 +158,16 @@ func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *Kerne
 		return nil, err
 	}
 	p.assignOffsets()
-	if err := budget.CheckBytes(fmt.Sprintf("the activation arena and kernel scratch of the plan for inputs %s", shapeList(shapes)), 4*(int64(p.arenaSize)+int64(p.scratchSize))); err != nil {
+	// A run holds the arena, the kernels' scratch and the outputs Run allocates: they must fit
+	// together.
+	need := 4 * (int64(p.arenaSize) + int64(p.scratchSize))
+	for _, id := range p.outputs {
+		if v := &p.values[id]; v.kind == inArena {
+			need += 4 * int64(v.size)
+		}
+	}
+	what := fmt.Sprintf("a run of the plan for inputs %s (activation arena, kernel scratch and outputs)", shapeList(shapes))
+	if err := budget.CheckBytes(what, need); err != nil {
 		return nil, err
 	}
 	return p, nil
