@@ -2,28 +2,49 @@ package device
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/cpu"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 )
 
-// cpuInfo describes the CPU: always available.
-func cpuInfo() Info {
-	return Info{
+// cpuInfo describes the CPU, with the kernel level of this process (isa.Selected).
+func cpuInfo() Info { return cpuInfoFor(isa.Selected()) }
+
+// cpuInfoFor describes the CPU running the kernels of sel. It is available unless DNX_CPU
+// cannot be obeyed (sel.Err), which Check reports as well: dnx then refuses to run rather than
+// run at a level the user did not ask for.
+func cpuInfoFor(sel isa.Selection) Info {
+	in := Info{
 		Name:      string(CPU),
 		Kind:      CPU,
-		Available: true,
+		Available: sel.Err == nil,
 		Details: map[string]string{
 			"model":      cpuModel(),
 			"cores":      strconv.Itoa(runtime.NumCPU()),
 			"gomaxprocs": strconv.Itoa(runtime.GOMAXPROCS(0)),
 			"simd":       strings.Join(SIMD(), " "),
 			"arch":       runtime.GOOS + "/" + runtime.GOARCH,
+			"kernels":    sel.String(),
 		},
 	}
+	if sel.Err != nil {
+		in.Reason = checkCPU(sel).Error()
+	}
+	return in
+}
+
+// checkCPU returns nil, or the error of a DNX_CPU that cannot be obeyed, with what to do.
+func checkCPU(sel isa.Selection) error {
+	if sel.Err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w (unset %s, or set it to generic up to %s)", sel.Err, isa.EnvVar, sel.Max)
 }
 
 // SIMD returns the vector instruction sets of this CPU that matter to dnx's kernels, as

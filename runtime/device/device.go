@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dnx-ml/dnx/runtime/device/cuda"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 )
 
 // ErrUnknownDevice is wrapped by Parse's error for a name that is not a device.
@@ -66,7 +67,8 @@ type Info struct {
 	// Reason says why not when Available is false, e.g. "libcuda.so.1: cannot open shared object
 	// file: No such file or directory (...)".
 	Reason string `json:"reason,omitempty"`
-	// Details are facts about the device. CPU: model, cores, gomaxprocs, simd, arch. CUDA:
+	// Details are facts about the device. CPU: model, cores, gomaxprocs, simd, arch, and kernels
+	// (the instruction-set level the kernels run at and why, "avx2 (detected)"). CUDA:
 	// the GPU's name, memory, compute capability, the driver version and library, and whether
 	// each CUDA library (cudart, cublas, cudnn, nvrtc) was found.
 	Details map[string]string `json:"details"`
@@ -112,13 +114,15 @@ func cudaInfos(drv *cuda.Driver, libs []cuda.LibraryStatus) []Info {
 	return out
 }
 
-// Check reports whether dnx can run on the device s. For cpu it returns nil. For CUDA it loads the
+// Check reports whether dnx can run on the device s. For cpu it returns nil, unless DNX_CPU
+// names a kernel level that this CPU or build cannot run, or none (see package isa): that is
+// reported here, before anything runs, since the kernels then ignore it. For CUDA it loads the
 // driver and returns an error saying what is missing (the library, the symbol, the GPU with
 // s's ordinal) or, when that GPU exists, that this build has no CUDA kernels.
 func Check(s Spec) error {
 	switch s.Kind {
 	case CPU:
-		return nil
+		return checkCPU(isa.Selected())
 	case CUDA:
 		drv, err := cuda.Open()
 		if err != nil {

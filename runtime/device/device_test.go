@@ -12,6 +12,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/device/cuda"
 	"github.com/dnx-ml/dnx/runtime/device/cuda/cudatest"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"golang.org/x/sys/cpu"
 )
 
@@ -64,7 +65,7 @@ func TestSpecString(t *testing.T) {
 }
 
 // TestListCPU checks the CPU entry: always first, available, with the SIMD features that
-// golang.org/x/sys/cpu detects.
+// golang.org/x/sys/cpu detects and the kernel level of this process.
 func TestListCPU(t *testing.T) {
 	infos := device.List()
 	if len(infos) < 2 {
@@ -74,11 +75,15 @@ func TestListCPU(t *testing.T) {
 	if c.Name != "cpu" || c.Kind != device.CPU || !c.Available || c.Reason != "" {
 		t.Fatalf("first entry %+v, want an available cpu", c)
 	}
-	for _, k := range []string{"model", "cores", "gomaxprocs", "simd", "arch"} {
+	for _, k := range []string{"model", "cores", "gomaxprocs", "simd", "arch", "kernels"} {
 		if c.Details[k] == "" {
 			t.Errorf("cpu details have no %q: %v", k, c.Details)
 		}
 	}
+	if sel := isa.Selected(); c.Details["kernels"] != sel.String() || !strings.HasPrefix(c.Details["kernels"], sel.Level.String()+" (") {
+		t.Errorf("cpu kernels %q, want the selected level %s", c.Details["kernels"], sel)
+	}
+	t.Logf("cpu kernels: %s", c.Details["kernels"])
 	if c.Details["cores"] != strconv.Itoa(runtime.NumCPU()) || c.Details["gomaxprocs"] != strconv.Itoa(runtime.GOMAXPROCS(0)) {
 		t.Errorf("cores %s gomaxprocs %s, want %d and %d", c.Details["cores"], c.Details["gomaxprocs"], runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	}

@@ -72,8 +72,9 @@ const (
 // Run may be called concurrently.
 type Conv2D struct {
 	spec   ConvSpec
-	cg, mg int // input and output channels per group
-	kg     int // GEMM depth per group: cg*KH*KW
+	code   *kernels // the level its kernels run at (active; tests pass others)
+	cg, mg int      // input and output channels per group
+	kg     int      // GEMM depth per group: cg*KH*KW
 	path   convPath
 	padded int             // pathDirect: 0 chooses per input size, 1 forces runPadded, -1 runDirect
 	a      []*gemm.PackedA // per group (GEMM paths); see packed
@@ -90,12 +91,12 @@ type Conv2D struct {
 
 // NewConv2D checks spec and packs its weights.
 func NewConv2D(spec ConvSpec) (*Conv2D, error) {
-	return newConv2D(spec, -1)
+	return newConv2D(spec, -1, active)
 }
 
 // newConv2D is NewConv2D with the path forced when path >= 0 (tests and benchmarks compare
-// paths; the forced path must suit the spec).
-func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
+// paths; the forced path must suit the spec) and the kernels of code (tests compare levels).
+func newConv2D(spec ConvSpec, path convPath, code *kernels) (*Conv2D, error) {
 	s := spec
 	for _, v := range []*int{&s.StrideH, &s.StrideW, &s.DilationH, &s.DilationW, &s.Group} {
 		if *v == 0 {
@@ -112,7 +113,7 @@ func newConv2D(spec ConvSpec, path convPath) (*Conv2D, error) {
 	case s.Cin%s.Group != 0 || s.Cout%s.Group != 0:
 		return nil, fmt.Errorf("%w: conv %d->%d channels not divisible by group %d", ops.ErrShape, s.Cin, s.Cout, s.Group)
 	}
-	c := &Conv2D{spec: s, cg: s.Cin / s.Group, mg: s.Cout / s.Group}
+	c := &Conv2D{spec: s, code: code, cg: s.Cin / s.Group, mg: s.Cout / s.Group}
 	c.kg = c.cg * s.KH * s.KW
 	if len(s.Weights) != s.Cout*c.kg {
 		return nil, fmt.Errorf("%w: conv weights have %d values, want %dx%dx%dx%d", ops.ErrShape, len(s.Weights), s.Cout, c.cg, s.KH, s.KW)
@@ -464,7 +465,7 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 // gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n
 // columns, rows ldc apart) = A_g * B, with B packed by bp.
 func (c *Conv2D) gemmItem(pool *Pool, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
-	if err := w.job.Init(c.packed()[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
+	if err := w.job.Init(c.code.gemm, c.packed()[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv: %w", err)
 	}
 	parallel(pool, &w.job, w.job.Slots(), 1, &w.wg)
@@ -487,7 +488,7 @@ func (c *Conv2D) runPointwise(pool *Pool, st *convState, w *convWorker, in, out 
 	for g := 0; g < s.Group; g++ {
 		src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
 		scale, shift := c.prologue(g)
-		if err := w.panel.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+		if err := w.panel.rows.Init(c.code.gemm, src, st.offs, scale, shift, s.PreRelu); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
@@ -508,7 +509,7 @@ func (c *Conv2D) runImplicit(pool *Pool, st *convState, w *convWorker, in, out I
 	c.prepare(pool, w, in, b, pg, padded)
 	for g := 0; g < s.Group; g++ {
 		src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
-		if err := w.panel.rows.Init(src, st.offs, nil, nil, false); err != nil {
+		if err := w.panel.rows.Init(c.code.gemm, src, st.offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
@@ -527,7 +528,7 @@ func (c *Conv2D) runDirect(pool *Pool, st *convState, w *convWorker, in, out Ima
 	for g := 0; g < s.Group; g++ {
 		src := in.Data[b*in.BatchStride+g*c.cg*hw : b*in.BatchStride+(g+1)*c.cg*hw]
 		scale, shift := c.prologue(g)
-		if err := w.tap.rows.Init(src, st.offs, scale, shift, s.PreRelu); err != nil {
+		if err := w.tap.rows.Init(c.code.gemm, src, st.offs, scale, shift, s.PreRelu); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*ohw:]

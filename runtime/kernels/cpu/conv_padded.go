@@ -37,7 +37,7 @@ func (c *Conv2D) runPadded(pool *Pool, st *convState, w *convWorker, in, out Ima
 	c.prepare(pool, w, in, b, pg, padded)
 	for g := 0; g < s.Group; g++ {
 		src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
-		if err := w.pad.rows.Init(src, st.offs, nil, nil, false); err != nil {
+		if err := w.pad.rows.Init(c.code.gemm, src, st.offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		if err := c.gemmItem(pool, w, g, &w.pad, flat, nf, nf, gs, threads); err != nil {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -142,8 +143,9 @@ func refConv(t *testing.T, s ConvSpec, x []float32, n, h, w int) (want, mag []fl
 
 const sentinel = float32(-12345.5)
 
+// TestConvMatchesReference runs each case on every path that takes it, at every level this
+// machine has, against the reference kernel.
 func TestConvMatchesReference(t *testing.T) {
-	const rtol, atol = 1e-4, 1e-5
 	r := rand.New(rand.NewPCG(7, 8))
 	pools := []*Pool{nil, NewPool(2), NewPool(3)}
 	defer func() {
@@ -151,43 +153,52 @@ func TestConvMatchesReference(t *testing.T) {
 			p.Close()
 		}
 	}()
-	for _, tc := range convCases() {
-		spec := tc.spec(r)
-		conv, err := NewConv2D(spec)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
+	for _, level := range testLevels(t) {
+		code := tableFor(level)
+		for _, tc := range convCases() {
+			convMatchesReference(t, r, pools, tc, level, code)
 		}
-		if conv.path != tc.path {
-			t.Errorf("%s: path %d, want %d", tc.name, conv.path, tc.path)
-		}
-		convs := []*Conv2D{conv}
-		if tc.path == pathDirect {
-			// Both stride-1 algorithms, and the phase-split path, which also handles stride 1.
-			for _, padded := range []int{-1, 1} {
-				alt, err := newConv2D(spec, pathDirect)
-				if err != nil {
-					t.Fatalf("%s: %v", tc.name, err)
-				}
-				alt.padded = padded
-				convs = append(convs, alt)
-			}
-			alt, err := newConv2D(spec, pathImplicit)
+	}
+}
+
+// convMatchesReference runs case tc on every path that takes it, with the kernels of code.
+func convMatchesReference(t *testing.T, r *rand.Rand, pools []*Pool, tc convCase, level isa.Level, code *kernels) {
+	const rtol, atol = 1e-4, 1e-5
+	spec := tc.spec(r)
+	conv, err := newConv2D(spec, -1, code)
+	if err != nil {
+		t.Fatalf("%s: %v", tc.name, err)
+	}
+	if conv.path != tc.path {
+		t.Errorf("%s: path %d, want %d", tc.name, conv.path, tc.path)
+	}
+	convs := []*Conv2D{conv}
+	if tc.path == pathDirect {
+		// Both stride-1 algorithms, and the phase-split path, which also handles stride 1.
+		for _, padded := range []int{-1, 1} {
+			alt, err := newConv2D(spec, pathDirect, code)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
+			alt.padded = padded
 			convs = append(convs, alt)
 		}
-		x := randFloats(r, tc.n*tc.cin*tc.h*tc.w)
-		want, mag, shape := refConv(t, spec, x, tc.n, tc.h, tc.w)
-		oh, ow := conv.OutputSize(tc.h, tc.w)
-		if oh != shape[2] || ow != shape[3] {
-			t.Fatalf("%s: OutputSize %dx%d, reference %v", tc.name, oh, ow, shape)
+		alt, err := newConv2D(spec, pathImplicit, code)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
 		}
-		for run := 0; run < len(pools)*len(convs); run++ {
-			pool, conv := pools[run%len(pools)], convs[run/len(pools)]
-			name := fmt.Sprintf("%s/pool%d/path%d,%d", tc.name, run%len(pools), conv.path, conv.padded)
-			runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
-		}
+		convs = append(convs, alt)
+	}
+	x := randFloats(r, tc.n*tc.cin*tc.h*tc.w)
+	want, mag, shape := refConv(t, spec, x, tc.n, tc.h, tc.w)
+	oh, ow := conv.OutputSize(tc.h, tc.w)
+	if oh != shape[2] || ow != shape[3] {
+		t.Fatalf("%s: OutputSize %dx%d, reference %v", tc.name, oh, ow, shape)
+	}
+	for run := 0; run < len(pools)*len(convs); run++ {
+		pool, conv := pools[run%len(pools)], convs[run/len(pools)]
+		name := fmt.Sprintf("%s/%s/pool%d/path%d,%d", level, tc.name, run%len(pools), conv.path, conv.padded)
+		runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
 	}
 }
 
@@ -262,20 +273,22 @@ func TestConvRunDoesNotAllocate(t *testing.T) {
 		{name: "3x3", n: 2, cin: 16, cout: 8, h: 8, w: 8, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, bias: true},
 		{name: "depthwise", n: 2, cin: 4, cout: 4, h: 8, w: 8, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, group: 4},
 	} {
-		conv, err := NewConv2D(tc.spec(r))
-		if err != nil {
-			t.Fatal(err)
-		}
-		oh, ow := conv.OutputSize(tc.h, tc.w)
-		in := Dense(randFloats(r, tc.n*tc.cin*tc.h*tc.w), tc.n, tc.cin, tc.h, tc.w)
-		out := Dense(make([]float32, tc.n*tc.cout*oh*ow), tc.n, tc.cout, oh, ow)
-		scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
-		if a := testing.AllocsPerRun(20, func() {
-			if err := conv.Run(pool, in, out, scratch); err != nil {
+		for _, level := range testLevels(t) {
+			conv, err := newConv2D(tc.spec(r), -1, tableFor(level))
+			if err != nil {
 				t.Fatal(err)
 			}
-		}); a != 0 {
-			t.Errorf("%s: Run allocates %.1f times", tc.name, a)
+			oh, ow := conv.OutputSize(tc.h, tc.w)
+			in := Dense(randFloats(r, tc.n*tc.cin*tc.h*tc.w), tc.n, tc.cin, tc.h, tc.w)
+			out := Dense(make([]float32, tc.n*tc.cout*oh*ow), tc.n, tc.cout, oh, ow)
+			scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
+			if a := testing.AllocsPerRun(20, func() {
+				if err := conv.Run(pool, in, out, scratch); err != nil {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Errorf("%s %s: Run allocates %.1f times", level, tc.name, a)
+			}
 		}
 	}
 }

@@ -214,7 +214,7 @@ func winoMaxTiles(m, cin int) int {
 	return max(1, t/gemm.NR) * gemm.NR
 }
 
-// winoOutScratch is the scratch of the output transform (winoOut).
+// winoOutScratch is the scratch of the output transform (kernels.winoOut).
 const winoOutScratch = 192
 
 // winoGeom is the tiling of one Run.
@@ -530,11 +530,11 @@ func (f *winoForm) inputTransform(in Image, g *winoGeom, v, rows []float32, g0, 
 func (f *winoForm) products(sl *winoSlot, offs []int32, g *winoGeom, v, mm, gs []float32, nt, q0, q1 int) error {
 	s := &f.c.spec
 	for p := 0; p < f.alpha*f.alpha; p++ {
-		if err := sl.panel.rows.Init(v[p*g.psV:p*g.psV+s.Cin*g.ldv], offs, nil, nil, false); err != nil {
+		if err := sl.panel.rows.Init(f.c.code.gemm, v[p*g.psV:p*g.psV+s.Cin*g.ldv], offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
 		sl.u = f.u[p].RowPanels(q0, q1)
-		if err := sl.job.Init(&sl.u, &sl.panel, nt, mm[p*g.psM+q0*gemm.MR*g.ldv:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
+		if err := sl.job.Init(f.c.code.gemm, &sl.u, &sl.panel, nt, mm[p*g.psM+q0*gemm.MR*g.ldv:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
 		sl.job.Do(0, sl.job.Slots())
@@ -644,10 +644,17 @@ func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, p
 			off[r] = iy*in.W + x0
 		}
 	}
-	nu := uhi - ulo
-	if nu > 0 && ulo+8 <= wt && winoInputAsm(f, item, hw, &off, zeros, ulo, nu, nrow, v, ps, ldv, rows, wt, c0, c1) {
-		return
-	}
+	f.c.code.winoInput(f, item, hw, off, zeros, ulo, uhi-ulo, nrow, v, ps, ldv, rows, wt, c0, c1)
+}
+
+// winoInputGo is the transform of inputSegment for channels [c0, c1) of batch item item (Cin
+// planes of hw floats) in Go: off[r] is the offset of input row r in a plane (-1 outside the
+// input), nu the columns of input from column ulo of the T rows (rows, wt floats apart), zeros
+// a row of at least nu zeros, n the tiles, and v, ps, ldv where V goes (channel c at
+// v[c*ldv:]).
+func winoInputGo(f *winoForm, item []float32, hw int, off [6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) {
+	s := &f.c.spec
+	m, alpha := f.m, f.alpha
 	var xr [6][]float32
 	var scale, shift [6]float32
 	for ci := c0; ci < c1; ci++ {
@@ -668,7 +675,7 @@ func (f *winoForm) inputSegment(in Image, b, ty, tx, n, nrow int, v []float32, p
 			}
 			winoInColsGo(m, rows[ulo:], wt, &xr, nu, &scale, &shift, s.PreRelu)
 		}
-		winoInRowsGo(m, rows, wt, nrow, v[ci*ldv:], ps)
+		winoInRowsGo(m, rows, wt, n, v[ci*ldv:], ps)
 	}
 }
 
@@ -690,7 +697,7 @@ func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, 
 		if s.Bias != nil {
 			bias = s.Bias[mo]
 		}
-		winoOut(m, mm[mo*ldv:], ps, n, rows, wt, bias, s.PostRelu, os)
+		f.c.code.winoOut(m, mm[mo*ldv:], ps, n, rows, wt, bias, s.PostRelu, os)
 		dst := item[mo*ohw:]
 		for y := 0; y < nrows; y++ {
 			oy := m*ty + y

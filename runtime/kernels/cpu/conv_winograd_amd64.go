@@ -2,14 +2,7 @@
 
 package cpu
 
-import (
-	"fmt"
-
-	xcpu "golang.org/x/sys/cpu"
-)
-
-// winoAVX2 reports whether the Winograd transforms run in assembly (conv_winograd_amd64.s).
-var winoAVX2 = xcpu.X86.HasAVX2 && xcpu.X86.HasFMA
+import "fmt"
 
 // winoIn is the argument block of the assembly input transforms (offsets in
 // conv_winograd_amd64.s). For each channel c < cin they compute the column pass (winoInColsGo)
@@ -63,21 +56,20 @@ func winoCheck(what string, s []float32, n int) {
 	}
 }
 
-// winoInputAsm runs the input transform of inputSegment in assembly, for channels [c0, c1),
-// when the CPU has AVX2: item is the batch item (Cin planes of hw floats), off[r] the offset of
-// input row r in a plane (-1 outside the input), nu > 0 the columns of input from column ulo of
-// the T rows (rows, wt floats apart; the 8 from ulo must be in the row and, past nu, padding), n
-// the tiles, and v, ps, ldv where V goes (channel c at v[c*ldv:]). It reports whether it ran.
-func winoInputAsm(f *winoForm, item []float32, hw int, off *[6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) bool {
-	if !winoAVX2 {
-		return false
+// winoInputAsm is winoInputGo in assembly (the arguments are the same): it runs the Go code
+// when no input column exists (nu = 0) or when the 8 T-row columns from ulo, which the assembly
+// reads and writes, do not fit in the row (they must be in the row and, past nu, padding).
+func winoInputAsm(f *winoForm, item []float32, hw int, off [6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) {
+	if nu <= 0 || ulo+8 > wt {
+		winoInputGo(f, item, hw, off, zeros, ulo, nu, n, v, ps, ldv, rows, wt, c0, c1)
+		return
 	}
 	s := &f.c.spec
 	m, alpha := f.m, f.alpha
 	n8 := (n + 7) &^ 7
 	cin := c1 - c0
 	if cin <= 0 {
-		return true
+		return
 	}
 	item, v = item[c0*hw:], v[c0*ldv:]
 	winoCheck("transform rows", rows, (alpha-1)*wt+max(ulo+max(nu, 8), m*n8+4))
@@ -112,14 +104,12 @@ func winoInputAsm(f *winoForm, item []float32, hw int, off *[6]int, zeros []floa
 	} else {
 		winoInput2AVX2(&a)
 	}
-	return true
 }
 
-// winoOut is winoOutGo, in assembly; it reads mm and writes y up to 7 tiles past n. s is
+// winoOutAsm is winoOutGo, in assembly; it reads mm and writes y up to 7 tiles past n. s is
 // scratch for 192 floats.
-func winoOut(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, s []float32) {
-	if !winoAVX2 || n == 0 {
-		winoOutGo(m, mm, ps, n, y, ldy, bias, relu)
+func winoOutAsm(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, s []float32) {
+	if n == 0 {
 		return
 	}
 	alpha := m + 2

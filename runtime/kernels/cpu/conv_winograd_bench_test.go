@@ -34,7 +34,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 					name = fmt.Sprintf("F%d", alg)
 				}
 				b.Run(fmt.Sprintf("%s,n=%d/threads=%d/%s", sh.bc.name, sh.n, threads, name), func(b *testing.B) {
-					conv, err := newConv2D(sh.bc.spec(r), pathDirect)
+					conv, err := newConv2D(sh.bc.spec(r), pathDirect, active)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// newWinogradConv returns a Conv2D for spec that always takes the Winograd path with m x m tiles.
-func newWinogradConv(t testing.TB, spec ConvSpec, m int) *Conv2D {
+// newWinogradConv returns a Conv2D for spec that always takes the Winograd path with m x m
+// tiles, with the kernels of code.
+func newWinogradConv(t testing.TB, spec ConvSpec, m int, code *kernels) *Conv2D {
 	t.Helper()
-	c, err := newConv2D(spec, pathDirect)
+	c, err := newConv2D(spec, pathDirect, code)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +120,9 @@ func winogradCases() []convCase {
 }
 
 // TestWinogradMatchesReference runs F(2x2) and F(4x4) on each case, single- and multi-threaded,
-// against the reference convolution. The tolerance is the kernels' (rtol 1e-4 of the magnitude
-// sum |pre(x)|*|w| + |b|); the largest relative error seen is logged per tile size.
+// at every level this machine has, against the reference convolution. The tolerance is the
+// kernels' (rtol 1e-4 of the magnitude sum |pre(x)|*|w| + |b|); the largest relative error seen
+// is logged per tile size.
 func TestWinogradMatchesReference(t *testing.T) {
 	const rtol, atol = 1e-4, 1e-5
 	r := rand.New(rand.NewPCG(11, 12))
@@ -131,17 +133,20 @@ func TestWinogradMatchesReference(t *testing.T) {
 		}
 	}()
 	worst := map[int]float64{}
+	levels := testLevels(t)
 	for _, tc := range winogradCases() {
 		tc.kh, tc.kw = 3, 3
 		spec := tc.spec(r)
 		x := randFloats(r, tc.n*tc.cin*tc.h*tc.w)
 		want, mag, _ := refConv(t, spec, x, tc.n, tc.h, tc.w)
-		for _, m := range []int{2, 4} {
-			conv := newWinogradConv(t, spec, m)
-			for pi, pool := range pools {
-				name := fmt.Sprintf("%s/F(%d)/pool%d", tc.name, m, pi)
-				rel := runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
-				worst[m] = max(worst[m], rel)
+		for _, level := range levels {
+			for _, m := range []int{2, 4} {
+				conv := newWinogradConv(t, spec, m, tableFor(level))
+				for pi, pool := range pools {
+					name := fmt.Sprintf("%s/%s/F(%d)/pool%d", level, tc.name, m, pi)
+					rel := runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
+					worst[m] = max(worst[m], rel)
+				}
 			}
 		}
 	}
@@ -154,7 +159,7 @@ func TestWinogradChunks(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, m := range []int{2, 4} {
 		cc := convCase{cin: 128, cout: 32, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}}
-		conv := newWinogradConv(t, cc.spec(r), m)
+		conv := newWinogradConv(t, cc.spec(r), m, active)
 		for _, sz := range []struct{ n, hw, threads int }{{1, 56, 1}, {1, 56, 2}, {1, 28, 2}, {1, 7, 2}, {8, 14, 2}, {64, 8, 3}, {3, 1, 4}, {2, 31, 1}} {
 			g := conv.wino.form(m).geom(sz.n, sz.hw, sz.hw, sz.threads)
 			last := g.tiles - (g.chunks-1)*g.nt
@@ -201,18 +206,20 @@ func TestWinogradRunDoesNotAllocate(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	pool := NewPool(2)
 	defer pool.Close()
-	for _, m := range []int{2, 4} {
-		tc := convCase{n: 2, cin: 32, cout: 16, h: 14, w: 14, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, bias: true, pre: true, preRelu: true}
-		conv := newWinogradConv(t, tc.spec(r), m)
-		in := Dense(randFloats(r, tc.n*tc.cin*tc.h*tc.w), tc.n, tc.cin, tc.h, tc.w)
-		out := Dense(make([]float32, tc.n*tc.cout*tc.h*tc.w), tc.n, tc.cout, tc.h, tc.w)
-		scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
-		if a := testing.AllocsPerRun(20, func() {
-			if err := conv.Run(pool, in, out, scratch); err != nil {
-				t.Fatal(err)
+	for _, level := range testLevels(t) {
+		for _, m := range []int{2, 4} {
+			tc := convCase{n: 2, cin: 32, cout: 16, h: 14, w: 14, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, bias: true, pre: true, preRelu: true}
+			conv := newWinogradConv(t, tc.spec(r), m, tableFor(level))
+			in := Dense(randFloats(r, tc.n*tc.cin*tc.h*tc.w), tc.n, tc.cin, tc.h, tc.w)
+			out := Dense(make([]float32, tc.n*tc.cout*tc.h*tc.w), tc.n, tc.cout, tc.h, tc.w)
+			scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
+			if a := testing.AllocsPerRun(20, func() {
+				if err := conv.Run(pool, in, out, scratch); err != nil {
+					t.Fatal(err)
+				}
+			}); a != 0 {
+				t.Errorf("%s F(%d): Run allocates %.1f times", level, m, a)
 			}
-		}); a != 0 {
-			t.Errorf("F(%d): Run allocates %.1f times", m, a)
 		}
 	}
 }
@@ -282,7 +289,7 @@ func TestWinogradTransforms(t *testing.T) {
 		for _, relu := range []bool{false, true} {
 			const bias = 0.25
 			y := make([]float32, m*ldt)
-			winoOutGo(m, mm, ps, n/2, y, ldt, bias, relu)
+			winoOutGo(m, mm, ps, n/2, y, ldt, bias, relu, nil)
 			for q := 0; q < m; q++ {
 				for j := 0; j < n/2; j++ {
 					for s := 0; s < m; s++ {
@@ -330,5 +337,48 @@ func TestWinogradConvPacksDirectWeightsLazily(t *testing.T) {
 	run(3) // too small for Winograd: the direct path
 	if conv.a == nil {
 		t.Fatal("direct path ran without packed weights")
+	}
+}
+
+// TestWinogradLevelsAgree runs each Winograd case at every level this machine has and compares
+// the outputs with the generic level's (the plain Go transforms, their specification): they
+// differ only in rounding (the assembly orders the transforms' additions differently and fuses
+// multiply-adds), so by far less than a wrong coefficient, tile or lane would make them.
+func TestWinogradLevelsAgree(t *testing.T) {
+	levels := testLevels(t)
+	if len(levels) < 2 {
+		t.Skip("only the generic level runs here")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	cases := winogradCases()
+	// Row segments of 1..17 tiles for both tile sizes, with and without ReLU.
+	for w := 1; w <= 66; w += 5 {
+		cases = append(cases, convCase{name: fmt.Sprintf("width %d", w), n: 2, cin: 5, cout: 3, h: 9, w: w,
+			pads: [4]int{1, 1, 1, 1}, pre: true, preRelu: w%2 == 0, bias: true, postRelu: w%3 == 0})
+	}
+	for _, tc := range cases {
+		tc.kh, tc.kw = 3, 3
+		spec := tc.spec(r)
+		x := randFloats(r, tc.n*tc.cin*tc.h*tc.w)
+		_, mag, _ := refConv(t, spec, x, tc.n, tc.h, tc.w)
+		for _, m := range []int{2, 4} {
+			outs := make([][]float32, len(levels))
+			for i, level := range levels {
+				conv := newWinogradConv(t, spec, m, tableFor(level))
+				oh, ow := conv.OutputSize(tc.h, tc.w)
+				outs[i] = make([]float32, tc.n*tc.cout*oh*ow)
+				scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 1))
+				if err := conv.Run(nil, Dense(x, tc.n, tc.cin, tc.h, tc.w), Dense(outs[i], tc.n, tc.cout, oh, ow), scratch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 1; i < len(levels); i++ {
+				for j := range outs[0] {
+					if d := math.Abs(float64(outs[i][j] - outs[0][j])); d > 1e-6+2e-5*float64(mag[j]) {
+						t.Fatalf("%s F(%d): output %d: %s %g, generic %g (magnitude %g)", tc.name, m, j, levels[i], outs[i][j], outs[0][j], mag[j])
+					}
+				}
+			}
+		}
 	}
 }

@@ -87,8 +87,8 @@ func winoInRowsGo(m int, t []float32, ldt, n int, v []float32, ps int) {
 //	S_i[q][j] = sum_k A^T[q][k] * M_{i*alpha+k}[j]
 //	y[r*ldy + m*j + q] = post(bias + sum_i A^T[r][i] * S_i[q][j]),  post = max(., 0) when relu
 //
-// for r, q < m and j < n.
-func winoOutGo(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool) {
+// for r, q < m and j < n. The last argument, the assembly's scratch, is not used.
+func winoOutGo(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, _ []float32) {
 	post := func(v float32) float32 {
 		v += bias
 		if relu && v < 0 {

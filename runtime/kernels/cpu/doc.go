@@ -18,6 +18,19 @@
 // NewBlockingPool gives a pool that never polls. Each Run takes the caller's Group, kept in the
 // kernel's prepared state.
 //
+// # Instruction sets
+//
+// Kernels with more than one implementation (the GEMM's micro-kernels and packer, the Winograd
+// transforms, the pooling rows, training's elementwise kernels) are reached through a dispatch
+// table, one per instruction-set level of package isa: plain Go (generic) or AVX2+FMA assembly
+// (avx2; the avx512 level runs it too until AVX-512 kernels exist). The level is chosen once per
+// process (isa.Selected: the CPU's features, DNX_CPU, the purego tag); each kernel object keeps
+// the table it was built with, and every table function is called once per row, tile or panel,
+// so dispatch costs one indirect call there and none per element. One table holds a whole level
+// because its kernels must agree to the bit: the assembly rounds a BN prologue's multiply-add
+// once, the Go code twice, and a stored activation must equal its recomputation. Tests run
+// every level the machine has.
+//
 // # Allocation
 //
 // Kernels are built once per node (weights packed then) and run many times without allocating:

@@ -35,7 +35,7 @@ type Pool2D struct {
 	tasks   sync.Pool // of *poolTask: reused so that Run does not allocate
 	planes  sync.Pool // of *[]float32: prologue planes, one per running Do (see prologuePlane)
 	maxRows sync.Pool // of *[]float32: a worker's max-pool row scratch (see maxPlane)
-	forceGo bool      // tests: run the max-pool row kernels in Go even where assembly runs
+	code    *kernels  // the row kernels' level; nil (a literal Pool2D): the process's (active)
 }
 
 type poolTask struct {
@@ -75,6 +75,7 @@ func (k *Pool2D) Run(pool *Pool, in, out Image) error {
 
 func (t *poolTask) Do(lo, hi int) {
 	k, w := t.k, t.k.Win
+	code := orActive(k.code)
 	var row []float32
 	if k.Max {
 		// One row buffer per Do call: calls run concurrently, and each reuses a buffer from
@@ -102,7 +103,7 @@ func (t *poolTask) Do(lo, hi int) {
 		dst := t.out.Item(n)[c*w.OutH*w.OutW : (c+1)*w.OutH*w.OutW]
 		switch {
 		case k.Max:
-			maxPlane(src, dst, row, t.in.H, t.in.W, &w, k.forceGo)
+			maxPlane(code, src, dst, row, t.in.H, t.in.W, &w)
 		case fits2x2:
 			// DenseNet's transition: one pass, the prologue applied to each tap as it is read.
 			scale, shift, _ := k.prologueOf(c)
@@ -110,7 +111,7 @@ func (t *poolTask) Do(lo, hi int) {
 			if k.PreRelu {
 				floor = 0
 			}
-			avg2x2Plane(k.forceGo, src, dst, t.in.W, &w, scale, shift, floor)
+			avg2x2Plane(code, src, dst, t.in.W, &w, scale, shift, floor)
 		default:
 			if k.hasPrologue() {
 				scale, shift, affine := k.prologueOf(c)
@@ -148,7 +149,7 @@ func tapRange(start, k, d, size int) (int, int) {
 // where y0 = oy*sh - pt and the entries of row outside [pl, pl+wd) hold -Inf, so that taps in the
 // padding drop out of the max. Both passes propagate NaN; a window with no tap inside the image
 // gives -Inf, as in the reference.
-func maxPlane(src, dst, row []float32, h, wd int, w *Window2D, forceGo bool) {
+func maxPlane(code *kernels, src, dst, row []float32, h, wd int, w *Window2D) {
 	pl, cols := w.PadL, maxRowCols(wd, w)
 	for oy := 0; oy < w.OutH; oy++ {
 		y0 := oy*w.StrideH - w.PadT
@@ -156,12 +157,12 @@ func maxPlane(src, dst, row []float32, h, wd int, w *Window2D, forceGo bool) {
 		if cols > 0 {
 			v := row[pl : pl+cols]
 			if i1 > i0 {
-				maxRows(forceGo, v, src, (y0+i0*w.DilationH)*wd, w.DilationH*wd, i1-i0)
+				code.maxRows(v, src, (y0+i0*w.DilationH)*wd, w.DilationH*wd, i1-i0)
 			} else {
 				fill(v, float32(math.Inf(-1)))
 			}
 		}
-		maxCols(forceGo, dst[oy*w.OutW:(oy+1)*w.OutW], row, w.StrideW, w.KW, w.DilationW)
+		code.maxCols(dst[oy*w.OutW:(oy+1)*w.OutW], row, w.StrideW, w.KW, w.DilationW)
 	}
 }
 

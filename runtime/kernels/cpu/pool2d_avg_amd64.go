@@ -2,28 +2,20 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
-
-// hasAvgAVX2 reports whether the 2x2 average-pool row kernel runs in assembly
-// (pool2d_avg_amd64.s).
-var hasAvgAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-
-// avg2x2PreAVX2 is avg2x2Row's assembly for n outputs, a positive multiple of 8 (see the .s
+// avg2x2PreAVX2 is avg2x2RowAsm's assembly for n outputs, a positive multiple of 8 (see the .s
 // file for the exact summation order).
 //
 //go:noescape
 func avg2x2PreAVX2(dst, r0, r1 *float32, n int, scale, shift, floor, inv float32)
 
-// avg2x2Row sets dst[k] = (f(r0[2k]) + f(r1[2k]) + f(r0[2k+1]) + f(r1[2k+1])) / 4 for
-// k < len(dst), with f(v) = max(v*scale + shift, floor); r0 and r1 hold at least 2*len(dst)
-// floats. It runs in assembly unless forceGo or the CPU lacks AVX2 and FMA: the last partial
-// vector is computed again overlapping the one before (same inputs, same results), and a row
-// shorter than a vector goes through zero-padded copies.
-func avg2x2Row(forceGo bool, dst, r0, r1 []float32, scale, shift, floor float32) {
+// avg2x2RowAsm is avg2x2RowGo in assembly: dst[k] = (f(r0[2k]) + f(r1[2k]) + f(r0[2k+1]) +
+// f(r1[2k+1])) / 4 for k < len(dst), with f(v) = max(v*scale + shift, floor); r0 and r1 hold at
+// least 2*len(dst) floats. The last partial vector is computed again overlapping the one before
+// (same inputs, same results), and a row shorter than a vector goes through zero-padded copies.
+func avg2x2RowAsm(dst, r0, r1 []float32, scale, shift, floor float32) {
 	n := len(dst)
 	r0, r1 = r0[:2*n], r1[:2*n] // panics, before the assembly runs, if a row is short
-	if !hasAvgAVX2 || forceGo || n == 0 {
-		avg2x2RowGo(dst, r0, r1, scale, shift, floor)
+	if n == 0 {
 		return
 	}
 	if n < 8 {

@@ -39,7 +39,7 @@ func fill(s []float32, v float32) {
 	}
 }
 
-// maxRowsGo is maxRows in Go: dst[x] = max over r < rows of src[off + r*step + x]. The builtin
+// maxRowsGo is the portable kernels.maxRows: dst[x] = max over r < rows of src[off + r*step + x]. The builtin
 // max propagates NaN.
 func maxRowsGo(dst, src []float32, off, step, rows int) {
 	copy(dst, src[off:off+len(dst)])
@@ -51,7 +51,7 @@ func maxRowsGo(dst, src []float32, off, step, rows int) {
 	}
 }
 
-// maxColsGo is maxCols in Go: dst[k] = max over j < taps of src[k*s + j*d].
+// maxColsGo is the portable kernels.maxCols: dst[k] = max over j < taps of src[k*s + j*d].
 func maxColsGo(dst, src []float32, s, taps, d int) {
 	if len(dst) == 0 {
 		return

@@ -2,11 +2,6 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
-
-// hasMaxAVX2 reports whether the max-pool row kernels run in assembly (pool2d_max_amd64.s).
-var hasMaxAVX2 = cpu.X86.HasAVX2
-
 // maxRowsAVX2 sets dst[x] = max over r < rows of src[r*step + x] for x < n: n is a positive
 // multiple of 8, rows >= 1 and step is in floats.
 //
@@ -25,11 +20,11 @@ func maxCols1AVX2(dst, src *float32, n, taps, d int)
 //go:noescape
 func maxCols2AVX2(dst, src *float32, n, taps, d int)
 
-// maxRows sets dst[x] = max over r < rows of src[off + r*step + x] (NaN if any is NaN), in
-// assembly unless forceGo or the CPU lacks AVX2 or dst is shorter than one vector.
-func maxRows(forceGo bool, dst, src []float32, off, step, rows int) {
+// maxRowsAsm is maxRowsGo in assembly, where dst holds at least one vector: dst[x] = max over
+// r < rows of src[off + r*step + x] (NaN if any is NaN).
+func maxRowsAsm(dst, src []float32, off, step, rows int) {
 	n := len(dst)
-	if !hasMaxAVX2 || forceGo || n < 8 || rows < 1 {
+	if n < 8 || rows < 1 {
 		maxRowsGo(dst, src, off, step, rows)
 		return
 	}
@@ -42,12 +37,12 @@ func maxRows(forceGo bool, dst, src []float32, off, step, rows int) {
 	}
 }
 
-// maxCols sets dst[k] = max over j < taps of src[k*s + j*d] (NaN if any is NaN); src must hold
-// maxRowSlack floats past the last tap. Strides 1 and 2 run in assembly (unless forceGo, or the
-// CPU lacks AVX2, or dst is shorter than one vector); larger ones in Go.
-func maxCols(forceGo bool, dst, src []float32, s, taps, d int) {
+// maxColsAsm is maxColsGo with strides 1 and 2 in assembly, where dst holds at least one
+// vector (larger strides run in Go): dst[k] = max over j < taps of src[k*s + j*d] (NaN if any
+// is NaN); src must hold maxRowSlack floats past the last tap.
+func maxColsAsm(dst, src []float32, s, taps, d int) {
 	n := len(dst)
-	if !hasMaxAVX2 || forceGo || n < 8 || taps < 1 || (s != 1 && s != 2) {
+	if n < 8 || taps < 1 || (s != 1 && s != 2) {
 		maxColsGo(dst, src, s, taps, d)
 		return
 	}

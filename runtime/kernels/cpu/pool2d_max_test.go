@@ -50,13 +50,14 @@ func naiveMax(vs ...float32) float32 {
 	return m
 }
 
-// TestMaxRowKernels checks maxRows and maxCols, in assembly (where it runs) and in Go, against
-// a scalar loop at every length up to 41 (vector tails included), with NaN and ±Inf inputs, and
+// TestMaxRowKernels checks maxRows and maxCols, at every level this machine has, against a
+// scalar loop at every length up to 41 (vector tails included), with NaN and ±Inf inputs, and
 // checks that they write nothing outside dst.
 func TestMaxRowKernels(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	const guard = 5 // sentinel floats on each side of dst
-	for _, forceGo := range []bool{false, true} {
+	for _, level := range testLevels(t) {
+		code := tableFor(level)
 		for n := 1; n <= 41; n++ {
 			for trial := 0; trial < 6; trial++ {
 				nanRate := []float64{0, 0.02, 0.3}[trial%3]
@@ -67,19 +68,19 @@ func TestMaxRowKernels(t *testing.T) {
 					t.Helper()
 					for k := range dst {
 						if w := want(k); !sameMax(dst[k], w) {
-							t.Fatalf("%s (forceGo %v, n %d): dst[%d] = %v, want %v", what, forceGo, n, k, dst[k], w)
+							t.Fatalf("%s (%s, n %d): dst[%d] = %v, want %v", what, level, n, k, dst[k], w)
 						}
 					}
 					for i, v := range buf {
 						if (i < guard || i >= guard+n) && v != 12345 {
-							t.Fatalf("%s (forceGo %v, n %d): wrote outside dst at %d", what, forceGo, n, i-guard)
+							t.Fatalf("%s (%s, n %d): wrote outside dst at %d", what, level, n, i-guard)
 						}
 					}
 				}
 
 				rows, off, step := 1+rng.IntN(4), rng.IntN(3), n+rng.IntN(4)
 				src := maxTestData(rng, off+(rows-1)*step+n, nanRate)
-				maxRows(forceGo, dst, src, off, step, rows)
+				code.maxRows(dst, src, off, step, rows)
 				check(fmt.Sprintf("maxRows rows %d step %d", rows, step), func(x int) float32 {
 					vs := make([]float32, rows)
 					for r := range vs {
@@ -90,7 +91,7 @@ func TestMaxRowKernels(t *testing.T) {
 
 				s, taps, d := 1+rng.IntN(3), 1+rng.IntN(4), 1+rng.IntN(3)
 				src = maxTestData(rng, (n-1)*s+(taps-1)*d+1+maxRowSlack, nanRate)
-				maxCols(forceGo, dst, src, s, taps, d)
+				code.maxCols(dst, src, s, taps, d)
 				check(fmt.Sprintf("maxCols s %d taps %d d %d", s, taps, d), func(k int) float32 {
 					vs := make([]float32, taps)
 					for j := range vs {
@@ -103,10 +104,10 @@ func TestMaxRowKernels(t *testing.T) {
 	}
 }
 
-// runMaxPoolVsRef max-pools an n x c x h x w input x with win through Pool2D (forcing the Go
-// row kernels when forceGo) and through the reference kernel, and returns an error describing
-// the first difference (all NaNs compare equal). It reports ok=false when win does not fit.
-func runMaxPoolVsRef(p *Pool, x []float32, n, c, h, w int, win ops.Window, forceGo bool) (ok bool, err error) {
+// runMaxPoolVsRef max-pools an n x c x h x w input x with win through Pool2D (with the row
+// kernels of code) and through the reference kernel, and returns an error describing the first
+// difference (all NaNs compare equal). It reports ok=false when win does not fit.
+func runMaxPoolVsRef(p *Pool, x []float32, n, c, h, w int, win ops.Window, code *kernels) (ok bool, err error) {
 	geo, err := win.PoolShapes("pool", []int{n, c, h, w})
 	if err != nil {
 		return false, nil // window larger than the padded input
@@ -118,7 +119,7 @@ func runMaxPoolVsRef(p *Pool, x []float32, n, c, h, w int, win ops.Window, force
 	}
 	k := &Pool2D{Win: Window2D{KH: win.Kernel[0], KW: win.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
 		DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
-		OutH: geo.Out[0], OutW: geo.Out[1]}, Max: true, forceGo: forceGo}
+		OutH: geo.Out[0], OutW: geo.Out[1]}, Max: true, code: code}
 	oh, ow := geo.Out[0], geo.Out[1]
 	y := make([]float32, n*c*oh*ow)
 	if err := k.Run(p, Dense(x, n, c, h, w), Dense(y, n, c, oh, ow)); err != nil {
@@ -136,7 +137,7 @@ func runMaxPoolVsRef(p *Pool, x []float32, n, c, h, w int, win ops.Window, force
 // TestMaxPool2DOddShapes compares MaxPool with the reference at odd image sizes (vector tails,
 // images narrower than a vector) for the geometries the fast paths specialise (stride 1 and 2)
 // and others (stride 3, dilation, pads up to 2, ceil-mode end padding), with NaN and ±Inf in
-// the input, with the assembly row kernels and with the Go ones.
+// the input, at every level this machine has.
 func TestMaxPool2DOddShapes(t *testing.T) {
 	win := func(kh, kw, sh, sw, dh, dw, pt, pl, pb, pr int, ceil bool) ops.Window {
 		return ops.Window{Kernel: []int{kh, kw}, Strides: []int{sh, sw}, Dilations: []int{dh, dw},
@@ -166,13 +167,14 @@ func TestMaxPool2DOddShapes(t *testing.T) {
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(5, 6))
 	sizes := [][2]int{{1, 1}, {3, 5}, {7, 7}, {9, 17}, {13, 23}, {16, 33}, {21, 41}, {5, 71}}
+	levels := testLevels(t)
 	for _, tc := range cases {
 		for _, hw := range sizes {
 			for _, nanRate := range []float64{0, 0.01, 0.2} {
 				x := maxTestData(rng, 2*3*hw[0]*hw[1], nanRate)
-				for _, forceGo := range []bool{false, true} {
-					name := fmt.Sprintf("%s %dx%d nan %g forceGo %v", tc.name, hw[0], hw[1], nanRate, forceGo)
-					if _, err := runMaxPoolVsRef(p, x, 2, 3, hw[0], hw[1], tc.win, forceGo); err != nil {
+				for _, level := range levels {
+					name := fmt.Sprintf("%s %dx%d nan %g %s", tc.name, hw[0], hw[1], nanRate, level)
+					if _, err := runMaxPoolVsRef(p, x, 2, 3, hw[0], hw[1], tc.win, tableFor(level)); err != nil {
 						t.Fatalf("%s: %v", name, err)
 					}
 				}
@@ -182,11 +184,12 @@ func TestMaxPool2DOddShapes(t *testing.T) {
 }
 
 // TestMaxPool2DRandomWindows compares MaxPool with the reference over random windows, image
-// sizes up to 40 wide and inputs with NaN, with and without the assembly row kernels.
+// sizes up to 40 wide and inputs with NaN, at every level this machine has.
 func TestMaxPool2DRandomWindows(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(9, 10))
+	levels := testLevels(t)
 	ran := 0
 	for trial := 0; trial < 400; trial++ {
 		h, w := 1+rng.IntN(20), 1+rng.IntN(40)
@@ -196,18 +199,18 @@ func TestMaxPool2DRandomWindows(t *testing.T) {
 			Pads:      []int{rng.IntN(min(kh, 3)), rng.IntN(min(kw, 3)), rng.IntN(min(kh, 3)), rng.IntN(min(kw, 3))},
 			CeilMode:  rng.IntN(2) == 1}
 		x := maxTestData(rng, 2*h*w, []float64{0, 0.05}[trial%2])
-		for _, forceGo := range []bool{false, true} {
-			ok, err := runMaxPoolVsRef(p, x, 1, 2, h, w, win, forceGo)
+		for _, level := range levels {
+			ok, err := runMaxPoolVsRef(p, x, 1, 2, h, w, win, tableFor(level))
 			if err != nil {
-				t.Fatalf("trial %d (%dx%d, %+v, forceGo %v): %v", trial, h, w, win, forceGo, err)
+				t.Fatalf("trial %d (%dx%d, %+v, %s): %v", trial, h, w, win, level, err)
 			}
 			if ok {
 				ran++
 			}
 		}
 	}
-	if ran < 200 {
-		t.Fatalf("only %d of 800 runs had a valid window", ran)
+	if ran < 100*len(levels) {
+		t.Fatalf("only %d of %d runs had a valid window", ran, 400*len(levels))
 	}
 }
 

@@ -27,7 +27,9 @@ func (k *Pool2D) prologueOf(c int) (scale, shift float32, affine bool) {
 	return k.PreScale[c], k.PreShift[c], true
 }
 
-// avg2x2RowGo is avg2x2Row in Go, with the assembly's summation order.
+// avg2x2RowGo is the portable kernels.avg2x2Row: dst[k] = (f(r0[2k]) + f(r1[2k]) + f(r0[2k+1]) +
+// f(r1[2k+1])) / 4 for k < len(dst), with f(v) = max(v*scale + shift, floor), summed in the
+// assembly's order.
 func avg2x2RowGo(dst, r0, r1 []float32, scale, shift, floor float32) {
 	r0, r1 = r0[:2*len(dst)], r1[:2*len(dst)]
 	for k := range dst {
@@ -50,11 +52,11 @@ func pre1(v, scale, shift, floor float32) float32 {
 
 // avg2x2Plane pools one plane with a 2x2 window of stride 2 and no padding, whose windows all
 // lie inside the image (OutH*2 <= h, OutW*2 <= wd), applying the prologue f to every tap.
-func avg2x2Plane(forceGo bool, src, dst []float32, wd int, w *Window2D, scale, shift, floor float32) {
+func avg2x2Plane(code *kernels, src, dst []float32, wd int, w *Window2D, scale, shift, floor float32) {
 	for oy := 0; oy < w.OutH; oy++ {
 		r0 := src[2*oy*wd:]
 		r1 := src[(2*oy+1)*wd:]
-		avg2x2Row(forceGo, dst[oy*w.OutW:(oy+1)*w.OutW], r0, r1, scale, shift, floor)
+		code.avg2x2Row(dst[oy*w.OutW:(oy+1)*w.OutW], r0, r1, scale, shift, floor)
 	}
 }
 

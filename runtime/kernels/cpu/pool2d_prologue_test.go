@@ -12,12 +12,14 @@ import (
 )
 
 // TestAvgPoolPrologueMatchesReference compares the average pool with a BN-ReLU prologue against
-// the reference FusedAveragePool over random windows and the three prologue forms.
+// the reference FusedAveragePool over random windows and the three prologue forms, at every
+// level this machine has.
 func TestAvgPoolPrologueMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	kernel := ref.Kernels()["FusedAveragePool"]
 	p := NewPool(2)
 	defer p.Close()
+	levels := testLevels(t)
 	for trial := 0; trial < 200; trial++ {
 		n, c, h, w := 1+rng.IntN(3), 1+rng.IntN(6), 2+rng.IntN(12), 2+rng.IntN(12)
 		kh, kw := 1+rng.IntN(3), 1+rng.IntN(3)
@@ -50,13 +52,16 @@ func TestAvgPoolPrologueMatchesReference(t *testing.T) {
 			DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
 			OutH: geo.Out[0], OutW: geo.Out[1]}, CountIncludePad: op.Pool.CountIncludePad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
 			PreScale: op.PreScale, PreShift: op.PreShift, PreRelu: op.PreRelu}
-		got := make([]float32, n*c*geo.Out[0]*geo.Out[1])
-		if err := k.Run(p, Dense(x, n, c, h, w), Dense(got, n, c, geo.Out[0], geo.Out[1])); err != nil {
-			t.Fatal(err)
-		}
-		name := fmt.Sprintf("trial %d (%dx%dx%dx%d, %+v, relu %v, affine %v)", trial, n, c, h, w, win, op.PreRelu, op.PreScale != nil)
-		if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
-			t.Fatalf("%s: %v", name, err)
+		for _, level := range levels {
+			k.code = tableFor(level)
+			got := make([]float32, n*c*geo.Out[0]*geo.Out[1])
+			if err := k.Run(p, Dense(x, n, c, h, w), Dense(got, n, c, geo.Out[0], geo.Out[1])); err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("%s trial %d (%dx%dx%dx%d, %+v, relu %v, affine %v)", level, trial, n, c, h, w, win, op.PreRelu, op.PreScale != nil)
+			if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
 	}
 }
@@ -106,15 +111,16 @@ func BenchmarkAvgPoolPrologueTransition(b *testing.B) {
 	}
 }
 
-// TestAvg2x2Row checks the 2x2 average row kernel, in assembly and in Go, against a float64
-// computation at every length from 1 to 41, with and without the ReLU floor, with NaN and
-// infinite inputs, and with sentinels around the output.
+// TestAvg2x2Row checks the 2x2 average row kernel, at every level this machine has, against a
+// float64 computation at every length from 1 to 41, with and without the ReLU floor, with NaN
+// and infinite inputs, and with sentinels around the output.
 func TestAvg2x2Row(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	inf := float32(math.Inf(1))
+	levels := testLevels(t)
 	for n := 1; n <= 41; n++ {
 		for _, floor := range []float32{0, -inf} {
-			for _, forceGo := range []bool{false, true} {
+			for _, level := range levels {
 				r0, r1 := make([]float32, 2*n), make([]float32, 2*n)
 				for i := range r0 {
 					r0[i], r1[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
@@ -125,7 +131,7 @@ func TestAvg2x2Row(t *testing.T) {
 				buf := make([]float32, n+2)
 				buf[0], buf[n+1] = 777, 777
 				const scale, shift = 1.25, -0.5
-				avg2x2Row(forceGo, buf[1:n+1], r0, r1, scale, shift, floor)
+				tableFor(level).avg2x2Row(buf[1:n+1], r0, r1, scale, shift, floor)
 				if buf[0] != 777 || buf[n+1] != 777 {
 					t.Fatalf("n %d: wrote outside the output", n)
 				}
@@ -140,7 +146,7 @@ func TestAvg2x2Row(t *testing.T) {
 					want := (f(r0[2*k]) + f(r0[2*k+1]) + f(r1[2*k]) + f(r1[2*k+1])) / 4
 					got := float64(buf[k+1])
 					if math.IsNaN(want) != math.IsNaN(got) || (!math.IsNaN(want) && math.Abs(got-want) > 1e-6*max(1, math.Abs(want)) && got != want) {
-						t.Fatalf("n %d floor %v forceGo %v: out[%d] = %v, want %v", n, floor, forceGo, k, got, want)
+						t.Fatalf("n %d floor %v %s: out[%d] = %v, want %v", n, floor, level, k, got, want)
 					}
 				}
 			}

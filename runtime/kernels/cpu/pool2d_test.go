@@ -12,12 +12,13 @@ import (
 
 // TestPool2DMatchesReference compares MaxPool and AveragePool with the reference kernels over
 // random windows (strides, pads, dilations, ceil mode, count_include_pad), writing into a strided
-// output whose gaps must stay untouched.
+// output whose gaps must stay untouched, at every level this machine has.
 func TestPool2DMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	kernels := ref.Kernels()
+	refs := ref.Kernels()
 	p := NewPool(2)
 	defer p.Close()
+	levels := testLevels(t)
 	for trial := 0; trial < 300; trial++ {
 		n, c, h, w := 1+rng.IntN(3), 1+rng.IntN(5), 1+rng.IntN(12), 1+rng.IntN(12)
 		kh, kw := 1+rng.IntN(3), 1+rng.IntN(3)
@@ -39,7 +40,7 @@ func TestPool2DMatchesReference(t *testing.T) {
 			x[i] = float32(rng.NormFloat64())
 		}
 		xt := tensor.FromSlice(tensor.Shape{n, c, h, w}, x)
-		want, err := kernels[op.OpType()](op, []*tensor.Tensor{xt}, 1)
+		want, err := refs[op.OpType()](op, []*tensor.Tensor{xt}, 1)
 		if err != nil {
 			t.Fatalf("reference: %v", err)
 		}
@@ -49,26 +50,29 @@ func TestPool2DMatchesReference(t *testing.T) {
 		oh, ow := geo.Out[0], geo.Out[1]
 		per := c * oh * ow
 		stride := per + 7 // gaps between batch items, filled with a sentinel
-		buf := make([]float32, n*stride)
-		for i := range buf {
-			buf[i] = 12345
-		}
-		out := Image{Data: buf, N: n, C: c, H: oh, W: ow, BatchStride: stride}
-		if err := k.Run(p, Dense(x, n, c, h, w), out); err != nil {
-			t.Fatal(err)
-		}
-		got := make([]float32, 0, n*per)
-		for b := 0; b < n; b++ {
-			got = append(got, out.Item(b)...)
-			for _, v := range buf[b*stride+per : (b+1)*stride] {
-				if v != 12345 {
-					t.Fatalf("trial %d: the kernel wrote outside its output", trial)
+		for _, level := range levels {
+			k.code = tableFor(level)
+			buf := make([]float32, n*stride)
+			for i := range buf {
+				buf[i] = 12345
+			}
+			out := Image{Data: buf, N: n, C: c, H: oh, W: ow, BatchStride: stride}
+			if err := k.Run(p, Dense(x, n, c, h, w), out); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, 0, n*per)
+			for b := 0; b < n; b++ {
+				got = append(got, out.Item(b)...)
+				for _, v := range buf[b*stride+per : (b+1)*stride] {
+					if v != 12345 {
+						t.Fatalf("%s trial %d: the kernel wrote outside its output", level, trial)
+					}
 				}
 			}
-		}
-		name := fmt.Sprintf("trial %d (max %v, %dx%dx%dx%d, %+v)", trial, isMax, n, c, h, w, win)
-		if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
-			t.Fatalf("%s: %v", name, err)
+			name := fmt.Sprintf("%s trial %d (max %v, %dx%dx%dx%d, %+v)", level, trial, isMax, n, c, h, w, win)
+			if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
 		}
 	}
 }

@@ -2,27 +2,22 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
-
-// hasTrainAVX2 reports whether the AVX2 versions of training's elementwise kernels run.
-var hasTrainAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-
-// stage8AVX2 transposes 8 channel rows into pixel-major order with the prologue (see stage8).
+// stage8AVX2 transposes 8 channel rows into pixel-major order with the prologue (see stageAsm).
 //
 //go:noescape
 func stage8AVX2(dst *float32, dstStride int, src *float32, srcStride int, n int, scale, shift *float32, relu int)
 
-// bnSumsAVX2 is bnSums for n a multiple of 8.
+// bnSumsAVX2 is bnSumsAsm for n a multiple of 8.
 //
 //go:noescape
 func bnSumsAVX2(x, dy *float32, n int, a, b float32, relu int) (s1, s2 float64)
 
-// bnDXAVX2 is bnDX for n a multiple of 8.
+// bnDXAVX2 is bnDXAsm for n a multiple of 8.
 //
 //go:noescape
 func bnDXAVX2(x, dy, dx *float32, n int, a, b, cx, c0, m float32, flags int)
 
-// affineAVX2 is affineRow for n a multiple of 8.
+// affineAVX2 is affineRowAsm for n a multiple of 8.
 //
 //go:noescape
 func affineAVX2(x, y *float32, n int, a, b float32, relu int)
@@ -37,11 +32,9 @@ func sumAVX2(x *float32, n int) float64
 //go:noescape
 func sqDevAVX2(x *float32, n int, mean float64) float64
 
-// rowStats returns the mean and biased variance of row, in float64 and two passes.
-func rowStats(row []float32) (mean, variance float64) {
-	if !hasTrainAVX2 {
-		return rowStatsGo(row)
-	}
+// rowStatsAsm returns the mean and biased variance of row, in float64 and two passes (the
+// sums in assembly).
+func rowStatsAsm(row []float32) (mean, variance float64) {
 	n := len(row)
 	if n == 0 {
 		return rowStatsGo(row)
@@ -67,9 +60,9 @@ func rowStats(row []float32) (mean, variance float64) {
 }
 
 // The kernels below compute the affine map x*a + b with one rounding (fused multiply-add), as
-// the GEMM packer applies a convolution's prologue, so that a BN-ReLU output stored, recomputed,
-// or read through a prologue is the same number, and ReLU masks agree with the forward pass.
-// Tails shorter than a vector go through the same assembly on a padded copy.
+// the assembly GEMM packer applies a convolution's prologue, so that a BN-ReLU output stored,
+// recomputed, or read through a prologue is the same number, and ReLU masks agree with the
+// forward pass. Tails shorter than a vector go through the same assembly on a padded copy.
 
 func b2i(b bool) int {
 	if b {
@@ -78,12 +71,8 @@ func b2i(b bool) int {
 	return 0
 }
 
-// affineRow writes y[i] = act(fma(x[i], a, b)), act = max(., 0) when relu.
-func affineRow(x, y []float32, a, b float32, relu bool) {
-	if !hasTrainAVX2 {
-		affineRowGo(x, y, a, b, relu)
-		return
-	}
+// affineRowAsm writes y[i] = act(fma(x[i], a, b)), act = max(., 0) when relu.
+func affineRowAsm(x, y []float32, a, b float32, relu bool) {
 	n := len(x)
 	y = y[:n]
 	m := n &^ 7
@@ -98,17 +87,22 @@ func affineRow(x, y []float32, a, b float32, relu bool) {
 	}
 }
 
-// stage8 writes dst[p*dstStride + c] = act(fma(src[c*srcStride + p], scale[c], shift[c])) for 8
-// channels c and n pixels p, act = max(., 0) when relu.
-func stage8(dst []float32, dstStride int, src []float32, srcStride, n int, scale, shift *[8]float32, relu bool) {
-	if !hasTrainAVX2 {
-		stage8Go(dst, dstStride, src, srcStride, 0, n, scale, shift, relu)
+// stageAsm writes dst[p*dstStride + c] = act(fma(src[c*srcStride + p], scale[c], shift[c])) for
+// cnt <= 8 channels c and n pixels p, act = max(., 0) when relu.
+func stageAsm(dst []float32, dstStride int, src []float32, srcStride, cnt, n int, scale, shift [8]float32, relu bool) {
+	if cnt < 8 {
+		stagePartialAsm(dst, dstStride, src, srcStride, cnt, n, &scale, &shift, relu)
 		return
 	}
+	stage8Asm(dst, dstStride, src, srcStride, n, &scale, &shift, relu)
+}
+
+// stage8Asm is stageAsm for 8 channels.
+func stage8Asm(dst []float32, dstStride int, src []float32, srcStride, n int, scale, shift *[8]float32, relu bool) {
 	m := n &^ 7
 	if m > 0 {
 		if len(src) < 7*srcStride+n || len(dst) < (n-1)*dstStride+8 {
-			panic("cpu: stage8 slices too short")
+			panic("cpu: stage slices too short")
 		}
 		stage8AVX2(&dst[0], dstStride, &src[0], srcStride, m, &scale[0], &shift[0], b2i(relu))
 	}
@@ -125,11 +119,9 @@ func stage8(dst []float32, dstStride int, src []float32, srcStride, n int, scale
 	}
 }
 
-// bnSums returns sum dz and sum dz*x over x and dy, dz = dy where fma(x, a, b) > 0 when relu.
-func bnSums(x, dy []float32, a, b float32, relu bool) (s1, s2 float64) {
-	if !hasTrainAVX2 {
-		return bnSumsGo(x, dy[:len(x)], a, b, relu)
-	}
+// bnSumsAsm returns sum dz and sum dz*x over x and dy, dz = dy where fma(x, a, b) > 0 when
+// relu.
+func bnSumsAsm(x, dy []float32, a, b float32, relu bool) (s1, s2 float64) {
 	n := len(x)
 	dy = dy[:n]
 	m := n &^ 7
@@ -146,13 +138,9 @@ func bnSums(x, dy []float32, a, b float32, relu bool) (s1, s2 float64) {
 	return s1, s2
 }
 
-// bnDX writes (acc: adds) a*dz + cx*(x-m) + c0 into dx, dz = dy where fma(x, a, b) > 0 when
-// relu.
-func bnDX(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool) {
-	if !hasTrainAVX2 {
-		bnDXGo(x, dy[:len(x)], dx[:len(x)], a, b, cx, c0, m, relu, acc)
-		return
-	}
+// bnDXAsm writes (acc: adds) a*dz + cx*(x-m) + c0 into dx, dz = dy where fma(x, a, b) > 0
+// when relu.
+func bnDXAsm(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool) {
 	n := len(x)
 	dy, dx = dy[:n], dx[:n]
 	flags := b2i(relu) | 2*b2i(acc)
@@ -167,5 +155,23 @@ func bnDX(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool) {
 		copy(to[:], dx[k:])
 		bnDXAVX2(&tx[0], &td[0], &to[0], 8, a, b, cx, c0, m, flags)
 		copy(dx[k:], to[:n-k])
+	}
+}
+
+// stagePartialAsm is stageAsm for cnt < 8 channels: dst[p*dstStride + i] for i < cnt. It runs
+// stage8Asm on a copy padded to 8 channels, 32 pixels at a time, so that every value goes
+// through the same arithmetic as full blocks.
+func stagePartialAsm(dst []float32, dstStride int, src []float32, srcStride, cnt, n int, sc, sh *[8]float32, relu bool) {
+	const chunk = 32
+	var ts, td [8 * chunk]float32
+	for p0 := 0; p0 < n; p0 += chunk {
+		pn := min(chunk, n-p0)
+		for i := 0; i < cnt; i++ {
+			copy(ts[i*chunk:i*chunk+pn], src[i*srcStride+p0:i*srcStride+p0+pn])
+		}
+		stage8Asm(td[:], 8, ts[:], chunk, pn, sc, sh, relu)
+		for p := 0; p < pn; p++ {
+			copy(dst[(p0+p)*dstStride:(p0+p)*dstStride+cnt], td[p*8:p*8+cnt])
+		}
 	}
 }

@@ -31,9 +31,14 @@ func forRows(pool *Pool, channels, rowLen int, fn func(lo, hi int)) {
 //
 //	mean[c] = sum_i x[c,i] / rowLen,  variance[c] = sum_i (x[c,i] - mean[c])^2 / rowLen
 func ChannelStats(pool *Pool, x []float32, channels, rowLen, stride int, mean, variance []float64) {
+	active.channelStats(pool, x, channels, rowLen, stride, mean, variance)
+}
+
+// channelStats is ChannelStats with k's row kernel.
+func (k *kernels) channelStats(pool *Pool, x []float32, channels, rowLen, stride int, mean, variance []float64) {
 	forRows(pool, channels, rowLen, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			mean[c], variance[c] = rowStats(x[c*stride : c*stride+rowLen])
+			mean[c], variance[c] = k.rowStats(x[c*stride : c*stride+rowLen])
 		}
 	})
 }
@@ -79,9 +84,14 @@ func rowStatsGo(row []float32) (mean, variance float64) {
 // (one rounding where the CPU has FMA). Rows are stride floats apart in both x and y, which may
 // be the same slice.
 func AffineRows(pool *Pool, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
+	active.affineRows(pool, x, y, channels, rowLen, stride, scale, shift, relu)
+}
+
+// affineRows is AffineRows with k's row kernel.
+func (k *kernels) affineRows(pool *Pool, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
 	forRows(pool, channels, rowLen, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
-			affineRow(x[c*stride:c*stride+rowLen], y[c*stride:c*stride+rowLen], scale[c], shift[c], relu)
+			k.affineRow(x[c*stride:c*stride+rowLen], y[c*stride:c*stride+rowLen], scale[c], shift[c], relu)
 		}
 	})
 }
@@ -113,6 +123,11 @@ type BNGrad struct {
 // channel's sums are complete before its dx is written, and each element of dy is read before
 // the same element of dx is written.
 func BatchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
+	active.batchNormBackward(pool, g, x, dy, dx)
+}
+
+// batchNormBackward is BatchNormBackward with k's row kernels.
+func (k *kernels) batchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
 	L := g.RowLen
 	S := g.RowStride
 	if S == 0 {
@@ -124,7 +139,7 @@ func BatchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
 			xs, dys := x[c*S:c*S+L], dy[c*S:c*S+L]
 			a, b := g.Scale[c], g.Shift[c]
 			mean, inv := g.Mean[c], g.InvStd[c]
-			sum1, sxd := bnSums(xs, dys, a, b, relu)
+			sum1, sxd := k.bnSums(xs, dys, a, b, relu)
 			sum2 := (sxd - mean*sum1) * inv // sum dz*xhat
 			g.DBeta[c], g.DGamma[c] = sum1, sum2
 			if g.SkipDX {
@@ -144,7 +159,7 @@ func BatchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
 				cx = float32(cxd)
 				c0 = float32(-af*k1 + cxd*(float64(m32)-mean))
 			}
-			bnDX(xs, dys, dx[c*S:c*S+L], a, b, cx, c0, m32, relu, g.AccumulateDX)
+			k.bnDX(xs, dys, dx[c*S:c*S+L], a, b, cx, c0, m32, relu, g.AccumulateDX)
 		}
 	})
 }

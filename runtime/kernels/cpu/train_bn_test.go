@@ -6,12 +6,17 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	"github.com/dnx-ml/dnx/runtime/train/refgrad"
 )
 
+// TestBatchNormBackward checks BatchNormBackward, at every level this machine has, against the
+// float64 reference gradients, in training and inference, with and without ReLU and
+// accumulation, on rows with gaps between them.
 func TestBatchNormBackward(t *testing.T) {
 	const eps = 1e-5
+	levels := testLevels(t)
 	for _, tc := range []struct {
 		n, c, inner     int
 		relu, train, ac bool
@@ -72,50 +77,63 @@ func TestBatchNormBackward(t *testing.T) {
 			}
 			pool := NewPool(2)
 			defer pool.Close()
-			dx := make([]float32, (C-1)*stride+N*S)
 			want := dxWant.Float64s()
 			if tc.ac {
-				for i := range dx {
-					dx[i] = 0.5
-				}
 				for i := range want {
 					want[i] += 0.5
 				}
 			}
-			BatchNormBackward(pool, g, xc, toCMs(dy, N, C, S, stride), dx)
-			closeF32(t, "dx", fromCMs(dx, N, C, S, stride), want, 1e-5, 1e-4)
-			if !tc.ac {
-				// In place (dx is dy, as the trainer runs it on a gradient nothing else needs):
-				// the same values bit for bit.
-				inPlace := toCMs(dy, N, C, S, stride)
-				g2 := *g
-				g2.DGamma, g2.DBeta = make([]float64, C), make([]float64, C)
-				BatchNormBackward(pool, &g2, xc, inPlace, inPlace)
-				for c := 0; c < C; c++ {
-					for i := c * stride; i < c*stride+N*S; i++ {
-						if math.Float32bits(inPlace[i]) != math.Float32bits(dx[i]) {
-							t.Fatalf("in place: dx[%d] = %g, want %g", i, inPlace[i], dx[i])
+			for _, level := range levels {
+				code := tableFor(level)
+				dx := make([]float32, (C-1)*stride+N*S)
+				if tc.ac {
+					for i := range dx {
+						dx[i] = 0.5
+					}
+				}
+				code.batchNormBackward(pool, g, xc, toCMs(dy, N, C, S, stride), dx)
+				closeF32(t, level.String()+" dx", fromCMs(dx, N, C, S, stride), want, 1e-5, 1e-4)
+				if !tc.ac {
+					// In place (dx is dy, as the trainer runs it on a gradient nothing else
+					// needs): the same values bit for bit.
+					inPlace := toCMs(dy, N, C, S, stride)
+					g2 := *g
+					g2.DGamma, g2.DBeta = make([]float64, C), make([]float64, C)
+					code.batchNormBackward(pool, &g2, xc, inPlace, inPlace)
+					for c := 0; c < C; c++ {
+						for i := c * stride; i < c*stride+N*S; i++ {
+							if math.Float32bits(inPlace[i]) != math.Float32bits(dx[i]) {
+								t.Fatalf("%s in place: dx[%d] = %g, want %g", level, i, inPlace[i], dx[i])
+							}
 						}
 					}
 				}
-			}
-			for c := 0; c < C; c++ {
-				if math.Abs(g.DGamma[c]-dgWant.Float64s()[c]) > 1e-5 || math.Abs(g.DBeta[c]-dbWant.Float64s()[c]) > 1e-5 {
-					t.Errorf("channel %d: dgamma %g dbeta %g, want %g %g", c, g.DGamma[c], g.DBeta[c], dgWant.Float64s()[c], dbWant.Float64s()[c])
+				for c := 0; c < C; c++ {
+					if math.Abs(g.DGamma[c]-dgWant.Float64s()[c]) > 1e-5 || math.Abs(g.DBeta[c]-dbWant.Float64s()[c]) > 1e-5 {
+						t.Errorf("%s channel %d: dgamma %g dbeta %g, want %g %g", level, c, g.DGamma[c], g.DBeta[c], dgWant.Float64s()[c], dbWant.Float64s()[c])
+					}
 				}
 			}
 		})
 	}
 }
 
+// TestChannelKernels checks ChannelStats, AffineRows and ReluBackward at every level this
+// machine has.
 func TestChannelKernels(t *testing.T) {
+	for _, level := range testLevels(t) {
+		t.Run(level.String(), func(t *testing.T) { channelKernels(t, tableFor(level)) })
+	}
+}
+
+func channelKernels(t *testing.T, code *kernels) {
 	r := rand.New(rand.NewPCG(5, 5))
 	const C, L = 7, 45
 	x := randFloats(r, C*L)
 	pool := NewPool(2)
 	defer pool.Close()
 	mean, variance := make([]float64, C), make([]float64, C)
-	ChannelStats(pool, x, C, L, L, mean, variance)
+	code.channelStats(pool, x, C, L, L, mean, variance)
 	wm, wv := refgrad.BatchStats(f64Tensor(tensor.Shape{1, C, L}, x))
 	for c := range mean {
 		if math.Abs(mean[c]-wm[c]) > 1e-12 || math.Abs(variance[c]-wv[c]) > 1e-12 {
@@ -124,11 +142,11 @@ func TestChannelKernels(t *testing.T) {
 	}
 	scale, shift := randFloats(r, C), randFloats(r, C)
 	y := make([]float32, C*L)
-	AffineRows(pool, x, y, C, L, L, scale, shift, true)
+	code.affineRows(pool, x, y, C, L, L, scale, shift, true)
 	dy, dx := randFloats(r, C*L), make([]float32, C*L)
 	ReluBackward(pool, y, dy, dx, false)
 	for i := range y {
-		v := max(affineRef(x[i], scale[i/L], shift[i/L]), 0)
+		v := max(affineRef(code, x[i], scale[i/L], shift[i/L]), 0)
 		if !sameUlp(y[i], v) {
 			t.Fatalf("AffineRows element %d = %g, want %g", i, y[i], v)
 		}
@@ -145,41 +163,53 @@ func TestChannelKernels(t *testing.T) {
 	}
 }
 
-func TestStage8(t *testing.T) {
+// TestStage checks stage, at every level this machine has, for 1 to 8 channels and pixel counts
+// around the vector width: the values (to the ulp, see affineRef) and that lanes past cnt are
+// not written.
+func TestStage(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
-	for _, n := range []int{1, 7, 8, 9, 24, 33} {
-		const srcStride, dstStride = 50, 11
+	levels := testLevels(t)
+	for _, n := range []int{1, 7, 8, 9, 24, 33, 70} {
+		const srcStride, dstStride = 80, 11
 		src := randFloats(r, 7*srcStride+n)
 		var sc, sh [8]float32
 		for i := range sc {
 			sc[i], sh[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
 		}
-		for _, relu := range []bool{false, true} {
-			got := make([]float32, (n-1)*dstStride+8)
-			want := make([]float32, len(got))
-			stage8(got, dstStride, src, srcStride, n, &sc, &sh, relu)
-			for p := 0; p < n; p++ {
-				for c := 0; c < 8; c++ {
-					v := affineRef(src[c*srcStride+p], sc[c], sh[c])
-					if relu {
-						v = max(v, 0)
+		for _, level := range levels {
+			code := tableFor(level)
+			for cnt := 1; cnt <= 8; cnt++ {
+				for _, relu := range []bool{false, true} {
+					got := make([]float32, (n-1)*dstStride+8)
+					want := make([]float32, len(got))
+					for i := range got {
+						got[i], want[i] = 777, 777
 					}
-					want[p*dstStride+c] = v
-				}
-			}
-			for i := range got {
-				if !sameUlp(got[i], want[i]) {
-					t.Fatalf("n=%d relu=%v: element %d = %g, want %g", n, relu, i, got[i], want[i])
+					code.stage(got, dstStride, src, srcStride, cnt, n, sc, sh, relu)
+					for p := 0; p < n; p++ {
+						for c := 0; c < cnt; c++ {
+							v := affineRef(code, src[c*srcStride+p], sc[c], sh[c])
+							if relu {
+								v = max(v, 0)
+							}
+							want[p*dstStride+c] = v
+						}
+					}
+					for i := range got {
+						if !sameUlp(got[i], want[i]) {
+							t.Fatalf("%s n=%d cnt=%d relu=%v: element %d = %g, want %g", level, n, cnt, relu, i, got[i], want[i])
+						}
+					}
 				}
 			}
 		}
 	}
 }
 
-// affineRef is x*a+b as the kernels compute it: with one rounding (FMA) where the assembly
-// runs (up to the rare double rounding of this float64 emulation), with two elsewhere.
-func affineRef(x, a, b float32) float32 {
-	if hasTrainAVX2 {
+// affineRef is x*a+b as code's kernels compute it: with one rounding (FMA) in the assembly
+// (up to the rare double rounding of this float64 emulation), with two in the Go code.
+func affineRef(code *kernels, x, a, b float32) float32 {
+	if code.level != isa.Generic {
 		return float32(math.FMA(float64(x), float64(a), float64(b)))
 	}
 	return x*a + b

@@ -74,7 +74,8 @@ type ConvCMSpec struct {
 // ConvCMs (ConvShared); it is not safe for concurrent use.
 type ConvCM struct {
 	spec       ConvCMSpec
-	OH, OW     int // output size
+	code       *kernels // the level its kernels run at (active; tests pass others)
+	OH, OW     int      // output size
 	taps       int
 	np, npOut  int     // N*H*W and N*OH*OW
 	xs, ys     int     // channel strides of the input and the output
@@ -117,11 +118,11 @@ func (c *ConvCM) work() *ConvShared {
 }
 
 // NewConvCM checks spec and prepares the offset tables.
-func NewConvCM(spec ConvCMSpec) (*ConvCM, error) { return newConvCM(spec, true) }
+func NewConvCM(spec ConvCMSpec) (*ConvCM, error) { return newConvCM(spec, true, active) }
 
-// newConvCM builds a ConvCM; without training it serves only Forward (the transposed convolution
-// inside InputGrad).
-func newConvCM(spec ConvCMSpec, training bool) (*ConvCM, error) {
+// newConvCM builds a ConvCM whose kernels are code's (tests compare levels); without training it
+// serves only Forward (the transposed convolution inside InputGrad).
+func newConvCM(spec ConvCMSpec, training bool, code *kernels) (*ConvCM, error) {
 	s := spec
 	for _, v := range []*int{&s.StrideH, &s.StrideW, &s.DilationH, &s.DilationW} {
 		if *v == 0 {
@@ -136,7 +137,7 @@ func newConvCM(spec ConvCMSpec, training bool) (*ConvCM, error) {
 	case s.PadT < 0 || s.PadL < 0 || s.PadB < 0 || s.PadR < 0:
 		return nil, fmt.Errorf("%w: conv pads %d,%d,%d,%d", ops.ErrAttr, s.PadT, s.PadL, s.PadB, s.PadR)
 	}
-	c := &ConvCM{spec: s, taps: s.KH * s.KW}
+	c := &ConvCM{spec: s, code: code, taps: s.KH * s.KW}
 	c.hp, c.wp = s.H+s.PadT+s.PadB, s.W+s.PadL+s.PadR
 	extH, extW := (s.KH-1)*s.DilationH+1, (s.KW-1)*s.DilationW+1
 	if c.hp < extH || c.wp < extW {
@@ -170,7 +171,7 @@ func newConvCM(spec ConvCMSpec, training bool) (*ConvCM, error) {
 		if pt >= 0 && pl >= 0 && pb >= 0 && pr >= 0 {
 			b, err := newConvCM(ConvCMSpec{N: s.N, Cin: s.Cout, H: c.OH, W: c.OW, Cout: s.Cin, KH: s.KH, KW: s.KW,
 				PadT: pt, PadL: pl, PadB: pb, PadR: pr, DilationH: s.DilationH, DilationW: s.DilationW,
-				XStride: c.ys, YStride: c.xs}, false)
+				XStride: c.ys, YStride: c.xs}, false, code)
 			if err != nil {
 				return nil, err
 			}
@@ -291,12 +292,12 @@ func (c *ConvCM) forward(pool *Pool, x []float32, pre *Prologue, a *gemm.PackedA
 	var b gemm.BPanel
 	switch {
 	case c.pointwise():
-		if err := c.rows.rows.Init(x, c.offsCh, scale, shift, relu); err != nil {
+		if err := c.rows.rows.Init(c.code.gemm, x, c.offsCh, scale, shift, relu); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		b = &c.rows
 	case s.StrideH == 1 && s.StrideW == 1:
-		if err := c.taps2.rows.Init(x, c.offsCh, scale, shift, relu); err != nil {
+		if err := c.taps2.rows.Init(c.code.gemm, x, c.offsCh, scale, shift, relu); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		c.taps2.c = c
@@ -310,7 +311,7 @@ func (c *ConvCM) forward(pool *Pool, x []float32, pre *Prologue, a *gemm.PackedA
 		threads = pool.Threads()
 	}
 	ep := gemm.Epilogue{Bias: bias, Accumulate: acc}
-	if err := c.job.Init(a, b, c.npOut, y, c.ys, ep, scratch, threads); err != nil {
+	if err := c.job.Init(c.code.gemm, a, b, c.npOut, y, c.ys, ep, scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv forward: %w", err)
 	}
 	parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
@@ -356,10 +357,10 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 		for m := range offs {
 			offs[m] = int32(m*c.ys + n*item)
 		}
-		if err := c.rows.rows.Init(dy, offs, nil, nil, false); err != nil {
+		if err := c.rows.rows.Init(c.code.gemm, dy, offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
-		if err := c.job.Init(a, &c.rows, item, dcol, item, gemm.Epilogue{}, gs, threads); err != nil {
+		if err := c.job.Init(c.code.gemm, a, &c.rows, item, dcol, item, gemm.Epilogue{}, gs, threads); err != nil {
 			return fmt.Errorf("cpu: conv input gradient: %w", err)
 		}
 		parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
@@ -501,11 +502,11 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 			kh, kw := t/s.KW, t%s.KW
 			shift := ((kh*s.DilationH)*c.wp + kw*s.DilationW) * s.Cin
 			c.rows.rows = gemm.Rows{}
-			if err := c.rows.rows.Init(stage[shift:], offs, nil, nil, false); err != nil {
+			if err := c.rows.rows.Init(c.code.gemm, stage[shift:], offs, nil, nil, false); err != nil {
 				return fmt.Errorf("cpu: conv: %w", err)
 			}
 			ep := gemm.Epilogue{Accumulate: q0 > 0}
-			if err := c.job.Init(a, &c.rows, cols, sh.dwt[t*s.Cin:], k, ep, scratch, threads); err != nil {
+			if err := c.job.Init(c.code.gemm, a, &c.rows, cols, sh.dwt[t*s.Cin:], k, ep, scratch, threads); err != nil {
 				return fmt.Errorf("cpu: conv weight gradient: %w", err)
 			}
 			parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
@@ -570,7 +571,7 @@ func (c *ConvCM) pixelOffsets(q0, qn int) []int32 {
 // straight into the GEMM's panels, so no staging copy is written.
 func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, scratch []float32, threads int) error {
 	s := &c.spec
-	c.trans = transPanel{x: x, np: c.xs, cin: s.Cin}
+	c.trans = transPanel{code: c.code, x: x, np: c.xs, cin: s.Cin}
 	if pre != nil {
 		c.trans.scale, c.trans.shift, c.trans.relu = pre.Scale, pre.Shift, pre.ReLU
 	}
@@ -578,7 +579,7 @@ func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy 
 		a := c.gradChunk(ga, dy, i, q0, min(wgradChunk, c.npOut-q0))
 		c.trans.q0 = q0
 		ep := gemm.Epilogue{Accumulate: acc || q0 > 0}
-		if err := c.job.Init(a, &c.trans, s.Cin, dw, s.Cin, ep, scratch, threads); err != nil {
+		if err := c.job.Init(c.code.gemm, a, &c.trans, s.Cin, dw, s.Cin, ep, scratch, threads); err != nil {
 			return fmt.Errorf("cpu: conv weight gradient: %w", err)
 		}
 		parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
@@ -589,6 +590,7 @@ func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy 
 // transPanel is the B of a 1x1 weight gradient: B[k][col] = pre_col(X[col][q0 + k]), i.e. the
 // transpose of X's channel rows, packed 8 channels at a time.
 type transPanel struct {
+	code         *kernels
 	x            []float32
 	np, cin, q0  int
 	scale, shift []float32
@@ -608,11 +610,10 @@ func (p *transPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 			}
 		}
 		src := p.x[(n0+j)*p.np+p.q0+k0:]
+		p.code.stage(dst[j:], gemm.NR, src, p.np, cnt, n, sc, sh, p.relu)
 		if cnt == stageBlock {
-			stage8(dst[j:], gemm.NR, src, p.np, n, &sc, &sh, p.relu)
 			continue
 		}
-		stagePartial(dst[j:], gemm.NR, src, p.np, cnt, n, &sc, &sh, p.relu)
 		for k := 0; k < n; k++ {
 			clear(dst[k*gemm.NR+j+cnt : k*gemm.NR+j+stageBlock])
 		}
@@ -673,7 +674,7 @@ func (t *stageTask) Do(lo, hi int) {
 			} else {
 				sc, sh = [stageBlock]float32{1, 1, 1, 1, 1, 1, 1, 1}, [stageBlock]float32{}
 			}
-			stage8(body[c0:], cin, t.x[c0*c.xs+base:], c.xs, s.W, &sc, &sh, t.relu)
+			c.code.stage(body[c0:], cin, t.x[c0*c.xs+base:], c.xs, stageBlock, s.W, sc, sh, t.relu)
 		}
 		if c0 < cin {
 			for i := range sc {
@@ -682,25 +683,7 @@ func (t *stageTask) Do(lo, hi int) {
 					sc[i], sh[i] = t.scale[c0+i], t.shift[c0+i]
 				}
 			}
-			stagePartial(body[c0:], cin, t.x[c0*c.xs+base:], c.xs, cin-c0, s.W, &sc, &sh, t.relu)
-		}
-	}
-}
-
-// stagePartial is stage8 for cnt < 8 channels: dst[p*dstStride + i] for i < cnt. It runs stage8
-// on a copy padded to 8 channels, 32 pixels at a time, so that every value goes through the
-// same arithmetic as full blocks.
-func stagePartial(dst []float32, dstStride int, src []float32, srcStride, cnt, n int, sc, sh *[8]float32, relu bool) {
-	const chunk = 32
-	var ts, td [8 * chunk]float32
-	for p0 := 0; p0 < n; p0 += chunk {
-		pn := min(chunk, n-p0)
-		for i := 0; i < cnt; i++ {
-			copy(ts[i*chunk:i*chunk+pn], src[i*srcStride+p0:i*srcStride+p0+pn])
-		}
-		stage8(td[:], 8, ts[:], chunk, pn, sc, sh, relu)
-		for p := 0; p < pn; p++ {
-			copy(dst[(p0+p)*dstStride:(p0+p)*dstStride+cnt], td[p*8:p*8+cnt])
+			c.code.stage(body[c0:], cin, t.x[c0*c.xs+base:], c.xs, cin-c0, s.W, sc, sh, t.relu)
 		}
 	}
 }

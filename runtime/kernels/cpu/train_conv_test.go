@@ -99,6 +99,7 @@ func TestConvCM(t *testing.T) {
 	}
 	pool := NewPool(3)
 	defer pool.Close()
+	levels := testLevels(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 7))
@@ -160,77 +161,85 @@ func TestConvCM(t *testing.T) {
 				t.Fatal(err)
 			}
 			const atol, rtol = 1e-4, 1e-4
-			for _, p := range []*Pool{nil, pool} {
-				scratch := make([]float32, c.ScratchSize(3))
-				y := make([]float32, (tc.cout-1)*ys+tc.n*ohw)
-				if err := c.Forward(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, w, bias, y, false, scratch); err != nil {
-					t.Fatal(err)
-				}
-				closeF32(t, "forward", fromCMs(y, tc.n, tc.cout, ohw, ys), want[0].Float64s(), atol, rtol)
-
-				// The input gradient, added onto ones.
-				dx := make([]float32, (tc.cin-1)*xs+tc.n*hw)
-				for i := range dx {
-					dx[i] = 1
-				}
-				if err := c.InputGrad(p, toCMs(dy, tc.n, tc.cout, ohw, ys), w, dx, true, scratch); err != nil {
-					t.Fatal(err)
-				}
-				wantDx := dxWant.Float64s()
-				for i := range wantDx {
-					wantDx[i]++
-				}
-				closeF32(t, "input gradient", fromCMs(dx, tc.n, tc.cin, hw, xs), wantDx, atol, rtol)
-
-				dw := make([]float32, len(w))
-				stage := make([]float32, c.StagingSize())
-				for i := range stage {
-					stage[i] = float32(math.NaN()) // the padding must be written
-				}
-				if err := c.WeightGrad(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, toCMs(dy, tc.n, tc.cout, ohw, ys), nil, dw, false, stage, scratch); err != nil {
-					t.Fatal(err)
-				}
-				ga, err := c.PackGrad(toCMs(dy, tc.n, tc.cout, ohw, ys))
-				if err != nil {
-					t.Fatal(err)
-				}
-				dw2 := make([]float32, len(w))
-				if err := c.WeightGrad(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, nil, ga, dw2, false, stage, scratch); err != nil {
-					t.Fatal(err)
-				}
-				closeF32(t, "weight gradient from PackGrad", dw2, dwWant.Float64s(), atol, rtol)
-				closeF32(t, "weight gradient", dw, dwWant.Float64s(), atol, rtol)
-				sameBits(t, "weight gradient packed chunk by chunk against PackGrad", dw, dw2)
-
-				if !c.SplitsInputGrad() {
-					if err := c.InputGradChannels(p, toCMs(dy, tc.n, tc.cout, ohw, ys), w, dx, 0, 1, false, scratch); err == nil {
-						t.Errorf("InputGradChannels of a strided convolution did not fail")
+			for _, level := range levels {
+				t.Run(level.String(), func(t *testing.T) {
+					c, err := newConvCM(c.Spec(), true, tableFor(level))
+					if err != nil {
+						t.Fatal(err)
 					}
-					continue
-				}
-				// Channel ranges of the input gradient, bit for bit the channels of InputGrad.
-				dyCM := toCMs(dy, tc.n, tc.cout, ohw, ys)
-				full := make([]float32, (tc.cin-1)*xs+tc.n*hw)
-				if err := c.InputGrad(p, dyCM, w, full, false, scratch); err != nil {
-					t.Fatal(err)
-				}
-				for _, step := range []int{1, 3, tc.cin} {
-					for c0 := 0; c0 < tc.cin; c0 += step {
-						c1 := min(tc.cin, c0+step)
-						part := make([]float32, (c1-c0-1)*xs+tc.n*hw)
-						if err := c.InputGradChannels(p, dyCM, w, part, c0, c1, false, scratch); err != nil {
+					for _, p := range []*Pool{nil, pool} {
+						scratch := make([]float32, c.ScratchSize(3))
+						y := make([]float32, (tc.cout-1)*ys+tc.n*ohw)
+						if err := c.Forward(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, w, bias, y, false, scratch); err != nil {
 							t.Fatal(err)
 						}
-						for ci := c0; ci < c1; ci++ {
-							sameBits(t, "input gradient channel range", part[(ci-c0)*xs:][:tc.n*hw], full[ci*xs:][:tc.n*hw])
+						closeF32(t, "forward", fromCMs(y, tc.n, tc.cout, ohw, ys), want[0].Float64s(), atol, rtol)
+
+						// The input gradient, added onto ones.
+						dx := make([]float32, (tc.cin-1)*xs+tc.n*hw)
+						for i := range dx {
+							dx[i] = 1
+						}
+						if err := c.InputGrad(p, toCMs(dy, tc.n, tc.cout, ohw, ys), w, dx, true, scratch); err != nil {
+							t.Fatal(err)
+						}
+						wantDx := dxWant.Float64s()
+						for i := range wantDx {
+							wantDx[i]++
+						}
+						closeF32(t, "input gradient", fromCMs(dx, tc.n, tc.cin, hw, xs), wantDx, atol, rtol)
+
+						dw := make([]float32, len(w))
+						stage := make([]float32, c.StagingSize())
+						for i := range stage {
+							stage[i] = float32(math.NaN()) // the padding must be written
+						}
+						if err := c.WeightGrad(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, toCMs(dy, tc.n, tc.cout, ohw, ys), nil, dw, false, stage, scratch); err != nil {
+							t.Fatal(err)
+						}
+						ga, err := c.PackGrad(toCMs(dy, tc.n, tc.cout, ohw, ys))
+						if err != nil {
+							t.Fatal(err)
+						}
+						dw2 := make([]float32, len(w))
+						if err := c.WeightGrad(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, nil, ga, dw2, false, stage, scratch); err != nil {
+							t.Fatal(err)
+						}
+						closeF32(t, "weight gradient from PackGrad", dw2, dwWant.Float64s(), atol, rtol)
+						closeF32(t, "weight gradient", dw, dwWant.Float64s(), atol, rtol)
+						sameBits(t, "weight gradient packed chunk by chunk against PackGrad", dw, dw2)
+
+						if !c.SplitsInputGrad() {
+							if err := c.InputGradChannels(p, toCMs(dy, tc.n, tc.cout, ohw, ys), w, dx, 0, 1, false, scratch); err == nil {
+								t.Errorf("InputGradChannels of a strided convolution did not fail")
+							}
+							continue
+						}
+						// Channel ranges of the input gradient, bit for bit the channels of InputGrad.
+						dyCM := toCMs(dy, tc.n, tc.cout, ohw, ys)
+						full := make([]float32, (tc.cin-1)*xs+tc.n*hw)
+						if err := c.InputGrad(p, dyCM, w, full, false, scratch); err != nil {
+							t.Fatal(err)
+						}
+						for _, step := range []int{1, 3, tc.cin} {
+							for c0 := 0; c0 < tc.cin; c0 += step {
+								c1 := min(tc.cin, c0+step)
+								part := make([]float32, (c1-c0-1)*xs+tc.n*hw)
+								if err := c.InputGradChannels(p, dyCM, w, part, c0, c1, false, scratch); err != nil {
+									t.Fatal(err)
+								}
+								for ci := c0; ci < c1; ci++ {
+									sameBits(t, "input gradient channel range", part[(ci-c0)*xs:][:tc.n*hw], full[ci*xs:][:tc.n*hw])
+								}
+							}
+						}
+						for _, r := range [][2]int{{-1, 1}, {0, tc.cin + 1}, {2, 2}} {
+							if err := c.InputGradChannels(p, dyCM, w, full, r[0], r[1], false, scratch); err == nil {
+								t.Errorf("InputGradChannels(%d, %d) of %d channels did not fail", r[0], r[1], tc.cin)
+							}
 						}
 					}
-				}
-				for _, r := range [][2]int{{-1, 1}, {0, tc.cin + 1}, {2, 2}} {
-					if err := c.InputGradChannels(p, dyCM, w, full, r[0], r[1], false, scratch); err == nil {
-						t.Errorf("InputGradChannels(%d, %d) of %d channels did not fail", r[0], r[1], tc.cin)
-					}
-				}
+				})
 			}
 		})
 	}

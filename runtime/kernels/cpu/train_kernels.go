@@ -5,10 +5,12 @@ import "math"
 // The portable definitions of training's elementwise kernels; the assembly versions
 // (train_amd64.s) compute the same with vector instructions.
 
-// stage8Go is stage8 for pixels [p0, n).
-func stage8Go(dst []float32, dstStride int, src []float32, srcStride, p0, n int, scale, shift *[8]float32, relu bool) {
-	for p := p0; p < n; p++ {
-		d := dst[p*dstStride:][:8]
+// stageGo writes dst[p*dstStride + c] = act(src[c*srcStride + p]*scale[c] + shift[c]) for
+// cnt <= 8 channels c and n pixels p, act = max(., 0) when relu: it transposes channel rows
+// into pixel-major order with the prologue applied.
+func stageGo(dst []float32, dstStride int, src []float32, srcStride, cnt, n int, scale, shift [8]float32, relu bool) {
+	for p := 0; p < n; p++ {
+		d := dst[p*dstStride:][:cnt]
 		for c := range d {
 			v := src[c*srcStride+p]*scale[c] + shift[c]
 			if relu {
@@ -19,7 +21,8 @@ func stage8Go(dst []float32, dstStride int, src []float32, srcStride, p0, n int,
 	}
 }
 
-// affineRowGo is affineRow in Go (unfused multiply-add, as the Go packer of purego builds).
+// affineRowGo writes y[i] = act(x[i]*a + b), act = max(., 0) when relu, with an unfused
+// multiply-add, as packGo applies a convolution's prologue (both are the generic level's).
 func affineRowGo(x, y []float32, a, b float32, relu bool) {
 	y = y[:len(x)]
 	if relu {
@@ -33,8 +36,10 @@ func affineRowGo(x, y []float32, a, b float32, relu bool) {
 	}
 }
 
-// bnSumsGo is bnSums in Go.
+// bnSumsGo returns sum dz and sum dz*x over x and dy, dz = dy where x*a+b > 0 when relu
+// (everywhere otherwise).
 func bnSumsGo(x, dy []float32, a, b float32, relu bool) (s1, s2 float64) {
+	dy = dy[:len(x)]
 	for i, xv := range x {
 		d := dy[i]
 		if relu {
@@ -46,8 +51,10 @@ func bnSumsGo(x, dy []float32, a, b float32, relu bool) (s1, s2 float64) {
 	return s1, s2
 }
 
-// bnDXGo is bnDX in Go.
+// bnDXGo writes (acc: adds) a*dz + cx*(x-m) + c0 into dx, dz = dy where x*a+b > 0 when relu
+// (everywhere otherwise).
 func bnDXGo(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool) {
+	dy, dx = dy[:len(x)], dx[:len(x)]
 	for i, xv := range x {
 		d := dy[i]
 		if relu {

@@ -39,7 +39,7 @@ func BenchmarkGEMM(b *testing.B) {
 					offs[i] = int32(i * n)
 				}
 				var pb planeB
-				if err := pb.rows.Init(src, offs, nil, nil, false); err != nil {
+				if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
 					b.Fatal(err)
 				}
 				pa := gemm.PackA(m, k, a, k)
@@ -52,7 +52,7 @@ func BenchmarkGEMM(b *testing.B) {
 				b.ResetTimer()
 				cpu0 := cpuTime()
 				for range b.N {
-					if err := j.Init(pa, &pb, n, c, n, gemm.Epilogue{ReLU: true}, scratch, threads); err != nil {
+					if err := j.Init(nil, pa, &pb, n, c, n, gemm.Epilogue{ReLU: true}, scratch, threads); err != nil {
 						b.Fatal(err)
 					}
 					pool.Run(&j, j.Slots(), 1, &wg)

@@ -131,6 +131,8 @@ type Job struct {
 	ldc     int
 	ep      Epilogue
 	scratch []float32
+	// The code of the Kernels given to Init, copied into the Job, which every tile already
+	// reads: a call costs one load and one indirect call, per tile.
 	kerns   [NR / 8]kernelFunc // kerns[i] computes 8*(i+1) columns
 	direct  *Rows              // B read in place (see DirectB), or nil
 	kdirect directFunc
@@ -144,11 +146,13 @@ type Job struct {
 }
 
 // Init prepares j for C (rows at c[m*ldc:], n columns) = A * B with epilogue ep, using threads
-// worker slots and scratch of at least ScratchSize(a.K, n, threads) floats.
-func (j *Job) Init(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogue, scratch []float32, threads int) error {
+// worker slots, scratch of at least ScratchSize(a.K, n, threads) floats and the kernels code
+// (nil: those of the level this process runs at, isa.Selected).
+func (j *Job) Init(code *Kernels, a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogue, scratch []float32, threads int) error {
 	if a == nil || b == nil {
 		return fmt.Errorf("%w: nil A or B", ErrArgs)
 	}
+	kern := orActive(code)
 	m, k := a.M, a.K
 	if n < 0 || ldc < n {
 		return fmt.Errorf("%w: n = %d, ldc = %d", ErrArgs, n, ldc)
@@ -163,7 +167,7 @@ func (j *Job) Init(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogu
 	if len(scratch) < ScratchSize(k, n, threads) {
 		return fmt.Errorf("%w: scratch has %d floats, need %d", ErrArgs, len(scratch), ScratchSize(k, n, threads))
 	}
-	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, kerns: defaultKernels, kdirect: defaultDirect, kgemv: defaultGemv}
+	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, kerns: kern.kern, kdirect: kern.direct, kgemv: kern.gemv}
 	if d, ok := b.(DirectB); ok {
 		r := d.DirectRows()
 		if r != nil && r.Scale == nil && !r.ReLU && len(r.Offs) == k && k > 0 && n > 0 {
@@ -383,11 +387,12 @@ func (j *Job) finishZeroK(m0, m1, n0, nr int) {
 	}
 }
 
-// Run computes C = A*B on the calling goroutine alone: a Job with one slot. It is meant for
-// small products and tests; scratch must hold ScratchSize(a.K, n, 1) floats.
+// Run computes C = A*B on the calling goroutine alone: a Job with one slot, with the process's
+// kernels. It is meant for small products and tests; scratch must hold ScratchSize(a.K, n, 1)
+// floats.
 func Run(a *PackedA, b BPanel, n int, c []float32, ldc int, ep Epilogue, scratch []float32) error {
 	var j Job
-	if err := j.Init(a, b, n, c, ldc, ep, scratch, 1); err != nil {
+	if err := j.Init(nil, a, b, n, c, ldc, ep, scratch, 1); err != nil {
 		return err
 	}
 	j.Do(0, j.Slots())

@@ -2,15 +2,10 @@
 
 package gemm
 
-// Without assembly the portable kernels run everywhere.
-var (
-	hasAVX2        = false
-	defaultKernels = goKernels()
-	defaultDirect  = directFunc(kernGoDirect)
-	defaultGemv    = gemvFunc(gemvGo)
-)
+// avx2Table is nil: this build has no assembly, every level runs goTable.
+var avx2Table *Kernels
 
-// packRows runs packGo.
+// packRows runs packGo (there is no assembly packer in this build).
 func packRows(_ bool, dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int) {
 	packGo(dst, src, offs, k, segs, nseg, scale, shift, flags)
 }

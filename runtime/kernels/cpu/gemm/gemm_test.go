@@ -4,9 +4,29 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 )
+
+// testLevels returns the instruction-set levels this machine runs (isa.Levels), logging them so
+// that the test output says which kernels were checked.
+func testLevels(t testing.TB) []isa.Level {
+	t.Helper()
+	// isa read DNX_CPU at init, before go test logs the variables a test reads: reading it
+	// again here keys the test cache on it.
+	_ = os.Getenv(isa.EnvVar)
+	ls := isa.Levels()
+	names := make([]string, len(ls))
+	for i, l := range ls {
+		names[i] = l.Describe()
+	}
+	t.Logf("levels: %s; this process runs %s", strings.Join(names, ", "), isa.Selected())
+	return ls
+}
 
 // matB is a BPanel over a row-major K x N matrix.
 type matB struct {
@@ -46,11 +66,16 @@ func newRowsB(r *rand.Rand, k, n int) (*rowsB, []float32) {
 		offs[kk] = int32(((kk*7)%k)*pitch + 2)
 		copy(b[kk*n:(kk+1)*n], src[offs[kk]:])
 	}
-	rb := &rowsB{}
-	if err := rb.rows.Init(src, offs, nil, nil, false); err != nil {
+	return (&rowsB{Rows{Src: src, Offs: offs}}).at(nil), b
+}
+
+// at returns a copy of r whose packer is code's.
+func (r *rowsB) at(code *Kernels) *rowsB {
+	c := &rowsB{}
+	if err := c.rows.Init(code, r.rows.Src, r.rows.Offs, nil, nil, false); err != nil {
 		panic(err)
 	}
-	return rb, b
+	return c
 }
 
 func randSlice(r *rand.Rand, n int) []float32 {
@@ -112,7 +137,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 		{7, 300, 33}, {13, 257, 50}, {32, 1152, 49}, {128, 64, 196}, {37, 513, 16}, {1, 600, 1},
 		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7}, {1000, 1024, 1}, {7, 13, 25}, {9, 8, 1}, {5, 7, 1},
 	}
-	kernels := map[string][NR / 8]kernelFunc{"default": defaultKernels, "go": goKernels()}
+	levels := testLevels(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, sh := range shapes {
 		m, k, n := sh[0], sh[1], sh[2]
@@ -133,14 +158,15 @@ func TestGEMMMatchesNaive(t *testing.T) {
 			case "acc":
 				ep.Accumulate = true
 			}
-			for kname, kern := range kernels {
+			for _, level := range levels {
+				code := KernelsFor(level)
 				for threads := 1; threads <= 3; threads++ {
 					for _, useDirect := range []bool{false, true} {
-						name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d/direct=%v", m, k, n, epName, kname, threads, useDirect)
+						name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d/direct=%v", m, k, n, epName, level, threads, useDirect)
 						var bp BPanel = &matB{b, k, n}
 						bm := b
 						if useDirect {
-							bp, bm = direct, bDirect
+							bp, bm = direct.at(code), bDirect
 						}
 						ldc := n + 5
 						c := randSlice(r, m*ldc)
@@ -148,15 +174,11 @@ func TestGEMMMatchesNaive(t *testing.T) {
 						want, mag := naive(m, k, n, a, lda, bm, c0, ldc, ep)
 						var j Job
 						scratch := make([]float32, ScratchSize(k, n, threads))
-						if err := j.Init(pa, bp, n, c, ldc, ep, scratch, threads); err != nil {
+						if err := j.Init(code, pa, bp, n, c, ldc, ep, scratch, threads); err != nil {
 							t.Fatalf("%s: %v", name, err)
 						}
 						if useDirect && k > 0 && n > 0 && j.direct == nil {
 							t.Fatalf("%s: direct B not used", name)
-						}
-						j.kerns = kern
-						if kname == "go" {
-							j.kdirect, j.kgemv = kernGoDirect, gemvGo
 						}
 						runJob(&j, threads)
 						for i := 0; i < m; i++ {
@@ -199,15 +221,21 @@ func TestGEMMErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		var j Job
-		if err := j.Init(pa, b, 5, tc.c, tc.ldc, tc.ep, tc.scratch, 2); err == nil {
+		if err := j.Init(nil, pa, b, 5, tc.c, tc.ldc, tc.ep, tc.scratch, 2); err == nil {
 			t.Errorf("%s: no error", tc.name)
 		}
 	}
 }
 
-// TestKernelsAgree runs the assembly micro-kernel against kernGo for every flag combination (a
-// no-op comparison on CPUs without AVX2 or under purego).
+// TestKernelsAgree runs the micro-kernels of each level against kernGo for every flag
+// combination and width (for the generic level, a comparison of kernGo with itself).
 func TestKernelsAgree(t *testing.T) {
+	for _, level := range testLevels(t) {
+		t.Run(level.String(), func(t *testing.T) { kernelsAgree(t, KernelsFor(level)) })
+	}
+}
+
+func kernelsAgree(t *testing.T, code *Kernels) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, kc := range []int{0, 1, 2, 3, 4, 5, 8, 13, 256} {
 		a := randSlice(r, max(kc*MR, 1))
@@ -219,12 +247,12 @@ func TestKernelsAgree(t *testing.T) {
 				c1 := randSlice(r, MR*ldc)
 				c1[ldc+1] = float32(math.NaN())
 				c2 := append([]float32(nil), c1...)
-				defaultKernels[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
+				code.kern[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
 				goKernels()[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
 				for i := range c1 {
 					d := math.Abs(float64(c1[i] - c2[i]))
 					if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
-						t.Fatalf("kc=%d flags=%d width %d: element %d: asm %g, go %g", kc, flags, 8*(w+1), i, c1[i], c2[i])
+						t.Fatalf("kc=%d flags=%d width %d: element %d: %s %g, go %g", kc, flags, 8*(w+1), i, code.Level(), c1[i], c2[i])
 					}
 				}
 			}
@@ -233,6 +261,7 @@ func TestKernelsAgree(t *testing.T) {
 }
 
 func TestRowsPack(t *testing.T) {
+	levels := testLevels(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	src := randSlice(r, 500)
 	offs := []int32{0, 37, 100, 5, 250, 300, 17}
@@ -248,17 +277,16 @@ func TestRowsPack(t *testing.T) {
 	for si, segs := range segSets {
 		for _, affine := range []bool{false, true} {
 			for _, relu := range []bool{false, true} {
-				for _, forceGo := range []bool{false, true} {
+				for _, level := range levels {
 					var rows Rows
 					var sc, sh []float32
 					if affine {
 						sc, sh = scale, shift
 					}
-					if err := rows.Init(src, offs, sc, sh, relu); err != nil {
+					if err := rows.Init(KernelsFor(level), src, offs, sc, sh, relu); err != nil {
 						t.Fatal(err)
 					}
 					dst := randSlice(r, (len(offs)-1)*NR)
-					rows.forceGo = forceGo
 					rows.Pack(dst, 1, len(offs), segs)
 					for k := 1; k < len(offs); k++ {
 						for j := 0; j < NR; j++ {
@@ -277,7 +305,7 @@ func TestRowsPack(t *testing.T) {
 							}
 							got := dst[(k-1)*NR+j]
 							if math.Abs(float64(got-v)) > 1e-6*(1+math.Abs(float64(v))) {
-								t.Fatalf("set %d affine %v relu %v: row %d lane %d = %g, want %g", si, affine, relu, k, j, got, v)
+								t.Fatalf("%s: set %d affine %v relu %v: row %d lane %d = %g, want %g", level, si, affine, relu, k, j, got, v)
 							}
 						}
 					}
@@ -289,7 +317,7 @@ func TestRowsPack(t *testing.T) {
 
 func TestRowsPackPanicsOutside(t *testing.T) {
 	var rows Rows
-	if err := rows.Init(make([]float32, 20), []int32{0, 4}, nil, nil, false); err != nil {
+	if err := rows.Init(nil, make([]float32, 20), []int32{0, 4}, nil, nil, false); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {

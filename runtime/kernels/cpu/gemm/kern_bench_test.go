@@ -18,7 +18,7 @@ func BenchmarkKernel(b *testing.B) {
 	t0 := utime()
 	b.ResetTimer()
 	for range b.N {
-		defaultKernels[NR/8-1](kc, &a[0], &bb[0], &c[0], NR, nil, flagCarry)
+		active.kern[NR/8-1](kc, &a[0], &bb[0], &c[0], NR, nil, flagCarry)
 	}
 	d := utime() - t0
 	b.ReportMetric(2*kc*MR*NR*float64(b.N)/d.Seconds()/1e9, "GFLOP/s/core")
@@ -38,7 +38,7 @@ func BenchmarkPack(b *testing.B) {
 	}{{"contig", []Segment{{0, NR, 3}}}, {"two", []Segment{{0, 5, 3}, {5, NR, 20}}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var r Rows
-			r.Init(src, offs, nil, nil, false)
+			r.Init(nil, src, offs, nil, nil, false)
 			t0 := utime()
 			for range b.N {
 				r.Pack(dst, 0, k, tc.segs)

@@ -31,15 +31,18 @@ type Rows struct {
 	ReLU         bool
 
 	minOff, maxOff int
-	forceGo        bool // tests: use packGo even where the assembly runs
+	packAsm        bool // Pack runs the assembly packer (Kernels.packAsm of Init's kernels)
 }
 
 // Init sets the fields of r and checks them: Scale and Shift are both nil or both cover Offs.
-func (r *Rows) Init(src []float32, offs []int32, scale, shift []float32, relu bool) error {
+// Pack will run the packer of code (nil: that of the level this process runs at), which must be
+// the level of the Job the rows feed: the prologue's multiply-add is fused in assembly and not
+// in Go, and a layer's stored output must be the number its consumers recompute.
+func (r *Rows) Init(code *Kernels, src []float32, offs []int32, scale, shift []float32, relu bool) error {
 	if (scale == nil) != (shift == nil) || (scale != nil && (len(scale) < len(offs) || len(shift) < len(offs))) {
 		return fmt.Errorf("%w: scale (%d) and shift (%d) must both be absent or cover %d rows", ErrArgs, len(scale), len(shift), len(offs))
 	}
-	*r = Rows{Src: src, Offs: offs, Scale: scale, Shift: shift, ReLU: relu}
+	*r = Rows{Src: src, Offs: offs, Scale: scale, Shift: shift, ReLU: relu, packAsm: orActive(code).packAsm}
 	if len(offs) > 0 {
 		r.minOff, r.maxOff = int(offs[0]), int(offs[0])
 		for _, o := range offs {
@@ -95,5 +98,5 @@ func (r *Rows) Pack(dst []float32, k0, k1 int, segs []Segment) {
 	if len(r.Src) > 0 {
 		src = &r.Src[0]
 	}
-	packRows(r.forceGo, &dst[0], src, &r.Offs[k0], k1-k0, &sg[0], nseg, scale, shift, flags)
+	packRows(r.packAsm, &dst[0], src, &r.Offs[k0], k1-k0, &sg[0], nseg, scale, shift, flags)
 }

@@ -1,0 +1,92 @@
+package cpu
+
+import (
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+)
+
+// kernels is the code of one instruction-set level (see package isa) for the kernels of this
+// package that have more than one implementation: the Winograd transforms, the pooling rows,
+// training's elementwise kernels, and the GEMM's micro-kernels and packer. There is one
+// immutable table per level, built at start-up. A kernel object (Conv2D, ConvCM, Pool2D) holds
+// the table it was built with, so that the level is part of its prepared state: the process runs
+// the selected level (active) and a test runs any level the machine has, side by side, with no
+// global switch.
+//
+// One table holds all the kernels of a level because they must agree with one another: the
+// assembly computes a BN prologue's x*scale + shift with one rounding (FMA), the Go code with
+// two, and a BN-ReLU output stored by AffineRows must be the number that a convolution's packer
+// (or ConvCM's stage) recomputes from the same input.
+//
+// Each function is called once per row, tile or channel, never per element, so the indirect
+// call costs nothing measurable. Arguments are heap slices or values: a pointer to the caller's
+// stack passed through a func value would make the compiler move that memory to the heap.
+type kernels struct {
+	level isa.Level     // the level whose code this is (AVX2 also serves the avx512 level)
+	gemm  *gemm.Kernels // the micro-kernels and B packer, of the same level
+
+	// winoInput is inputSegment's transform of input channels [c0, c1) (see winoInputGo).
+	winoInput func(f *winoForm, item []float32, hw int, off [6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int)
+	// winoOut is the output transform of n tiles of one channel (see winoOutGo); s is scratch
+	// for 192 floats.
+	winoOut func(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, s []float32)
+
+	// maxRows sets dst[x] = max over r < rows of src[off + r*step + x] (see maxRowsGo).
+	maxRows func(dst, src []float32, off, step, rows int)
+	// maxCols sets dst[k] = max over j < taps of src[k*s + j*d] (see maxColsGo).
+	maxCols func(dst, src []float32, s, taps, d int)
+	// avg2x2Row is one output row of the 2x2 average pool with a prologue (see avg2x2RowGo).
+	avg2x2Row func(dst, r0, r1 []float32, scale, shift, floor float32)
+
+	// rowStats returns the mean and biased variance of row (see rowStatsGo).
+	rowStats func(row []float32) (mean, variance float64)
+	// affineRow writes y[i] = act(x[i]*a + b) (see affineRowGo).
+	affineRow func(x, y []float32, a, b float32, relu bool)
+	// stage writes dst[p*dstStride + c] = act(src[c*srcStride + p]*scale[c] + shift[c]) for
+	// cnt <= 8 channels c and n pixels p (see stageGo).
+	stage func(dst []float32, dstStride int, src []float32, srcStride, cnt, n int, scale, shift [8]float32, relu bool)
+	// bnSums returns sum dz and sum dz*x (see bnSumsGo).
+	bnSums func(x, dy []float32, a, b float32, relu bool) (s1, s2 float64)
+	// bnDX writes (acc: adds) a*dz + cx*(x-m) + c0 into dx (see bnDXGo).
+	bnDX func(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool)
+}
+
+// goTable is the portable code, which defines what the others compute.
+var goTable = kernels{
+	level:     isa.Generic,
+	gemm:      gemm.KernelsFor(isa.Generic),
+	winoInput: winoInputGo,
+	winoOut:   winoOutGo,
+	maxRows:   maxRowsGo,
+	maxCols:   maxColsGo,
+	avg2x2Row: avg2x2RowGo,
+	rowStats:  rowStatsGo,
+	affineRow: affineRowGo,
+	stage:     stageGo,
+	bnSums:    bnSumsGo,
+	bnDX:      bnDXGo,
+}
+
+// active is the table of the level this process runs at (isa.Selected), chosen once.
+var active = tableFor(isa.Selected().Level)
+
+// tableFor returns the kernels of level l: those of l.Code(), since a level without kernels of
+// its own (avx512, for now) runs those of the level below. It panics when l is above what this
+// CPU and build support (isa.Selected().Max): the caller asked for instructions the CPU lacks.
+func tableFor(l isa.Level) *kernels {
+	if l > isa.Selected().Max {
+		panic("cpu: kernels of level " + l.String() + " requested on a " + isa.Selected().Max.String() + " machine")
+	}
+	if l.Code() == isa.AVX2 && avx2Table != nil {
+		return avx2Table
+	}
+	return &goTable
+}
+
+// orActive returns k, or the process's table when k is nil (a Pool2D built as a literal).
+func orActive(k *kernels) *kernels {
+	if k == nil {
+		return active
+	}
+	return k
+}

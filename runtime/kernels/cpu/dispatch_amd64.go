@@ -1,0 +1,33 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import (
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+)
+
+// avx2Table is the AVX2+FMA assembly (*_amd64.s) with its Go wrappers, which handle the tails
+// shorter than a vector and the shapes the assembly does not take; nil on a CPU without AVX2 and
+// FMA, where it must not run.
+var avx2Table = avx2Kernels()
+
+func avx2Kernels() *kernels {
+	if isa.Selected().Max < isa.AVX2 {
+		return nil
+	}
+	return &kernels{
+		level:     isa.AVX2,
+		gemm:      gemm.KernelsFor(isa.AVX2),
+		winoInput: winoInputAsm,
+		winoOut:   winoOutAsm,
+		maxRows:   maxRowsAsm,
+		maxCols:   maxColsAsm,
+		avg2x2Row: avg2x2RowAsm,
+		rowStats:  rowStatsAsm,
+		affineRow: affineRowAsm,
+		stage:     stageAsm,
+		bnSums:    bnSumsAsm,
+		bnDX:      bnDXAsm,
+	}
+}
