@@ -1,0 +1,170 @@
+package kasm
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// fmaExact is a*b + c rounded once to float32, computed with big.Float (exact product and sum).
+func fmaExact(a, b, c float32) float32 {
+	p := new(big.Float).SetPrec(200).Mul(big.NewFloat(float64(a)), big.NewFloat(float64(b)))
+	x := new(big.Float).SetPrec(400).Add(p, big.NewFloat(float64(c)))
+	f, _ := x.Float32()
+	if f == 0 && x.Sign() == 0 {
+		return float32(math.FMA(float64(a), float64(b), float64(c))) // the sign of an exact zero
+	}
+	return f
+}
+
+// TestFMA32 checks the one-rounding FMA on random operands and on the double-rounding trap
+// that float32(math.FMA(...)) falls into.
+func TestFMA32(t *testing.T) {
+	// a*b = 1 + 2^-24 (a float32 midpoint), c = 2^-80: the exact sum lies just above the midpoint.
+	a, b := float32(1+1.0/(1<<12)), float32(1+1.0/(1<<12))
+	// (1+2^-12)^2 = 1 + 2^-11 + 2^-24.
+	c := float32(math.Ldexp(1, -80))
+	if got, naive, want := FMA32(a, b, c), float32(math.FMA(float64(a), float64(b), float64(c))), fmaExact(a, b, c); got != want || naive == want {
+		t.Errorf("midpoint case: FMA32 = %x, float32(math.FMA) = %x, exact %x (the case must tell them apart)",
+			math.Float32bits(got), math.Float32bits(naive), math.Float32bits(want))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		a := math.Float32frombits(r.Uint32())
+		b := math.Float32frombits(r.Uint32())
+		c := math.Float32frombits(r.Uint32())
+		if i%2 == 0 { // operands of similar size, where cancellation happens
+			a, b, c = float32(r.NormFloat64()), float32(r.NormFloat64()), float32(r.NormFloat64())
+		}
+		if a != a || b != b || c != c || math.IsInf(float64(a*b), 0) || math.IsInf(float64(a), 0) || math.IsInf(float64(b), 0) || math.IsInf(float64(c), 0) {
+			continue
+		}
+		if got, want := FMA32(a, b, c), fmaExact(a, b, c); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("FMA32(%g, %g, %g) = %g, want %g", a, b, c, got, want)
+		}
+	}
+}
+
+// TestPrint: operands print in Go's syntax, AVX-512 decorations included.
+func TestPrint(t *testing.T) {
+	tests := []struct {
+		in   Inst
+		want string
+	}{
+		{Inst{Op: VMOVUPS, Args: []Operand{At(0, BX).Idx(R9, 4), YReg(12)}}, "VMOVUPS 0(BX)(R9*4), Y12"},
+		{Inst{Op: LEAQ, Args: []Operand{Ptr(SI).Idx(R9, 4), SI}}, "LEAQ (SI)(R9*4), SI"},
+		{Inst{Op: MOVQ, Args: []Operand{Param{"ldc", 32}, SI}}, "MOVQ ldc+32(FP), SI"},
+		{Inst{Op: VFMADD231PS, Args: []Operand{At(4, AX), ZReg(1), ZReg(0)}, Bcst: true}, "VFMADD231PS.BCST 4(AX), Z1, Z0"},
+		{Inst{Op: VMOVUPS, Args: []Operand{Ptr(AX), ZReg(2)}, Mask: KReg(1), Zeroing: true}, "VMOVUPS.Z (AX), K1, Z2"},
+		{Inst{Op: VMOVUPS, Args: []Operand{ZReg(2), At(-64, DI)}, Mask: KReg(3)}, "VMOVUPS Z2, K3, -64(DI)"},
+		{Inst{Def: "loop"}, "loop:"},
+	}
+	for _, tc := range tests {
+		if got := tc.in.String(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// TestBranches: CMPQ follows Go's operand order, and each condition reads the right flags.
+func TestBranches(t *testing.T) {
+	tests := []struct {
+		op   Op
+		x, y int64 // CMPQ x, y
+		want bool
+	}{
+		{JLT, 1, 2, true}, {JLT, 2, 1, false}, {JLT, -5, 3, true}, {JGE, 3, 3, true}, {JGT, 3, 3, false},
+		{JLE, 3, 3, true}, {JEQ, 7, 7, true}, {JNE, 7, 7, false}, {JCS, 1, 2, true}, {JCC, -1, 2, true},
+	}
+	for _, tc := range tests {
+		m := &Machine{}
+		f := NewFunc("f", "")
+		f.I(MOVQ, Imm(tc.x), AX)
+		f.I(MOVQ, Imm(0), BX)
+		f.I(CMPQ, AX, Imm(tc.y))
+		f.I(tc.op, Label("yes"))
+		f.I(RET)
+		f.Label("yes")
+		f.I(MOVQ, Imm(1), BX)
+		f.I(RET)
+		if err := m.Run(f); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GP[BX.N] == 1; got != tc.want {
+			t.Errorf("CMPQ %d, %d; %s: taken %v, want %v", tc.x, tc.y, tc.op, got, tc.want)
+		}
+	}
+}
+
+// TestErrors: what a broken kernel does is reported, not run on.
+func TestErrors(t *testing.T) {
+	var mem Memory
+	base := mem.Map("s", make([]byte, 16))
+	tests := []struct {
+		name string
+		body func(f *Func)
+		want string
+	}{
+		{"read past a slice", func(f *Func) {
+			f.I(MOVQ, f.Param("x"), AX)
+			f.I(VMOVUPS, Ptr(AX), YReg(0))
+			f.I(RET)
+		}, "outside its 16 bytes"},
+		{"branch on undefined flag", func(f *Func) {
+			f.I(MOVQ, Imm(5), DX)
+			f.I(BTRQ, Imm(0), DX)
+			f.I(JLT, Label("x"))
+			f.Label("x")
+			f.I(RET)
+		}, "undefined"},
+		{"unknown instruction", func(f *Func) { f.I("VPERMPS", YReg(0), YReg(1), YReg(2)); f.I(RET) }, "does not run VPERMPS"},
+		{"no RET", func(f *Func) { f.I(MOVQ, Imm(1), AX) }, "ran past"},
+		{"endless loop", func(f *Func) { f.Label("l"); f.I(JMP, Label("l")) }, "more than"},
+		{"wrong argument name", func(f *Func) { f.I(MOVQ, Param{"y", 0}, AX); f.I(RET) }, "not an argument"},
+	}
+	for _, tc := range tests {
+		f := NewFunc("f", "", "x")
+		tc.body(f)
+		m := &Machine{Mem: &mem, MaxSteps: 1000}
+		err := m.Run(f, base)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestAVX512Forms: a masked load touches only the selected lanes (the others may lie outside
+// memory), zeroing clears the rest, merging keeps them, and an embedded broadcast reads one
+// float32.
+func TestAVX512Forms(t *testing.T) {
+	var mem Memory
+	src := []float32{1, 2, 3}
+	dst := make([]float32, 16)
+	sA, dA := mem.Map("src", Bytes(src)), mem.Map("dst", Bytes(dst))
+	f := NewFunc("f", "", "src", "dst")
+	f.I(MOVQ, f.Param("src"), AX)
+	f.I(MOVQ, f.Param("dst"), DI)
+	f.I(MOVQ, Imm(0b111), CX)
+	f.I(KMOVW, CX, KReg(1))
+	f.Masked(VMOVUPS, KReg(1), true, Ptr(AX), ZReg(0)) // lanes 0..2 = src, rest 0
+	f.Add(Inst{Op: VBROADCASTSS, Args: []Operand{At(4, AX), ZReg(1)}})
+	f.Add(Inst{Op: VADDPS, Args: []Operand{At(8, AX), ZReg(1), ZReg(1)}, Bcst: true}) // 2+3 everywhere
+	f.Masked(VADDPS, KReg(1), false, ZReg(1), ZReg(0), ZReg(0))                       // lanes 0..2 += 5
+	f.I(VMOVUPS, ZReg(0), Ptr(DI))
+	f.I(RET)
+	m := &Machine{Mem: &mem}
+	for i := range m.V[0] {
+		m.V[0][i] = math.Float32bits(-1)
+	}
+	if err := m.Run(f, sA, dA); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{6, 7, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	for i := range want {
+		if dst[i] != want[i] {
+			t.Fatalf("dst = %v, want %v", dst, want)
+		}
+	}
+}

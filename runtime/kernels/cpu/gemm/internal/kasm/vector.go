@@ -1,0 +1,334 @@
+package kasm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// vector runs the vector instructions. Lanes are float32 bit patterns; the number of lanes is
+// that of the destination register (of the source, for a store).
+func (m *Machine) vector(in Inst) (Label, error) {
+	a := in.Args
+	dst := a[len(a)-1]
+	switch in.Op {
+	case VMOVUPS, VMOVDQU:
+		if len(a) != 2 {
+			return "", errForm
+		}
+		if st, ok := dst.(Mem); ok { // store: only the lanes the mask selects are written
+			src, ok := a[0].(Reg)
+			if !ok || src.Lanes() == 0 {
+				return "", errForm
+			}
+			return "", m.storeVec(in, src, st)
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		v, err := m.vecSrc(in, a[0], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VBROADCASTSS:
+		if len(a) != 2 {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		var x uint32
+		switch s := a[0].(type) {
+		case Mem:
+			b, err := m.load(s, 4)
+			if err != nil {
+				return "", err
+			}
+			x = binary.LittleEndian.Uint32(b)
+		case Reg:
+			if s.Kind != X {
+				return "", errForm
+			}
+			x = m.V[s.N][0]
+		default:
+			return "", errForm
+		}
+		v := make([]uint32, d.Lanes())
+		for i := range v {
+			v[i] = x
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VMASKMOVPS:
+		return "", m.maskmov(a)
+	case VXORPS, VANDPS, VORPS, VADDPS, VMULPS, VMAXPS:
+		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
+		if len(a) != 3 {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		s2, err := m.vecSrc(in, a[0], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		s1, err := m.vecSrc(Inst{}, a[1], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		v := make([]uint32, d.Lanes())
+		for i := range v {
+			v[i] = binop(in.Op, s1[i], s2[i])
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VFMADD231PS, VFMADD213PS:
+		// Go order "op src3, src2, dst"; 231: dst = src2*src3 + dst, 213: dst = src2*dst + src3.
+		if len(a) != 3 {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		s3, err := m.vecSrc(in, a[0], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		s2, err := m.vecSrc(Inst{}, a[1], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		s1 := m.V[d.N][:d.Lanes()]
+		v := make([]uint32, d.Lanes())
+		for i := range v {
+			if in.Op == VFMADD231PS {
+				v[i] = fmaBits(s1[i], s2[i], s3[i], s2[i], s3[i], s1[i])
+			} else {
+				v[i] = fmaBits(s1[i], s2[i], s3[i], s2[i], s1[i], s3[i])
+			}
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	}
+	return "", fmt.Errorf("the interpreter does not run %s", in.Op)
+}
+
+func (m *Machine) vecDst(op Operand) (Reg, error) {
+	r, ok := op.(Reg)
+	if !ok || r.Lanes() == 0 {
+		return Reg{}, errForm
+	}
+	return r, nil
+}
+
+// vecSrc reads n lanes from a register or memory. A memory source under a mask reads only the
+// selected lanes (AVX-512 suppresses faults on the others); with in.Bcst it reads one float32.
+func (m *Machine) vecSrc(in Inst, op Operand, n int) ([]uint32, error) {
+	v := make([]uint32, n)
+	switch x := op.(type) {
+	case Reg:
+		if x.Lanes() == 0 {
+			return nil, errForm
+		}
+		copy(v, m.V[x.N][:n])
+		return v, nil
+	case Mem:
+		if in.Bcst {
+			b, err := m.load(x, 4)
+			if err != nil {
+				return nil, err
+			}
+			for i := range v {
+				v[i] = binary.LittleEndian.Uint32(b)
+			}
+			return v, nil
+		}
+		for i := range v {
+			if !m.selected(in, i) {
+				continue
+			}
+			b, err := m.Mem.span(m.addr(x)+uint64(4*i), 4)
+			if err != nil {
+				return nil, err
+			}
+			v[i] = binary.LittleEndian.Uint32(b)
+		}
+		return v, nil
+	}
+	return nil, errForm
+}
+
+// selected reports whether lane i is written under in's opmask (always, with none; K0 in the
+// mask slot means no mask too, as in the encoding).
+func (m *Machine) selected(in Inst, i int) bool {
+	if in.Mask.Kind != K || in.Mask.N == 0 {
+		return true
+	}
+	return m.K[in.Mask.N]>>i&1 != 0
+}
+
+// writeVec writes v to d under in's mask (merging, or zeroing with in.Zeroing) and clears the
+// lanes above d, as VEX and EVEX instructions do.
+func (m *Machine) writeVec(in Inst, d Reg, v []uint32) {
+	r := &m.V[d.N]
+	for i, x := range v {
+		switch {
+		case m.selected(in, i):
+			r[i] = x
+		case in.Zeroing:
+			r[i] = 0
+		}
+	}
+	clear(r[len(v):])
+}
+
+func (m *Machine) storeVec(in Inst, src Reg, st Mem) error {
+	for i := 0; i < src.Lanes(); i++ {
+		if !m.selected(in, i) {
+			continue
+		}
+		b, err := m.Mem.span(m.addr(st)+uint64(4*i), 4)
+		if err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint32(b, m.V[src.N][i])
+	}
+	return nil
+}
+
+// maskmov runs VMASKMOVPS: a load "mem, mask, dst" or a store "src, mask, mem" of the lanes
+// whose mask lane has its sign bit set. The other lanes are never accessed, so they may lie
+// outside the mapped memory; loaded, they are 0.
+func (m *Machine) maskmov(a []Operand) error {
+	if len(a) != 3 {
+		return errForm
+	}
+	mask, ok := a[1].(Reg)
+	if !ok || mask.Lanes() == 0 {
+		return errForm
+	}
+	sel := func(i int) bool { return m.V[mask.N][i]>>31 != 0 }
+	if st, ok := a[2].(Mem); ok {
+		src, ok := a[0].(Reg)
+		if !ok || src.Lanes() != mask.Lanes() {
+			return errForm
+		}
+		for i := 0; i < src.Lanes(); i++ {
+			if sel(i) {
+				b, err := m.Mem.span(m.addr(st)+uint64(4*i), 4)
+				if err != nil {
+					return err
+				}
+				binary.LittleEndian.PutUint32(b, m.V[src.N][i])
+			}
+		}
+		return nil
+	}
+	ld, ok1 := a[0].(Mem)
+	d, ok2 := a[2].(Reg)
+	if !ok1 || !ok2 || d.Lanes() != mask.Lanes() {
+		return errForm
+	}
+	v := make([]uint32, d.Lanes())
+	for i := range v {
+		if sel(i) {
+			b, err := m.Mem.span(m.addr(ld)+uint64(4*i), 4)
+			if err != nil {
+				return err
+			}
+			v[i] = binary.LittleEndian.Uint32(b)
+		}
+	}
+	m.writeVec(Inst{}, d, v)
+	return nil
+}
+
+// defaultNaN is the "real indefinite" x86 returns for an invalid operation (0*inf, inf-inf).
+const defaultNaN = 0xFFC00000
+
+func isNaN(x uint32) bool { return x&0x7FFFFFFF > 0x7F800000 }
+
+// quiet returns the NaN x made quiet, as x86 returns an input NaN.
+func quiet(x uint32) uint32 { return x | 0x00400000 }
+
+// binop computes one lane of op with Intel's operands src1, src2. A NaN result is src1's NaN,
+// else src2's (quieted), else the default NaN; VMAXPS returns src2 when either is NaN, or when
+// they are equal (max(+0, -0) is -0), exactly as the instruction does.
+func binop(op Op, s1, s2 uint32) uint32 {
+	switch op {
+	case VXORPS:
+		return s1 ^ s2
+	case VANDPS:
+		return s1 & s2
+	case VORPS:
+		return s1 | s2
+	case VMAXPS:
+		if math.Float32frombits(s1) > math.Float32frombits(s2) {
+			return s1
+		}
+		return s2
+	}
+	if isNaN(s1) {
+		return quiet(s1)
+	}
+	if isNaN(s2) {
+		return quiet(s2)
+	}
+	x, y := math.Float32frombits(s1), math.Float32frombits(s2)
+	var r float32
+	if op == VADDPS {
+		r = x + y
+	} else {
+		r = x * y
+	}
+	if r != r {
+		return defaultNaN
+	}
+	return math.Float32bits(r)
+}
+
+// fmaBits returns a*b + c rounded once. o1, o2, o3 are the Intel operands 1..3 of the
+// instruction, in the order the first NaN among them is returned.
+func fmaBits(o1, o2, o3, a, b, c uint32) uint32 {
+	for _, x := range [3]uint32{o1, o2, o3} {
+		if isNaN(x) {
+			return quiet(x)
+		}
+	}
+	r := FMA32(math.Float32frombits(a), math.Float32frombits(b), math.Float32frombits(c))
+	if r != r {
+		return defaultNaN
+	}
+	return math.Float32bits(r)
+}
+
+// FMA32 returns a*b + c with one rounding to float32, as VFMADD*PS computes it.
+//
+// math.FMA rounds the exact value to float64, and rounding that to float32 again can be wrong
+// by one unit when the first rounding lands on a float32 midpoint (1 + 2^-24 + 2^-80 becomes
+// 1 + 2^-24, then 1; the right answer is 1 + 2^-23). The float64 sum is therefore rounded to
+// odd instead: if it is inexact and its last bit is even, it moves one unit towards the exact
+// value. A round-to-odd result with 53 >= 24+2 bits then rounds to float32 exactly as the exact
+// value would (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums", 2008).
+func FMA32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact: 24+24 bits fit in 53
+	s := math.FMA(float64(a), float64(b), float64(c))
+	if math.IsInf(s, 0) || math.IsNaN(s) || math.IsInf(p, 0) {
+		return float32(s)
+	}
+	// TwoSum: s + e == p + c exactly (p and c are float64 and s = fl(p + c)).
+	cc := float64(c)
+	bv := s - p
+	e := (p - (s - bv)) + (cc - bv)
+	if e != 0 && math.Float64bits(s)&1 == 0 {
+		s = math.Nextafter(s, math.Copysign(math.Inf(1), e))
+	}
+	return float32(s)
+}

@@ -1,0 +1,518 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/kasm"
+)
+
+// The tests in this file run the kernels of gemm_amd64.s as the generator describes them
+// (package gemmasm) in the kasm interpreter, on every machine and in every build: the kernels'
+// logic is checked against the Go kernels even where the CPU cannot run the assembly. Where it
+// can, the assembly runs on the same inputs and must agree with the interpreter bit for bit,
+// which checks the printing and the interpreter's semantics.
+
+// packFunc is the type of packGo and packAVX2.
+type packFunc func(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int)
+
+// tile is the shape the package is built for, which gemm_amd64.s was generated with.
+var tile = gemmasm.Shape{MR: MR, NR: NR}
+
+// TestGeneratedFileMatchesIR: gemm_amd64.s is what the IR prints, so what the interpreter runs
+// is what the assembler assembles (a stale file fails here, with `go generate` as the fix).
+func TestGeneratedFileMatchesIR(t *testing.T) {
+	f, err := tile.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		want []byte
+	}{{"gemm_amd64.s", f.Bytes()}, {"kernels_amd64.go", tile.Decl()}} {
+		got, err := os.ReadFile(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(c.want) {
+			t.Errorf("%s differs from what the IR prints: run go generate", c.path)
+		}
+	}
+}
+
+// buf is a test slice with spare capacity: the interpreter maps exactly its length, so that a
+// kernel reading one float too far faults, while the assembly gets a pointer that is valid even
+// when the length is 0.
+func buf(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n, n+16)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+func ptr[T any](s []T) *T { return &s[:cap(s)][0] }
+
+// bitsEqual returns an error at the first element where got and want differ in their bits.
+func bitsEqual(what string, got, want []float32) error {
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return fmt.Errorf("%s: element %d = %g (%#x), want %g (%#x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+		}
+	}
+	return nil
+}
+
+// close returns an error unless got and want agree within the rounding of unfused arithmetic.
+func closeTo(what string, got, want []float32) error {
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) != math.IsNaN(w) || math.Abs(g-w) > 1e-5*(1+math.Abs(w)) {
+			return fmt.Errorf("%s: element %d = %g, want %g", what, i, g, w)
+		}
+	}
+	return nil
+}
+
+// kernRef is kernGoWidth (w columns) or kernGoDirect with every multiply-add fused, as VFMADD231PS
+// computes it: the interpreter and the hardware must match it bit for bit. rows(k) is row k of B.
+func kernRef(w, kc int, a []float32, rows func(k int) []float32, c []float32, ldc int, bias []float32, flags int) {
+	var t [MR][NR]float32
+	for k := 0; k < kc; k++ {
+		row := rows(k)
+		for i := 0; i < MR; i++ {
+			for j := 0; j < w; j++ {
+				t[i][j] = kasm.FMA32(a[k*MR+i], row[j], t[i][j])
+			}
+		}
+	}
+	for i := 0; i < MR; i++ {
+		for j := 0; j < w; j++ {
+			v := t[i][j]
+			if flags&flagCarry != 0 {
+				v += c[i*ldc+j]
+			}
+			if flags&flagBias != 0 {
+				v += bias[i]
+			}
+			if flags&flagReLU != 0 && v < 0 {
+				v = 0
+			}
+			c[i*ldc+j] = v
+		}
+	}
+}
+
+// kernCase is one micro-kernel call: 8*w columns, kc steps, flags, and for the direct kernel
+// the row offsets (relative to b, in floats).
+type kernCase struct {
+	w, kc, flags int
+	direct       bool
+	offs         []int32
+}
+
+func (c kernCase) String() string {
+	if c.direct {
+		return fmt.Sprintf("direct kc=%d flags=%d offs=%v", c.kc, c.flags, c.offs)
+	}
+	return fmt.Sprintf("w=%d kc=%d flags=%d", 8*c.w, c.kc, c.flags)
+}
+
+// kernResult says which comparisons a case made.
+type kernResult struct{ hw bool }
+
+// checkKernel runs fn (the IR of the case's kernel) in the interpreter and compares C with the
+// fused reference (bit for bit), with kernGo (bit for bit when kc <= 1, where no rounding is
+// fused away; within tolerance otherwise) and, when hw is not nil, with the assembly (bit for
+// bit).
+func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirect directFunc) (kernResult, error) {
+	const ldc = NR + 3
+	w := c.w
+	a := buf(r, c.kc*MR)
+	bias := buf(r, MR)
+	// C: the interpreter maps exactly the floats the tile covers, so a store past column 8w of
+	// the last row faults; the columns past 8w of the other rows must come back unchanged.
+	c0 := buf(r, (MR-1)*ldc+8*w)
+	c0[ldc+1] = float32(math.NaN()) // ReLU and the carry must keep a NaN
+	var b []float32
+	bIdx := 0 // b's element that the kernel's b pointer addresses
+	var rows func(k int) []float32
+	if c.direct {
+		lo, hi := 0, 0
+		for _, o := range c.offs[:c.kc] {
+			lo, hi = min(lo, int(o)), max(hi, int(o))
+		}
+		b = buf(r, hi-lo+NR)
+		bIdx = -lo
+		rows = func(k int) []float32 { return b[bIdx+int(c.offs[k]):] }
+	} else {
+		// The last row is cut after 8w floats: a narrow kernel reading past its columns faults.
+		b = buf(r, max(c.kc-1, 0)*NR+8*w)
+		if c.kc == 0 {
+			b = b[:0]
+		}
+		rows = func(k int) []float32 { return b[k*NR:] }
+	}
+
+	want := append([]float32(nil), c0...)
+	kernRef(8*w, c.kc, a, rows, want, ldc, bias, c.flags)
+
+	got := append(make([]float32, 0, cap(c0)), c0...)
+	var mem kasm.Memory
+	m := kasm.Machine{Mem: &mem}
+	scribble(r, &m)
+	aA, bA := mem.Map("a", kasm.Bytes(a)), mem.Map("b", kasm.Bytes(b))+uint64(4*bIdx)
+	cA, biasA := mem.Map("c", kasm.Bytes(got)), mem.Map("bias", kasm.Bytes(bias))
+	var err error
+	if c.direct {
+		offs := c.offs[:c.kc:c.kc]
+		oA := mem.Map("offs", kasm.Bytes(offs))
+		err = m.Run(fn, uint64(c.kc), aA, bA, oA, cA, ldc, biasA, uint64(c.flags))
+	} else {
+		err = m.Run(fn, uint64(c.kc), aA, bA, cA, ldc, biasA, uint64(c.flags))
+	}
+	if err != nil {
+		return kernResult{}, err
+	}
+	if err := bitsEqual("interpreter vs fused Go", got, want); err != nil {
+		return kernResult{}, err
+	}
+
+	goC := append(make([]float32, 0, cap(c0)), c0...)
+	if c.direct {
+		// kernGoDirect writes all NR columns and reads whole rows: give it room.
+		full := append(append(make([]float32, 0, MR*ldc), c0...), make([]float32, ldc-8*w)...)
+		kernGoDirect(c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
+		goC = full[:len(c0)]
+	} else {
+		goKernels()[w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
+	}
+	cmp := closeTo
+	if c.kc <= 1 {
+		cmp = bitsEqual
+	}
+	if err := cmp("interpreter vs kernGo", got, goC); err != nil {
+		return kernResult{}, err
+	}
+
+	if hw == nil && hwDirect == nil {
+		return kernResult{}, nil
+	}
+	hwC := append(make([]float32, 0, cap(c0)), c0...)
+	if c.direct {
+		hwDirect(c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), ptr(hwC), ldc, &bias[0], c.flags)
+	} else {
+		hw(c.kc, ptr(a), ptr(b), ptr(hwC), ldc, &bias[0], c.flags)
+	}
+	return kernResult{hw: true}, bitsEqual("interpreter vs hardware", got, hwC)
+}
+
+// scribble fills the registers with random bits, as garbage from the caller would: a kernel
+// that reads a register before writing it gives wrong results.
+func scribble(r *rand.Rand, m *kasm.Machine) {
+	for i := range m.GP {
+		m.GP[i] = r.Uint64()
+	}
+	for i := range m.V {
+		for j := range m.V[i] {
+			m.V[i][j] = r.Uint32()
+		}
+	}
+}
+
+// kernCases returns the calls every kernel is checked on: each width, k = 0 (no loop at all),
+// 1..9 (every remainder of the 4-step unrolled loop, with and without a full iteration), 13
+// and 33, and every flag combination; the direct kernel also with row offsets that go
+// backwards, repeat, and lie before b (negative).
+func kernCases() []kernCase {
+	var cs []kernCase
+	kcs := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 33}
+	offSets := [][]int32{
+		nil, // ascending, NR+5 floats apart
+		{-90, 7, 7, 300, -3, 0, 41, 12, -61, 5, 2, 1, 100},
+	}
+	for _, kc := range kcs {
+		for flags := 0; flags < 8; flags++ {
+			for w := 1; w <= NR/8; w++ {
+				cs = append(cs, kernCase{w: w, kc: kc, flags: flags})
+			}
+			for _, o := range offSets {
+				offs := make([]int32, kc, kc+1) // spare capacity: a valid pointer when kc = 0
+				for k := range offs {
+					if o == nil {
+						offs[k] = int32(k * (NR + 5))
+					} else {
+						offs[k] = o[k%len(o)] + int32(k/len(o))
+					}
+				}
+				cs = append(cs, kernCase{w: NR / 8, kc: kc, flags: flags, direct: true, offs: offs})
+			}
+		}
+	}
+	return cs
+}
+
+// TestKernelsInterpreted checks every micro-kernel of gemm_amd64.s in the interpreter (and on
+// the CPU, when it has AVX2) against the Go kernels.
+func TestKernelsInterpreted(t *testing.T) {
+	file, err := tile.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hwKern, hwDirect, _, hwOK := hwCode()
+	r := rand.New(rand.NewPCG(11, 12))
+	ran, hwRan := 0, 0
+	for _, c := range kernCases() {
+		name := tile.KernelName(c.w)
+		var hk kernelFunc
+		var hd directFunc
+		if c.direct {
+			name = gemmasm.Direct
+			if hwOK {
+				hd = hwDirect
+			}
+		} else if hwOK {
+			hk = hwKern[c.w-1]
+		}
+		res, err := checkKernel(r, file.Func(name), c, hk, hd)
+		if err != nil {
+			t.Fatalf("%s %v: %v", name, c, err)
+		}
+		ran++
+		if res.hw {
+			hwRan++
+		}
+	}
+	logChecks(t, "micro-kernel", ran, hwRan)
+}
+
+func logChecks(t *testing.T, what string, ran, hwRan int) {
+	t.Helper()
+	if hwRan == 0 {
+		t.Logf("%d %s cases: interpreter only (this build or CPU has no AVX2 assembly)", ran, what)
+		return
+	}
+	t.Logf("%d %s cases: interpreter + hardware (%d run on the CPU too, bit for bit)", ran, what, hwRan)
+}
+
+// packCase is one packer call: rows k, the segments (nil: none, every lane padding), the
+// prologue flags (1 affine, 2 ReLU).
+type packCase struct {
+	k     int
+	segs  []Segment
+	flags int
+}
+
+// packSegs converts segs as Rows.Pack does, returning the segment count the packer is given.
+func packSegs(segs []Segment) ([]segment, int) {
+	sg := make([]segment, max(len(segs), 1))
+	for i, s := range segs {
+		sg[i].base = s.Base
+		for j := s.Lo; j < s.Hi; j++ {
+			sg[i].mask[j] = -1
+		}
+	}
+	return sg, len(sg)
+}
+
+// checkPack runs the packer's IR in the interpreter on c and compares the panel with a fused
+// reference (bit for bit), with packGo (bit for bit without the affine map, whose multiply-add
+// packGo does not fuse) and with the assembly when hw is not nil.
+func checkPack(r *rand.Rand, fn *kasm.Func, c packCase, hw packFunc) (kernResult, error) {
+	// Source rows: offsets that go back and forth. The source ends exactly where the last lane
+	// any segment selects does, so a masked load touching an unselected lane past it faults.
+	offs := make([]int32, c.k, c.k+16)
+	for i := range offs {
+		offs[i] = int32((i * 37) % 101)
+	}
+	end := 0
+	for _, o := range offs {
+		for _, s := range c.segs {
+			if s.Lo < s.Hi {
+				end = max(end, int(o)+s.Base+s.Hi)
+			}
+		}
+	}
+	src := buf(r, end)
+	scale, shift := buf(r, c.k), buf(r, c.k)
+	flags := c.flags
+	if len(c.segs) == 1 && c.segs[0].Lo == 0 && c.segs[0].Hi == NR {
+		flags |= 4
+	}
+	sg, nseg := packSegs(c.segs)
+
+	want := make([]float32, c.k*NR)
+	for i := range c.k {
+		for j := 0; j < NR; j++ {
+			var v float32
+			covered := false
+			for _, s := range c.segs {
+				if j >= s.Lo && j < s.Hi {
+					v, covered = src[int(offs[i])+s.Base+j], true
+				}
+			}
+			if !covered {
+				continue
+			}
+			if flags&1 != 0 {
+				v = kasm.FMA32(v, scale[i], shift[i])
+			}
+			if flags&2 != 0 && v < 0 {
+				v = 0
+			}
+			want[i*NR+j] = v
+		}
+	}
+
+	got := buf(r, c.k*NR) // garbage the packer must overwrite
+	var mem kasm.Memory
+	m := kasm.Machine{Mem: &mem}
+	scribble(r, &m)
+	args := []uint64{
+		mem.Map("dst", kasm.Bytes(got)), mem.Map("src", kasm.Bytes(src)), mem.Map("offs", kasm.Bytes(offs)),
+		uint64(c.k), mem.Map("segs", kasm.Bytes(sg)), uint64(nseg),
+		mem.Map("scale", kasm.Bytes(scale)), mem.Map("shift", kasm.Bytes(shift)), uint64(flags),
+	}
+	if err := m.Run(fn, args...); err != nil {
+		return kernResult{}, err
+	}
+	if err := bitsEqual("interpreter vs fused Go", got, want); err != nil {
+		return kernResult{}, err
+	}
+	goDst := buf(r, c.k*NR)
+	packGo(ptr(goDst), ptr(src), ptr(offs), c.k, &sg[0], nseg, ptr(scale), ptr(shift), flags)
+	cmp := bitsEqual
+	if flags&1 != 0 {
+		cmp = closeTo
+	}
+	if err := cmp("interpreter vs packGo", got, goDst); err != nil {
+		return kernResult{}, err
+	}
+	if hw == nil {
+		return kernResult{}, nil
+	}
+	hwDst := buf(r, c.k*NR)
+	hw(ptr(hwDst), ptr(src), ptr(offs), c.k, &sg[0], nseg, ptr(scale), ptr(shift), flags)
+	return kernResult{hw: true}, bitsEqual("interpreter vs hardware", got, hwDst)
+}
+
+// packSegSets are the lane layouts the packer is checked on: the contiguous fast path, panels
+// split over several source rows, a partial panel (the tail of the last column panel), a single
+// lane, and no segment at all (every lane padding).
+var packSegSets = [][]Segment{
+	{{0, NR, 3}},
+	{{0, NR, 0}},
+	{{0, 5, 10}, {5, NR, 40}},
+	{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
+	{{2, 7, 1}},
+	{{0, NR - 1, 80}},
+	{{0, 1, 0}},
+	{{NR - 1, NR, 0}},
+	{{0, 8, 0}, {8, 16, 30}, {16, NR, 70}},
+	nil,
+}
+
+// TestPackInterpreted checks the B packer of gemm_amd64.s in the interpreter (and on the CPU,
+// when it has AVX2) against packGo, for every prologue and lane layout.
+func TestPackInterpreted(t *testing.T) {
+	file, err := tile.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, hwPack, hwOK := hwCode()
+	if !hwOK {
+		hwPack = nil
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	ran, hwRan := 0, 0
+	for si, segs := range packSegSets {
+		for _, k := range []int{0, 1, 2, 5} {
+			for flags := 0; flags < 4; flags++ {
+				c := packCase{k: k, segs: segs, flags: flags}
+				res, err := checkPack(r, file.Func(gemmasm.Pack), c, hwPack)
+				if err != nil {
+					t.Fatalf("segment set %d k=%d flags=%d: %v", si, k, flags, err)
+				}
+				ran++
+				if res.hw {
+					hwRan++
+				}
+			}
+		}
+	}
+	logChecks(t, "packer", ran, hwRan)
+}
+
+// TestInterpretedChecksCatchBugs plants one bug at a time in the IR of a kernel and requires
+// the checks above to fail: a check that passes on a broken kernel protects nothing.
+func TestInterpretedChecksCatchBugs(t *testing.T) {
+	// mutate edits the first instruction for which match is true.
+	type mutation struct {
+		name   string
+		kernel string
+		match  func(kasm.Inst) bool
+		edit   func(*kasm.Inst)
+	}
+	is := func(s string) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.String() == s } }
+	full := tile.KernelName(NR / 8)
+	muts := []mutation{
+		{"tail loop runs k%2 steps", full, is("ANDQ $3, CX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(1) }},
+		{"unrolled loop skips the 4th k step", full, is("ADDQ $64, AX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(80) }},
+		{"FMA into the wrong accumulator", full, is("VFMADD231PS Y12, Y15, Y0"), func(in *kasm.Inst) { in.Args[2] = kasm.YReg(1) }},
+		{"bias of row 0 on row 1", full, is("VBROADCASTSS 4(R9), Y15"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
+		{"ReLU drops NaN", full, is("VMAXPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
+		{"narrow kernel stores 8 columns too many", tile.KernelName(1), is("VMOVUPS Y3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(32, kasm.DI) }},
+		{"direct kernel reads the next offset", gemmasm.Direct, is("MOVLQSX 0(R8), R9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(4, kasm.R8) }},
+		{"packer keeps the padding after the affine map", gemmasm.Pack, is("VANDPS Y3, Y0, Y0"), func(in *kasm.Inst) { in.Op = kasm.VORPS }},
+		{"packer loads unselected lanes", gemmasm.Pack, is("VMASKMOVPS 32(R14), Y15, Y14"), func(in *kasm.Inst) {
+			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.At(32, kasm.R14), kasm.YReg(14)}}
+		}},
+	}
+	for _, mu := range muts {
+		t.Run(strings.ReplaceAll(mu.name, " ", "_"), func(t *testing.T) {
+			file, err := tile.File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fn := file.Func(mu.kernel)
+			found := false
+			for i := range fn.Body {
+				if mu.match(fn.Body[i]) {
+					mu.edit(&fn.Body[i])
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Fatalf("no instruction to mutate in %s", mu.kernel)
+			}
+			r := rand.New(rand.NewPCG(15, 16))
+			if mu.kernel == gemmasm.Pack {
+				for _, segs := range packSegSets {
+					for flags := range 4 {
+						if _, err := checkPack(r, fn, packCase{k: 3, segs: segs, flags: flags}, nil); err != nil {
+							t.Logf("caught: %v", err)
+							return
+						}
+					}
+				}
+				t.Fatal("no packer check failed")
+			}
+			for _, c := range kernCases() {
+				if (mu.kernel == gemmasm.Direct) != c.direct || (!c.direct && tile.KernelName(c.w) != mu.kernel) {
+					continue
+				}
+				if _, err := checkKernel(r, fn, c, nil, nil); err != nil {
+					t.Logf("caught by %v: %v", c, err)
+					return
+				}
+			}
+			t.Fatal("no kernel check failed")
+		})
+	}
+}
