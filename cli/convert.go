@@ -86,7 +86,7 @@ func convertAction(c *ucli.Context) error {
 }
 
 // convertOptimize is `dnx convert IN.onnx --optimize [--opset N] -o OUT.onnx`: the graph passes that
-// keep the model standard ONNX (passes.Export: BN folded into the conv before it, Identity,
+// keep the model standard ONNX (passes.Portable: BN folded into the conv before it, Identity,
 // inference Dropout, all-zero Pads and single-input Concats dropped, constants folded) and,
 // with --opset, a rewrite to that opset. Output names and values are unchanged. m is the model
 // read from in (the flags and files are checked).
@@ -97,7 +97,7 @@ func convertOptimize(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opse
 	}
 	before := len(g.Nodes)
 	hist := g.OpHistogram()
-	if _, err := passes.Export().Run(g); err != nil {
+	if _, err := passes.Portable().Run(g); err != nil {
 		return fmt.Errorf("%s: %w", in, err)
 	}
 	if m, err = graph.Export(g); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/runtime/exec"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -26,15 +28,22 @@ func inspectCommand() *ucli.Command {
 		Usage:     "describe a model: inputs, outputs, operators, parameters and MACs",
 		ArgsUsage: "MODEL | --devices",
 		Description: "MACs (multiply-accumulates of Conv, Gemm and MatMul) and the activation memory are\n" +
-			"counted at concrete input shapes: every symbolic or unknown input dim is 1 unless --shape gives\n" +
-			"the input's shape. The activation memory is that of the plan 'dnx run' would compile (one\n" +
-			"arena shared by values whose lifetimes do not overlap, plus kernel scratch); compiling it\n" +
-			"evaluates the model's constant subgraphs, within --max-memory.",
+			"counted at concrete input shapes: every symbolic or unknown input dim is --batch (1) unless\n" +
+			"--shape gives the input's shape. The activation memory is that of the plan 'dnx run' would\n" +
+			"compile (one arena shared by values whose lifetimes do not overlap, plus kernel scratch);\n" +
+			"compiling it evaluates the model's constant subgraphs, within --max-memory.\n\n" +
+			"--plan prints that plan instead, step by step: each node after the inference passes, the\n" +
+			"kernel and algorithm that runs it (or why the reference kernel does), its fused BN-ReLU\n" +
+			"prologue, the CPU instruction-set level, and where its output lives in the arena. Some\n" +
+			"algorithms depend on the thread count: --threads as for 'dnx run'.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON object instead of text"},
 			&ucli.StringFlag{Name: "dot", Usage: "write the graph as Graphviz DOT to `FILE` (with the --shape shapes if given, else the declared ones)"},
 			&ucli.StringSliceFlag{Name: "shape", Usage: "input shape for the MAC count, as `NAME=1,3,224,224` (repeatable)"},
 			&ucli.BoolFlag{Name: "devices", Usage: "list the devices dnx can run on (CPU, CUDA) instead of a model"},
+			&ucli.BoolFlag{Name: "plan", Usage: "print the compiled execution plan, step by step (kernels, fusions, arena offsets)"},
+			&ucli.IntFlag{Name: "batch", Value: 1, Usage: "`N` for every symbolic or unknown input dim (--shape overrides per input)"},
+			threadsFlag(),
 			maxMemoryFlag(),
 		},
 		Action: inspectAction,
@@ -86,6 +95,14 @@ func inspectAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	batch := c.Int("batch")
+	if batch < 1 || batch > maxInspectBatch {
+		return usagef("inspect: --batch %d: want 1..%d", batch, maxInspectBatch)
+	}
+	threads, err := threadsOption(c)
+	if err != nil {
+		return err
+	}
 	limit, err := memoryLimit(c)
 	if err != nil {
 		return err
@@ -125,7 +142,7 @@ func inspectAction(c *ucli.Context) error {
 		}
 	}
 	// MACs need concrete input shapes; fixing them re-infers every value's type.
-	shapes, reason, err := macShapes(g, given)
+	shapes, reason, err := macShapes(g, given, batch)
 	if err != nil {
 		return err
 	}
@@ -156,10 +173,13 @@ func inspectAction(c *ucli.Context) error {
 		macs := st.MACs
 		rep.MACs, rep.MACsByOp = &macs, st.MACsByOp
 	}
+	if c.Bool("plan") {
+		return inspectPlan(c.App.Writer, c.Bool("json"), g, path, shapes, reason, threads, limit)
+	}
 	if reason != "" {
 		rep.ActivationsUnknown = reason
 	} else {
-		rep.ActivationBytes, rep.ScratchBytes, rep.ActivationsUnknown = plannedMemory(g, shapes, limit)
+		rep.ActivationBytes, rep.ScratchBytes, rep.ActivationsUnknown = plannedMemory(g, shapes, threads, limit)
 	}
 
 	if c.Bool("json") {
@@ -168,14 +188,37 @@ func inspectAction(c *ucli.Context) error {
 	return printInspect(c.App.Writer, g, rep)
 }
 
+// maxInspectBatch bounds --batch; the memory budget refuses far smaller batches of real models.
+const maxInspectBatch = 1 << 20
+
 // plannedMemory compiles the plan dnx run would use for g at the given input shapes (with a
 // session of run's options, its threads blocking rather than polling) and returns its activation
 // arena and kernel scratch in bytes, or why there is no plan: a graph of data-dependent shapes
 // runs on the reference kernels, and a plan over the memory budget is refused.
-func plannedMemory(g *graph.Graph, shapes map[string]tensor.Shape, maxMemory int64) (arena, scratch *int64, why string) {
-	sess, err := exec.New(g, exec.Options{NoSpin: true, MaxMemory: maxMemory})
-	if err != nil {
+func plannedMemory(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMemory int64) (arena, scratch *int64, why string) {
+	var st plan.Stats
+	err := withPlan(g, shapes, threads, maxMemory, func(p *plan.Plan) { st = p.Stats() })
+	switch {
+	case errors.Is(err, plan.ErrNotPlannable):
+		return nil, nil, notPlanned(err)
+	case err != nil:
 		return nil, nil, err.Error()
+	}
+	return &st.ArenaBytes, &st.ScratchBytes, ""
+}
+
+// notPlanned says why a graph runs without a plan, and what that means for dnx run.
+func notPlanned(err error) string {
+	return fmt.Sprintf("not planned (dnx run uses the reference kernels, one buffer per value): %v", err)
+}
+
+// withPlan compiles the plan dnx run would use for g at the given input shapes (a session of
+// run's options after the inference passes, its threads blocking rather than polling) and calls
+// use with it while the session, whose thread pool the plan describes, is open.
+func withPlan(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMemory int64, use func(*plan.Plan)) error {
+	sess, err := exec.New(g, exec.Options{Threads: threads, NoSpin: true, MaxMemory: maxMemory})
+	if err != nil {
+		return err
 	}
 	defer sess.Close()
 	ordered := make([]tensor.Shape, len(g.Inputs))
@@ -183,14 +226,159 @@ func plannedMemory(g *graph.Graph, shapes map[string]tensor.Shape, maxMemory int
 		ordered[i] = shapes[v.Name]
 	}
 	p, err := sess.Plan(ordered)
-	switch {
-	case errors.Is(err, plan.ErrNotPlannable):
-		return nil, nil, fmt.Sprintf("not planned (dnx run uses the reference kernels, one buffer per value): %v", err)
-	case err != nil:
-		return nil, nil, err.Error()
+	if err != nil {
+		return err
 	}
-	st := p.Stats()
-	return &st.ArenaBytes, &st.ScratchBytes, ""
+	use(p)
+	return nil
+}
+
+// planReport is what `dnx inspect --plan --json` prints. Its keys are stable.
+type planReport struct {
+	Model       string                  `json:"model"`
+	InputShapes map[string]tensor.Shape `json:"input_shapes"`
+	Threads     int                     `json:"threads"`
+	// ISA is the instruction-set level the CPU kernels run at, with why (isa.Selection).
+	ISA   string           `json:"isa"`
+	Steps []planStepReport `json:"steps"` // null when there is no plan
+	// ArenaBytes is the activation arena every step's outputs live in, ScratchBytes the kernels'
+	// scratch; both null when there is no plan, and NotPlanned says why.
+	ArenaBytes   *int64 `json:"arena_bytes"`
+	ScratchBytes *int64 `json:"scratch_bytes"`
+	NotPlanned   string `json:"not_planned,omitempty"`
+}
+
+// planStepReport is one step of a planReport (plan.StepInfo).
+type planStepReport struct {
+	Node     string             `json:"node"`
+	Op       string             `json:"op"`
+	Kernel   string             `json:"kernel"`
+	Fast     bool               `json:"fast"`
+	Why      string             `json:"why,omitempty"`
+	Prologue string             `json:"prologue,omitempty"`
+	Epilogue string             `json:"epilogue,omitempty"`
+	ISA      string             `json:"isa,omitempty"`
+	Outputs  []planOutputReport `json:"outputs"`
+}
+
+// planOutputReport is one output of a step: where it lives in the arena (arena_offset null for
+// values outside it: constants and non-float32 values).
+type planOutputReport struct {
+	Name        string       `json:"name"`
+	Shape       tensor.Shape `json:"shape"`
+	ArenaOffset *int64       `json:"arena_offset"`
+	Bytes       int64        `json:"bytes"`
+	BatchStride int64        `json:"batch_stride,omitempty"`
+}
+
+// inspectPlan prints the plan dnx run would compile for g at shapes: every step, then the arena.
+// A graph that cannot be planned is reported with the reason (reason, from the shapes, or
+// plan.ErrNotPlannable's message), not as an error: dnx run still runs it, on the reference path.
+func inspectPlan(w io.Writer, asJSON bool, g *graph.Graph, path string, shapes map[string]tensor.Shape, reason string, threads int, maxMemory int64) error {
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	rep := planReport{Model: path, InputShapes: shapes, Threads: threads, ISA: isa.Selected().Level.Describe(), NotPlanned: reason}
+	if reason == "" {
+		err := withPlan(g, shapes, threads, maxMemory, func(p *plan.Plan) {
+			st := p.Stats()
+			rep.ArenaBytes, rep.ScratchBytes = &st.ArenaBytes, &st.ScratchBytes
+			rep.Steps = []planStepReport{}
+			for _, s := range p.Steps() {
+				sr := planStepReport{Node: s.Node, Op: s.Op, Kernel: s.Kernel, Fast: s.Fast(), Why: s.Why,
+					Prologue: s.Prologue, Epilogue: s.Epilogue, ISA: s.ISA, Outputs: []planOutputReport{}}
+				for _, o := range s.Outputs {
+					or := planOutputReport{Name: o.Name, Shape: o.Shape, Bytes: o.Bytes, BatchStride: o.BatchStride}
+					if o.InArena {
+						off := o.Offset
+						or.ArenaOffset = &off
+					}
+					sr.Outputs = append(sr.Outputs, or)
+				}
+				rep.Steps = append(rep.Steps, sr)
+			}
+		})
+		switch {
+		case errors.Is(err, plan.ErrNotPlannable):
+			rep.NotPlanned = notPlanned(err)
+		case err != nil:
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if asJSON {
+		return writeJSON(w, rep)
+	}
+	return printPlan(w, g, rep)
+}
+
+// printPlan writes a planReport as text: a header, one table row per step output, the arena.
+func printPlan(w io.Writer, g *graph.Graph, rep planReport) error {
+	at := ""
+	if shapes := shapesText(g, rep.InputShapes); shapes != "" {
+		at = " at " + shapes
+	}
+	if rep.Steps == nil {
+		_, err := fmt.Fprintf(w, "Plan%s: none: %s\n", at, rep.NotPlanned)
+		return err
+	}
+	work := 0
+	for _, s := range rep.Steps {
+		if s.Kernel != plan.KernelFolded && s.Kernel != plan.KernelAlias && s.Kernel != plan.KernelConcatInPlace {
+			work++
+		}
+	}
+	fmt.Fprintf(w, "Plan%s: %s, %d with work at run time; %s, CPU kernels %s\n\n", at,
+		plural(len(rep.Steps), "step"), work, plural(rep.Threads, "thread"), rep.ISA)
+	var table strings.Builder
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tnode\top\tkernel\tfused\tisa\toutput shape\toffset\tbytes\tnote")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for i, s := range rep.Steps {
+		fused := s.Prologue
+		if s.Epilogue != "" {
+			fused = strings.TrimPrefix(fused+", "+s.Epilogue+" epilogue", ", ")
+		}
+		note := s.Why
+		if s.Kernel == plan.KernelReference && note != "" {
+			note = "not fast: " + note
+		}
+		outs := s.Outputs
+		if len(outs) == 0 {
+			outs = []planOutputReport{{}}
+		}
+		for k, o := range outs {
+			lead := fmt.Sprintf("%d\t%s\t%s\t%s\t%s\t%s", i, dash(s.Node), s.Op, s.Kernel, dash(fused), dash(s.ISA))
+			if k > 0 { // a further output of the same step
+				lead, note = "\t\t\t\t\t", ""
+			}
+			off, size := "-", "-"
+			if o.ArenaOffset != nil {
+				off, size = groupDigits(*o.ArenaOffset), groupDigits(o.Bytes)
+				if o.BatchStride != 0 {
+					size += " (stride " + groupDigits(o.BatchStride) + ")"
+				}
+			}
+			shape := "-"
+			if o.Shape != nil {
+				shape = shapeText(o.Shape)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", lead, shape, off, size, dash(note))
+		}
+	}
+	tw.Flush()
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		if line != "" {
+			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
+		}
+	}
+	_, err := fmt.Fprintf(w, "\nArena: %s (%s bytes), kernel scratch %s\n", byteCount(*rep.ArenaBytes),
+		groupDigits(*rep.ArenaBytes), byteCount(*rep.ScratchBytes))
+	return err
 }
 
 // parseShapes parses --shape NAME=d0,d1,... values.
@@ -224,9 +412,9 @@ func parseShapes(specs []string) (map[string]tensor.Shape, error) {
 }
 
 // macShapes returns the concrete shape of every graph input: the given one, or the declared one
-// with symbolic and unknown dims set to 1. reason is non-empty when an input's rank is unknown
-// and no shape was given for it.
-func macShapes(g *graph.Graph, given map[string]tensor.Shape) (map[string]tensor.Shape, string, error) {
+// with symbolic and unknown dims set to batch. reason is non-empty when an input's rank is
+// unknown and no shape was given for it.
+func macShapes(g *graph.Graph, given map[string]tensor.Shape, batch int) (map[string]tensor.Shape, string, error) {
 	out := map[string]tensor.Shape{}
 	for name := range given {
 		if v := g.Value(name); v == nil || v.Producer != nil || v.IsConst() {
@@ -247,7 +435,7 @@ func macShapes(g *graph.Graph, given map[string]tensor.Shape) (map[string]tensor
 		}
 		s := make(tensor.Shape, len(v.Type.Shape))
 		for i, d := range v.Type.Shape {
-			s[i] = 1
+			s[i] = batch
 			if d.IsKnown() {
 				s[i] = int(d.Value)
 			}

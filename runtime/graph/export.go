@@ -35,7 +35,7 @@ func Export(g *Graph) (*onnxpb.ModelProto, error) {
 	}
 	for _, n := range g.Nodes {
 		if ops.NormalizeDomain(n.Domain) == ops.DomainDNX {
-			return nil, fmt.Errorf("export: %w: %s is dnx's internal operator (domain %q), not standard ONNX; export the graph before fusing (passes.Export)",
+			return nil, fmt.Errorf("export: %w: %s is dnx's internal operator (domain %q), not standard ONNX; export the graph before fusing (passes.Portable)",
 				ErrNotExportable, n, n.Domain)
 		}
 	}

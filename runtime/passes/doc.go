@@ -26,7 +26,7 @@
 // graph after every change. Three are predefined:
 //
 //   - Inference: everything, including the dnx-only fusions; the result runs only on dnx.
-//   - Export: standard-ONNX rewrites only (eliminations, constant folding, Conv-BN folding, pool
+//   - Portable: standard-ONNX rewrites only (eliminations, constant folding, Conv-BN folding, pool
 //     before 1x1 convolution, dead code), so that graph.Export can write the result for any
 //     runtime (`dnx convert --optimize`).
 //   - Training: eliminations only; BatchNormalization stays a node (its statistics are trained)

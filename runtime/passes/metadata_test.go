@@ -56,7 +56,7 @@ func TestPipelinesKeepMetadata(t *testing.T) {
 		[]graph.MetadataProp{{Key: "labels", Value: "cat,dog,bird"}, {Key: "dnx.densenet.classes", Value: "2"}, {Key: "a", Value: ""}}}
 
 	rng := rand.New(rand.NewPCG(3, 4))
-	// Conv -> BN -> Identity -> Sigmoid: Export and Inference fold the BN into the Conv and drop
+	// Conv -> BN -> Identity -> Sigmoid: Portable and Inference fold the BN into the Conv and drop
 	// the Identity; Training drops only the Identity.
 	convBN := func(t *testing.T) *onnxpb.ModelProto {
 		b := newModel(t, 13).input("x", "batch", 2, 4, 4).output("y").init("w", randTensor(rng, -1, 1, 3, 2, 1, 1))
@@ -85,13 +85,13 @@ func TestPipelinesKeepMetadata(t *testing.T) {
 		docs       map[string]string
 		exportable bool
 	}{
-		{"Export folds Conv-BN", convBN, Export(), map[string]int{"Conv": 1, "Sigmoid": 1},
+		{"Portable folds Conv-BN", convBN, Portable(), map[string]int{"Conv": 1, "Sigmoid": 1},
 			map[string]string{"Conv_1": "conv", "Sigmoid_4": "sigmoid"}, true},
 		{"Inference folds Conv-BN", convBN, Inference(), map[string]int{"Conv": 1, "Sigmoid": 1},
 			map[string]string{"Conv_1": "conv", "Sigmoid_4": "sigmoid"}, true},
 		{"Training keeps the BN", convBN, Training(), map[string]int{"Conv": 1, "BatchNormalization": 1, "Sigmoid": 1},
 			map[string]string{"Conv_1": "conv", "BatchNormalization_2": "bn", "Sigmoid_4": "sigmoid"}, true},
-		{"Export moves the pool", transition, Export(), map[string]int{"BatchNormalization": 1, "Relu": 2, "AveragePool": 1, "Conv": 1},
+		{"Portable moves the pool", transition, Portable(), map[string]int{"BatchNormalization": 1, "Relu": 2, "AveragePool": 1, "Conv": 1},
 			map[string]string{"BatchNormalization_1": "bn", "Relu_2": "relu1", "Conv_3": "conv", "AveragePool_4": "pool", "Relu_5": "relu2"}, true},
 		{"Inference fuses into dnx operators", transition, Inference(), map[string]int{"FusedAveragePool": 1, "FusedConv": 1},
 			map[string]string{"Conv_3": "conv", "AveragePool_4": "pool"}, false},

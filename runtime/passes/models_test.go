@@ -114,9 +114,9 @@ func TestInferencePipelineOnModels(t *testing.T) {
 	}
 }
 
-// TestExportFinetuneTiny runs Export() on the unfolded training export: the four Conv -> BN pairs
+// TestPortableFinetuneTiny runs Portable() on the unfolded training export: the four Conv -> BN pairs
 // fold, the model exports as standard ONNX, and the re-imported model reproduces PyTorch's logits.
-func TestExportFinetuneTiny(t *testing.T) {
+func TestPortableFinetuneTiny(t *testing.T) {
 	dir := testenv.Shared(t, "models/finetune_tiny")
 	g, err := graph.Load(filepath.Join(dir, "model_before.onnx"))
 	if err != nil {
@@ -131,7 +131,7 @@ func TestExportFinetuneTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	hist0 := g.OpHistogram()
-	if _, err := Export().Run(g); err != nil {
+	if _, err := Portable().Run(g); err != nil {
 		t.Fatal(err)
 	}
 	hist := g.OpHistogram()
@@ -140,7 +140,7 @@ func TestExportFinetuneTiny(t *testing.T) {
 	}
 	for _, op := range []string{"FusedConv", "Pad", "Constant"} {
 		if hist[op] != 0 {
-			t.Errorf("%d %s nodes after Export()", hist[op], op)
+			t.Errorf("%d %s nodes after Portable()", hist[op], op)
 		}
 	}
 	if hist["Conv"] != hist0["Conv"] {

@@ -88,11 +88,12 @@ func Inference() *Pipeline {
 	}}
 }
 
-// Export returns the passes whose result is still standard ONNX: eliminations, constant folding,
-// Conv-BN folding, average pools moved before their 1x1 convolutions, and dead code elimination.
-// The graph stays exportable with graph.Export.
-func Export() *Pipeline {
-	return &Pipeline{Label: "Export", Passes: []Pass{
+// Portable returns the passes whose result is still standard ONNX, runnable by any ONNX runtime:
+// eliminations, constant folding, Conv-BN folding, average pools moved before their 1x1
+// convolutions, and dead code elimination. The graph stays exportable with graph.Export (the
+// name says what the result is, not that it exports anything).
+func Portable() *Pipeline {
+	return &Pipeline{Label: "Portable", Passes: []Pass{
 		EliminateIdentity{},
 		EliminateZeroPad{},
 		FoldConstants{},

@@ -130,9 +130,9 @@ func TestTransitionFusesIntoPool(t *testing.T) {
 			t.Errorf("convolution after the pool = %+v, want no prologue and no epilogue", f)
 		}
 	})
-	t.Run("Export keeps standard ops", func(t *testing.T) {
+	t.Run("Portable keeps standard ops", func(t *testing.T) {
 		g := transition(t, 1, nil, nil, "AveragePool", nil)
-		checkPass(t, g, Export(), true, map[string]int{"BatchNormalization": 1, "Relu": 1, "AveragePool": 1, "Conv": 1})
+		checkPass(t, g, Portable(), true, map[string]int{"BatchNormalization": 1, "Relu": 1, "AveragePool": 1, "Conv": 1})
 		if _, err := graph.Export(g); err != nil {
 			t.Errorf("export: %v", err)
 		}

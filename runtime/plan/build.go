@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
@@ -18,24 +19,27 @@ func (p *Plan) buildSteps() error {
 	}
 	for _, n := range p.g.Nodes {
 		var s step
+		var why string // why n has no fast step
 		switch {
 		case p.folded[n]:
-			s = nopStep{}
+			s = nopStep{kernel: KernelFolded}
 		case p.isAlias(n) && p.values[p.mustID(n.Inputs[0])].dense():
 			in, out := &p.values[p.mustID(n.Inputs[0])], &p.values[p.mustID(n.Outputs[0])]
 			out.buf, out.off, out.bstride, out.aliasOf = in.buf, in.off, 0, p.mustID(n.Inputs[0])
-			s = nopStep{}
+			s = nopStep{kernel: KernelAlias}
+		case p.isAlias(n):
+			why = "its input is a strided channel slice of a concatenation, which a view cannot alias"
 		case p.channelConcat(n):
 			s = p.concatStep(n)
 		default:
-			s = p.fastStep(n)
+			s, why = p.fastStep(n)
 		}
 		if s == nil {
 			k, ok := kernels[n.OpType]
 			if d := ops.NormalizeDomain(n.Domain); !ok || (d != "" && d != ops.DomainDNX) {
 				return fmt.Errorf("%s: %w: no kernel for %s in domain %q", n, ops.ErrUnsupportedOp, n.OpType, n.Domain)
 			}
-			s = &refStep{p: p, node: n, kernel: k, in: p.idList(n.Inputs), out: p.idList(n.Outputs)}
+			s = &refStep{p: p, node: n, kernel: k, in: p.idList(n.Inputs), out: p.idList(n.Outputs), why: why}
 		}
 		for _, v := range n.Outputs {
 			if v == nil {
@@ -80,7 +84,7 @@ func (p *Plan) concatStep(n *graph.Node) step {
 		off += val.shape[1]
 	}
 	if len(s.copies) == 0 {
-		return nopStep{}
+		return nopStep{kernel: KernelConcatInPlace}
 	}
 	return s
 }
@@ -100,6 +104,11 @@ type concatCopy struct {
 	p      *Plan
 	out    int
 	copies []concatPart
+}
+
+func (s *concatCopy) describe() stepDesc {
+	return stepDesc{kernel: KernelConcatCopy, code: isa.Generic.String(),
+		why: fmt.Sprintf("%d input(s) could not be written in place (graph inputs, constants, aliases or values also used elsewhere)", len(s.copies))}
 }
 
 func (s *concatCopy) run(st *runState) error {

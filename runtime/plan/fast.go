@@ -1,39 +1,47 @@
 package plan
 
 import (
+	"fmt"
 	"math"
+	"strings"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
-// fastStep returns a runtime/kernels/cpu step for n, or nil to use the reference kernel. Every
-// fast kernel works on float32 arena values of static shape; anything unusual (other dtypes,
-// optional outputs, 1-D or 3-D pooling) stays on the reference path.
-func (p *Plan) fastStep(n *graph.Node) step {
+// fastStep returns a runtime/kernels/cpu step for n, or nil and why not, to use the reference
+// kernel. Every fast kernel works on float32 arena values of static shape; anything unusual
+// (other dtypes, optional outputs, 1-D or 3-D pooling) stays on the reference path. The reason
+// is what `dnx inspect --plan` shows for a reference step: each nil return says why.
+func (p *Plan) fastStep(n *graph.Node) (step, string) {
 	if d := ops.NormalizeDomain(n.Domain); d != "" && d != ops.DomainDNX {
-		return nil
+		return nil, fmt.Sprintf("domain %q has no fast kernels", n.Domain)
 	}
-	for _, v := range n.Inputs {
+	for k, v := range n.Inputs {
 		if v != nil && p.values[p.mustID(v)].kind == isDynamic {
-			return nil
+			return nil, fmt.Sprintf("input %d (%q) is not a float32 value of static shape", k, v.Name)
 		}
 	}
-	for _, v := range n.Outputs {
+	for k, v := range n.Outputs {
 		if v != nil && p.values[p.mustID(v)].kind != inArena {
-			return nil
+			return nil, fmt.Sprintf("output %d (%q) is not a float32 value of static shape", k, v.Name)
 		}
 	}
 	if a, ok := n.Op.(*ops.Arith); ok && len(n.Outputs) == 1 && len(n.Inputs) == 2 {
 		return p.arithStep(n, a)
 	}
-	if len(n.Outputs) != 1 || n.Inputs[0] == nil || p.values[p.mustID(n.Inputs[0])].kind != inArena {
-		return nil
+	switch {
+	case len(n.Outputs) != 1:
+		return nil, fmt.Sprintf("%d outputs (the fast kernels write one)", len(n.Outputs))
+	case n.Inputs[0] == nil || p.values[p.mustID(n.Inputs[0])].kind != inArena:
+		return nil, "input 0 is not an activation (a constant or absent)"
 	}
 	x, y := p.mustID(n.Inputs[0]), p.mustID(n.Outputs[0])
 	xs := p.values[x].shape
+	not4D := fmt.Sprintf("input is %d-D (the fast pooling kernels are 2-D: NCHW)", len(xs))
 	switch op := n.Op.(type) {
 	case *ops.Conv:
 		return p.convStep(n, x, y, op, nil)
@@ -42,62 +50,71 @@ func (p *Plan) fastStep(n *graph.Node) step {
 	case *ops.Gemm:
 		return p.linearStep(n, x, y, op)
 	case *ops.MaxPool:
-		if len(xs) != 4 || op.StorageOrder != 0 {
-			return nil
+		switch {
+		case len(xs) != 4:
+			return nil, not4D
+		case op.StorageOrder != 0:
+			return nil, "storage_order 1 (column-major indices)"
 		}
 		return p.poolStep(x, y, &op.Window, true, false, nil)
 	case *ops.AveragePool:
 		if len(xs) != 4 {
-			return nil
+			return nil, not4D
 		}
 		return p.poolStep(x, y, &op.Window, false, op.CountIncludePad, nil)
 	case *ops.FusedAveragePool:
-		if len(xs) != 4 || (op.PreScale != nil && len(op.PreScale) != xs[1]) {
-			return nil
+		switch {
+		case len(xs) != 4:
+			return nil, not4D
+		case op.PreScale != nil && len(op.PreScale) != xs[1]:
+			return nil, fmt.Sprintf("prologue has %d scales for %d channels", len(op.PreScale), xs[1])
 		}
 		return p.poolStep(x, y, &op.Pool.Window, false, op.Pool.CountIncludePad, op)
 	case *ops.GlobalAveragePool:
 		if len(xs) != 4 {
-			return nil
+			return nil, not4D
 		}
-		return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
+		return &funcStep{p: p, x: x, y: y, kernel: "global-avgpool", code: isa.Generic, f: func(pool *cpu.Pool, in, out cpu.Image) error {
 			return cpu.GlobalAvgPool(pool, in, out)
-		}}
+		}}, ""
 	case *ops.Sigmoid:
-		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncSigmoid})
+		return p.unaryStep(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
 	case *ops.LeakyRelu:
-		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
+		return p.unaryStep(x, y, "leaky-relu", &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
 	case *ops.HardSigmoid:
-		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncHardSigmoid, Alpha: op.Alpha, Beta: op.Beta})
+		return p.unaryStep(x, y, "hard-sigmoid", &cpu.Unary{Func: cpu.FuncHardSigmoid, Alpha: op.Alpha, Beta: op.Beta})
 	case *ops.HardSwish:
-		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncHardSwish})
+		return p.unaryStep(x, y, "hard-swish", &cpu.Unary{Func: cpu.FuncHardSwish})
 	case *ops.Clip:
 		lo, hi, ok := clipBounds(n, op)
 		if !ok {
-			return nil
+			return nil, "bounds are not constant float32 scalars"
 		}
-		return p.unaryStep(x, y, &cpu.Unary{Func: cpu.FuncClip, Lo: lo, Hi: hi})
+		return p.unaryStep(x, y, "clip", &cpu.Unary{Func: cpu.FuncClip, Lo: lo, Hi: hi})
 	case *ops.Relu:
 		if len(xs) < 1 {
-			return nil
+			return nil, "scalar input"
 		}
-		return &funcStep{p: p, x: x, y: y, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+		return &funcStep{p: p, x: x, y: y, kernel: "relu", code: isa.Generic, f: func(_ *cpu.Pool, in, out cpu.Image) error {
 			cpu.Relu(in, out)
 			return nil
-		}}
+		}}, ""
 	case *ops.BatchNormalization:
-		if op.Training || len(xs) < 2 {
-			return nil
+		switch {
+		case op.Training:
+			return nil, "training mode (batch statistics)"
+		case len(xs) < 2:
+			return nil, fmt.Sprintf("input is %d-D (no channel axis)", len(xs))
 		}
 		scale, shift, ok := bnAffine(n, xs[1], float64(op.Epsilon))
 		if !ok {
-			return nil
+			return nil, "parameters are not constant float32 vectors of one value per channel"
 		}
-		return &funcStep{p: p, x: x, y: y, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+		return &funcStep{p: p, x: x, y: y, kernel: "bn-affine", code: isa.Generic, f: func(_ *cpu.Pool, in, out cpu.Image) error {
 			return cpu.Affine(in, out, scale, shift, false)
-		}}
+		}}, ""
 	}
-	return nil
+	return nil, "no fast kernel for " + n.OpType
 }
 
 // bnAffine folds constant BatchNormalization parameters into a per-channel scale and shift:
@@ -126,11 +143,14 @@ func bnAffine(n *graph.Node, channels int, eps float64) (scale, shift []float32,
 
 // poolStep builds a 2-D pooling kernel from the resolved window geometry, with the prologue of
 // fused (nil for none).
-func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *ops.FusedAveragePool) step {
+func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *ops.FusedAveragePool) (step, string) {
 	xs := p.values[x].shape
 	geo, err := w.PoolShapes("pool", xs)
-	if err != nil || len(geo.Out) != 2 {
-		return nil
+	if err != nil {
+		return nil, "window: " + err.Error()
+	}
+	if len(geo.Out) != 2 {
+		return nil, fmt.Sprintf("%d-D window (the fast kernels are 2-D)", len(geo.Out))
 	}
 	// The fast kernels read padded rows as wide as the windows reach, tap by tap; the reference
 	// kernel clamps each window to the image. A window wider or taller than the image itself, or
@@ -140,7 +160,7 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 	for a := range 2 {
 		extent := (geo.Kernel[a]-1)*geo.Dilation[a] + 1
 		if extent > xs[2+a] || geo.PadBegin[a] >= extent || geo.PadEnd[a] >= extent {
-			return nil
+			return nil, "window wider than the image, or padding at least as wide as the window"
 		}
 	}
 	k := &cpu.Pool2D{
@@ -149,19 +169,54 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 			OutH: geo.Out[0], OutW: geo.Out[1]},
 		Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
 	}
-	if fused != nil {
-		k.PreScale, k.PreShift, k.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
-	}
-	return &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
+	s := &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
 		return k.Run(pool, in, out)
 	}}
+	if fused != nil {
+		k.PreScale, k.PreShift, k.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
+		s.prologue = prologueName(k.PreScale != nil, k.PreRelu)
+	}
+	// The names follow Pool2D's own choice of row kernels (pool2d.go): max pools and the 2x2
+	// stride-2 average pool (DenseNet's transition, prologue applied per tap; Pool2D.avg2x2Fits)
+	// run the selected level's code, any other average pool plain Go.
+	switch {
+	case isMax:
+		s.kernel, s.code = "maxpool", isa.Selected().Level.Code()
+	case k.Win.KH == 2 && k.Win.KW == 2 && k.Win.StrideH == 2 && k.Win.StrideW == 2 && k.Win.DilationH == 1 &&
+		k.Win.DilationW == 1 && k.Win.PadT == 0 && k.Win.PadL == 0 && 2*k.Win.OutH <= xs[2] && 2*k.Win.OutW <= xs[3]:
+		s.kernel, s.code = "avgpool-2x2", isa.Selected().Level.Code()
+	default:
+		s.kernel, s.code = "avgpool", isa.Generic
+	}
+	return s, ""
+}
+
+// prologueName names a kernel's input prologue: "bn-relu" (DenseNet's pre-activation
+// BatchNormalization-ReLU, fused), "bn", "relu", or "" for none.
+func prologueName(affine, relu bool) string {
+	switch {
+	case affine && relu:
+		return "bn-relu"
+	case affine:
+		return "bn"
+	case relu:
+		return "relu"
+	}
+	return ""
 }
 
 // funcStep runs an image-to-image kernel.
 type funcStep struct {
-	p    *Plan
-	x, y int
-	f    func(pool *cpu.Pool, in, out cpu.Image) error
+	p        *Plan
+	x, y     int
+	f        func(pool *cpu.Pool, in, out cpu.Image) error
+	kernel   string    // for describe
+	code     isa.Level // the level whose code f runs
+	prologue string    // prologueName of a fused pool's prologue
+}
+
+func (s *funcStep) describe() stepDesc {
+	return stepDesc{kernel: s.kernel, code: s.code.String(), prologue: s.prologue}
 }
 
 func (s *funcStep) run(st *runState) error {
@@ -169,27 +224,33 @@ func (s *funcStep) run(st *runState) error {
 }
 
 // convStep builds a packed-weight convolution for a 2-D Conv or FusedConv with constant weights.
-func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.FusedConv) step {
+func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.FusedConv) (step, string) {
 	xs := p.values[x].shape
-	if len(xs) != 4 || len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() {
-		return nil
+	switch {
+	case len(xs) != 4:
+		return nil, fmt.Sprintf("input is %d-D (the fast convolutions are 2-D: NCHW)", len(xs))
+	case len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst():
+		return nil, "weights are not a constant"
 	}
 	w := n.Inputs[1].Const
 	if w.DType != tensor.Float32 || len(w.Shape) != 4 {
-		return nil
+		return nil, fmt.Sprintf("weights are %s %v, not float32 4-D", w.DType, w.Shape)
 	}
 	var bias []float32
 	var biasShape []int
 	if len(n.Inputs) > 2 && n.Inputs[2] != nil {
 		b := n.Inputs[2]
 		if !b.IsConst() || b.Const.DType != tensor.Float32 {
-			return nil
+			return nil, "bias is not a constant float32 vector"
 		}
 		bias, biasShape = tensor.Data[float32](b.Const), b.Const.Shape
 	}
 	geo, err := conv.ConvShapes(xs, w.Shape, biasShape, bias != nil)
-	if err != nil || len(geo.Out) != 2 {
-		return nil
+	if err != nil {
+		return nil, "geometry: " + err.Error()
+	}
+	if len(geo.Out) != 2 {
+		return nil, fmt.Sprintf("%d-D convolution (the fast kernels are 2-D)", len(geo.Out))
 	}
 	spec := cpu.ConvSpec{
 		Cin: xs[1], Cout: w.Shape[0], KH: geo.Kernel[0], KW: geo.Kernel[1],
@@ -202,21 +263,37 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 	}
 	k, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
-		return nil
+		return nil, "cpu.NewConv2D: " + err.Error()
 	}
 	if oh, ow := k.OutputSize(xs[2], xs[3]); oh != geo.Out[0] || ow != geo.Out[1] {
-		return nil // the kernel and the op disagree on the geometry: keep the reference
+		// the kernel and the op disagree on the geometry: keep the reference
+		return nil, fmt.Sprintf("the fast kernel's output size %dx%d differs from the op's %dx%d", oh, ow, geo.Out[0], geo.Out[1])
 	}
 	p.scratchSize = max(p.scratchSize, k.ScratchSize(xs[0], xs[2], xs[3], p.pool.Threads()))
-	return &convStep{p: p, k: k, x: x, y: y}
+	s := &convStep{p: p, k: k, x: x, y: y}
+	if fused != nil {
+		s.prologue = prologueName(fused.PreScale != nil, fused.PreRelu)
+		if fused.PostRelu {
+			s.epilogue = "relu"
+		}
+	}
+	return s, ""
 }
 
 // convStep runs a packed-weight convolution; its output may be a channel slice of a dense
 // block's buffer.
 type convStep struct {
-	p    *Plan
-	k    *cpu.Conv2D
-	x, y int
+	p                  *Plan
+	k                  *cpu.Conv2D
+	x, y               int
+	prologue, epilogue string // for describe: what the FusedConv fuses
+}
+
+// describe names the algorithm the kernel picks for the planned input size, as Run will.
+func (s *convStep) describe() stepDesc {
+	xs := s.p.values[s.x].shape
+	return stepDesc{kernel: s.k.Algorithm(xs[0], xs[2], xs[3], s.p.pool.Threads()), code: s.k.Level().String(),
+		prologue: s.prologue, epilogue: s.epilogue}
 }
 
 func (s *convStep) run(st *runState) error {
@@ -226,21 +303,26 @@ func (s *convStep) run(st *runState) error {
 // linearStep runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
 // Linear: transB=1) as a 1x1 convolution over M images of K channels and 1x1 pixels: weights
 // [N, K] = alpha*op(B)^T, bias beta*C. The output [M, N] then has exactly the conv's layout.
-func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) step {
+func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) (step, string) {
 	xs := p.values[x].shape
-	if op.TransA || len(xs) != 2 || len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() {
-		return nil
+	switch {
+	case op.TransA:
+		return nil, "transA=1 (the fast path is PyTorch's Linear: A as is)"
+	case len(xs) != 2:
+		return nil, fmt.Sprintf("A is %d-D", len(xs))
+	case len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst():
+		return nil, "B is not a constant"
 	}
 	b := n.Inputs[1].Const
 	if b.DType != tensor.Float32 || len(b.Shape) != 2 {
-		return nil
+		return nil, fmt.Sprintf("B is %s %v, not float32 2-D", b.DType, b.Shape)
 	}
 	k, cout := xs[1], b.Shape[1]
 	if op.TransB {
 		cout = b.Shape[0]
 	}
 	if (op.TransB && b.Shape[1] != k) || (!op.TransB && b.Shape[0] != k) {
-		return nil
+		return nil, fmt.Sprintf("B %v does not match A's %d columns", b.Shape, k)
 	}
 	src := tensor.Data[float32](b)
 	w := make([]float32, cout*k)
@@ -257,7 +339,7 @@ func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) step {
 	if len(n.Inputs) > 2 && n.Inputs[2] != nil && op.Beta != 0 {
 		c := n.Inputs[2]
 		if !c.IsConst() || c.Const.DType != tensor.Float32 {
-			return nil
+			return nil, "C is not a constant float32"
 		}
 		cs := c.Const.Shape
 		switch {
@@ -272,16 +354,16 @@ func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) step {
 				bias[i] = op.Beta * tensor.Data[float32](c.Const)[0]
 			}
 		default:
-			return nil // a per-row C needs the general kernel
+			return nil, fmt.Sprintf("C %v is not one value per output or a scalar (a per-row C needs the general kernel)", cs)
 		}
 	}
 	spec := cpu.ConvSpec{Cin: k, Cout: cout, KH: 1, KW: 1, Weights: w, Bias: bias}
 	conv, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
-		return nil
+		return nil, "cpu.NewConv2D: " + err.Error()
 	}
 	p.scratchSize = max(p.scratchSize, conv.ScratchSize(xs[0], 1, 1, p.pool.Threads()))
-	return &linear{p: p, k: conv, x: x, y: y}
+	return &linear{p: p, k: conv, x: x, y: y}, ""
 }
 
 // linear runs a Linear layer as a 1x1 convolution over [M, K, 1, 1].
@@ -289,6 +371,11 @@ type linear struct {
 	p    *Plan
 	k    *cpu.Conv2D
 	x, y int
+}
+
+func (s *linear) describe() stepDesc {
+	m := s.p.values[s.x].shape[0]
+	return stepDesc{kernel: s.k.Algorithm(m, 1, 1, s.p.pool.Threads()), code: s.k.Level().String()}
 }
 
 func (s *linear) run(st *runState) error {
@@ -322,18 +409,23 @@ func clipBounds(n *graph.Node, op *ops.Clip) (lo, hi float32, ok bool) {
 	return lo, hi, true
 }
 
-// unaryStep runs an element-wise function over a dense value.
-func (p *Plan) unaryStep(x, y int, k *cpu.Unary) step {
+// unaryStep runs an element-wise function, named kernel, over a dense value.
+func (p *Plan) unaryStep(x, y int, kernel string, k *cpu.Unary) (step, string) {
 	if !p.values[x].dense() || !p.values[y].dense() || p.values[x].size != p.values[y].size {
-		return nil
+		return nil, "a strided operand (a channel slice of a concatenation with batch > 1)"
 	}
-	return &unaryStep{p: p, k: k, x: x, y: y}
+	return &unaryStep{p: p, k: k, x: x, y: y, kernel: kernel}, ""
 }
 
 type unaryStep struct {
-	p    *Plan
-	k    *cpu.Unary
-	x, y int
+	p      *Plan
+	k      *cpu.Unary
+	x, y   int
+	kernel string
+}
+
+func (s *unaryStep) describe() stepDesc {
+	return stepDesc{kernel: s.kernel, code: isa.Generic.String()}
 }
 
 func (s *unaryStep) run(st *runState) error {
@@ -354,31 +446,34 @@ func (p *Plan) dense(st *runState, id int) []float32 {
 // arithStep runs Add/Sub/Mul/Div when one operand has the output's shape and the other the same
 // shape, one element, or a per-leading-index value broadcast over trailing dims ([N,C,1,1]
 // against [N,C,H,W]).
-func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) step {
-	if op.Legacy || n.Inputs[0] == nil || n.Inputs[1] == nil || n.Outputs[0] == nil {
-		return nil
+func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) (step, string) {
+	switch {
+	case op.Legacy:
+		return nil, "legacy broadcast attributes (opset < 7)"
+	case n.Inputs[0] == nil || n.Inputs[1] == nil || n.Outputs[0] == nil:
+		return nil, "an absent operand or output"
 	}
 	a, b, y := p.mustID(n.Inputs[0]), p.mustID(n.Inputs[1]), p.mustID(n.Outputs[0])
 	for _, id := range []int{a, b} {
 		v := &p.values[id]
 		if !(v.kind == inArena && v.dense()) && !(v.kind == isConst && v.konst.DType == tensor.Float32) {
-			return nil
+			return nil, "an operand is strided (a channel slice of a concatenation) or not float32"
 		}
 	}
 	out := &p.values[y]
 	if out.kind != inArena || !out.dense() {
-		return nil
+		return nil, "the output is strided (a channel slice of a concatenation)"
 	}
 	full, small, bFirst := a, b, false
 	if !p.values[a].shape.Equal(out.shape) {
 		full, small, bFirst = b, a, true
 	}
 	if !p.values[full].shape.Equal(out.shape) {
-		return nil
+		return nil, "neither operand has the output's shape (both broadcast)"
 	}
 	per, ok := broadcastRun(p.values[small].shape, out.shape)
 	if !ok {
-		return nil
+		return nil, fmt.Sprintf("%v does not broadcast to %v as leading dims followed by 1s", p.values[small].shape, out.shape)
 	}
 	var f cpu.BinaryFunc
 	switch op.Kind {
@@ -391,9 +486,10 @@ func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) step {
 	case ops.ArithDiv:
 		f = cpu.FuncDiv
 	default:
-		return nil
+		return nil, "no fast kernel for " + n.OpType
 	}
-	return &binaryStep{p: p, k: &cpu.Binary{Func: f, Per: per, BFirst: bFirst}, a: full, b: small, y: y}
+	return &binaryStep{p: p, k: &cpu.Binary{Func: f, Per: per, BFirst: bFirst}, a: full, b: small, y: y,
+		kernel: strings.ToLower(n.OpType)}, ""
 }
 
 // broadcastRun returns how many consecutive output elements share one element of small, when
@@ -428,6 +524,11 @@ type binaryStep struct {
 	p       *Plan
 	k       *cpu.Binary
 	a, b, y int
+	kernel  string
+}
+
+func (s *binaryStep) describe() stepDesc {
+	return stepDesc{kernel: s.kernel, code: isa.Generic.String()}
 }
 
 func (s *binaryStep) run(st *runState) error {

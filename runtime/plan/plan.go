@@ -69,6 +69,8 @@ type buffer struct {
 // step is one compiled node.
 type step interface {
 	run(st *runState) error
+	// describe says how the step runs its node, for Steps.
+	describe() stepDesc
 }
 
 // Plan is a graph compiled for fixed input shapes. Run may be called from many goroutines.
@@ -619,7 +621,10 @@ type refStep struct {
 	kernel ref.Kernel
 	in     []int // value ids, -1 for absent
 	out    []int
+	why    string // why no fast kernel runs the node (StepInfo.Why)
 }
+
+func (s *refStep) describe() stepDesc { return stepDesc{kernel: KernelReference, why: s.why} }
 
 func (s *refStep) run(st *runState) error {
 	in := make([]*tensor.Tensor, len(s.in))
@@ -646,10 +651,13 @@ func (s *refStep) run(st *runState) error {
 	return nil
 }
 
-// nopStep is a node resolved at compile time (an alias or an in-place concatenation).
-type nopStep struct{}
+// nopStep is a node resolved at compile time: kernel is KernelFolded, KernelAlias or
+// KernelConcatInPlace.
+type nopStep struct{ kernel string }
 
 func (nopStep) run(*runState) error { return nil }
+
+func (s nopStep) describe() stepDesc { return stepDesc{kernel: s.kernel} }
 
 // shapeList formats input shapes for messages: [1,3,224,224] and [1,10].
 func shapeList(shapes []tensor.Shape) string {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
@@ -183,6 +184,44 @@ func (c *Conv2D) packWeights(w []float32) {
 	for g := range c.a {
 		c.a[g] = gemm.PackA(c.mg, c.kg, w[g*c.mg*c.kg:], c.kg)
 	}
+}
+
+// Algorithm names the algorithm Run takes for a batch of n h x w images on threads threads:
+// "gemm-1x1" (pointwise: the input is the GEMM's B), "winograd-f2x2" or "winograd-f4x4",
+// "gemm-direct" (stride 1, implicit GEMM straight from the input), "gemm-direct-padded" (stride 1
+// over a zero-padded copy, B read in place), "implicit-gemm" (strided: im2col panels gathered
+// from a padded, phase-split copy) or "depthwise". Like Run's own choice, it depends on the input
+// size and threads as well as the spec, so a plan describes its steps with the sizes it runs.
+func (c *Conv2D) Algorithm(n, h, w, threads int) string {
+	threads = max(threads, 1)
+	if c.useWinograd(n, h, w, threads) {
+		if c.wino.pick(n, h, w, threads).m == 4 {
+			return "winograd-f4x4"
+		}
+		return "winograd-f2x2"
+	}
+	switch c.path {
+	case pathPointwise:
+		return "gemm-1x1"
+	case pathDepthwise:
+		return "depthwise"
+	case pathDirect:
+		if c.usePadded(h, w) {
+			return "gemm-direct-padded"
+		}
+		return "gemm-direct"
+	}
+	return "implicit-gemm"
+}
+
+// Level returns the instruction-set level whose code Run executes: that of the GEMM
+// micro-kernels and Winograd transforms it was built with (an avx512 process runs the avx2
+// ones), or isa.Generic for the depthwise path, which is plain Go at every level.
+func (c *Conv2D) Level() isa.Level {
+	if c.path == pathDepthwise {
+		return isa.Generic
+	}
+	return c.code.level
 }
 
 // OutputSize returns the output height and width for an h x w input (either is < 1 when the
