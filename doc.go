@@ -55,10 +55,11 @@
 // # Fine-tuning
 //
 // NewTrainer wraps runtime/train: Trainer.Step does one SGD, Adam or AdamW update on a batch,
-// Trainer.Evaluate computes inference-mode logits, and Trainer.Model returns the trained Model.
-// It is deliberately minimal: data loading, epochs, validation, learning-rate schedules and
-// checkpoint files are the caller's (or the "dnx finetune" command's) until the training loop
-// moves into the runtime.
+// Trainer.Fit runs the whole loop on in-memory tensors (epochs or steps, shuffling, validation
+// loss and accuracy, checkpoints and resume, the divergence rule, a progress callback: the loop
+// `dnx finetune` runs, train.Fit), Trainer.Evaluate computes inference-mode logits, and
+// Trainer.Model returns the trained Model. Loading image folders and learning-rate schedules are
+// still the command's.
 //
 // # Errors
 //

@@ -64,9 +64,10 @@ var (
 	// lists the valid names.
 	ErrUnknownPreset = models.ErrUnknownPreset
 
-	// ErrCheckpoint is matched by errors about a PyTorch checkpoint: a malformed file, a pickle
-	// that references code, or tensors that do not fit the architecture (each missing key,
-	// unexpected key and shape mismatch is listed).
+	// ErrCheckpoint is matched by errors about a checkpoint: a PyTorch one (a malformed file, a
+	// pickle that references code, or tensors that do not fit the architecture: each missing key,
+	// unexpected key and shape mismatch is listed), or a fine-tuning checkpoint Trainer.Fit cannot
+	// resume from.
 	ErrCheckpoint = errors.New("bad checkpoint")
 
 	// ErrDiverged is matched by the error of a training step whose loss or gradients are not
@@ -117,7 +118,7 @@ func classify(err error) error {
 	}{
 		{ErrUnsupported, []error{onnx.ErrUnsupported, graph.ErrUnsupportedOpset, graph.ErrNotExportable, ops.ErrUnsupportedOp, train.ErrGraph}},
 		{ErrInvalidModel, []error{onnx.ErrCorrupt, onnx.ErrExternalData, graph.ErrInvalidGraph, ops.ErrAttr, ops.ErrShape, ops.ErrArity}},
-		{ErrCheckpoint, []error{pytorch.ErrFormat, pytorch.ErrForbidden, pytorch.ErrStateDict}},
+		{ErrCheckpoint, []error{pytorch.ErrFormat, pytorch.ErrForbidden, pytorch.ErrStateDict, train.ErrCheckpoint}},
 		{ErrOptions, []error{train.ErrOptions, builders.ErrOptions, device.ErrUnknownDevice}},
 		{ErrInput, []error{train.ErrInput, train.ErrState, imageio.ErrImage, npy.ErrFormat, npy.ErrUnsupported}},
 	} {

@@ -219,6 +219,45 @@ func ExampleTrainer() {
 	// trained model: logits float32 [batch 5]
 }
 
+// Fine-tune with the loop of "dnx finetune": epochs of shuffled batches, a validation after
+// every epoch and a checkpoint to resume from.
+func ExampleTrainer_Fit() {
+	model, err := dnx.BuildPreset("tiny", dnx.BuildOptions{Seed: 5})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr, err := dnx.NewTrainer(model, dnx.TrainOptions{LR: 0.05, Momentum: 0.9})
+	if err != nil {
+		log.Fatal(err)
+	}
+	images, labels := stripes(20)
+	valImages, valLabels := stripes(10)
+	dir, err := os.MkdirTemp("", "fit")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	validations := 0
+	res, err := tr.Fit(context.Background(), dnx.FitOptions{
+		Images: images, Labels: labels, ValImages: valImages, ValLabels: valLabels,
+		Batch: 5, Epochs: 4, Shuffle: true, Seed: 1, CheckpointDir: dir,
+		Progress: func(p dnx.FitProgress) error {
+			if p.Validation {
+				validations++
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%d steps in %d epochs, %d validations\n", res.Steps, res.Epochs, validations)
+	fmt.Printf("last epoch: loss %.2f; validation: loss %.2f, accuracy %.0f%%\n", res.TrainLoss, res.ValLoss, 100*res.ValAcc)
+	// Output:
+	// 16 steps in 4 epochs, 4 validations
+	// last epoch: loss 1.23; validation: loss 1.04, accuracy 60%
+}
+
 // A cancelled context stops a run between operators; the error matches ctx.Err().
 func ExampleSession_Run_cancel() {
 	model, err := dnx.BuildPreset("tiny", dnx.BuildOptions{})

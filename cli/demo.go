@@ -337,55 +337,45 @@ func demoTrain(c *ucli.Context) error {
 		Chance:    number(1 / float64(trainDS.NumClasses())),
 	}
 
-	// Train, showing a progress line; the running means cover the last 20 steps.
+	// Train with the library's loop, showing a progress line; the running means cover the last
+	// 20 steps.
 	prog := newTrainProgress(c.App.ErrWriter, !c.Bool("json"))
-	var trained time.Duration
-	var recent []epochSums
+	var recent []train.EpochSums
 	var firstBatch *tensor.Tensor
 	var firstLabels []int64
-	step := 0
-	for epoch := 0; step < steps; epoch++ {
-		it := ld.Epoch(ctx, epoch)
-		for step < steps {
-			b, ok := it.Next()
-			if !ok {
-				break
+	fitted, err := train.Fit(ctx, tr, train.FitConfig{
+		Train: ld, Steps: steps, Classes: trainDS.NumClasses(),
+		Progress: func(ev train.Event) error {
+			if ev.Kind != train.EventStep {
+				return nil
 			}
 			if firstBatch == nil {
-				firstBatch, firstLabels = b.X, b.Y
+				firstBatch, firstLabels = ev.Batch.X, ev.Batch.Y
 			}
-			t := time.Now()
-			st, err := tr.Step(ctx, b.X, b.Y)
-			if err != nil {
-				it.Close()
-				prog.finish()
-				return fmt.Errorf("demo: step %d: %w", step+1, err)
-			}
-			trained += time.Since(t)
-			step++
-			var s epochSums
-			s.add(len(b.Y), st.Loss, int64(st.Correct))
+			var s train.EpochSums
+			s.Add(ev.Images, ev.Stats.Loss, int64(ev.Stats.Correct))
 			recent = append(recent, s)
 			if len(recent) > 20 {
 				recent = recent[1:]
 			}
-			rep.ActivationBytes = max(rep.ActivationBytes, st.ActivationBytes)
-			var sum epochSums
+			rep.ActivationBytes = max(rep.ActivationBytes, ev.Stats.ActivationBytes)
+			var sum train.EpochSums
 			for _, r := range recent {
-				sum.add(int(r.Images), r.loss(), r.Correct)
+				sum.Add(int(r.Images), r.Loss(), r.Correct)
 			}
-			rep.FinalLoss, rep.TrainAcc = number(sum.loss()), number(sum.acc())
-			ips := float64(step*batch) / trained.Seconds()
-			eta := time.Duration(float64(trained) / float64(step) * float64(steps-step))
-			prog.update(fmt.Sprintf("demo: step %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s", step, steps, sum.loss(), 100*sum.acc(), ips, etaText(eta)), step == steps)
-		}
-		it.Close()
-		if err := it.Err(); err != nil {
-			prog.finish()
-			return fmt.Errorf("demo: %w", err)
-		}
-	}
+			rep.FinalLoss, rep.TrainAcc = number(sum.Loss()), number(sum.Acc())
+			step := ev.State.Step
+			ips := float64(step*batch) / ev.RunTime.Seconds()
+			eta := time.Duration(float64(ev.RunTime) / float64(step) * float64(steps-step))
+			prog.update(fmt.Sprintf("demo: step %d/%d  loss %.4f  acc %.1f%%  %.0f img/s  ETA %s", step, steps, sum.Loss(), 100*sum.Acc(), ips, etaText(eta)), step == steps)
+			return nil
+		},
+	})
 	prog.finish()
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	trained := fitted.TrainTime
 	rep.TrainSeconds = number(trained.Seconds())
 	rep.ImagesPerS = number(float64(steps*batch) / trained.Seconds())
 
@@ -437,7 +427,7 @@ func demoTrain(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	v, err := evaluate(ctx, vld, 0, func(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
+	v, err := train.Validate(ctx, vld, 0, func(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
 		out, err := sess.Run(ctx, []*tensor.Tensor{x})
 		if err != nil {
 			return nil, err

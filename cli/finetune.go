@@ -409,13 +409,6 @@ func resumeFree(schedule string) map[string]bool {
 	return free
 }
 
-// valResult is a validation pass's outcome.
-type valResult struct {
-	Loss   float64 `json:"loss"`
-	Acc    float64 `json:"acc"`
-	Images int     `json:"images"`
-}
-
 // finetuneReport is what `dnx finetune --json` prints.
 type finetuneReport struct {
 	Model           string  `json:"model"`
@@ -533,11 +526,11 @@ type finetuneRun struct {
 	tr        *train.Trainer
 	trainLd   *data.Loader
 	valLd     *data.Loader
-	classes   int // the model's outputs
-	batches   int // per epoch
-	total     int // steps of the whole run
-	epochs    int // epochs the run touches
-	meta      checkpointMeta
+	classes   int                  // the model's outputs
+	batches   int                  // per epoch
+	total     int                  // steps of the whole run
+	epochs    int                  // epochs the run touches
+	meta      train.CheckpointMeta // where the run starts (a checkpoint's), then where it ended
 	log       *jsonLines
 	prog      *trainProgress
 	stderr    io.Writer
@@ -545,6 +538,9 @@ type finetuneRun struct {
 	resumedAt int
 	runImages int64         // images trained by this process
 	runTrain  time.Duration // training time of this process
+	// eventErr is the error of the last progress event (writing --log-json), which train.Fit
+	// returns as is and the command too.
+	eventErr error
 }
 
 func finetuneAction(c *ucli.Context) error {
@@ -601,7 +597,7 @@ func finetuneAction(c *ucli.Context) error {
 	}
 
 	// The data.
-	seeds := runSeeds{Data: cfg.seed, Split: cfg.seed, Head: cfg.seed}
+	seeds := train.Seeds{Data: cfg.seed, Split: cfg.seed, Head: cfg.seed}
 	ds, err := openData(ctx, cfg, size, norm.norm, seeds.Split, stderr)
 	if err != nil {
 		return err
@@ -670,9 +666,9 @@ func finetuneAction(c *ucli.Context) error {
 
 	// Resume, or start afresh.
 	settings := cfg.settings(modelHash, run.total)
-	run.meta = checkpointMeta{Settings: settings, Seeds: seeds}
+	run.meta = train.CheckpointMeta{Settings: settings, Seeds: seeds}
 	if cfg.resume {
-		meta, state, err := readCheckpoint(cfg.checkpoint)
+		meta, state, err := train.ReadCheckpoint(cfg.checkpoint)
 		switch {
 		case isNotExist(err):
 			fmt.Fprintf(stderr, "finetune: no checkpoint in %s yet: starting from the beginning\n", cfg.checkpoint)
@@ -687,16 +683,16 @@ func finetuneAction(c *ucli.Context) error {
 			}
 			if meta.Batch > run.batches || meta.Step != meta.Epoch*run.batches+meta.Batch {
 				return fmt.Errorf("finetune: --resume: %s: position epoch %d, batch %d, step %d does not fit %s per epoch",
-					checkpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, plural(run.batches, "batch", "batches"))
+					train.CheckpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, plural(run.batches, "batch", "batches"))
 			}
 			if meta.Step > run.total {
 				return usagef("finetune: --resume: the checkpoint in %s is at step %d, past this run's %s", cfg.checkpoint, meta.Step, plural(run.total, "step"))
 			}
 			if err := run.tr.LoadState(bytes.NewReader(state)); err != nil {
-				return fmt.Errorf("finetune: --resume: %s: %w", checkpointPath(cfg.checkpoint), err)
+				return fmt.Errorf("finetune: --resume: %s: %w", train.CheckpointPath(cfg.checkpoint), err)
 			}
 			if n := run.tr.StepCount(); n != meta.Step {
-				return fmt.Errorf("finetune: --resume: %s: the trainer state has %s, the header %d", checkpointPath(cfg.checkpoint), plural(n, "step"), meta.Step)
+				return fmt.Errorf("finetune: --resume: %s: the trainer state has %s, the header %d", train.CheckpointPath(cfg.checkpoint), plural(n, "step"), meta.Step)
 			}
 			meta.Settings = settings // the new run length
 			run.meta = meta
@@ -720,7 +716,7 @@ func finetuneAction(c *ucli.Context) error {
 	}
 	defer run.log.close()
 
-	if err := run.loop(ctx); err != nil {
+	if err := run.fit(ctx); err != nil {
 		return err
 	}
 
@@ -800,7 +796,7 @@ func finetuneFiles(cfg *finetuneConfig) (inputs, outputs []fileArg) {
 	if cfg.logJSON != "-" {
 		outputs = append(outputs, fileArg{flag: "--log-json", path: cfg.logJSON, inPlace: true})
 	}
-	return inputs, append(outputs, fileArg{flag: "--checkpoint", path: cfg.checkpoint, dir: true, files: []string{checkpointName}})
+	return inputs, append(outputs, fileArg{flag: "--checkpoint", path: cfg.checkpoint, dir: true, files: []string{train.CheckpointName}})
 }
 
 // trimLog prepares a --log-json file for a run resumed from the checkpoint meta: it drops what a
@@ -809,7 +805,7 @@ func finetuneFiles(cfg *finetuneConfig) (inputs, outputs []fileArg) {
 // validation line of the epoch the checkpoint ends when its validation is still to run
 // (meta.Batch == batches), and a last line cut short. It returns the number of lines dropped; a
 // missing file is not an error.
-func trimLog(path string, meta checkpointMeta, batches int) (int, error) {
+func trimLog(path string, meta train.CheckpointMeta, batches int) (int, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if isNotExist(err) {
 		return 0, nil
@@ -850,7 +846,7 @@ func trimLog(path string, meta checkpointMeta, batches int) (int, error) {
 
 // keepLogLine reports whether a --log-json line was written before the checkpoint meta (see
 // trimLog). Lines that are not ours are kept.
-func keepLogLine(line []byte, meta checkpointMeta, batches int) bool {
+func keepLogLine(line []byte, meta train.CheckpointMeta, batches int) bool {
 	var m map[string]json.RawMessage
 	var step int
 	if json.Unmarshal(line, &m) != nil || json.Unmarshal(m["step"], &step) != nil {
@@ -864,190 +860,104 @@ func keepLogLine(line []byte, meta checkpointMeta, batches int) bool {
 	return step <= meta.Step
 }
 
-// loop trains from run.meta's position to run.total steps, validating after every epoch and
-// saving checkpoints. An interrupt (ctx cancelled) ends the step in progress, saves a checkpoint
-// when --checkpoint is given and returns an error saying so.
-func (run *finetuneRun) loop(ctx context.Context) error {
-	meta := &run.meta
-	for meta.Step < run.total {
-		if err := run.interrupted(ctx); err != nil {
-			return err
-		}
-		epoch := meta.Epoch
-		if err := run.trainEpoch(ctx); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			continue // the check at the top of the loop saves and reports
-		}
-		endOfEpoch := meta.Batch == run.batches
-		if !endOfEpoch && meta.Step < run.total {
-			run.prog.finish()
-			return fmt.Errorf("finetune: epoch %d: the data loader stopped after %d of %s", epoch+1, meta.Batch, plural(run.batches, "batch", "batches"))
-		}
-		run.progress(true)
-		run.prog.finish()
-		sums := meta.Running
-		if run.valLd != nil {
-			v, err := evaluate(ctx, run.valLd, epoch, run.tr.Evaluate, run.noteSkipped)
-			if ctx.Err() != nil {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("finetune: validation after epoch %d: %w", epoch+1, err)
-			}
-			meta.LastVal = &v
-			run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%s)", epoch+1, run.epochs, v.Loss, 100*v.Acc, plural(v.Images, "image")))
-			if err := run.log.write(valLog{
-				Epoch: epoch + 1, Step: meta.Step, ValLoss: number(v.Loss), ValAcc: number(v.Acc), ValImages: v.Images,
-				TrainLoss: number(sums.loss()), TrainAcc: number(sums.acc()),
-			}); err != nil {
-				return err
-			}
-		}
-		meta.LastEpoch = &sums
-		if endOfEpoch { // a --steps run may end mid-epoch
-			meta.Running = epochSums{}
-			meta.Epoch++
-			meta.Batch = 0
-		}
-		if err := run.save(); err != nil {
-			return err
-		}
+// fit trains from run.meta's position to run.total steps with the library's loop (train.Fit:
+// validation after every epoch, checkpoints, the divergence rule), showing the progress line
+// and writing the --log-json lines, and turns its errors into the command's. An interrupt (ctx
+// cancelled) ends the step in progress, saves a checkpoint when --checkpoint is given and
+// returns an error saying so.
+func (run *finetuneRun) fit(ctx context.Context) error {
+	cfg := run.cfg
+	fc := train.FitConfig{
+		Train: run.trainLd, Steps: run.total, Classes: run.classes, Start: run.meta.FitState,
+		Checkpoint: train.CheckpointConfig{
+			Dir: cfg.checkpoint, Every: cfg.checkpointEvery, SaveOnCancel: true,
+			Settings: run.meta.Settings, Seeds: run.meta.Seeds,
+		},
+		Progress: run.event,
+		Skipped:  run.warnSkipped,
 	}
-	return run.interrupted(ctx)
+	if run.valLd != nil { // a nil *data.Loader would be a non-nil train.Batches
+		fc.Val = run.valLd
+	}
+	sum, err := train.Fit(ctx, run.tr, fc)
+	run.meta.FitState = sum.State
+	run.runImages, run.runTrain = sum.Images, sum.TrainTime
+	if err == nil {
+		return nil
+	}
+	run.prog.finish()
+	var div *train.DivergedError
+	var stop *train.CancelledError
+	switch {
+	case run.eventErr != nil && err == run.eventErr: // already says --log-json
+		return err
+	case errors.As(err, &div):
+		what := fmt.Sprintf("loss %g, gradient norm %g (the step was not applied)", div.Loss, div.GradNorm)
+		if div.Applied {
+			what = div.LimitText()
+		}
+		return run.diverged(div.Step, div.Epoch, what)
+	case errors.As(err, &stop):
+		return run.interrupted(ctx, stop)
+	}
+	return fmt.Errorf("finetune: %w", err)
 }
 
-// explosionFactor is how far above its reference the loss of a step may go before the run is
-// declared diverged: the reference is the larger of the first step's loss and ln(classes), the
-// loss of a uniform prediction. A loss a hundred times that is not a bad batch but weights that
-// have run away (Adam at a high rate reaching 8.9e7 while staying finite, say).
-const explosionFactor = 100
-
-// lossLimit returns the loss above which a step counts as diverged.
-func (run *finetuneRun) lossLimit() float64 {
-	return explosionFactor * max(*run.meta.FirstLoss, math.Log(float64(run.classes)))
+// event shows the loop's progress: the progress line, the validation lines and the --log-json
+// lines. Its error (writing the log) ends the run.
+func (run *finetuneRun) event(ev train.Event) error {
+	var err error
+	switch ev.Kind {
+	case train.EventStep:
+		s, n := ev.Stats, ev.Images
+		err = run.log.write(stepLog{
+			Step: ev.State.Step, Epoch: ev.State.Epoch + 1, Batch: ev.State.Batch, Loss: number(s.Loss),
+			Acc: number(float64(s.Correct) / float64(n)), LR: number(s.LR), GradNorm: number(s.GradNorm),
+			ImagesPerS: number(float64(n) / ev.Duration.Seconds()), StepS: number(ev.Duration.Seconds()), ActBytes: s.ActivationBytes,
+		})
+		if err == nil && !(s.Loss > ev.LossLimit) { // a diverged step ends the run instead
+			run.progress(ev, false)
+		}
+	case train.EventEpochEnd:
+		run.progress(ev, true)
+		run.prog.finish()
+	case train.EventValidation:
+		v := ev.Val
+		run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%s)", ev.State.Epoch+1, ev.Epochs, v.Loss, 100*v.Acc, plural(v.Images, "image")))
+		err = run.log.write(valLog{
+			Epoch: ev.State.Epoch + 1, Step: ev.State.Step, ValLoss: number(v.Loss), ValAcc: number(v.Acc), ValImages: v.Images,
+			TrainLoss: number(ev.Train.Loss()), TrainAcc: number(ev.Train.Acc()),
+		})
+	}
+	if err != nil {
+		run.eventErr = err
+	}
+	return err
 }
 
-// diverged returns the error that ends a diverged run at step step (what says how). Neither -o
-// nor the checkpoint is written: the checkpoint keeps the last state saved before, from which
-// the same settings would diverge again.
-func (run *finetuneRun) diverged(step int, what string) error {
+// diverged returns the error that ends a diverged run at step step of epoch epoch (what says
+// how). Neither -o nor the checkpoint is written: the checkpoint keeps the last state saved
+// before, from which the same settings would diverge again.
+func (run *finetuneRun) diverged(step, epoch int, what string) error {
 	saved := ""
 	if run.cfg.checkpoint != "" {
 		saved = " and the checkpoint left as it was"
 	}
 	return fmt.Errorf("finetune: training diverged at step %d of %d (epoch %d): %s; no model written%s (try a lower --lr, or --clip-norm)",
-		step, run.total, run.meta.Epoch+1, what, saved)
+		step, run.total, epoch, what, saved)
 }
 
-// trainEpoch trains the rest of epoch meta.Epoch, from batch meta.Batch, stopping early at the
-// run's last step or when ctx is cancelled.
-func (run *finetuneRun) trainEpoch(ctx context.Context) error {
-	meta := &run.meta
-	if meta.Batch >= run.batches {
-		return nil
-	}
-	epoch := meta.Epoch
-	// Steps run to completion once started: a half-done step could leave running statistics
-	// updated without the matching weight update. The interrupt is honoured between steps.
-	stepCtx := context.WithoutCancel(ctx)
-	it := run.trainLd.Epoch(ctx, epoch)
-	defer it.Close()
-	// The loader's batches depend only on (seed, epoch), so skipping the batches trained
-	// before the checkpoint puts it where the interrupted run was.
-	for range meta.Batch {
-		if _, ok := it.Next(); !ok {
-			break
-		}
-	}
-	fail := func(err error) error {
-		run.prog.finish()
-		return err
-	}
-	for meta.Batch < run.batches && meta.Step < run.total && ctx.Err() == nil {
-		b, ok := it.Next()
-		if !ok {
-			break
-		}
-		run.noteSkipped(b.Skipped)
-		if len(b.Y) == 0 {
-			return fail(fmt.Errorf("finetune: epoch %d, batch %d: none of its images can be decoded (%v); remove the unreadable files",
-				epoch+1, meta.Batch+1, b.Skipped[0].Err))
-		}
-		t := time.Now()
-		st, err := run.tr.Step(stepCtx, b.X, b.Y)
-		if errors.Is(err, train.ErrDiverged) {
-			return fail(run.diverged(meta.Step+1, fmt.Sprintf("loss %g, gradient norm %g (the step was not applied)", st.Loss, st.GradNorm)))
-		}
-		if err != nil {
-			return fail(fmt.Errorf("finetune: epoch %d, step %d: %w", epoch+1, meta.Step+1, err))
-		}
-		d := time.Since(t)
-		n := len(b.Y)
-		run.runImages += int64(n)
-		run.runTrain += d
-		meta.TrainSeconds += d.Seconds()
-		meta.Step++
-		meta.Batch++
-		meta.Running.add(n, float64(st.Loss), int64(st.Correct))
-		meta.ActivationBytes = max(meta.ActivationBytes, int64(st.ActivationBytes))
-		if meta.FirstLoss == nil {
-			first := st.Loss
-			meta.FirstLoss = &first
-		}
-		if err := run.log.write(stepLog{
-			Step: meta.Step, Epoch: epoch + 1, Batch: meta.Batch, Loss: number(st.Loss),
-			Acc: number(float64(st.Correct) / float64(n)), LR: number(st.LR), GradNorm: number(st.GradNorm),
-			ImagesPerS: number(float64(n) / d.Seconds()), StepS: number(d.Seconds()), ActBytes: int64(st.ActivationBytes),
-		}); err != nil {
-			return fail(err)
-		}
-		if limit := run.lossLimit(); st.Loss > limit {
-			return fail(run.diverged(meta.Step, fmt.Sprintf("loss %.4g exceeds %d x max(first step's loss %.4g, ln(%s) = %.4g) = %.4g",
-				st.Loss, explosionFactor, *meta.FirstLoss, plural(run.classes, "class", "classes"), math.Log(float64(run.classes)), limit)))
-		}
-		run.progress(false)
-		if every := run.cfg.checkpointEvery; every > 0 && meta.Step%every == 0 && meta.Step < run.total && meta.Batch < run.batches {
-			if err := run.save(); err != nil {
-				return fail(err)
-			}
-		}
-	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	it.Close()
-	if err := it.Err(); err != nil {
-		return fail(fmt.Errorf("finetune: epoch %d: %w", epoch+1, err))
-	}
-	return nil
-}
-
-// noteSkipped warns about the images the loader left out of a batch because they cannot be
-// decoded, once per file over the whole run (resumes included), and counts them.
-func (run *finetuneRun) noteSkipped(skipped []data.Unreadable) {
-	for _, u := range skipped {
-		key := u.Path
-		if key == "" {
-			key = u.Err.Error()
-		}
-		if slices.Contains(run.meta.Skipped, key) {
-			continue
-		}
-		run.meta.Skipped = append(run.meta.Skipped, key)
-		run.prog.finish()
-		fmt.Fprintf(run.stderr, "finetune: warning: skipping an unreadable image: %v\n", u.Err)
-	}
-}
-
-// interrupted returns nil while ctx is live. Once it is cancelled it saves a checkpoint (with
-// --checkpoint, once a step has been trained) and returns the error that ends the command.
-func (run *finetuneRun) interrupted(ctx context.Context) error {
-	if ctx.Err() == nil {
-		return nil
-	}
+// warnSkipped warns about an image the loader left out of a batch because it cannot be decoded
+// (train.Fit names each once over the whole run, resumes included).
+func (run *finetuneRun) warnSkipped(u data.Unreadable) {
 	run.prog.finish()
+	fmt.Fprintf(run.stderr, "finetune: warning: skipping an unreadable image: %v\n", u.Err)
+}
+
+// interrupted returns the error that ends an interrupted run, saying where it stopped and
+// whether the checkpoint was saved (train.Fit saves it, with --checkpoint, once a step has been
+// trained).
+func (run *finetuneRun) interrupted(ctx context.Context, stop *train.CancelledError) error {
 	by := "interrupted"
 	if sc, ok := contextSignal(ctx); ok {
 		by += " by " + signalName(sc.sig)
@@ -1056,39 +966,26 @@ func (run *finetuneRun) interrupted(ctx context.Context) error {
 	switch {
 	case run.cfg.checkpoint == "":
 		return fmt.Errorf("finetune: %s %s; nothing saved (use --checkpoint DIR to be able to resume)", by, where)
-	case run.meta.Step == 0 && !run.resumed:
+	case stop.SaveErr != nil:
+		return fmt.Errorf("finetune: %s %s, and the checkpoint could not be saved: %w", by, where, stop.SaveErr)
+	case !stop.Saved:
 		// A checkpoint of the initial state would only make the next run need --overwrite.
 		return fmt.Errorf("finetune: %s before the first step; nothing saved", by)
-	}
-	if err := run.save(); err != nil {
-		return fmt.Errorf("finetune: %s %s, and the checkpoint could not be saved: %w", by, where, err)
 	}
 	return fmt.Errorf("finetune: %s %s; checkpoint saved in %s: run the same command with --resume to continue", by, where, run.cfg.checkpoint)
 }
 
-// save writes the checkpoint, when --checkpoint is given.
-func (run *finetuneRun) save() error {
-	if run.cfg.checkpoint == "" {
-		return nil
-	}
-	if err := writeCheckpoint(run.cfg.checkpoint, run.meta, run.tr); err != nil {
-		return fmt.Errorf("finetune: %w", err)
-	}
-	return nil
-}
-
 // progress refreshes the progress line (at most a few times per second unless force).
-func (run *finetuneRun) progress(force bool) {
+func (run *finetuneRun) progress(ev train.Event, force bool) {
 	if !run.prog.on {
 		return
 	}
-	meta := run.meta
-	line := fmt.Sprintf("epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%", meta.Epoch+1, run.epochs, meta.Step, run.total,
-		meta.Running.loss(), 100*meta.Running.acc())
-	if run.runTrain > 0 {
-		ips := float64(run.runImages) / run.runTrain.Seconds()
-		stepsDone := meta.Step - run.resumedAt
-		eta := time.Duration(float64(run.runTrain) / float64(stepsDone) * float64(run.total-meta.Step))
+	st := ev.State
+	line := fmt.Sprintf("epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%", st.Epoch+1, ev.Epochs, st.Step, ev.Total,
+		st.Running.Loss(), 100*st.Running.Acc())
+	if ev.RunTime > 0 {
+		ips := float64(ev.RunImages) / ev.RunTime.Seconds()
+		eta := time.Duration(float64(ev.RunTime) / float64(ev.RunSteps) * float64(ev.Total-st.Step))
 		line += fmt.Sprintf("  %.1f img/s  ETA %s", ips, etaText(eta))
 	}
 	run.prog.update(line, force)
@@ -1104,7 +1001,7 @@ func (run *finetuneRun) report(ds *finetuneData, norm imageNorm, elapsed time.Du
 	rep := finetuneReport{
 		Model: cfg.model, Output: cfg.output, Steps: meta.Step, Epochs: run.epochs, Batch: cfg.batch,
 		BatchesPerEpoch: run.batches, TrainImages: ds.train.Len(), Classes: run.classes, ResumedAt: run.resumedAt,
-		TrainLoss: number(sums.loss()), TrainAcc: number(sums.acc()),
+		TrainLoss: number(sums.Loss()), TrainAcc: number(sums.Acc()),
 		Seconds: number(elapsed.Seconds()), TrainSeconds: number(meta.TrainSeconds),
 		ActivationBytes: meta.ActivationBytes, PeakRSSBytes: peakRSS(),
 		MemoryEfficient: cfg.opts.MemoryEfficient, Normalization: norm.name, NormalizationSource: norm.source,
@@ -1177,80 +1074,6 @@ func numbersText(v []number) string {
 		parts[i] = strconv.FormatFloat(float64(f), 'g', -1, 32)
 	}
 	return strings.Join(parts, ",")
-}
-
-// evaluate runs logits (eval mode) over one pass of ld and returns the mean cross-entropy loss,
-// -log softmax(z)_y, and the accuracy. skipped, if not nil, is told of the images the loader left
-// out (LoaderOptions.SkipUnreadable).
-func evaluate(ctx context.Context, ld *data.Loader, epoch int, logits func(context.Context, *tensor.Tensor) (*tensor.Tensor, error), skipped func([]data.Unreadable)) (valResult, error) {
-	it := ld.Epoch(ctx, epoch)
-	defer it.Close()
-	var sumLoss float64
-	var correct, n int
-	for {
-		b, ok := it.Next()
-		if !ok {
-			break
-		}
-		if skipped != nil && len(b.Skipped) > 0 {
-			skipped(b.Skipped)
-		}
-		if len(b.Y) == 0 {
-			continue
-		}
-		z, err := logits(ctx, b.X)
-		if err != nil {
-			return valResult{}, err
-		}
-		l, c, err := scoreLogits(z, b.Y)
-		if err != nil {
-			return valResult{}, err
-		}
-		sumLoss += l
-		correct += c
-		n += len(b.Y)
-	}
-	if err := it.Err(); err != nil {
-		return valResult{}, err
-	}
-	if n == 0 {
-		return valResult{Loss: math.NaN(), Acc: math.NaN()}, nil
-	}
-	return valResult{Loss: sumLoss / float64(n), Acc: float64(correct) / float64(n), Images: n}, nil
-}
-
-// scoreLogits returns the summed cross-entropy loss, sum_i logsumexp(z_i) - z_i[y_i], and the
-// number of rows whose largest logit (first on ties) is the label.
-func scoreLogits(z *tensor.Tensor, labels []int64) (float64, int, error) {
-	if z.Rank() != 2 || z.Shape[0] != len(labels) {
-		return 0, 0, fmt.Errorf("logits of shape %s for %s", shapeText(z.Shape), plural(len(labels), "label"))
-	}
-	k := z.Shape[1]
-	vals := z.Float64s()
-	var loss float64
-	correct := 0
-	for i, y := range labels {
-		row := vals[i*k : (i+1)*k]
-		if y < 0 || int(y) >= k {
-			return 0, 0, fmt.Errorf("label %d is outside the model's %s", y, plural(k, "class", "classes"))
-		}
-		best := 0
-		for j, v := range row {
-			if v > row[best] {
-				best = j
-			}
-		}
-		if best == int(y) {
-			correct++
-		}
-		m := row[best]
-		s := 0.0
-		for _, v := range row {
-			s += math.Exp(v - m)
-		}
-		loss += m + math.Log(s) - row[y]
-	}
-	return loss, correct, nil
 }
 
 // modelGeometry checks that g takes one [N,3,S,S] image input and gives [N,C] logits, and

@@ -32,6 +32,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	"github.com/dnx-ml/dnx/runtime/tensor/npy"
+	"github.com/dnx-ml/dnx/runtime/train"
 )
 
 // trainableTiny writes the "tiny" preset (16x16 inputs, 5 classes) in training form, every BN a
@@ -409,7 +410,7 @@ func TestFinetuneResume(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("an interrupted run wrote its output")
 	}
-	meta, _, err := readCheckpoint(ck)
+	meta, _, err := train.ReadCheckpoint(ck)
 	if err != nil || meta.Step != 3 || meta.Epoch != 1 || meta.Batch != 1 {
 		t.Fatalf("checkpoint after the interrupt: %+v, %v", meta, err)
 	}
@@ -510,7 +511,7 @@ func TestFinetuneErrors(t *testing.T) {
 		{"image size", []string{model, "--x", x32, "--y", y32, "--steps", "1", "--batch", "2", "-o", out}, exitError, []string{"32x32", "16x16"}},
 		{"input size fixed", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--input-size", "32", "-o", out}, exitUsage, []string{"--input-size 32", "16x16"}},
 		{"missing model", []string{filepath.Join(ck, "none.onnx"), "--x", x, "--y", y, "--steps", "1", "--batch", "2", "-o", out}, exitError, []string{"none.onnx"}},
-		{"corrupt checkpoint", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "--resume", "-o", out}, exitError, []string{checkpointName, "checksum"}},
+		{"corrupt checkpoint", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "--resume", "-o", out}, exitError, []string{train.CheckpointName, "checksum"}},
 
 		// Validation tensors.
 		{"val-x without val-y", []string{model, "--x", x, "--y", y, "--val-x", vx, "--steps", "1", "--batch", "2", "-o", out}, exitUsage, []string{"--val-x and --val-y go together"}},
@@ -538,7 +539,7 @@ func TestFinetuneErrors(t *testing.T) {
 		{"-o is the log", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--log-json", out, "-o", out}, exitError, []string{"-o " + out + " and --log-json " + out + " name the same file"}},
 
 		// Another run's checkpoint.
-		{"checkpoint of another run", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "-o", out}, exitUsage, []string{checkpointPath(ck), "--resume", "--overwrite"}},
+		{"checkpoint of another run", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "-o", out}, exitUsage, []string{train.CheckpointPath(ck), "--resume", "--overwrite"}},
 		{"overwrite and resume", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--checkpoint", ck, "--resume", "--overwrite", "-o", out}, exitUsage, []string{"--resume", "--overwrite"}},
 		{"overwrite without checkpoint", []string{model, "--x", x, "--y", y, "--steps", "1", "--batch", "2", "--overwrite", "-o", out}, exitUsage, []string{"--overwrite needs --checkpoint"}},
 
@@ -551,7 +552,7 @@ func TestFinetuneErrors(t *testing.T) {
 		// A --freeze prefix that matches nothing.
 		{"freeze prefix matching nothing", []string{model, "--x", x, "--y", y, "--freeze", "featurs", "--steps", "1", "--batch", "2", "-o", out}, exitUsage, []string{"--freeze", `"featurs"`}},
 	}
-	if err := os.WriteFile(checkpointPath(ck), []byte("DNXCKPT1 but truncated......."), 0o644); err != nil {
+	if err := os.WriteFile(train.CheckpointPath(ck), []byte("DNXCKPT1 but truncated......."), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range tests {
@@ -602,40 +603,6 @@ func withMetadata(t *testing.T, path string, kv ...string) string {
 	return out
 }
 
-func TestCheckpointFile(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ck")
-	meta := checkpointMeta{Settings: map[string]string{"lr": "0.1"}, Seeds: runSeeds{Data: 1, Split: 2, Head: 3}, Epoch: 2, Batch: 5, Step: 25,
-		Running: epochSums{LossSum: 1.5, Correct: 3, Images: 10}, TrainSeconds: 1.25}
-	state := stateBytes("trainer state \x00\x01\x02")
-	if err := writeCheckpoint(dir, meta, state); err != nil {
-		t.Fatal(err)
-	}
-	got, gotState, err := readCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(gotState) != string(state) || got.Step != 25 || got.Epoch != 2 || got.Batch != 5 || got.Seeds != meta.Seeds ||
-		got.Running != meta.Running || got.Settings["lr"] != "0.1" || got.TrainSeconds != 1.25 {
-		t.Errorf("read back %+v, %q", got, gotState)
-	}
-	// Every truncation and every flipped byte is detected.
-	data, err := os.ReadFile(checkpointPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, bad := range [][]byte{data[:len(data)-1], data[:10], append([]byte("XNXCKPT1"), data[8:]...), flip(data, 20), flip(data, len(data)-6)} {
-		if err := os.WriteFile(checkpointPath(dir), bad, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := readCheckpoint(dir); err == nil || !strings.Contains(err.Error(), checkpointName) {
-			t.Errorf("corrupt checkpoint (%d bytes) read without a proper error: %v", len(bad), err)
-		}
-	}
-	if _, _, err := readCheckpoint(t.TempDir()); !isNotExist(err) {
-		t.Errorf("missing checkpoint: %v", err)
-	}
-}
-
 func TestSettingsDiff(t *testing.T) {
 	old := map[string]string{"lr": "0.1", "epochs": "1", "freeze": "", "seed": "1"}
 	cur := map[string]string{"lr": "0.05", "epochs": "2", "freeze": "features", "batch": "4", "seed": "1"}
@@ -646,33 +613,6 @@ func TestSettingsDiff(t *testing.T) {
 	}
 	if d := settingsDiff(map[string]string{"total-steps": "4"}, map[string]string{"total-steps": "8"}, resumeFree("cosine")); len(d) != 1 {
 		t.Errorf("cosine schedules must keep their length: %q", d)
-	}
-}
-
-// stateBytes is a stateSaver writing fixed bytes.
-type stateBytes string
-
-func (s stateBytes) SaveState(w io.Writer) error {
-	_, err := w.Write([]byte(s))
-	return err
-}
-
-func flip(b []byte, i int) []byte {
-	c := append([]byte(nil), b...)
-	c[i] ^= 0x40
-	return c
-}
-
-func TestScoreLogits(t *testing.T) {
-	// Row 0: logits (0, ln 3) -> p(1) = 0.75, label 1: loss -ln 0.75, correct. Row 1: equal
-	// logits, label 1: loss ln 2, the tie goes to class 0: wrong.
-	z := tensor.FromSlice(tensor.Shape{2, 2}, []float32{0, float32(math.Log(3)), 1, 1})
-	loss, correct, err := scoreLogits(z, []int64{1, 1})
-	if err != nil || correct != 1 || math.Abs(loss-(-math.Log(0.75)+math.Log(2))) > 1e-6 {
-		t.Errorf("scoreLogits = %g, %d, %v", loss, correct, err)
-	}
-	if _, _, err := scoreLogits(z, []int64{0, 2}); err == nil {
-		t.Errorf("label 2 of 2 classes accepted")
 	}
 }
 
@@ -851,7 +791,7 @@ func TestFinetuneDivergence(t *testing.T) {
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
 				t.Errorf("a diverged run wrote %s", out)
 			}
-			meta, _, err := readCheckpoint(ck)
+			meta, _, err := train.ReadCheckpoint(ck)
 			switch {
 			case tc.saved < 0 && !isNotExist(err):
 				t.Errorf("checkpoint after divergence at step %d: %+v, %v; want none", tc.step, meta, err)
@@ -876,7 +816,7 @@ func TestFinetuneCheckpointFolder(t *testing.T) {
 
 	// A fresh run does not take over another run's checkpoint...
 	_, stderr, status := dnx(t, append(append([]string{"finetune"}, args...), "--steps", "3")...)
-	if status != exitUsage || !strings.Contains(stderr, checkpointPath(ck)) || !strings.Contains(stderr, "--overwrite") {
+	if status != exitUsage || !strings.Contains(stderr, train.CheckpointPath(ck)) || !strings.Contains(stderr, "--overwrite") {
 		t.Fatalf("second run: status %d, stderr %q", status, stderr)
 	}
 	// ...unless told to. Temporary files of saves cut short go (ours only), each named on stderr.
@@ -913,7 +853,7 @@ func TestFinetuneCheckpointFolder(t *testing.T) {
 			t.Errorf("%s was removed: %v", name, err)
 		}
 	}
-	if meta, _, err := readCheckpoint(ck); err != nil || meta.Step != 3 {
+	if meta, _, err := train.ReadCheckpoint(ck); err != nil || meta.Step != 3 {
 		t.Errorf("checkpoint after --overwrite: step %d, %v", meta.Step, err)
 	}
 
@@ -962,7 +902,7 @@ func TestFinetuneSignals(t *testing.T) {
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
 				t.Errorf("an interrupted run wrote its output")
 			}
-			meta, _, err := readCheckpoint(ck)
+			meta, _, err := train.ReadCheckpoint(ck)
 			switch {
 			case tc.checkpoint && (err != nil || meta.Step != 3):
 				t.Errorf("checkpoint: step %d, %v; want step 3", meta.Step, err)
@@ -1026,12 +966,12 @@ func TestFinetuneResumeLog(t *testing.T) {
 	// without its checkpoint: the older one is put back.
 	ck, logPath := t.TempDir(), filepath.Join(dir, "log.jsonl")
 	run(ck, logPath, "--steps", "2")
-	saved, err := os.ReadFile(checkpointPath(ck))
+	saved, err := os.ReadFile(train.CheckpointPath(ck))
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(ck, logPath, "--steps", "3", "--resume")
-	if err := os.WriteFile(checkpointPath(ck), saved, 0o644); err != nil {
+	if err := os.WriteFile(train.CheckpointPath(ck), saved, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Resuming from step 2 again drops the lines written after it (step 3 and its validation)

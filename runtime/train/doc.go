@@ -103,6 +103,33 @@
 // L=100 to L=190). Both modes run the same kernels on the same values and give bit-identical
 // losses and gradients.
 //
+// # The training loop
+//
+// Fit runs what dnx finetune runs, so that a Go program gets the same run as the command line:
+// epochs of batches from a data.Loader (any Batches), a validation after every epoch (Evaluate
+// and the cross-entropy, Validate), checkpoints (at every epoch's end, every
+// CheckpointConfig.Every steps and on cancellation), and the divergence rule: a step whose loss
+// or gradients are not finite is refused (ErrDiverged, no update), and a loss above
+// ExplosionFactor x max(the first step's loss, ln(classes)) ends the run too (*DivergedError
+// names the step). Progress events carry the figures of a progress line or a log (loss,
+// accuracy, learning rate, step time, the images and time of the call, for a speed and an ETA).
+//
+//	tr, err := train.New(g, opts) // opts.Schedule.TotalSteps = steps for a cosine schedule
+//	sum, err := train.Fit(ctx, tr, train.FitConfig{Train: trainLd, Val: valLd, Steps: steps,
+//		Checkpoint: train.CheckpointConfig{Dir: dir, Every: 100, SaveOnCancel: true}})
+//
+// A cancelled ctx is honoured between steps (a step runs to completion, so the running
+// statistics never move without their weight update); Fit then saves the checkpoint when asked
+// and returns a *CancelledError matching ctx.Err(). To resume, LoadCheckpoint restores the
+// trainer and gives the position, FitConfig.Start: the batches of an epoch depend only on the
+// loader's seed and the epoch, so the resumed run skips what was trained and ends bit for bit as
+// the uninterrupted run would.
+//
+// A checkpoint (WriteCheckpoint, one file per folder, replaced atomically) is the magic
+// "DNXCKPT1", a JSON header (CheckpointMeta: the caller's settings and seeds, and the FitState),
+// the trainer state (SaveState) and a CRC-32 of the whole: the format dnx finetune wrote before
+// the loop moved here, so its checkpoints still resume.
+//
 // # Reference kernels
 //
 // runtime/train/refgrad holds the obvious-loop backward kernels (float64, NCHW) of every
