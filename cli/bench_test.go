@@ -29,7 +29,7 @@ func TestBenchJSON(t *testing.T) {
 	if rep["batch"].(float64) != 2 || rep["planned"] != true || rep["spin"] != true {
 		t.Errorf("batch %v planned %v spin %v, want 2, true and true", rep["batch"], rep["planned"], rep["spin"])
 	}
-	// --no-spin runs the same model on a blocking pool, with the same outputs.
+	// --no-spin runs the same model on blocking Workers, with the same outputs.
 	out = mustSucceed(t, "bench", filepath.Join(dir, "model.onnx"), "--json", "--iters", "2", "--warmup", "0",
 		"--threads", "2", "--no-spin", "--input", filepath.Join(dir, "test_data_set_0", "input_0.pb"),
 		"--expect", filepath.Join(dir, "test_data_set_0", "output_0.pb"))

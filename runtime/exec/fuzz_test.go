@@ -44,7 +44,7 @@ func FuzzImportRun(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer s.Close() // each Session owns a worker pool
+		defer s.Close() // each Session owns its cpu.Workers
 		inputs := make([]*tensor.Tensor, len(g.Inputs))
 		total := 0
 		for i, v := range g.Inputs {

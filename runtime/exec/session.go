@@ -39,7 +39,7 @@ type Session struct {
 	inputs  []int
 	outputs []int
 
-	pool    *cpu.Pool
+	workers *cpu.Workers
 	budget  membudget.Budget
 	mu      sync.Mutex
 	plans   map[string]*planEntry // by input shapes
@@ -66,7 +66,7 @@ type Options struct {
 	// still planning; for tests and for measuring what the passes buy.
 	NoPasses bool
 	// NoSpin makes idle worker threads block at once instead of polling for the next parallel
-	// loop (cpu.NewBlockingPool): a little slower, but the CPU time polling would take goes to
+	// loop (cpu.NewBlockingWorkers): a little slower, but the CPU time polling would take goes to
 	// the other processes of a shared machine.
 	NoSpin bool
 	// MaxMemory bounds, in bytes, every tensor and activation arena whose size the model or the
@@ -101,9 +101,9 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}, budget: membudget.New(o.MaxMemory)}
 	if !s.opts.Reference {
 		if s.opts.NoSpin {
-			s.pool = cpu.NewBlockingPool(s.opts.Threads)
+			s.workers = cpu.NewBlockingWorkers(s.opts.Threads)
 		} else {
-			s.pool = cpu.NewPool(s.opts.Threads)
+			s.workers = cpu.NewWorkers(s.opts.Threads)
 		}
 	}
 	slot := map[*graph.Value]int{}
@@ -200,8 +200,8 @@ func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 
 // Close releases the session's worker threads.
 func (s *Session) Close() {
-	if s.pool != nil {
-		s.pool.Close()
+	if s.workers != nil {
+		s.workers.Close()
 	}
 }
 
@@ -221,7 +221,7 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 			// packed kernels stay cached, so recompiling a plan is cheap.
 			clear(s.plans)
 		}
-		p, err := plan.Compile(s.g, shapes, s.pool, &s.kernels, s.budget)
+		p, err := plan.Compile(s.g, shapes, s.workers, &s.kernels, s.budget)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
 	}

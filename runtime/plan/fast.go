@@ -74,8 +74,8 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		if len(xs) != 4 {
 			return nil, not4D
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "global-avgpool", code: isa.Generic, f: func(pool *cpu.Pool, in, out cpu.Image) error {
-			return cpu.GlobalAvgPool(pool, in, out)
+		return &funcStep{p: p, x: x, y: y, kernel: "global-avgpool", code: isa.Generic, f: func(workers *cpu.Workers, in, out cpu.Image) error {
+			return cpu.GlobalAvgPool(workers, in, out)
 		}}, ""
 	case *ops.Sigmoid:
 		return p.unaryStep(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
@@ -95,7 +95,7 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		if len(xs) < 1 {
 			return nil, "scalar input"
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "relu", code: isa.Generic, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+		return &funcStep{p: p, x: x, y: y, kernel: "relu", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
 			cpu.Relu(in, out)
 			return nil
 		}}, ""
@@ -110,7 +110,7 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		if !ok {
 			return nil, "parameters are not constant float32 vectors of one value per channel"
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "bn-affine", code: isa.Generic, f: func(_ *cpu.Pool, in, out cpu.Image) error {
+		return &funcStep{p: p, x: x, y: y, kernel: "bn-affine", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
 			return cpu.Affine(in, out, scale, shift, false)
 		}}, ""
 	}
@@ -169,8 +169,8 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 			OutH: geo.Out[0], OutW: geo.Out[1]},
 		Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
 	}
-	s := &funcStep{p: p, x: x, y: y, f: func(pool *cpu.Pool, in, out cpu.Image) error {
-		return k.Run(pool, in, out)
+	s := &funcStep{p: p, x: x, y: y, f: func(workers *cpu.Workers, in, out cpu.Image) error {
+		return k.Run(workers, in, out)
 	}}
 	if fused != nil {
 		k.PreScale, k.PreShift, k.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
@@ -209,7 +209,7 @@ func prologueName(affine, relu bool) string {
 type funcStep struct {
 	p        *Plan
 	x, y     int
-	f        func(pool *cpu.Pool, in, out cpu.Image) error
+	f        func(workers *cpu.Workers, in, out cpu.Image) error
 	kernel   string    // for describe
 	code     isa.Level // the level whose code f runs
 	prologue string    // prologueName of a fused pool's prologue
@@ -220,7 +220,7 @@ func (s *funcStep) describe() stepDesc {
 }
 
 func (s *funcStep) run(st *runState) error {
-	return s.f(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y))
+	return s.f(s.p.workers, s.p.image(st, s.x), s.p.image(st, s.y))
 }
 
 // convStep builds a packed-weight convolution for a 2-D Conv or FusedConv with constant weights.
@@ -269,7 +269,7 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 		// the kernel and the op disagree on the geometry: keep the reference
 		return nil, fmt.Sprintf("the fast kernel's output size %dx%d differs from the op's %dx%d", oh, ow, geo.Out[0], geo.Out[1])
 	}
-	p.scratchSize = max(p.scratchSize, k.ScratchSize(xs[0], xs[2], xs[3], p.pool.Threads()))
+	p.scratchSize = max(p.scratchSize, k.ScratchSize(xs[0], xs[2], xs[3], p.workers.Threads()))
 	s := &convStep{p: p, k: k, x: x, y: y}
 	if fused != nil {
 		s.prologue = prologueName(fused.PreScale != nil, fused.PreRelu)
@@ -292,12 +292,12 @@ type convStep struct {
 // describe names the algorithm the kernel picks for the planned input size, as Run will.
 func (s *convStep) describe() stepDesc {
 	xs := s.p.values[s.x].shape
-	return stepDesc{kernel: s.k.Algorithm(xs[0], xs[2], xs[3], s.p.pool.Threads()), code: s.k.Level().String(),
+	return stepDesc{kernel: s.k.Algorithm(xs[0], xs[2], xs[3], s.p.workers.Threads()), code: s.k.Level().String(),
 		prologue: s.prologue, epilogue: s.epilogue}
 }
 
 func (s *convStep) run(st *runState) error {
-	return s.k.Run(s.p.pool, s.p.image(st, s.x), s.p.image(st, s.y), st.scratch)
+	return s.k.Run(s.p.workers, s.p.image(st, s.x), s.p.image(st, s.y), st.scratch)
 }
 
 // linearStep runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
@@ -362,7 +362,7 @@ func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) (step, string) 
 	if err != nil {
 		return nil, "cpu.NewConv2D: " + err.Error()
 	}
-	p.scratchSize = max(p.scratchSize, conv.ScratchSize(xs[0], 1, 1, p.pool.Threads()))
+	p.scratchSize = max(p.scratchSize, conv.ScratchSize(xs[0], 1, 1, p.workers.Threads()))
 	return &linear{p: p, k: conv, x: x, y: y}, ""
 }
 
@@ -375,13 +375,13 @@ type linear struct {
 
 func (s *linear) describe() stepDesc {
 	m := s.p.values[s.x].shape[0]
-	return stepDesc{kernel: s.k.Algorithm(m, 1, 1, s.p.pool.Threads()), code: s.k.Level().String()}
+	return stepDesc{kernel: s.k.Algorithm(m, 1, 1, s.p.workers.Threads()), code: s.k.Level().String()}
 }
 
 func (s *linear) run(st *runState) error {
 	in, out := s.p.image(st, s.x), s.p.image(st, s.y)
 	// image() views [M, K] as M images of K channels and 1x1 pixels already.
-	return s.k.Run(s.p.pool, in, out, st.scratch)
+	return s.k.Run(s.p.workers, in, out, st.scratch)
 }
 
 // clipBounds returns Clip's bounds when they are static (attributes, or constant inputs).
@@ -429,7 +429,7 @@ func (s *unaryStep) describe() stepDesc {
 }
 
 func (s *unaryStep) run(st *runState) error {
-	s.k.Run(s.p.pool, s.p.dense(st, s.x), s.p.dense(st, s.y))
+	s.k.Run(s.p.workers, s.p.dense(st, s.x), s.p.dense(st, s.y))
 	return nil
 }
 
@@ -532,6 +532,6 @@ func (s *binaryStep) describe() stepDesc {
 }
 
 func (s *binaryStep) run(st *runState) error {
-	s.k.Run(s.p.pool, s.p.dense(st, s.a), s.p.dense(st, s.b), s.p.dense(st, s.y))
+	s.k.Run(s.p.workers, s.p.dense(st, s.a), s.p.dense(st, s.b), s.p.dense(st, s.y))
 	return nil
 }

@@ -86,7 +86,7 @@ type Plan struct {
 	ndyn        int
 	arenaSize   int
 	scratchSize int
-	pool        *cpu.Pool
+	workers     *cpu.Workers
 	states      sync.Pool
 	folded      map[*graph.Node]bool // nodes computed at compile time
 	cache       *KernelCache
@@ -142,16 +142,16 @@ func (c *KernelCache) conv(n *graph.Node, make func() (*cpu.Conv2D, error)) (*cp
 	return k, nil
 }
 
-// Compile plans g for inputs of the given shapes (one per g.Inputs entry). pool supplies the
+// Compile plans g for inputs of the given shapes (one per g.Inputs entry). workers supplies the
 // threads and must outlive the plan; cache (may be nil) shares packed kernels between the plans
 // of one graph. Every planned value, the activation arena with the kernels' scratch, every value
 // computed at compile time and every value a reference kernel makes at run time must fit budget
 // (errors wrap membudget.ErrOverBudget and name the node or value).
-func Compile(g *graph.Graph, shapes []tensor.Shape, pool *cpu.Pool, cache *KernelCache, budget membudget.Budget) (*Plan, error) {
+func Compile(g *graph.Graph, shapes []tensor.Shape, workers *cpu.Workers, cache *KernelCache, budget membudget.Budget) (*Plan, error) {
 	if len(shapes) != len(g.Inputs) {
 		return nil, fmt.Errorf("plan: %d input shapes for %d inputs", len(shapes), len(g.Inputs))
 	}
-	p := &Plan{g: g, ids: map[*graph.Value]int{}, pool: pool, cache: cache, budget: budget}
+	p := &Plan{g: g, ids: map[*graph.Value]int{}, workers: workers, cache: cache, budget: budget}
 	if err := p.inferTypes(shapes); err != nil {
 		return nil, err
 	}

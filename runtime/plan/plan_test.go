@@ -16,8 +16,8 @@ import (
 // resolved at compile time (inputs written in place), that liveness sharing keeps the arena far
 // below one-buffer-per-value, and that the planned run matches a plain reference run.
 func TestDenseNetConcatsAreFree(t *testing.T) {
-	pool := cpu.NewPool(2)
-	defer pool.Close()
+	workers := cpu.NewWorkers(2)
+	defer workers.Close()
 	for _, name := range []string{"densenet_tiny", "densenet_bc100_k12_cifar"} {
 		t.Run(name, func(t *testing.T) {
 			dir := testenv.Shared(t, filepath.Join("models", name))
@@ -28,7 +28,7 @@ func TestDenseNetConcatsAreFree(t *testing.T) {
 			in := g.Inputs[0].Type
 			for _, batch := range []int{1, 3} {
 				shape := tensor.Shape{batch, int(in.Shape[1].Value), int(in.Shape[2].Value), int(in.Shape[3].Value)}
-				p, err := Compile(g, []tensor.Shape{shape}, pool, nil, membudget.Budget{})
+				p, err := Compile(g, []tensor.Shape{shape}, workers, nil, membudget.Budget{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -59,9 +59,9 @@ func TestRunRejectsWrongShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := cpu.NewPool(1)
-	defer pool.Close()
-	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, pool, nil, membudget.Budget{})
+	workers := cpu.NewWorkers(1)
+	defer workers.Close()
+	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, workers, nil, membudget.Budget{})
 	if err != nil {
 		t.Fatal(err)
 	}

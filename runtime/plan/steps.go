@@ -108,6 +108,6 @@ func (p *Plan) Steps() []StepInfo {
 	return out
 }
 
-// Threads returns the threads the plan's kernels split work over (the pool's), which decide
+// Threads returns the threads the plan's kernels split work over (the workers'), which decide
 // some kernels' algorithms (cpu.Conv2D.Algorithm).
-func (p *Plan) Threads() int { return p.pool.Threads() }
+func (p *Plan) Threads() int { return p.workers.Threads() }

@@ -110,7 +110,7 @@ func (u *bnUnit) forward(r *run) error {
 			return u.errorf(fmt.Errorf("%w: BatchNormalization in training needs more than one value per channel, got %d", ErrInput, L))
 		}
 		if u.rowMajor {
-			cpu.ChannelStats(r.pool, x, C, L, L, u.bmean, u.bvar)
+			cpu.ChannelStats(r.workers, x, C, L, L, u.bmean, u.bvar)
 		} else {
 			r.channelStats(u.x, u.bmean, u.bvar)
 		}
@@ -143,11 +143,11 @@ func (u *bnUnit) forward(r *run) error {
 		return nil
 	}
 	if !u.rowMajor {
-		cpu.AffineRows(r.pool, x, r.data(u.y), C, L, u.stride, u.scale, u.shift, u.relu)
+		cpu.AffineRows(r.workers, x, r.data(u.y), C, L, u.stride, u.scale, u.shift, u.relu)
 		return nil
 	}
 	u.tmpY = growF32(u.tmpY, C*L)
-	cpu.AffineRows(r.pool, x, u.tmpY, C, L, L, u.scale, u.shift, u.relu)
+	cpu.AffineRows(r.workers, x, u.tmpY, C, L, L, u.scale, u.shift, u.relu)
 	transpose(u.tmpY, C, L, r.data(u.y))
 	return nil
 }
@@ -190,7 +190,7 @@ func (u *bnUnit) backward(r *run) error {
 		g.SkipDX = true
 	}
 	restore := r.breakTies(u, 0, u.channels, x)
-	cpu.BatchNormBackward(r.pool, &g, x, dy, dx)
+	cpu.BatchNormBackward(r.workers, &g, x, dy, dx)
 	restore()
 	if u.rowMajor && full != nil {
 		addTransposed(dx, u.channels, u.rowLen, full, acc)
@@ -207,7 +207,7 @@ func (u *bnUnit) backwardChannels(r *run, x, dy, dx []float32, acc bool, c0, c1 
 		Mean: u.mean[c0:c1], InvStd: u.invstd[c0:c1], ReLU: u.relu, Train: u.trained, DGamma: u.dgamma[c0:c1], DBeta: u.dbeta[c0:c1],
 		AccumulateDX: acc, SkipDX: dx == nil}
 	restore := r.breakTies(u, c0, c1-c0, x)
-	cpu.BatchNormBackward(r.pool, &g, x, dy, dx)
+	cpu.BatchNormBackward(r.workers, &g, x, dy, dx)
 	restore()
 }
 
@@ -259,6 +259,6 @@ func (u *reluUnit) backward(r *run) error {
 		return nil
 	}
 	dx, acc := r.gradIn(u.x)
-	cpu.ReluBackward(r.pool, r.data(u.y), dy, dx, acc)
+	cpu.ReluBackward(r.workers, r.data(u.y), dy, dx, acc)
 	return nil
 }

@@ -140,7 +140,7 @@ func (u *convUnit) forward(r *run) error {
 		if bias != nil {
 			bg = bias[g*s.Cout : (g+1)*s.Cout]
 		}
-		if err := u.k.Forward(r.pool, x, pre, w[g*wg:], bg, y[g*s.Cout*ys:], false, r.p.scratch); err != nil {
+		if err := u.k.Forward(r.workers, x, pre, w[g*wg:], bg, y[g*s.Cout*ys:], false, r.p.scratch); err != nil {
 			return u.errorf(err)
 		}
 	}
@@ -186,7 +186,7 @@ func (u *convUnit) backward(r *run) error {
 		dx, acc := r.gradIn(u.x)
 		w := r.data(u.w)
 		for g := 0; g < u.group; g++ {
-			if err := u.k.InputGrad(r.pool, dy[g*s.Cout*ys:], w[g*wg:], dx[g*s.Cin*xs:], acc, r.p.scratch); err != nil {
+			if err := u.k.InputGrad(r.workers, dy[g*s.Cout*ys:], w[g*wg:], dx[g*s.Cin*xs:], acc, r.p.scratch); err != nil {
 				if packs != nil {
 					<-packs
 				}
@@ -212,7 +212,7 @@ func (u *convUnit) backward(r *run) error {
 				a = ga[g]
 			}
 			x, pre := u.input(r, g)
-			if err := u.k.WeightGrad(r.pool, x, pre, dy[g*s.Cout*ys:], a, dw[g*wg:], true, stage, r.p.scratch); err != nil {
+			if err := u.k.WeightGrad(r.workers, x, pre, dy[g*s.Cout*ys:], a, dw[g*wg:], true, stage, r.p.scratch); err != nil {
 				return u.errorf(err)
 			}
 		}
@@ -247,7 +247,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 		if acc {
 			return fmt.Errorf("train: internal error: in-place gradient of %q is already written", r.p.vals[bn.x].name)
 		}
-		if err := u.k.InputGradChannels(r.pool, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
+		if err := u.k.InputGradChannels(r.workers, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
 			return err
 		}
 		bn.backwardChannels(r, x, dx, dx, false, 0, bn.channels)
@@ -256,7 +256,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 	}
 	for c0 := 0; c0 < bn.channels; c0 += u.chunk {
 		c1 := min(bn.channels, c0+u.chunk)
-		if err := u.k.InputGradChannels(r.pool, dy, w, dz, c0, c1, false, r.p.scratch); err != nil {
+		if err := u.k.InputGradChannels(r.workers, dy, w, dz, c0, c1, false, r.p.scratch); err != nil {
 			return err
 		}
 		var dxr []float32

@@ -11,13 +11,11 @@
 // # What is trained
 //
 // New clones the graph, applies passes.Training (eliminations only: BatchNormalization stays a
-// node) and plans it. The graph's first output must be logits [batch, classes]. Supported
-// operators: Conv (2-D, any stride, padding, dilation and group), BatchNormalization, Relu,
-// Concat, AveragePool, MaxPool, GlobalAveragePool, Gemm, Flatten, Reshape, Add (with
-// broadcasting), Pad (constant), Identity and Dropout (see below). Float32 initializers
-// read as Conv weights and biases, BatchNormalization scales and biases, Gemm and Add operands
-// are the parameters (Options.Freeze excludes name prefixes); BatchNormalization means and
-// variances are running statistics.
+// node) and plans it. The graph's first output must be logits [batch, classes], computed by
+// the operators Trainables lists, each with its limits (Dropout: see below). Float32
+// initializers read as Conv weights and biases, BatchNormalization scales and biases, Gemm and
+// Add operands are the parameters (Options.Freeze excludes name prefixes); BatchNormalization
+// means and variances are running statistics.
 //
 // # Semantics (PyTorch 1.13)
 //
@@ -133,6 +131,6 @@
 // # Reference kernels
 //
 // runtime/train/refgrad holds the obvious-loop backward kernels (float64, NCHW) of every
-// operator above; they are the oracle of this package's tests and of the fast kernels in
+// operator Trainables lists; they are the oracle of this package's tests and of the fast kernels in
 // runtime/kernels/cpu (train_*.go).
 package train

@@ -95,7 +95,7 @@ func TestStepAllocations(t *testing.T) {
 	perStep := (after.TotalAlloc - before.TotalAlloc) / steps
 	arena := uint64(tr.plans[len(tr.plans)-1].totalBytes)
 	t.Logf("%d bytes allocated per step; arena %d bytes", perStep, arena)
-	// Per-pass bookkeeping (the worker pool, closures) is a few kilobytes; a per-layer buffer
+	// Per-pass bookkeeping (the Workers, closures) is a few kilobytes; a per-layer buffer
 	// made afresh would be tens of kilobytes at this size, and megabytes at full size.
 	if limit := uint64(64 << 10); perStep > limit {
 		t.Errorf("a step allocates %d bytes, want at most %d (the arena is %d)", perStep, limit, arena)

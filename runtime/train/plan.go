@@ -835,41 +835,11 @@ func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*g
 	for i := 1; i < len(out); i++ {
 		base.out[i] = -1
 	}
-	var u unit
-	var err error
-	switch op := n.Op.(type) {
-	case *ops.Conv:
-		u, err = p.newConv(t, base, op)
-	case *ops.BatchNormalization:
-		u, err = p.newBN(t, base, op, absorbed, id)
-	case *ops.Relu:
-		u, err = p.newRelu(base)
-	case *ops.Concat:
-		u, err = p.newConcat(base, op)
-	case *ops.AveragePool:
-		u, err = p.newPool(base, &op.Window, false, op.CountIncludePad)
-	case *ops.MaxPool:
-		u, err = p.newPool(base, &op.Window, true, false)
-	case *ops.GlobalAveragePool:
-		u, err = p.newGAP(base)
-	case *ops.Gemm:
-		u, err = p.newGemm(base, op)
-	case *ops.Flatten, *ops.Reshape:
-		u, err = p.newReshape(base)
-	case *ops.Identity:
-		u, err = p.newAlias(base)
-	case *ops.Dropout:
-		u, err = p.newDropout(t, base, op)
-	case *ops.Arith:
-		if op.Kind != ops.ArithAdd {
-			return nil, fmt.Errorf("%w: %s cannot be trained (supported: Conv, BatchNormalization, Relu, Concat, pooling, Gemm, Flatten, Reshape, Add, Pad, Identity, Dropout)", ops.ErrUnsupportedOp, n)
-		}
-		u, err = p.newAdd(base)
-	case *ops.Pad:
-		u, err = p.newPad(base, op)
-	default:
-		return nil, fmt.Errorf("%w: %s cannot be trained (supported: Conv, BatchNormalization, Relu, Concat, pooling, Gemm, Flatten, Reshape, Add, Pad, Identity, Dropout)", ops.ErrUnsupportedOp, n)
+	tr := lookupTrainable(n.OpType)
+	if tr == nil {
+		return nil, unsupportedOp(n)
 	}
+	u, err := tr.build(p, &unitCtx{t: t, base: base, absorbed: absorbed, id: id})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n, err)
 	}

@@ -61,7 +61,7 @@ func (u *poolUnit) forward(r *run) error {
 	w := u.k.Win
 	in := cpu.Image{Data: r.data(u.x), N: xv.c, C: xv.n, H: u.h, W: u.w, BatchStride: xv.cs}
 	out := cpu.Image{Data: r.data(u.y), N: yv.c, C: yv.n, H: w.OutH, W: w.OutW, BatchStride: yv.cs}
-	return u.errorf(u.k.Run(r.pool, in, out))
+	return u.errorf(u.k.Run(r.workers, in, out))
 }
 
 func (u *poolUnit) backward(r *run) error {
@@ -80,7 +80,7 @@ func (u *poolUnit) backward(r *run) error {
 	w := u.k.Win
 	xv, yv := r.p.vals[u.x], r.p.vals[u.y]
 	inPlane, outPlane := u.h*u.w, w.OutH*w.OutW
-	parallelFor(r.pool, u.planes(r), 4, func(lo, hi int) {
+	parallelFor(r.workers, u.planes(r), 4, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			xo, yo := c*xv.cs+n*inPlane, c*yv.cs+n*outPlane
@@ -200,7 +200,7 @@ func (u *gapUnit) forward(r *run) error {
 	xv, yv := r.p.vals[u.x], r.p.vals[u.y]
 	x, y := r.data(u.x), r.data(u.y)
 	S := xv.s
-	parallelFor(r.pool, xv.c*xv.n, 64, func(lo, hi int) {
+	parallelFor(r.workers, xv.c*xv.n, 64, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			var s float64
@@ -222,7 +222,7 @@ func (u *gapUnit) backward(r *run) error {
 	dx, acc := r.gradIn(u.x)
 	S := xv.s
 	inv := 1 / float32(S)
-	parallelFor(r.pool, xv.c*xv.n, 64, func(lo, hi int) {
+	parallelFor(r.workers, xv.c*xv.n, 64, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			d := dy[c*yv.cs+n] * inv

@@ -8,7 +8,7 @@ import (
 // and the batch-statistics cache.
 type run struct {
 	p           *plan
-	pool        *cpu.Pool
+	workers     *cpu.Workers
 	arena       []float32
 	train       bool // normalize with batch statistics
 	updateStats bool // move the running statistics
@@ -131,7 +131,7 @@ func (r *run) channelStats(id int, mean, variance []float64) {
 	x := r.data(id)
 	L, cs := v.n*v.s, v.cs
 	if v.buf < 0 || r.p.bufs[v.buf].chanLen != cs {
-		cpu.ChannelStats(r.pool, x, v.c, L, cs, mean, variance)
+		cpu.ChannelStats(r.workers, x, v.c, L, cs, mean, variance)
 		return
 	}
 	sc := r.stats[v.buf]
@@ -150,7 +150,7 @@ func (r *run) channelStats(id int, mean, variance []float64) {
 		for e < v.c && sc.gen[c0+e] != r.gen {
 			e++
 		}
-		cpu.ChannelStats(r.pool, x[c*cs:], e-c, L, cs, sc.mean[c0+c:c0+e], sc.variance[c0+c:c0+e])
+		cpu.ChannelStats(r.workers, x[c*cs:], e-c, L, cs, sc.mean[c0+c:c0+e], sc.variance[c0+c:c0+e])
 		for i := c; i < e; i++ {
 			sc.gen[c0+i] = r.gen
 		}

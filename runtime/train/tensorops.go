@@ -28,14 +28,14 @@ type fnTask func(lo, hi int)
 // Do implements cpu.Task.
 func (f fnTask) Do(lo, hi int) { f(lo, hi) }
 
-// parallelFor splits [0, n) over pool in chunks of at least grain.
-func parallelFor(pool *cpu.Pool, n, grain int, fn func(lo, hi int)) {
-	if pool == nil {
+// parallelFor splits [0, n) over workers in chunks of at least grain.
+func parallelFor(workers *cpu.Workers, n, grain int, fn func(lo, hi int)) {
+	if workers == nil {
 		fn(0, n)
 		return
 	}
 	var wg cpu.Group
-	pool.Run(fnTask(fn), n, grain, &wg)
+	workers.Run(fnTask(fn), n, grain, &wg)
 }
 
 // concatUnit joins its inputs along an axis. In the memory-efficient mode a channel

@@ -56,13 +56,11 @@ const maxPlans = 2
 // which it applies passes.Training (eliminations only; BatchNormalization stays a node).
 //
 // The graph must have one input (the images, float32) and a first output of logits
-// [batch, classes], computed by the operators the trainer differentiates: Conv (2-D), BatchNormalization,
-// Relu, Concat, AveragePool, MaxPool, GlobalAveragePool, Gemm, Flatten, Reshape, Add, Pad
-// (constant), Identity and Dropout (inverted dropout at the node's ratio in Step, whatever its
-// training_mode input says, with masks drawn from Options.Seed and the step number; the identity
-// in Evaluate); nodes whose inputs are all constants are evaluated once. The parameters are the
-// float32 initializers read as Conv weights and biases, BatchNormalization scales and biases,
-// Gemm operands and Add operands; BatchNormalization means and variances are running statistics.
+// [batch, classes], computed by the operators the trainer differentiates, which Trainables
+// lists with their limits; nodes whose inputs are all constants are evaluated once. The
+// parameters are the float32 initializers at the inputs Trainables' operators train (Conv
+// weights and biases, BatchNormalization scales and biases, Gemm and Add operands);
+// BatchNormalization means and variances are running statistics.
 // A Freeze prefix that matches no parameter is an error (ErrOptions).
 func New(g *graph.Graph, opts Options) (*Trainer, error) {
 	o, err := opts.normalize()
@@ -109,15 +107,11 @@ func New(g *graph.Graph, opts Options) (*Trainer, error) {
 	return t, nil
 }
 
-// paramPositions returns the input positions of an op type that hold trainable parameters.
+// paramPositions returns the input positions of an op type that hold trainable parameters (the
+// trainables table's params; nil for an op type outside it).
 func paramPositions(opType string) []int {
-	switch opType {
-	case "Conv", "BatchNormalization":
-		return []int{1, 2}
-	case "Gemm":
-		return []int{0, 1, 2}
-	case "Add":
-		return []int{0, 1}
+	if tr := lookupTrainable(opType); tr != nil {
+		return tr.params
 	}
 	return nil
 }
@@ -259,7 +253,7 @@ func (t *Trainer) threads() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// start prepares a pass over x: the plan, the pool, the arena with the input in place.
+// start prepares a pass over x: the plan, the workers, the arena with the input in place.
 func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 	if x == nil || x.DType != tensor.Float32 {
 		return nil, nil, fmt.Errorf("%w: the batch must be a float32 tensor", ErrInput)
@@ -273,13 +267,13 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 		p.mem = make([]float32, p.arena)
 		p.stats = map[int]*statCache{}
 	}
-	pool := cpu.NewPool(threads)
+	workers := cpu.NewWorkers(threads)
 	t.gen++
-	r := &run{p: p, pool: pool, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
+	r := &run{p: p, workers: workers, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
 		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak, step: t.step}
 	in := p.vals[p.input]
 	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
-	return r, pool.Close, nil
+	return r, workers.Close, nil
 }
 
 // forward runs every unit's forward pass.

@@ -255,7 +255,7 @@ func (c *Conv2D) padGeom(h, w int) padGeom {
 	return g
 }
 
-// ScratchSize returns the floats of scratch Run needs for a batch of n h x w images on a pool of
+// ScratchSize returns the floats of scratch Run needs for a batch of n h x w images on Workers of
 // threads threads.
 func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
 	threads = max(threads, 1)
@@ -337,9 +337,9 @@ func (c *Conv2D) putState(st *convState) {
 }
 
 // Run computes out = conv(in). out may be a channel slice of a larger buffer (its batch stride is
-// then larger than C*H*W) and must not overlap in. pool may be nil: the work then runs on the
-// calling goroutine. scratch must hold ScratchSize(in.N, in.H, in.W, pool.Threads()) floats.
-func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
+// then larger than C*H*W) and must not overlap in. workers may be nil: the work then runs on the
+// calling goroutine. scratch must hold ScratchSize(in.N, in.H, in.W, workers.Threads()) floats.
+func (c *Conv2D) Run(workers *Workers, in, out Image, scratch []float32) error {
 	s := &c.spec
 	if err := in.Check(); err != nil {
 		return fmt.Errorf("conv input: %w", err)
@@ -356,14 +356,14 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 		return fmt.Errorf("%w: conv input %dx%dx%d is too large (GEMM offsets are 32-bit)", ops.ErrShape, in.C, in.H, in.W)
 	}
 	threads := 1
-	if pool != nil {
-		threads = pool.Threads()
+	if workers != nil {
+		threads = workers.Threads()
 	}
 	if need := c.ScratchSize(in.N, in.H, in.W, threads); len(scratch) < need {
 		return fmt.Errorf("cpu: conv scratch has %d floats, needs %d", len(scratch), need)
 	}
 	if c.useWinograd(in.N, in.H, in.W, threads) {
-		return c.wino.run(pool, in, out, scratch, threads)
+		return c.wino.run(workers, in, out, scratch, threads)
 	}
 	st := c.getState()
 	defer c.putState(st)
@@ -373,7 +373,7 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 	}
 	if c.batchParallel(in.N, threads) {
 		st.batch = batchTask{c: c, st: st, in: in, out: out, scratch: scratch, per: c.itemScratch(in.H, in.W, 1)}
-		pool.Run(&st.batch, threads, 1, &st.wg)
+		workers.Run(&st.batch, threads, 1, &st.wg)
 		for i := range st.workers[:threads] {
 			if err := st.workers[i].err; err != nil {
 				st.workers[i].err = nil
@@ -383,7 +383,7 @@ func (c *Conv2D) Run(pool *Pool, in, out Image, scratch []float32) error {
 		return nil
 	}
 	for b := 0; b < in.N; b++ {
-		if err := c.runItem(pool, st, &st.workers[0], in, out, b, scratch, threads); err != nil {
+		if err := c.runItem(workers, st, &st.workers[0], in, out, b, scratch, threads); err != nil {
 			return err
 		}
 	}
@@ -418,21 +418,21 @@ func (t *batchTask) Do(lo, hi int) {
 	}
 }
 
-// runItem computes batch item b, its GEMMs spread over threads slots of pool.
-func (c *Conv2D) runItem(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+// runItem computes batch item b, its GEMMs spread over threads slots of workers.
+func (c *Conv2D) runItem(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	switch c.path {
 	case pathPointwise:
-		return c.runPointwise(pool, st, w, in, out, b, scratch, threads)
+		return c.runPointwise(workers, st, w, in, out, b, scratch, threads)
 	case pathDepthwise:
-		c.runDepthwise(pool, w, in, out, b, scratch)
+		c.runDepthwise(workers, w, in, out, b, scratch)
 		return nil
 	case pathDirect:
 		if c.usePadded(in.H, in.W) {
-			return c.runPadded(pool, st, w, in, out, b, scratch, threads)
+			return c.runPadded(workers, st, w, in, out, b, scratch, threads)
 		}
-		return c.runDirect(pool, st, w, in, out, b, scratch, threads)
+		return c.runDirect(workers, st, w, in, out, b, scratch, threads)
 	}
-	return c.runImplicit(pool, st, w, in, out, b, scratch, threads)
+	return c.runImplicit(workers, st, w, in, out, b, scratch, threads)
 }
 
 // setOffsets fills st.offs, the offset of each GEMM row's source, for an h x w input (unless it
@@ -482,15 +482,15 @@ func (c *Conv2D) setOffsets(st *convState, h, w int) {
 	}
 }
 
-// parallel runs t over n items on pool (inline when pool is nil).
-func parallel(pool *Pool, t Task, n, grain int, wg *Group) {
-	if pool == nil {
+// parallel runs t over n items on workers (inline when workers is nil).
+func parallel(workers *Workers, t Task, n, grain int, wg *Group) {
+	if workers == nil {
 		if n > 0 {
 			t.Do(0, n)
 		}
 		return
 	}
-	pool.Run(t, n, grain, wg)
+	workers.Run(t, n, grain, wg)
 }
 
 func (c *Conv2D) epilogue(g int) gemm.Epilogue {
@@ -503,11 +503,11 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 
 // gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n
 // columns, rows ldc apart) = A_g * B, with B packed by bp.
-func (c *Conv2D) gemmItem(pool *Pool, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
+func (c *Conv2D) gemmItem(workers *Workers, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
 	if err := w.job.Init(c.code.gemm, c.packed()[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv: %w", err)
 	}
-	parallel(pool, &w.job, w.job.Slots(), 1, &w.wg)
+	parallel(workers, &w.job, w.job.Slots(), 1, &w.wg)
 	return nil
 }
 
@@ -520,7 +520,7 @@ func (c *Conv2D) prologue(g int) (scale, shift []float32) {
 	return s.PreScale[g*c.cg : (g+1)*c.cg], s.PreShift[g*c.cg : (g+1)*c.cg]
 }
 
-func (c *Conv2D) runPointwise(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+func (c *Conv2D) runPointwise(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	hw := in.H * in.W
 	w.panel = convPanel{ow: hw, wq: hw}
@@ -531,35 +531,35 @@ func (c *Conv2D) runPointwise(pool *Pool, st *convState, w *convWorker, in, out 
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
-		if err := c.gemmItem(pool, w, g, &w.panel, dst, hw, hw, scratch, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.panel, dst, hw, hw, scratch, threads); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *Conv2D) runImplicit(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+func (c *Conv2D) runImplicit(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	pg := c.padGeom(in.H, in.W)
 	oh, ow := out.H, out.W
 	padded := scratch[:s.Cin*pg.chan_]
 	gs := scratch[len(padded):]
 	w.panel = convPanel{ow: ow, wq: pg.wq}
-	c.prepare(pool, w, in, b, pg, padded)
+	c.prepare(workers, w, in, b, pg, padded)
 	for g := 0; g < s.Group; g++ {
 		src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
 		if err := w.panel.rows.Init(c.code.gemm, src, st.offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
-		if err := c.gemmItem(pool, w, g, &w.panel, dst, oh*ow, oh*ow, gs, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.panel, dst, oh*ow, oh*ow, gs, threads); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *Conv2D) runDirect(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+func (c *Conv2D) runDirect(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	hw := in.H * in.W
 	ohw := out.H * out.W
@@ -571,7 +571,7 @@ func (c *Conv2D) runDirect(pool *Pool, st *convState, w *convWorker, in, out Ima
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*ohw:]
-		if err := c.gemmItem(pool, w, g, &w.tap, dst, ohw, ohw, scratch, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.tap, dst, ohw, ohw, scratch, threads); err != nil {
 			return err
 		}
 	}
@@ -665,10 +665,10 @@ type prepTask struct {
 	padded []float32
 }
 
-func (c *Conv2D) prepare(pool *Pool, w *convWorker, in Image, b int, pg padGeom, padded []float32) {
+func (c *Conv2D) prepare(workers *Workers, w *convWorker, in Image, b int, pg padGeom, padded []float32) {
 	w.prep = prepTask{c: c, src: in.Item(b), h: in.H, w: in.W, pg: pg, padded: padded}
 	grain := max(1, 4096/max(pg.chan_, 1))
-	parallel(pool, &w.prep, c.spec.Cin, grain, &w.wg)
+	parallel(workers, &w.prep, c.spec.Cin, grain, &w.wg)
 }
 
 // Do implements Task over channels [lo, hi).

@@ -101,12 +101,12 @@ func benchRun(b *testing.B, bc benchConv, n, threads int, r *rand.Rand) {
 	in := Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw)
 	out := Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)
 	scratch := make([]float32, conv.ScratchSize(n, bc.hw, bc.hw, threads))
-	pool := NewPool(threads)
-	defer pool.Close()
+	workers := NewWorkers(threads)
+	defer workers.Close()
 	b.ResetTimer()
 	cpu0 := convCPUTime()
 	for range b.N {
-		if err := conv.Run(pool, in, out, scratch); err != nil {
+		if err := conv.Run(workers, in, out, scratch); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -145,8 +145,8 @@ func BenchmarkDenseNet121Convs(b *testing.B) {
 // built by NewConv2D and then given to adjust (nil: as built); one untimed pass first packs
 // any lazily packed weights. GFLOP/s count each conv's direct flops.
 func benchConvSequence(b *testing.B, convs []benchConv, n, threads int, r *rand.Rand, adjust func(*Conv2D)) {
-	pool := NewPool(threads)
-	defer pool.Close()
+	workers := NewWorkers(threads)
+	defer workers.Close()
 	type job struct {
 		conv    *Conv2D
 		in, out Image
@@ -172,7 +172,7 @@ func benchConvSequence(b *testing.B, convs []benchConv, n, threads int, r *rand.
 	scratch := make([]float32, size)
 	run := func() {
 		for _, j := range jobs {
-			if err := j.conv.Run(pool, j.in, j.out, scratch); err != nil {
+			if err := j.conv.Run(workers, j.in, j.out, scratch); err != nil {
 				b.Fatal(err)
 			}
 		}

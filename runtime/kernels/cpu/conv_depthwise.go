@@ -15,13 +15,13 @@ type depthwiseTask struct {
 	oh, ow int
 }
 
-func (c *Conv2D) runDepthwise(pool *Pool, w *convWorker, in, out Image, b int, scratch []float32) {
+func (c *Conv2D) runDepthwise(workers *Workers, w *convWorker, in, out Image, b int, scratch []float32) {
 	pg := c.padGeom(in.H, in.W)
 	padded := scratch[:c.spec.Cin*pg.chan_]
-	c.prepare(pool, w, in, b, pg, padded)
+	c.prepare(workers, w, in, b, pg, padded)
 	w.dw = depthwiseTask{c: c, pg: pg, padded: padded, out: out.Item(b), oh: out.H, ow: out.W}
 	grain := max(1, 16384/max(out.H*out.W*c.spec.KH*c.spec.KW, 1))
-	parallel(pool, &w.dw, c.spec.Cout, grain, &w.wg)
+	parallel(workers, &w.dw, c.spec.Cout, grain, &w.wg)
 }
 
 // Do implements Task.

@@ -26,7 +26,7 @@ func (c *Conv2D) flatN(h, w int) int {
 	return (oh-1)*c.padGeom(h, w).wq + ow
 }
 
-func (c *Conv2D) runPadded(pool *Pool, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+func (c *Conv2D) runPadded(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
 	s := &c.spec
 	pg := c.padGeom(in.H, in.W)
 	oh, ow := out.H, out.W
@@ -34,17 +34,17 @@ func (c *Conv2D) runPadded(pool *Pool, st *convState, w *convWorker, in, out Ima
 	padded := scratch[:s.Cin*pg.chan_]
 	flat := scratch[len(padded) : len(padded)+c.mg*nf]
 	gs := scratch[len(padded)+len(flat):]
-	c.prepare(pool, w, in, b, pg, padded)
+	c.prepare(workers, w, in, b, pg, padded)
 	for g := 0; g < s.Group; g++ {
 		src := padded[g*c.cg*pg.chan_ : (g+1)*c.cg*pg.chan_]
 		if err := w.pad.rows.Init(c.code.gemm, src, st.offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
-		if err := c.gemmItem(pool, w, g, &w.pad, flat, nf, nf, gs, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.pad, flat, nf, nf, gs, threads); err != nil {
 			return err
 		}
 		w.unpad = unpadTask{flat: flat, nf: nf, wq: pg.wq, out: out.Data[b*out.BatchStride+g*c.mg*oh*ow:], oh: oh, ow: ow}
-		parallel(pool, &w.unpad, c.mg, max(1, 8192/max(oh*ow, 1)), &w.wg)
+		parallel(workers, &w.unpad, c.mg, max(1, 8192/max(oh*ow, 1)), &w.wg)
 	}
 	return nil
 }

@@ -147,22 +147,22 @@ const sentinel = float32(-12345.5)
 // machine has, against the reference kernel.
 func TestConvMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	pools := []*Pool{nil, NewPool(2), NewPool(3)}
+	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
 	defer func() {
-		for _, p := range pools[1:] {
+		for _, p := range workerSets[1:] {
 			p.Close()
 		}
 	}()
 	for _, level := range testLevels(t) {
 		code := tableFor(level)
 		for _, tc := range convCases() {
-			convMatchesReference(t, r, pools, tc, level, code)
+			convMatchesReference(t, r, workerSets, tc, level, code)
 		}
 	}
 }
 
 // convMatchesReference runs case tc on every path that takes it, with the kernels of code.
-func convMatchesReference(t *testing.T, r *rand.Rand, pools []*Pool, tc convCase, level isa.Level, code *kernels) {
+func convMatchesReference(t *testing.T, r *rand.Rand, workerSets []*Workers, tc convCase, level isa.Level, code *kernels) {
 	const rtol, atol = 1e-4, 1e-5
 	spec := tc.spec(r)
 	conv, err := newConv2D(spec, -1, code)
@@ -195,10 +195,10 @@ func convMatchesReference(t *testing.T, r *rand.Rand, pools []*Pool, tc convCase
 	if oh != shape[2] || ow != shape[3] {
 		t.Fatalf("%s: OutputSize %dx%d, reference %v", tc.name, oh, ow, shape)
 	}
-	for run := 0; run < len(pools)*len(convs); run++ {
-		pool, conv := pools[run%len(pools)], convs[run/len(pools)]
-		name := fmt.Sprintf("%s/%s/pool%d/path%d,%d", level, tc.name, run%len(pools), conv.path, conv.padded)
-		runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
+	for run := 0; run < len(workerSets)*len(convs); run++ {
+		workers, conv := workerSets[run%len(workerSets)], convs[run/len(workerSets)]
+		name := fmt.Sprintf("%s/%s/workers%d/path%d,%d", level, tc.name, run%len(workerSets), conv.path, conv.padded)
+		runConvCase(t, name, conv, workers, tc, x, want, mag, rtol, atol, r)
 	}
 }
 
@@ -266,8 +266,8 @@ func TestConvRunErrors(t *testing.T) {
 
 func TestConvRunDoesNotAllocate(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	pool := NewPool(2)
-	defer pool.Close()
+	workers := NewWorkers(2)
+	defer workers.Close()
 	for _, tc := range []convCase{
 		{name: "1x1", n: 2, cin: 32, cout: 16, h: 8, w: 8, kh: 1, kw: 1, pre: true, preRelu: true},
 		{name: "3x3", n: 2, cin: 16, cout: 8, h: 8, w: 8, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, bias: true},
@@ -283,7 +283,7 @@ func TestConvRunDoesNotAllocate(t *testing.T) {
 			out := Dense(make([]float32, tc.n*tc.cout*oh*ow), tc.n, tc.cout, oh, ow)
 			scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
 			if a := testing.AllocsPerRun(20, func() {
-				if err := conv.Run(pool, in, out, scratch); err != nil {
+				if err := conv.Run(workers, in, out, scratch); err != nil {
 					t.Fatal(err)
 				}
 			}); a != 0 {

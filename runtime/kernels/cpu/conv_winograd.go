@@ -412,7 +412,7 @@ func (w *winograd) putState(st *winoState) {
 }
 
 // run computes out = conv(in) (shapes and scratch already checked by Conv2D.Run).
-func (w *winograd) run(pool *Pool, in, out Image, scratch []float32, threads int) error {
+func (w *winograd) run(workers *Workers, in, out Image, scratch []float32, threads int) error {
 	s := &w.c.spec
 	f := w.pick(in.N, in.H, in.W, threads)
 	f.pack()
@@ -431,15 +431,15 @@ func (w *winograd) run(pool *Pool, in, out Image, scratch []float32, threads int
 		a2 := f.alpha * f.alpha
 		st.split = winoSplitTask{f: f, st: st, g: g, in: in, out: out, v: v[:a2*g.psV],
 			mm: v[a2*g.psV : a2*(g.psV+g.psM)], scratch: scratch[g.shared:]}
-		pool.Run(&st.split, g.slots, 1, &st.wg)
+		workers.Run(&st.split, g.slots, 1, &st.wg)
 		st.split.phase = 1
-		pool.Run(&st.split, g.slots, 1, &st.wg)
+		workers.Run(&st.split, g.slots, 1, &st.wg)
 	} else {
 		st.task = winoTask{f: f, st: st, g: g, in: in, out: out, scratch: scratch}
-		if pool == nil || g.slots == 1 {
+		if workers == nil || g.slots == 1 {
 			st.task.Do(0, g.slots)
 		} else {
-			pool.Run(&st.task, g.slots, 1, &st.wg)
+			workers.Run(&st.task, g.slots, 1, &st.wg)
 		}
 	}
 	for i := range st.slots[:g.slots] {

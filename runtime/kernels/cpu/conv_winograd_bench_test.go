@@ -55,15 +55,15 @@ func benchConvRun(b *testing.B, conv *Conv2D, bc benchConv, n, threads int, r *r
 	in := Dense(randFloats(r, n*bc.cin*bc.hw*bc.hw), n, bc.cin, bc.hw, bc.hw)
 	out := Dense(make([]float32, n*bc.cout*oh*ow), n, bc.cout, oh, ow)
 	scratch := make([]float32, conv.ScratchSize(n, bc.hw, bc.hw, threads))
-	pool := NewPool(threads)
-	defer pool.Close()
-	if err := conv.Run(pool, in, out, scratch); err != nil {
+	workers := NewWorkers(threads)
+	defer workers.Close()
+	if err := conv.Run(workers, in, out, scratch); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	cpu0 := convCPUTime()
 	for range b.N {
-		if err := conv.Run(pool, in, out, scratch); err != nil {
+		if err := conv.Run(workers, in, out, scratch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ func newWinogradConv(t testing.TB, spec ConvSpec, m int, code *kernels) *Conv2D 
 // runConvCase runs conv on x (tc's shapes) with in and out embedded as channel slices of larger
 // buffers when tc.strided, and checks the result against want within atol + rtol*mag, that
 // the input is unchanged and that nothing outside the output slice was written.
-func runConvCase(t *testing.T, name string, conv *Conv2D, pool *Pool, tc convCase, x, want, mag []float32, rtol, atol float64, r *rand.Rand) (maxRel float64) {
+func runConvCase(t *testing.T, name string, conv *Conv2D, workers *Workers, tc convCase, x, want, mag []float32, rtol, atol float64, r *rand.Rand) (maxRel float64) {
 	t.Helper()
 	oh, ow := conv.OutputSize(tc.h, tc.w)
 	inExtra, outExtra := 0, 0
@@ -54,15 +54,15 @@ func runConvCase(t *testing.T, name string, conv *Conv2D, pool *Pool, tc convCas
 		out = out.Channels(3, tc.cout)
 	}
 	threads := 1
-	if pool != nil {
-		threads = pool.Threads()
+	if workers != nil {
+		threads = workers.Threads()
 	}
 	// Scratch starts with garbage, NaN included: nothing may read it before writing it.
 	scratch := randFloats(r, conv.ScratchSize(tc.n, tc.h, tc.w, threads))
 	for i := 0; i < len(scratch); i += 7 {
 		scratch[i] = float32(math.NaN())
 	}
-	if err := conv.Run(pool, in, out, scratch); err != nil {
+	if err := conv.Run(workers, in, out, scratch); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	for i := range inBuf {
@@ -126,9 +126,9 @@ func winogradCases() []convCase {
 func TestWinogradMatchesReference(t *testing.T) {
 	const rtol, atol = 1e-4, 1e-5
 	r := rand.New(rand.NewPCG(11, 12))
-	pools := []*Pool{nil, NewPool(2), NewPool(3)}
+	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
 	defer func() {
-		for _, p := range pools[1:] {
+		for _, p := range workerSets[1:] {
 			p.Close()
 		}
 	}()
@@ -142,9 +142,9 @@ func TestWinogradMatchesReference(t *testing.T) {
 		for _, level := range levels {
 			for _, m := range []int{2, 4} {
 				conv := newWinogradConv(t, spec, m, tableFor(level))
-				for pi, pool := range pools {
-					name := fmt.Sprintf("%s/%s/F(%d)/pool%d", level, tc.name, m, pi)
-					rel := runConvCase(t, name, conv, pool, tc, x, want, mag, rtol, atol, r)
+				for pi, workers := range workerSets {
+					name := fmt.Sprintf("%s/%s/F(%d)/workers%d", level, tc.name, m, pi)
+					rel := runConvCase(t, name, conv, workers, tc, x, want, mag, rtol, atol, r)
 					worst[m] = max(worst[m], rel)
 				}
 			}
@@ -204,8 +204,8 @@ func TestWinogradSelection(t *testing.T) {
 
 func TestWinogradRunDoesNotAllocate(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
-	pool := NewPool(2)
-	defer pool.Close()
+	workers := NewWorkers(2)
+	defer workers.Close()
 	for _, level := range testLevels(t) {
 		for _, m := range []int{2, 4} {
 			tc := convCase{n: 2, cin: 32, cout: 16, h: 14, w: 14, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, bias: true, pre: true, preRelu: true}
@@ -214,7 +214,7 @@ func TestWinogradRunDoesNotAllocate(t *testing.T) {
 			out := Dense(make([]float32, tc.n*tc.cout*tc.h*tc.w), tc.n, tc.cout, tc.h, tc.w)
 			scratch := make([]float32, conv.ScratchSize(tc.n, tc.h, tc.w, 2))
 			if a := testing.AllocsPerRun(20, func() {
-				if err := conv.Run(pool, in, out, scratch); err != nil {
+				if err := conv.Run(workers, in, out, scratch); err != nil {
 					t.Fatal(err)
 				}
 			}); a != 0 {

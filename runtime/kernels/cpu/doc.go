@@ -1,7 +1,7 @@
 // Package cpu holds dnx's fast float32 CPU kernels: convolutions on packed weights with fused
 // BN-ReLU prologues and bias-ReLU epilogues, pooling and element-wise ops on strided NCHW images,
-// and the worker pool they share. Every kernel here has a reference twin in runtime/kernels/ref
-// and is tested against it.
+// and the thread pool they share (Workers). Every kernel here has a reference twin in
+// runtime/kernels/ref and is tested against it.
 //
 // # Strided images
 //
@@ -12,10 +12,10 @@
 //
 // # Threads
 //
-// A Pool splits each parallel loop into one chunk per thread, the caller running the first. Its
+// Workers splits each parallel loop into one chunk per thread, the caller running the first. Its
 // workers and waiting callers poll briefly before they block, since a wake-up costs tens of
 // microseconds on a virtual machine and a network runs hundreds of short loops back to back;
-// NewBlockingPool gives a pool that never polls. Each Run takes the caller's Group, kept in the
+// NewBlockingWorkers gives Workers that never poll. Each Run takes the caller's Group, kept in the
 // kernel's prepared state.
 //
 // # Instruction sets

@@ -22,7 +22,7 @@ const (
 	FuncHardSwish
 )
 
-// Unary is an element-wise function over dense float32 slices, split over the pool's threads.
+// Unary is an element-wise function over dense float32 slices, split over the Workers' threads.
 type Unary struct {
 	Func        UnaryFunc
 	Lo, Hi      float32 // FuncClip
@@ -41,13 +41,13 @@ type unaryTask struct {
 const unaryGrain = 16384
 
 // Run computes out[i] = f(in[i]); len(out) must equal len(in).
-func (k *Unary) Run(pool *Pool, in, out []float32) {
+func (k *Unary) Run(workers *Workers, in, out []float32) {
 	t, _ := k.tasks.Get().(*unaryTask)
 	if t == nil {
 		t = &unaryTask{}
 	}
 	t.k, t.in, t.out = k, in, out
-	pool.Run(t, len(in), unaryGrain, &t.wg)
+	workers.Run(t, len(in), unaryGrain, &t.wg)
 	t.in, t.out = nil, nil
 	k.tasks.Put(t)
 }
@@ -117,13 +117,13 @@ type binaryTask struct {
 }
 
 // Run computes the operation; len(b) must be len(a)/Per.
-func (k *Binary) Run(pool *Pool, a, b, out []float32) {
+func (k *Binary) Run(workers *Workers, a, b, out []float32) {
 	t, _ := k.tasks.Get().(*binaryTask)
 	if t == nil {
 		t = &binaryTask{}
 	}
 	t.k, t.a, t.b, t.out = k, a, b, out
-	pool.Run(t, len(a), unaryGrain, &t.wg)
+	workers.Run(t, len(a), unaryGrain, &t.wg)
 	t.a, t.b, t.out = nil, nil, nil
 	k.tasks.Put(t)
 }

@@ -45,7 +45,7 @@ type poolTask struct {
 }
 
 // Run pools in into out (both may be strided). It is safe for concurrent use.
-func (k *Pool2D) Run(pool *Pool, in, out Image) error {
+func (k *Pool2D) Run(workers *Workers, in, out Image) error {
 	w := k.Win
 	if out.N != in.N || out.C != in.C || out.H != w.OutH || out.W != w.OutW {
 		return fmt.Errorf("cpu: pool output %dx%dx%dx%d does not fit input %dx%dx%dx%d", out.N, out.C, out.H, out.W, in.N, in.C, in.H, in.W)
@@ -67,7 +67,7 @@ func (k *Pool2D) Run(pool *Pool, in, out Image) error {
 		t = &poolTask{}
 	}
 	t.k, t.in, t.out = k, in, out
-	pool.Run(t, in.N*in.C, 8, &t.wg)
+	workers.Run(t, in.N*in.C, 8, &t.wg)
 	t.in, t.out = Image{}, Image{}
 	k.tasks.Put(t)
 	return nil
@@ -246,7 +246,7 @@ func avgInterior(src, out []float32, x0, y0, wd int, w *Window2D) {
 }
 
 // GlobalAvgPool averages each channel plane: Y[n,c] = mean over h,w of X[n,c,h,w]. out has H=W=1.
-func GlobalAvgPool(pool *Pool, in, out Image) error {
+func GlobalAvgPool(workers *Workers, in, out Image) error {
 	if out.N != in.N || out.C != in.C || out.H*out.W != 1 {
 		return fmt.Errorf("cpu: global pool output %dx%dx%dx%d does not fit input %dx%d", out.N, out.C, out.H, out.W, in.N, in.C)
 	}

@@ -107,7 +107,7 @@ func TestMaxRowKernels(t *testing.T) {
 // runMaxPoolVsRef max-pools an n x c x h x w input x with win through Pool2D (with the row
 // kernels of code) and through the reference kernel, and returns an error describing the first
 // difference (all NaNs compare equal). It reports ok=false when win does not fit.
-func runMaxPoolVsRef(p *Pool, x []float32, n, c, h, w int, win ops.Window, code *kernels) (ok bool, err error) {
+func runMaxPoolVsRef(p *Workers, x []float32, n, c, h, w int, win ops.Window, code *kernels) (ok bool, err error) {
 	geo, err := win.PoolShapes("pool", []int{n, c, h, w})
 	if err != nil {
 		return false, nil // window larger than the padded input
@@ -163,7 +163,7 @@ func TestMaxPool2DOddShapes(t *testing.T) {
 		{"1x1 s2", win(1, 1, 2, 2, 1, 1, 0, 0, 0, 0, false)},
 		{"1x3 s(1,2) p(0,1)", win(1, 3, 1, 2, 1, 1, 0, 1, 0, 1, false)},
 	}
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(5, 6))
 	sizes := [][2]int{{1, 1}, {3, 5}, {7, 7}, {9, 17}, {13, 23}, {16, 33}, {21, 41}, {5, 71}}
@@ -186,7 +186,7 @@ func TestMaxPool2DOddShapes(t *testing.T) {
 // TestMaxPool2DRandomWindows compares MaxPool with the reference over random windows, image
 // sizes up to 40 wide and inputs with NaN, at every level this machine has.
 func TestMaxPool2DRandomWindows(t *testing.T) {
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(9, 10))
 	levels := testLevels(t)
@@ -215,9 +215,9 @@ func TestMaxPool2DRandomWindows(t *testing.T) {
 }
 
 // TestMaxPool2DRunDoesNotAllocate: once warm, a max-pool Run allocates nothing (its row scratch
-// comes back from the kernel's pool).
+// comes back from the kernel's sync.Pool).
 func TestMaxPool2DRunDoesNotAllocate(t *testing.T) {
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	x := make([]float32, 8*37*37)
 	y := make([]float32, 8*19*19)

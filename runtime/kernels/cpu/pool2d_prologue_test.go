@@ -17,7 +17,7 @@ import (
 func TestAvgPoolPrologueMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	kernel := ref.Kernels()["FusedAveragePool"]
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	levels := testLevels(t)
 	for trial := 0; trial < 200; trial++ {
@@ -87,7 +87,7 @@ func TestAvgPoolPrologueErrors(t *testing.T) {
 func BenchmarkAvgPoolPrologueTransition(b *testing.B) {
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
-			p := NewPool(threads)
+			p := NewWorkers(threads)
 			defer p.Close()
 			const c = 256
 			x := make([]float32, c*56*56)

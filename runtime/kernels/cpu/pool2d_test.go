@@ -16,7 +16,7 @@ import (
 func TestPool2DMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	refs := ref.Kernels()
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	levels := testLevels(t)
 	for trial := 0; trial < 300; trial++ {
@@ -79,7 +79,7 @@ func TestPool2DMatchesReference(t *testing.T) {
 
 func BenchmarkMaxPoolStem(b *testing.B) {
 	// DenseNet-121's stem pool: 64 channels, 112x112 -> 56x56, 3x3 stride 2 pad 1.
-	p := NewPool(2)
+	p := NewWorkers(2)
 	defer p.Close()
 	x := make([]float32, 64*112*112)
 	y := make([]float32, 64*56*56)
@@ -93,7 +93,7 @@ func BenchmarkMaxPoolStem(b *testing.B) {
 
 func BenchmarkAvgPoolTransition(b *testing.B) {
 	// DenseNet-121's first transition pool: 128 channels, 56x56 -> 28x28, 2x2 stride 2.
-	p := NewPool(1)
+	p := NewWorkers(1)
 	defer p.Close()
 	x := make([]float32, 128*56*56)
 	for i := range x {

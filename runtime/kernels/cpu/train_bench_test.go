@@ -49,7 +49,7 @@ func BenchmarkConvCM(b *testing.B) {
 		if tc.pre {
 			pre = &Prologue{Scale: randFloats(r, tc.cin), Shift: randFloats(r, tc.cin), ReLU: true}
 		}
-		pool := NewPool(2)
+		workers := NewWorkers(2)
 		scratch, stage := make([]float32, c.ScratchSize(2)), make([]float32, c.StagingSize())
 		dx, dw := make([]float32, len(x)), make([]float32, len(w))
 		flops := 2 * float64(N*1024*tc.cin*tc.cout*tc.k*tc.k)
@@ -57,9 +57,9 @@ func BenchmarkConvCM(b *testing.B) {
 			name string
 			run  func() error
 		}{
-			{"forward", func() error { return c.Forward(pool, x, pre, w, nil, y, false, scratch) }},
-			{"input", func() error { return c.InputGrad(pool, y, w, dx, false, scratch) }},
-			{"weights", func() error { return c.WeightGrad(pool, x, pre, y, nil, dw, false, stage, scratch) }},
+			{"forward", func() error { return c.Forward(workers, x, pre, w, nil, y, false, scratch) }},
+			{"input", func() error { return c.InputGrad(workers, y, w, dx, false, scratch) }},
+			{"weights", func() error { return c.WeightGrad(workers, x, pre, y, nil, dw, false, stage, scratch) }},
 		} {
 			b.Run(fmt.Sprintf("%s/%s", tc.name, op.name), func(b *testing.B) {
 				t0 := cpuTime()
@@ -74,7 +74,7 @@ func BenchmarkConvCM(b *testing.B) {
 				b.ReportMetric(float64(d.Milliseconds())/float64(b.N), "cpu-ms/op")
 			})
 		}
-		pool.Close()
+		workers.Close()
 	}
 }
 
@@ -89,12 +89,12 @@ func BenchmarkBatchNormBackward(b *testing.B) {
 	for i := range g.InvStd {
 		g.InvStd[i] = 1
 	}
-	pool := NewPool(2)
-	defer pool.Close()
+	workers := NewWorkers(2)
+	defer workers.Close()
 	t0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		BatchNormBackward(pool, g, x, dy, dx)
+		BatchNormBackward(workers, g, x, dy, dx)
 	}
 	b.ReportMetric(float64((cpuTime()-t0).Nanoseconds())/float64(b.N)/float64(C*L), "cpu-ns/elem")
 }

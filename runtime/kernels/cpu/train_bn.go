@@ -6,8 +6,8 @@ import (
 
 // This file holds the per-channel kernels of training-mode BatchNormalization and ReLU on
 // channel-major data (see train_conv.go): channel c of a batch is the contiguous row
-// x[c*rowLen : (c+1)*rowLen]. Rows are independent, so each kernel splits its channels over the
-// pool; every row is reduced by one goroutine in a fixed order, so results do not depend on the
+// x[c*rowLen : (c+1)*rowLen]. Rows are independent, so each kernel splits its channels over
+// Workers; every row is reduced by one goroutine in a fixed order, so results do not depend on the
 // thread count.
 
 // rowTask runs fn over channel ranges.
@@ -18,25 +18,25 @@ type rowTask struct {
 // Do implements Task.
 func (t *rowTask) Do(lo, hi int) { t.fn(lo, hi) }
 
-// forRows calls fn over [0, channels) split on pool, with at least enough rows per chunk to cover
+// forRows calls fn over [0, channels) split on workers, with at least enough rows per chunk to cover
 // about 16K elements.
-func forRows(pool *Pool, channels, rowLen int, fn func(lo, hi int)) {
+func forRows(workers *Workers, channels, rowLen int, fn func(lo, hi int)) {
 	grain := max(1, 16384/max(rowLen, 1))
 	var wg Group
-	parallel(pool, &rowTask{fn: fn}, channels, grain, &wg)
+	parallel(workers, &rowTask{fn: fn}, channels, grain, &wg)
 }
 
 // ChannelStats computes, for each of channels rows of rowLen floats (stride floats apart), the
 // mean and the biased variance in float64, in two passes:
 //
 //	mean[c] = sum_i x[c,i] / rowLen,  variance[c] = sum_i (x[c,i] - mean[c])^2 / rowLen
-func ChannelStats(pool *Pool, x []float32, channels, rowLen, stride int, mean, variance []float64) {
-	active.channelStats(pool, x, channels, rowLen, stride, mean, variance)
+func ChannelStats(workers *Workers, x []float32, channels, rowLen, stride int, mean, variance []float64) {
+	active.channelStats(workers, x, channels, rowLen, stride, mean, variance)
 }
 
 // channelStats is ChannelStats with k's row kernel.
-func (k *kernels) channelStats(pool *Pool, x []float32, channels, rowLen, stride int, mean, variance []float64) {
-	forRows(pool, channels, rowLen, func(lo, hi int) {
+func (k *kernels) channelStats(workers *Workers, x []float32, channels, rowLen, stride int, mean, variance []float64) {
+	forRows(workers, channels, rowLen, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mean[c], variance[c] = k.rowStats(x[c*stride : c*stride+rowLen])
 		}
@@ -83,13 +83,13 @@ func rowStatsGo(row []float32) (mean, variance float64) {
 // optionally fused with the ReLU that follows, computed as the GEMM packer computes a prologue
 // (one rounding where the CPU has FMA). Rows are stride floats apart in both x and y, which may
 // be the same slice.
-func AffineRows(pool *Pool, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
-	active.affineRows(pool, x, y, channels, rowLen, stride, scale, shift, relu)
+func AffineRows(workers *Workers, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
+	active.affineRows(workers, x, y, channels, rowLen, stride, scale, shift, relu)
 }
 
 // affineRows is AffineRows with k's row kernel.
-func (k *kernels) affineRows(pool *Pool, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
-	forRows(pool, channels, rowLen, func(lo, hi int) {
+func (k *kernels) affineRows(workers *Workers, x, y []float32, channels, rowLen, stride int, scale, shift []float32, relu bool) {
+	forRows(workers, channels, rowLen, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			k.affineRow(x[c*stride:c*stride+rowLen], y[c*stride:c*stride+rowLen], scale[c], shift[c], relu)
 		}
@@ -122,19 +122,19 @@ type BNGrad struct {
 // products summed exactly in float64. dx may be dy itself (in place) when not accumulating: a
 // channel's sums are complete before its dx is written, and each element of dy is read before
 // the same element of dx is written.
-func BatchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
-	active.batchNormBackward(pool, g, x, dy, dx)
+func BatchNormBackward(workers *Workers, g *BNGrad, x, dy, dx []float32) {
+	active.batchNormBackward(workers, g, x, dy, dx)
 }
 
 // batchNormBackward is BatchNormBackward with k's row kernels.
-func (k *kernels) batchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) {
+func (k *kernels) batchNormBackward(workers *Workers, g *BNGrad, x, dy, dx []float32) {
 	L := g.RowLen
 	S := g.RowStride
 	if S == 0 {
 		S = L
 	}
 	relu := g.ReLU
-	forRows(pool, g.Channels, L, func(lo, hi int) {
+	forRows(workers, g.Channels, L, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			xs, dys := x[c*S:c*S+L], dy[c*S:c*S+L]
 			a, b := g.Scale[c], g.Shift[c]
@@ -165,9 +165,9 @@ func (k *kernels) batchNormBackward(pool *Pool, g *BNGrad, x, dy, dx []float32) 
 }
 
 // ReluBackward computes dx (+)= dy where y > 0, else 0 (add when acc).
-func ReluBackward(pool *Pool, y, dy, dx []float32, acc bool) {
+func ReluBackward(workers *Workers, y, dy, dx []float32, acc bool) {
 	n := len(y)
-	forRows(pool, (n+4095)/4096, 4096, func(lo, hi int) {
+	forRows(workers, (n+4095)/4096, 4096, func(lo, hi int) {
 		hi = min(n, hi*4096)
 		for i := lo * 4096; i < hi; i++ {
 			d := reluGrad(y[i], dy[i])

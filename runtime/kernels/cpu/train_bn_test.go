@@ -75,8 +75,8 @@ func TestBatchNormBackward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pool := NewPool(2)
-			defer pool.Close()
+			workers := NewWorkers(2)
+			defer workers.Close()
 			want := dxWant.Float64s()
 			if tc.ac {
 				for i := range want {
@@ -91,7 +91,7 @@ func TestBatchNormBackward(t *testing.T) {
 						dx[i] = 0.5
 					}
 				}
-				code.batchNormBackward(pool, g, xc, toCMs(dy, N, C, S, stride), dx)
+				code.batchNormBackward(workers, g, xc, toCMs(dy, N, C, S, stride), dx)
 				closeF32(t, level.String()+" dx", fromCMs(dx, N, C, S, stride), want, 1e-5, 1e-4)
 				if !tc.ac {
 					// In place (dx is dy, as the trainer runs it on a gradient nothing else
@@ -99,7 +99,7 @@ func TestBatchNormBackward(t *testing.T) {
 					inPlace := toCMs(dy, N, C, S, stride)
 					g2 := *g
 					g2.DGamma, g2.DBeta = make([]float64, C), make([]float64, C)
-					code.batchNormBackward(pool, &g2, xc, inPlace, inPlace)
+					code.batchNormBackward(workers, &g2, xc, inPlace, inPlace)
 					for c := 0; c < C; c++ {
 						for i := c * stride; i < c*stride+N*S; i++ {
 							if math.Float32bits(inPlace[i]) != math.Float32bits(dx[i]) {
@@ -130,10 +130,10 @@ func channelKernels(t *testing.T, code *kernels) {
 	r := rand.New(rand.NewPCG(5, 5))
 	const C, L = 7, 45
 	x := randFloats(r, C*L)
-	pool := NewPool(2)
-	defer pool.Close()
+	workers := NewWorkers(2)
+	defer workers.Close()
 	mean, variance := make([]float64, C), make([]float64, C)
-	code.channelStats(pool, x, C, L, L, mean, variance)
+	code.channelStats(workers, x, C, L, L, mean, variance)
 	wm, wv := refgrad.BatchStats(f64Tensor(tensor.Shape{1, C, L}, x))
 	for c := range mean {
 		if math.Abs(mean[c]-wm[c]) > 1e-12 || math.Abs(variance[c]-wv[c]) > 1e-12 {
@@ -142,9 +142,9 @@ func channelKernels(t *testing.T, code *kernels) {
 	}
 	scale, shift := randFloats(r, C), randFloats(r, C)
 	y := make([]float32, C*L)
-	code.affineRows(pool, x, y, C, L, L, scale, shift, true)
+	code.affineRows(workers, x, y, C, L, L, scale, shift, true)
 	dy, dx := randFloats(r, C*L), make([]float32, C*L)
-	ReluBackward(pool, y, dy, dx, false)
+	ReluBackward(workers, y, dy, dx, false)
 	for i := range y {
 		v := max(affineRef(code, x[i], scale[i/L], shift[i/L]), 0)
 		if !sameUlp(y[i], v) {

@@ -269,8 +269,8 @@ func (c *ConvCM) packWeights(w []float32) *gemm.PackedA {
 
 // Forward computes Y (+)= conv(pre(X), W) + bias over the batch: x is [Cin][N][H][W] (channels
 // XStride apart), y is [Cout][N][OH][OW] (channels YStride apart), w is [Cout][Cin][KH][KW]; pre and bias may be nil. With acc the result is
-// added to y. scratch must hold ScratchSize(pool threads) floats.
-func (c *ConvCM) Forward(pool *Pool, x []float32, pre *Prologue, w, bias, y []float32, acc bool, scratch []float32) error {
+// added to y. scratch must hold ScratchSize(workers threads) floats.
+func (c *ConvCM) Forward(workers *Workers, x []float32, pre *Prologue, w, bias, y []float32, acc bool, scratch []float32) error {
 	s := &c.spec
 	if len(x) < c.xLen() || len(y) < c.yLen() || len(w) < s.Cout*s.Cin*c.taps || (bias != nil && len(bias) < s.Cout) {
 		return fmt.Errorf("%w: conv forward: x %d, y %d, w %d floats for %+v", ops.ErrShape, len(x), len(y), len(w), *s)
@@ -278,11 +278,11 @@ func (c *ConvCM) Forward(pool *Pool, x []float32, pre *Prologue, w, bias, y []fl
 	if err := c.checkPrologue(pre); err != nil {
 		return err
 	}
-	return c.forward(pool, x, pre, c.packWeights(w), bias, y, acc, scratch)
+	return c.forward(workers, x, pre, c.packWeights(w), bias, y, acc, scratch)
 }
 
 // forward runs the forward product with the weights already packed tap-major.
-func (c *ConvCM) forward(pool *Pool, x []float32, pre *Prologue, a *gemm.PackedA, bias, y []float32, acc bool, scratch []float32) error {
+func (c *ConvCM) forward(workers *Workers, x []float32, pre *Prologue, a *gemm.PackedA, bias, y []float32, acc bool, scratch []float32) error {
 	s := &c.spec
 	var scale, shift []float32
 	relu := false
@@ -307,26 +307,26 @@ func (c *ConvCM) forward(pool *Pool, x []float32, pre *Prologue, a *gemm.PackedA
 		b = &c.gather
 	}
 	threads := 1
-	if pool != nil {
-		threads = pool.Threads()
+	if workers != nil {
+		threads = workers.Threads()
 	}
 	ep := gemm.Epilogue{Bias: bias, Accumulate: acc}
 	if err := c.job.Init(c.code.gemm, a, b, c.npOut, y, c.ys, ep, scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv forward: %w", err)
 	}
-	parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
+	parallel(workers, &c.job, c.job.Slots(), 1, &c.wg)
 	return nil
 }
 
 // InputGrad computes dX (+)= the gradient of the input: dy is [Cout][N][OH][OW], dx is
 // [Cin][N][H][W]. With acc the gradient is added to dx.
-func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []float32) error {
+func (c *ConvCM) InputGrad(workers *Workers, dy, w, dx []float32, acc bool, scratch []float32) error {
 	s := &c.spec
 	if len(dy) < c.yLen() || len(dx) < c.xLen() || len(w) < s.Cout*s.Cin*c.taps {
 		return fmt.Errorf("%w: conv input gradient: dy %d, dx %d, w %d floats for %+v", ops.ErrShape, len(dy), len(dx), len(w), *s)
 	}
 	if c.bwd != nil {
-		return c.inputGradChannels(pool, dy, w, dx, 0, s.Cin, acc, scratch)
+		return c.inputGradChannels(workers, dy, w, dx, 0, s.Cin, acc, scratch)
 	}
 	sh := c.work()
 	// Strided: per batch item, dcol [Cin*taps][OH*OW] = W^T dY_n, then col2im into dX.
@@ -343,11 +343,11 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 	dcol := scratch[:k*item]
 	gs := scratch[k*item:]
 	if !acc {
-		zeroRange(pool, dx[:c.xLen()], &c.wg)
+		zeroRange(workers, dx[:c.xLen()], &c.wg)
 	}
 	threads := 1
-	if pool != nil {
-		threads = pool.Threads()
+	if workers != nil {
+		threads = workers.Threads()
 	}
 	if cap(sh.offs) < s.Cout {
 		sh.offs = make([]int32, s.Cout)
@@ -363,9 +363,9 @@ func (c *ConvCM) InputGrad(pool *Pool, dy, w, dx []float32, acc bool, scratch []
 		if err := c.job.Init(c.code.gemm, a, &c.rows, item, dcol, item, gemm.Epilogue{}, gs, threads); err != nil {
 			return fmt.Errorf("cpu: conv input gradient: %w", err)
 		}
-		parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
+		parallel(workers, &c.job, c.job.Slots(), 1, &c.wg)
 		c.col2imTask = col2imTask{c: c, dcol: dcol, dx: dx, n: n}
-		parallel(pool, &c.col2imTask, s.Cin, 1, &c.wg)
+		parallel(workers, &c.col2imTask, s.Cin, 1, &c.wg)
 	}
 	return nil
 }
@@ -380,7 +380,7 @@ func (c *ConvCM) SplitsInputGrad() bool { return c.bwd != nil }
 // bit. A caller that consumes the gradient channel range by channel range, such as the backward
 // pass of a BatchNormalization before the convolution, needs memory for one range only.
 // Strided convolutions (SplitsInputGrad false) are not supported.
-func (c *ConvCM) InputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
+func (c *ConvCM) InputGradChannels(workers *Workers, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
 	s := &c.spec
 	if c.bwd == nil {
 		return fmt.Errorf("%w: conv input gradient by channels of a strided convolution", ops.ErrUnsupportedOp)
@@ -391,13 +391,13 @@ func (c *ConvCM) InputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, 
 	if len(dy) < c.yLen() || len(dx) < (c1-c0-1)*c.xs+c.np || len(w) < s.Cout*s.Cin*c.taps {
 		return fmt.Errorf("%w: conv input gradient: dy %d, dx %d, w %d floats for channels [%d, %d) of %+v", ops.ErrShape, len(dy), len(dx), len(w), c0, c1, *s)
 	}
-	return c.inputGradChannels(pool, dy, w, dx, c0, c1, acc, scratch)
+	return c.inputGradChannels(workers, dy, w, dx, c0, c1, acc, scratch)
 }
 
 // inputGradChannels computes channels [c0, c1) of a stride-1 input gradient as the forward
 // product of the transposed convolution c.bwd, whose A rows are W'[c][m][tap'] =
 // W[m][c][taps-1-tap'], packed tap-major.
-func (c *ConvCM) inputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
+func (c *ConvCM) inputGradChannels(workers *Workers, dy, w, dx []float32, c0, c1 int, acc bool, scratch []float32) error {
 	s := &c.spec
 	sh := c.work()
 	k := c.taps * s.Cout
@@ -411,7 +411,7 @@ func (c *ConvCM) inputGradChannels(pool *Pool, dy, w, dx []float32, c0, c1 int, 
 		}
 	}
 	sh.a = gemm.PackAInto(sh.a, c1-c0, k, sh.wt, k)
-	return c.bwd.forward(pool, dy, nil, sh.a, nil, dx, acc, scratch)
+	return c.bwd.forward(workers, dy, nil, sh.a, nil, dx, acc, scratch)
 }
 
 // GradA is the output gradient dY of a ConvCM packed as the A operand of its weight-gradient
@@ -468,7 +468,7 @@ func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 // one chunk of output pixels at a time, into working memory the size of a chunk; the result is
 // the same). stage must hold StagingSize() floats; it receives the padded pixel-major copy of
 // pre(X).
-func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, stage, scratch []float32) error {
+func (c *ConvCM) WeightGrad(workers *Workers, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, stage, scratch []float32) error {
 	s := &c.spec
 	if len(x) < c.xLen() || len(dw) < s.Cout*s.Cin*c.taps || len(stage) < c.StagingSize() || (ga != nil && ga.c != c) || (ga == nil && len(dy) < c.yLen()) {
 		return fmt.Errorf("%w: conv weight gradient: x %d, dy %d, dw %d, stage %d floats for %+v", ops.ErrShape, len(x), len(dy), len(dw), len(stage), *s)
@@ -477,13 +477,13 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 		return err
 	}
 	threads := 1
-	if pool != nil {
-		threads = pool.Threads()
+	if workers != nil {
+		threads = workers.Threads()
 	}
 	if c.pointwise() {
-		return c.weightGradPointwise(pool, x, pre, dy, ga, dw, acc, scratch, threads)
+		return c.weightGradPointwise(workers, x, pre, dy, ga, dw, acc, scratch, threads)
 	}
-	c.stage(pool, x, pre, stage)
+	c.stage(workers, x, pre, stage)
 	k := c.taps * s.Cin
 	sh := c.work()
 	sh.dwt = growF32(sh.dwt, s.Cout*k)
@@ -509,7 +509,7 @@ func (c *ConvCM) WeightGrad(pool *Pool, x []float32, pre *Prologue, dy []float32
 			if err := c.job.Init(c.code.gemm, a, &c.rows, cols, sh.dwt[t*s.Cin:], k, ep, scratch, threads); err != nil {
 				return fmt.Errorf("cpu: conv weight gradient: %w", err)
 			}
-			parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
+			parallel(workers, &c.job, c.job.Slots(), 1, &c.wg)
 		}
 	}
 	for m := 0; m < s.Cout; m++ {
@@ -569,7 +569,7 @@ func (c *ConvCM) pixelOffsets(q0, qn int) []int32 {
 // weightGradPointwise computes the weight gradient of a 1x1 convolution, dW = dY * pre(X)^T,
 // with the transposing packer: B[q][c] = pre_c(X[c][q]) is gathered from X's channel rows
 // straight into the GEMM's panels, so no staging copy is written.
-func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, scratch []float32, threads int) error {
+func (c *ConvCM) weightGradPointwise(workers *Workers, x []float32, pre *Prologue, dy []float32, ga *GradA, dw []float32, acc bool, scratch []float32, threads int) error {
 	s := &c.spec
 	c.trans = transPanel{code: c.code, x: x, np: c.xs, cin: s.Cin}
 	if pre != nil {
@@ -582,7 +582,7 @@ func (c *ConvCM) weightGradPointwise(pool *Pool, x []float32, pre *Prologue, dy 
 		if err := c.job.Init(c.code.gemm, a, &c.trans, s.Cin, dw, s.Cin, ep, scratch, threads); err != nil {
 			return fmt.Errorf("cpu: conv weight gradient: %w", err)
 		}
-		parallel(pool, &c.job, c.job.Slots(), 1, &c.wg)
+		parallel(workers, &c.job, c.job.Slots(), 1, &c.wg)
 	}
 	return nil
 }
@@ -627,12 +627,12 @@ func (p *transPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 
 // stage writes stage[((n*hp + PadT + y)*wp + PadL + x)*Cin + c] = pre_c(x[c][n][y][x]) and zeros
 // in the padding ring.
-func (c *ConvCM) stage(pool *Pool, x []float32, pre *Prologue, stage []float32) {
+func (c *ConvCM) stage(workers *Workers, x []float32, pre *Prologue, stage []float32) {
 	c.stageTask = stageTask{c: c, x: x, stage: stage}
 	if pre != nil {
 		c.stageTask.scale, c.stageTask.shift, c.stageTask.relu = pre.Scale, pre.Shift, pre.ReLU
 	}
-	parallel(pool, &c.stageTask, c.spec.N*c.hp, 4, &c.wg)
+	parallel(workers, &c.stageTask, c.spec.N*c.hp, 4, &c.wg)
 }
 
 // stageTask fills padded rows [lo, hi) (row r = n*hp + py) of the staging copy.
@@ -844,7 +844,7 @@ func (t *zeroTask) Do(lo, hi int) {
 	clear(t.s[lo*4096 : min(len(t.s), hi*4096)])
 }
 
-func zeroRange(pool *Pool, s []float32, wg *Group) {
+func zeroRange(workers *Workers, s []float32, wg *Group) {
 	t := &zeroTask{s: s}
-	parallel(pool, t, (len(s)+4095)/4096, 16, wg)
+	parallel(workers, t, (len(s)+4095)/4096, 16, wg)
 }

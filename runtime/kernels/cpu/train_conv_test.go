@@ -97,8 +97,8 @@ func TestConvCM(t *testing.T) {
 		{name: "1x1 stride 2", n: 2, cin: 6, cout: 5, h: 7, w: 6, kh: 1, kw: 1, sh: 2, sw: 2, pre: true, relu: true},
 		{name: "stride 3x2 dilated", n: 1, cin: 4, cout: 3, h: 12, w: 11, kh: 2, kw: 3, sh: 3, sw: 2, dh: 2, dw: 1, pads: [4]int{1, 0, 2, 1}},
 	}
-	pool := NewPool(3)
-	defer pool.Close()
+	workers := NewWorkers(3)
+	defer workers.Close()
 	levels := testLevels(t)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,7 +167,7 @@ func TestConvCM(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					for _, p := range []*Pool{nil, pool} {
+					for _, p := range []*Workers{nil, workers} {
 						scratch := make([]float32, c.ScratchSize(3))
 						y := make([]float32, (tc.cout-1)*ys+tc.n*ohw)
 						if err := c.Forward(p, toCMs(x, tc.n, tc.cin, hw, xs), pre, w, bias, y, false, scratch); err != nil {

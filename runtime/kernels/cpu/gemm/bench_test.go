@@ -45,8 +45,8 @@ func BenchmarkGEMM(b *testing.B) {
 				pa := gemm.PackA(m, k, a, k)
 				c := make([]float32, m*n)
 				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
-				pool := cpu.NewPool(threads)
-				defer pool.Close()
+				workers := cpu.NewWorkers(threads)
+				defer workers.Close()
 				var wg cpu.Group
 				var j gemm.Job
 				b.ResetTimer()
@@ -55,7 +55,7 @@ func BenchmarkGEMM(b *testing.B) {
 					if err := j.Init(nil, pa, &pb, n, c, n, gemm.Epilogue{ReLU: true}, scratch, threads); err != nil {
 						b.Fatal(err)
 					}
-					pool.Run(&j, j.Slots(), 1, &wg)
+					workers.Run(&j, j.Slots(), 1, &wg)
 				}
 				reportFlops(b, 2*float64(m*k*n), cpu0)
 			})

@@ -29,7 +29,7 @@
 // column panels per slot, one equal row block of A per slot instead) that worker slots take from
 // a shared counter, each slot packing B
 // into its own part of the caller's scratch. Job implements the Do(lo, hi) method of cpu.Task, so
-// that a cpu.Pool runs it without allocating (this package cannot import cpu, which imports it).
+// that cpu.Workers runs it without allocating (this package cannot import cpu, which imports it).
 //
 // # Micro-kernels
 //

@@ -121,7 +121,7 @@ func ScratchSize(k, n, threads int) int {
 // Job is one prepared product C = A*B split into tiles for parallel workers. Init prepares it;
 // Do(lo, hi) then runs worker slots lo..hi-1, and the product is complete once slots
 // 0..Slots()-1 have all returned, whichever goroutines ran them and in whatever grouping (a
-// cpu.Pool: pool.Run(job, job.Slots(), 1, &wg)). A Job may be reused for another product after
+// cpu.Workers: workers.Run(job, job.Slots(), 1, &wg)). A Job may be reused for another product after
 // that; it must not be copied once used.
 type Job struct {
 	a       *PackedA

@@ -14,13 +14,13 @@ func (c *countTask) Do(lo, hi int) {
 	}
 }
 
-func TestPoolCoversEveryItemOnce(t *testing.T) {
+func TestWorkersCoverEveryItemOnce(t *testing.T) {
 	for _, c := range []struct {
-		threads int
-		newPool func(int) *Pool
-	}{{1, NewPool}, {2, NewPool}, {3, NewPool}, {8, NewPool}, {2, NewBlockingPool}, {3, NewBlockingPool}} {
+		threads    int
+		newWorkers func(int) *Workers
+	}{{1, NewWorkers}, {2, NewWorkers}, {3, NewWorkers}, {8, NewWorkers}, {2, NewBlockingWorkers}, {3, NewBlockingWorkers}} {
 		threads := c.threads
-		p := c.newPool(threads)
+		p := c.newWorkers(threads)
 		for _, n := range []int{0, 1, 2, 7, 100, 1001} {
 			for _, grain := range []int{0, 1, 16, 5000} {
 				task := &countTask{hits: make([]int32, n)}
@@ -37,8 +37,8 @@ func TestPoolCoversEveryItemOnce(t *testing.T) {
 	}
 }
 
-func TestPoolRunDoesNotAllocate(t *testing.T) {
-	p := NewPool(2)
+func TestWorkersRunDoesNotAllocate(t *testing.T) {
+	p := NewWorkers(2)
 	defer p.Close()
 	task := &countTask{hits: make([]int32, 1000)}
 	var wg Group
@@ -47,8 +47,8 @@ func TestPoolRunDoesNotAllocate(t *testing.T) {
 	}
 }
 
-func TestPoolConcurrentCallers(t *testing.T) {
-	p := NewPool(2)
+func TestWorkersConcurrentCallers(t *testing.T) {
+	p := NewWorkers(2)
 	defer p.Close()
 	var outer sync.WaitGroup
 	for g := 0; g < 8; g++ {

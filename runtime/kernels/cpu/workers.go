@@ -8,25 +8,25 @@ import (
 )
 
 // Task is a parallel loop body: Do processes items [lo, hi). Kernels implement it on a struct
-// prepared in advance, so handing it to a Pool does not allocate.
+// prepared in advance, so handing it to Workers does not allocate.
 type Task interface {
 	Do(lo, hi int)
 }
 
-// Pool runs Tasks on a fixed set of goroutines. The calling goroutine takes part in the work, so
-// a Pool of 1 thread runs everything inline. A Pool is safe for concurrent use: concurrent Run
-// calls share the workers.
+// Workers runs Tasks on a fixed set of goroutines, the thread pool every kernel here shares. The
+// calling goroutine takes part in the work, so Workers of 1 thread runs everything inline.
+// Workers is safe for concurrent use: concurrent Run calls share the goroutines.
 //
-// Workers and callers wait by polling for a short while before they block. Waking a blocked
+// Its goroutines and callers wait by polling for a short while before they block. Waking a blocked
 // goroutine takes tens of microseconds on a virtual machine (measured here: ~70 us per parallel
 // loop, as much as a whole 1x1 convolution on a 7x7 image), and a network runs hundreds of loops
 // back to back (DenseNet-121: ~400 per image) with only microseconds between them. ONNX
-// Runtime's thread pool spins the same way. Polling is bounded (spinWorker, spinCaller), so an
-// idle pool costs nothing, and it is off when there are fewer Go processors than threads, where
+// Runtime's thread pool spins the same way. Polling is bounded (spinWorker, spinCaller), so
+// idle Workers cost nothing, and it is off when there are fewer Go processors than threads, where
 // a polling goroutine would hold the processor another one needs. A caller waiting for its
 // chunks runs whatever chunks are still queued, its own or another caller's: with 4 goroutines
 // running DenseNet-121 on one 2-thread Session, throughput matched a single caller's.
-type Pool struct {
+type Workers struct {
 	threads int
 	spin    bool
 	work    chan job
@@ -56,29 +56,29 @@ const (
 	spinCaller = 100 * time.Microsecond
 )
 
-// NewPool returns a pool of threads workers (GOMAXPROCS when threads <= 0) that poll briefly
-// before blocking (see Pool). Close stops them.
-func NewPool(threads int) *Pool { return newPool(threads, true) }
+// NewWorkers returns Workers of threads goroutines (GOMAXPROCS when threads <= 0) that poll briefly
+// before blocking (see Workers). Close stops them.
+func NewWorkers(threads int) *Workers { return newWorkers(threads, true) }
 
-// NewBlockingPool is NewPool with workers and callers that block at once instead of polling:
+// NewBlockingWorkers is NewWorkers with workers and callers that block at once instead of polling:
 // for machines shared with other work, which then gets the CPU time polling would take. It is
 // not faster for dnx itself: DenseNet-121 on 2 threads took 44 ms polling and 46 ms blocking on
 // a quiet machine, and 81 ms and 107 ms with two busy processes beside it.
-func NewBlockingPool(threads int) *Pool { return newPool(threads, false) }
+func NewBlockingWorkers(threads int) *Workers { return newWorkers(threads, false) }
 
-func newPool(threads int, spin bool) *Pool {
+func newWorkers(threads int, spin bool) *Workers {
 	procs := runtime.GOMAXPROCS(0)
 	if threads <= 0 {
 		threads = procs
 	}
-	p := &Pool{threads: threads, spin: spin && procs >= threads, work: make(chan job, 4*threads)}
+	p := &Workers{threads: threads, spin: spin && procs >= threads, work: make(chan job, 4*threads)}
 	for i := 1; i < threads; i++ {
 		go p.worker()
 	}
 	return p
 }
 
-func (p *Pool) worker() {
+func (p *Workers) worker() {
 	for {
 		j, ok := p.next()
 		if !ok {
@@ -88,9 +88,9 @@ func (p *Pool) worker() {
 	}
 }
 
-// next returns the next chunk, polling for up to spinWorker first; ok is false once the pool is
+// next returns the next chunk, polling for up to spinWorker first; ok is false once Workers is
 // closed.
-func (p *Pool) next() (j job, ok bool) {
+func (p *Workers) next() (j job, ok bool) {
 	if p.spin {
 		var start time.Time
 		for i := 0; ; i++ {
@@ -114,15 +114,15 @@ func (p *Pool) next() (j job, ok bool) {
 }
 
 // Threads returns the number of threads work is split over.
-func (p *Pool) Threads() int { return p.threads }
+func (p *Workers) Threads() int { return p.threads }
 
 // Close stops the workers. Run must not be called after Close.
-func (p *Pool) Close() { p.once.Do(func() { close(p.work) }) }
+func (p *Workers) Close() { p.once.Do(func() { close(p.work) }) }
 
 // Run splits [0, n) into at most Threads() contiguous chunks of at least grain items, runs them in
 // parallel and returns when all are done. g is the caller's Group (see Group), so that Run itself
 // allocates nothing.
-func (p *Pool) Run(t Task, n, grain int, g *Group) {
+func (p *Workers) Run(t Task, n, grain int, g *Group) {
 	if n <= 0 {
 		return
 	}
@@ -176,7 +176,7 @@ func (p *Pool) Run(t Task, n, grain int, g *Group) {
 }
 
 // do runs one chunk and marks it done in its Group.
-func (p *Pool) do(j job) {
+func (p *Workers) do(j job) {
 	j.task.Do(j.lo, j.hi)
 	// pending first: a caller that sees 0 then waits on wg, which this Done releases, so the
 	// Group is not reused while this goroutine still touches it.
