@@ -591,7 +591,7 @@ type tapPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *tapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *tapPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	s := &p.c.spec
 	cg := p.c.cg
 	for k := k0; k < k1; {
@@ -599,7 +599,7 @@ func (p *tapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 		c1 := min(cg, c0+k1-k)
 		dy := tap/s.KW*s.DilationH - s.PadT
 		dx := tap%s.KW*s.DilationW - s.PadL
-		var segs [gemm.NR]gemm.Segment
+		var segs [gemm.MaxNR]gemm.Segment
 		ns := 0
 		for lane := 0; lane < nr; {
 			n := n0 + lane
@@ -616,7 +616,7 @@ func (p *tapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 			}
 			lane = end
 		}
-		p.rows.Pack(dst[(k-k0)*gemm.NR:], c0, c1, segs[:ns])
+		p.rows.Pack(dst[(k-k0)*width:], c0, c1, segs[:ns])
 		k += c1 - c0
 	}
 }
@@ -636,8 +636,8 @@ type convPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *convPanel) PackB(dst []float32, k0, k1, n0, nr int) {
-	var segs [gemm.NR]gemm.Segment
+func (p *convPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
+	var segs [gemm.MaxNR]gemm.Segment
 	if p.ow == p.wq {
 		segs[0] = gemm.Segment{Lo: 0, Hi: nr, Base: n0}
 		p.rows.Pack(dst, k0, k1, segs[:1])

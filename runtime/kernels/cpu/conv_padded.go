@@ -55,7 +55,7 @@ type paddedPanel struct {
 }
 
 // PackB implements gemm.BPanel (used for the last, partial panel only).
-func (p *paddedPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *paddedPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	segs := [1]gemm.Segment{{Lo: 0, Hi: nr, Base: n0}}
 	p.rows.Pack(dst, k0, k1, segs[:])
 }

@@ -59,10 +59,11 @@ type winograd struct {
 type winoForm struct {
 	c        *Conv2D
 	m, alpha int
-	// maxTiles is the largest chunk, in tiles.
-	maxTiles int
-	once     sync.Once
-	u        []*gemm.PackedA // alpha^2 transformed weight matrices, Cout x Cin each
+	// maxTiles is the largest chunk, in tiles; nr the B panel width of c's GEMM kernels, which
+	// the chunks are cut to.
+	maxTiles, nr int
+	once         sync.Once
+	u            []*gemm.PackedA // alpha^2 transformed weight matrices, Cout x Cin each
 }
 
 // The Winograd transform matrices (Lavin & Gray): B^T (alpha x alpha), G (alpha x 3) and A^T
@@ -135,7 +136,8 @@ func (c *Conv2D) useWinograd(n, h, w, threads int) bool {
 func newWinograd(c *Conv2D) *winograd {
 	w := &winograd{c: c}
 	for i, m := range []int{2, 4} {
-		w.forms[i] = winoForm{c: c, m: m, alpha: m + 2, maxTiles: winoMaxTiles(m, c.spec.Cin)}
+		nr := c.code.gemm.NR()
+		w.forms[i] = winoForm{c: c, m: m, alpha: m + 2, maxTiles: winoMaxTiles(m, c.spec.Cin, nr), nr: nr}
 	}
 	return w
 }
@@ -208,10 +210,10 @@ func winoG4Apply(x0, x1, x2 float64) (y [6]float64) {
 // GEMMs find it, and at least one. On DenseNet-121 (cin 128) and CIFAR DenseNet-BC (cin 48)
 // shapes chunks of 24, 48, 96 and 192 tiles measured within noise of each other; small chunks
 // share out better between threads.
-func winoMaxTiles(m, cin int) int {
+func winoMaxTiles(m, cin, nr int) int {
 	alpha := m + 2
 	t := (64 << 10) / max(alpha*alpha*cin, 1)
-	return max(1, t/gemm.NR) * gemm.NR
+	return max(1, t/nr) * nr
 }
 
 // winoOutScratch is the scratch of the output transform (kernels.winoOut).
@@ -261,7 +263,7 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 		last += g.nt
 	}
 	g.slots = min(threads, g.chunks)
-	g.ntPad = max(winoGemmCols(min(g.nt, g.tiles)), winoGemmCols(last))
+	g.ntPad = max(winoGemmCols(min(g.nt, g.tiles), f.nr), winoGemmCols(last, f.nr))
 	if g.chunks == 1 && threads > 1 {
 		g.split = true
 		g.slots = min(threads, (s.Cout+gemm.MR-1)/gemm.MR, s.Cin)
@@ -281,7 +283,7 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	// Transform rows: alpha input rows of m*(tilesX+NR+8)+4 floats (room for the vector
 	// transforms to run over the end of a row segment and, in a chunk's last segment, over the
 	// zero tiles up to the panel's end), m output rows, and a row of zeros.
-	g.wt = f.m*(g.tilesX+gemm.NR+8) + 4
+	g.wt = f.m*(g.tilesX+f.nr+8) + 4
 	g.slotFloats = (a+f.m+1)*g.wt + winoOutScratch + gemm.ScratchSize(s.Cin, g.ntPad, 1) + 16
 	if g.split {
 		g.shared = a*a*(g.psV+g.psM) + 16
@@ -299,11 +301,12 @@ const winoMinChunk = 16
 // NR-column panels, padding the last with tiles of zeros (which the input transform writes),
 // unless it has at most 8 tiles: the micro-kernel reads full panels of V in place, where the
 // partial panel's B is packed, computed by a narrower kernel and merged into C element by
-// element. Measured on 128 -> 32 channels: the 16 tiles of a 14x14 image ran 2x faster padded to
-// 24 than as a partial panel; at 8 tiles or fewer the narrow 8-column kernel wins.
-func winoGemmCols(k int) int {
-	if r := k % gemm.NR; r > 8 {
-		return k - r + gemm.NR
+// element. Measured on 128 -> 32 channels (nr = 24): the 16 tiles of a 14x14 image ran 2x faster
+// padded to 24 than as a partial panel; at 8 tiles or fewer the narrow 8-column kernel wins.
+// nr is the panel width of the GEMM kernels (Kernels.NR).
+func winoGemmCols(k, nr int) int {
+	if r := k % nr; r > 8 {
+		return k - r + nr
 	}
 	return k
 }
@@ -492,7 +495,7 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 	mm := sc[len(v) : len(v)+a2*g.psM]
 	rows, os, gs := f.slotScratch(g, sc[len(v)+len(mm):])
 	f.inputTransform(t.in, g, v, rows, g0, g1, 0, s.Cin)
-	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0), 0, (s.Cout+gemm.MR-1)/gemm.MR); err != nil {
+	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), 0, (s.Cout+gemm.MR-1)/gemm.MR); err != nil {
 		return err
 	}
 	f.outputTransform(t.out, g, mm, rows, os, g0, g1, 0, s.Cout)
@@ -511,7 +514,7 @@ func (f *winoForm) slotScratch(g *winoGeom, sc []float32) (rows, os, gs []float3
 // GEMM panel with zeros.
 func (f *winoForm) inputTransform(in Image, g *winoGeom, v, rows []float32, g0, g1, c0, c1 int) {
 	perItem := g.tilesY * g.tilesX
-	nt := winoGemmCols(g1 - g0)
+	nt := winoGemmCols(g1-g0, f.nr)
 	for gi := g0; gi < g1; {
 		b, tt := gi/perItem, gi%perItem
 		ty, tx := tt/g.tilesX, tt%g.tilesX
@@ -581,7 +584,7 @@ func (t *winoSplitTask) Do(lo, hi int) {
 			continue
 		}
 		q0, q1 := share((s.Cout+gemm.MR-1)/gemm.MR, g.slots, slot)
-		if err := f.products(sl, t.st.offs, g, t.v, t.mm, gs, winoGemmCols(g.tiles), q0, q1); err != nil {
+		if err := f.products(sl, t.st.offs, g, t.v, t.mm, gs, winoGemmCols(g.tiles, f.nr), q0, q1); err != nil {
 			if sl.err == nil {
 				sl.err = err
 			}

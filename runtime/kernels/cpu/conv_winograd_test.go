@@ -166,7 +166,7 @@ func TestWinogradChunks(t *testing.T) {
 			if g.nt < 1 || last < 1 || last > g.nt+7 || (g.chunks > 1 && last < 8) {
 				t.Errorf("F(%d) %+v: %d chunks of %d tiles for %d tiles", m, sz, g.chunks, g.nt, g.tiles)
 			}
-			if g.slots < 1 || g.slots > sz.threads || g.ntPad < winoGemmCols(last) || g.ntPad < winoGemmCols(min(g.nt, g.tiles)) || g.ldv < g.ntPad+8 {
+			if g.slots < 1 || g.slots > sz.threads || g.ntPad < winoGemmCols(last, conv.wino.form(m).nr) || g.ntPad < winoGemmCols(min(g.nt, g.tiles), conv.wino.form(m).nr) || g.ldv < g.ntPad+8 {
 				t.Errorf("F(%d) %+v: %d slots, ldv %d, %d GEMM columns for chunks of %d", m, sz, g.slots, g.ldv, g.ntPad, g.nt)
 			}
 			if split := g.chunks == 1 && sz.threads > 1; g.split != split {

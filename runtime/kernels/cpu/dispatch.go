@@ -22,7 +22,7 @@ import (
 // call costs nothing measurable. Arguments are heap slices or values: a pointer to the caller's
 // stack passed through a func value would make the compiler move that memory to the heap.
 type kernels struct {
-	level isa.Level     // the level whose code this is (AVX2 also serves the avx512 level)
+	level isa.Level     // the level whose table this is (avx512: AVX-512 GEMM, the rest AVX2)
 	gemm  *gemm.Kernels // the micro-kernels and B packer, of the same level
 
 	// winoInput is inputSegment's transform of input channels [c0, c1) (see winoInputGo).
@@ -70,14 +70,16 @@ var goTable = kernels{
 // active is the table of the level this process runs at (isa.Selected), chosen once.
 var active = tableFor(isa.Selected().Level)
 
-// tableFor returns the kernels of level l: those of l.Code(), since a level without kernels of
-// its own (avx512, for now) runs those of the level below. It panics when l is above what this
+// tableFor returns the kernels of level l. It panics when l is above what this
 // CPU and build support (isa.Selected().Max): the caller asked for instructions the CPU lacks.
 func tableFor(l isa.Level) *kernels {
 	if l > isa.Selected().Max {
 		panic("cpu: kernels of level " + l.String() + " requested on a " + isa.Selected().Max.String() + " machine")
 	}
-	if l.Code() == isa.AVX2 && avx2Table != nil {
+	switch {
+	case l == isa.AVX512 && avx512Table != nil:
+		return avx512Table
+	case l >= isa.AVX2 && avx2Table != nil:
 		return avx2Table
 	}
 	return &goTable

@@ -12,6 +12,21 @@ import (
 // FMA, where it must not run.
 var avx2Table = avx2Kernels()
 
+// avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)):
+// this package's own kernels (Winograd transforms, pooling rows, BatchNormalization, staging)
+// have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
+var avx512Table = avx512Kernels()
+
+func avx512Kernels() *kernels {
+	if isa.Selected().Max < isa.AVX512 {
+		return nil
+	}
+	k := *avx2Table
+	k.level = isa.AVX512
+	k.gemm = gemm.KernelsFor(isa.AVX512)
+	return &k
+}
+
 func avx2Kernels() *kernels {
 	if isa.Selected().Max < isa.AVX2 {
 		return nil

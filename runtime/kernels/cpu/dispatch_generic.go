@@ -2,5 +2,5 @@
 
 package cpu
 
-// avx2Table is nil: this build has no assembly, every level runs goTable.
-var avx2Table *kernels
+// avx2Table and avx512Table are nil: this build has no assembly, every level runs goTable.
+var avx2Table, avx512Table *kernels

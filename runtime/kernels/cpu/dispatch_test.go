@@ -80,13 +80,13 @@ func TestLevelPrologueAgrees(t *testing.T) {
 			if err := rows.Init(code.gemm, x, offs, scale, shift, relu); err != nil {
 				t.Fatal(err)
 			}
-			panel := make([]float32, channels*gemm.NR)
-			for n0 := 0; n0 < n; n0 += gemm.NR {
-				nr := min(gemm.NR, n-n0)
+			panel := make([]float32, channels*rows.NR())
+			for n0 := 0; n0 < n; n0 += rows.NR() {
+				nr := min(rows.NR(), n-n0)
 				rows.Pack(panel, 0, channels, []gemm.Segment{{Lo: 0, Hi: nr, Base: n0}})
 				for c := 0; c < channels; c++ {
 					for j := 0; j < nr; j++ {
-						if got, want := panel[c*gemm.NR+j], stored[c*n+n0+j]; math.Float32bits(got) != math.Float32bits(want) {
+						if got, want := panel[c*rows.NR()+j], stored[c*n+n0+j]; math.Float32bits(got) != math.Float32bits(want) {
 							t.Fatalf("%s relu %v: packer channel %d pixel %d = %g, AffineRows %g", l, relu, c, n0+j, got, want)
 						}
 					}

@@ -598,7 +598,7 @@ type transPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *transPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *transPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	n := k1 - k0
 	var sc, sh [stageBlock]float32
 	for j := 0; j < nr; j += stageBlock {
@@ -610,17 +610,17 @@ func (p *transPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 			}
 		}
 		src := p.x[(n0+j)*p.np+p.q0+k0:]
-		p.code.stage(dst[j:], gemm.NR, src, p.np, cnt, n, sc, sh, p.relu)
+		p.code.stage(dst[j:], width, src, p.np, cnt, n, sc, sh, p.relu)
 		if cnt == stageBlock {
 			continue
 		}
 		for k := 0; k < n; k++ {
-			clear(dst[k*gemm.NR+j+cnt : k*gemm.NR+j+stageBlock])
+			clear(dst[k*width+j+cnt : k*width+j+stageBlock])
 		}
 	}
-	for j := (nr + stageBlock - 1) / stageBlock * stageBlock; j < gemm.NR; j += stageBlock {
+	for j := (nr + stageBlock - 1) / stageBlock * stageBlock; j < width; j += stageBlock {
 		for k := 0; k < n; k++ {
-			clear(dst[k*gemm.NR+j:][:stageBlock])
+			clear(dst[k*width+j:][:stageBlock])
 		}
 	}
 }
@@ -729,7 +729,7 @@ type cmRowsPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *cmRowsPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *cmRowsPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	p.rows.Pack(dst, k0, k1, []gemm.Segment{{Lo: 0, Hi: nr, Base: n0}})
 }
 
@@ -746,7 +746,7 @@ type cmTapPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *cmTapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *cmTapPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	c := p.c
 	s := &c.spec
 	cin := s.Cin
@@ -757,7 +757,7 @@ func (p *cmTapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 		c1 := min(cin, c0+k1-k)
 		dy := tap/s.KW*s.DilationH - s.PadT
 		dx := tap%s.KW*s.DilationW - s.PadL
-		var segs [gemm.NR]gemm.Segment
+		var segs [gemm.MaxNR]gemm.Segment
 		ns := 0
 		for lane := 0; lane < nr; {
 			q := n0 + lane
@@ -774,7 +774,7 @@ func (p *cmTapPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 			}
 			lane = end
 		}
-		p.rows.Pack(dst[(k-k0)*gemm.NR:], c0, c1, segs[:ns])
+		p.rows.Pack(dst[(k-k0)*width:], c0, c1, segs[:ns])
 		k += c1 - c0
 	}
 }
@@ -789,7 +789,7 @@ type gatherPanel struct {
 }
 
 // PackB implements gemm.BPanel.
-func (p *gatherPanel) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *gatherPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	c := p.c
 	s := &c.spec
 	plane := c.OH * c.OW
@@ -797,7 +797,7 @@ func (p *gatherPanel) PackB(dst []float32, k0, k1, n0, nr int) {
 	for k := k0; k < k1; k++ {
 		tap, ci := k/s.Cin, k%s.Cin
 		kh, kw := tap/s.KW, tap%s.KW
-		row := dst[(k-k0)*gemm.NR:][:gemm.NR]
+		row := dst[(k-k0)*width:][:width]
 		src := p.x[ci*c.xs:][:c.np]
 		var a, b float32 = 1, 0
 		if p.scale != nil {

@@ -14,7 +14,7 @@ type planeB struct {
 	rows gemm.Rows
 }
 
-func (p *planeB) PackB(dst []float32, k0, k1, n0, nr int) {
+func (p *planeB) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	p.rows.Pack(dst, k0, k1, []gemm.Segment{{Lo: 0, Hi: nr, Base: n0}})
 }
 

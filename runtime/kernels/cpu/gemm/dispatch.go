@@ -3,38 +3,55 @@ package gemm
 import "github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 
 // Kernels is the code of one instruction-set level (see package isa): the micro-kernels, the
-// in-place micro-kernel, the matrix-vector kernel and the B packer. There is one immutable
-// Kernels per level, built at start-up; a Job and a Rows take theirs in Init, so that a caller
-// holding the kernels of another level (a test comparing levels) runs that level's code
-// throughout, with no global switch.
+// in-place micro-kernel, the matrix-vector kernel and the B packer, and the B panel width they
+// share (NR). There is one immutable Kernels per level, built at start-up; a Job and a Rows take
+// theirs in Init, so that a caller holding the kernels of another level (a test comparing
+// levels) runs that level's code throughout, with no global switch.
 //
 // The fields are called once per register tile or packed panel, never per element, so the
 // indirect calls cost nothing measurable.
 type Kernels struct {
-	level  isa.Level          // the level whose code this is (AVX2 also serves the avx512 level)
-	kern   [NR / 8]kernelFunc // kern[i] computes the first 8*(i+1) columns of a tile
-	direct directFunc         // kern[NR/8-1] reading B rows in place
-	gemv   gemvFunc           // one row panel times a vector
-	// packAsm selects packAVX2 over packGo. It is a flag, not a func value: through a func value
-	// the segment array that Rows.Pack builds on its stack would escape, one heap allocation
-	// per Pack (see packRows).
-	packAsm bool
+	level  isa.Level    // the level whose code this is
+	nr     int          // B panel width: the columns of a packed panel and of a full tile
+	step   int          // kern[i] computes the first step*(i+1) columns (one vector register each)
+	kern   []kernelFunc // nr/step kernels; the last computes the whole tile
+	direct directFunc   // the full kernel reading B rows in place
+	gemv   gemvFunc     // one row panel times a vector
+	// pack selects the B packer. It is a value, not a func: through a func value the segment
+	// array that Rows.Pack builds on its stack would escape, one heap allocation per Pack (see
+	// packRows).
+	pack packer
+	// notes says which of this level's kernels are another level's code ("" when none).
+	notes string
 }
 
-// goTable is the portable code, which defines what the others compute.
-var goTable = Kernels{level: isa.Generic, kern: goKernels(), direct: kernGoDirect, gemv: gemvGo}
+// packer names a B packer (see packRows).
+type packer uint8
+
+const (
+	packerGo packer = iota
+	packerAVX2
+	packerAVX512
+)
+
+// goTable is the portable code, which defines what the others compute. Its panel width is that
+// of the avx2 kernels, so that the two levels split products identically.
+var goTable = Kernels{level: isa.Generic, nr: 24, step: 8, kern: goKernels(24, 8), direct: kernGoDirect(24), gemv: gemvGo}
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.
 var active = KernelsFor(isa.Selected().Level)
 
-// KernelsFor returns the kernels of level l: those of l.Code(), since a level without kernels of
-// its own (avx512, for now) runs those of the level below. It panics when l is above what this
-// CPU and build support (isa.Selected().Max): the caller asked for instructions the CPU lacks.
+// KernelsFor returns the kernels of level l: the highest this build has at or below l. It
+// panics when l is above what this CPU and build support (isa.Selected().Max):
+// the caller asked for instructions the CPU lacks.
 func KernelsFor(l isa.Level) *Kernels {
 	if l > isa.Selected().Max {
 		panic("gemm: kernels of level " + l.String() + " requested on a " + isa.Selected().Max.String() + " machine")
 	}
-	if l.Code() == isa.AVX2 && avx2Table != nil {
+	switch {
+	case l == isa.AVX512 && avx512Table != nil:
+		return avx512Table
+	case l >= isa.AVX2 && avx2Table != nil:
 		return avx2Table
 	}
 	return &goTable
@@ -48,6 +65,13 @@ func orActive(k *Kernels) *Kernels {
 	return k
 }
 
-// Level returns the level whose code k runs: isa.AVX2 for the avx512 level (no AVX-512
-// kernels exist yet).
+// Level returns the level whose code k runs.
 func (k *Kernels) Level() isa.Level { return k.level }
+
+// NR returns the width of k's B panels: the stride of the panels a BPanel packs for a Job run
+// with k (BPanel.PackB's width) and of the rows Rows.Pack writes.
+func (k *Kernels) NR() int { return k.nr }
+
+// Notes says which kernels of k are those of a lower level ("" when all are k's own): the
+// avx512 level runs the AVX2 matrix-vector kernel.
+func (k *Kernels) Notes() string { return k.notes }

@@ -7,14 +7,18 @@ import (
 	"unsafe"
 )
 
-// Tile sizes. MR and NR are the shape of the micro-kernel's register tile (asmgen.go must be run
-// with the same values); KC is the depth of the B panel kept in L1 (KC*NR*4 bytes = 24 KiB).
-// 4x24 (12 accumulators, 3 B loads and 4 broadcasts per k) measured on par with 6x16 here, and
-// wastes no rows on the 32-, 64- and 128-row weight matrices of DenseNet.
+// Tile sizes. MR is the rows of every level's register tile, so that packed weights (PackedA)
+// are the same at every level. The width of the B panels, NR, is a property of a level's
+// Kernels (Kernels.NR): 24 for the generic and avx2 levels (4x24: 12 ymm accumulators, 3 B loads
+// and 4 broadcasts per k, measured on par with 6x16 and wasting no rows on the 32-, 64- and
+// 128-row weight matrices of DenseNet), 32 for avx512 (4x32: 8 zmm accumulators, twice the
+// columns per instruction). MaxNR is the widest, which sizes scratch and the fixed arrays that
+// must hold a panel row of any level. KC is the depth of the B panel kept in L1 (KC*NR*4 bytes:
+// 24 KiB at NR = 24, 32 KiB at 32, within the 48 KiB L1 of the cores that run AVX-512).
 const (
-	MR = 4
-	NR = 24
-	KC = 256
+	MR    = 4
+	MaxNR = 32
+	KC    = 256
 )
 
 // ErrArgs reports inconsistent GEMM arguments (sizes, leading dimensions, short slices).
@@ -66,16 +70,17 @@ func (p *PackedA) RowPanels(q0, q1 int) PackedA {
 }
 
 // BPanel supplies the B matrix (K x N) of a product panel by panel. PackB writes rows [k0, k1)
-// and columns [n0, n0+nr) of B as dst[(k-k0)*NR + j] = B[k][n0+j] for j < nr; lanes nr <= j < NR
-// must be finite (0 is best): their results are computed and discarded. len(dst) is
-// (k1-k0)*NR. PackB is called concurrently from several worker slots, with distinct dst.
+// and columns [n0, n0+nr) of B as dst[(k-k0)*width + j] = B[k][n0+j] for j < nr; lanes
+// nr <= j < width must be finite (0 is best): their results are computed and discarded. width
+// is the panel width of the Job's kernels (Kernels.NR), and len(dst) is (k1-k0)*width. PackB is
+// called concurrently from several worker slots, with distinct dst.
 type BPanel interface {
-	PackB(dst []float32, k0, k1, n0, nr int)
+	PackB(dst []float32, width, k0, k1, n0, nr int)
 }
 
 // DirectB is a BPanel whose rows can also be read in place: B[k][n] = r.Src[r.Offs[k] + n] for
 // r = DirectRows(), with no prologue (r.Scale nil, r.ReLU false). The driver then lets the
-// micro-kernel read full NR-column panels straight from Src and calls PackB only for the last,
+// micro-kernel read full panels (Kernels.NR columns) straight from Src and calls PackB only for the last,
 // partial panel. A convolution over a zero-padded copy of its input uses this to skip the im2col
 // gather altogether.
 type DirectB interface {
@@ -101,15 +106,17 @@ const (
 	flagReLU              // max(x, 0)
 )
 
-// kernelFunc computes the MR x NR tile T = sum_{k<kc} a[k*MR+i] * b[k*NR+j], then
+// kernelFunc computes the MR x NR tile (NR: its Kernels' panel width, or the first columns of it
+// for the narrower kernels) T = sum_{k<kc} a[k*MR+i] * b[k*NR+j], then
 // T += c (flagCarry), T += bias[i] (flagBias), T = max(T, 0) (flagReLU), and stores
 // c[i*ldc+j] = T[i][j].
 type kernelFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 
 // slotFloats is the scratch of one worker slot: a K x NR panel of B (the full depth is needed for
-// panels at the right edge), an MR x NR tile, and room to align both to 64 bytes.
+// panels at the right edge), an MR x NR tile, and room to align both to 64 bytes. It is sized for
+// MaxNR, so that the scratch a caller sizes does not depend on the level that uses it.
 func slotFloats(k int) int {
-	return max(k, 1)*NR + MR*NR + 2*16
+	return max(k, 1)*MaxNR + MR*MaxNR + 2*16
 }
 
 // ScratchSize returns the number of floats of scratch a Job over K = k, N = n needs when run by
@@ -133,10 +140,11 @@ type Job struct {
 	scratch []float32
 	// The code of the Kernels given to Init, copied into the Job, which every tile already
 	// reads: a call costs one load and one indirect call, per tile.
-	kerns   [NR / 8]kernelFunc // kerns[i] computes 8*(i+1) columns
-	direct  *Rows              // B read in place (see DirectB), or nil
-	kdirect directFunc
-	kgemv   gemvFunc // single-column products (a batch-1 Linear layer)
+	nr, step int                   // the panel width, and the columns per narrower kernel
+	kerns    [MaxNR / 8]kernelFunc // kerns[i] computes step*(i+1) columns; kerns[nr/step-1] all
+	direct   *Rows                 // B read in place (see DirectB), or nil
+	kdirect  directFunc
+	kgemv    gemvFunc // single-column products (a batch-1 Linear layer)
 
 	slots              int
 	mBlocks, nGroups   int
@@ -167,7 +175,9 @@ func (j *Job) Init(code *Kernels, a *PackedA, b BPanel, n int, c []float32, ldc 
 	if len(scratch) < ScratchSize(k, n, threads) {
 		return fmt.Errorf("%w: scratch has %d floats, need %d", ErrArgs, len(scratch), ScratchSize(k, n, threads))
 	}
-	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, kerns: kern.kern, kdirect: kern.direct, kgemv: kern.gemv}
+	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, nr: kern.nr, step: kern.step, kdirect: kern.direct, kgemv: kern.gemv}
+	copy(j.kerns[:], kern.kern)
+	NR := j.nr
 	if d, ok := b.(DirectB); ok {
 		r := d.DirectRows()
 		if r != nil && r.Scale == nil && !r.ReLU && len(r.Offs) == k && k > 0 && n > 0 {
@@ -182,7 +192,7 @@ func (j *Job) Init(code *Kernels, a *PackedA, b BPanel, n int, c []float32, ldc 
 	// Column groups are the unit of work: several per slot so that a slow thread does not hold
 	// the others up. With fewer column panels than two per thread, that cannot balance: then
 	// each slot takes one row block of A (an equal share) with every column, packing all of B
-	// itself. Smaller tiles there measured slower: every row block repacks B, and the partial
+	// itself. Smaller tiles there measured slower (at NR = 24): every row block repacks B, and the partial
 	// last panel (49 = 24+24+1 columns at 7x7) makes tiles of very unequal cost (m=128, k=1024,
 	// n=49 on 2 threads: 9 tiles 0.19 ms, no faster than 1 thread; 2 row blocks 0.11 ms).
 	j.nGroups, j.mBlocks = 1, 1
@@ -223,8 +233,8 @@ func (j *Job) Do(lo, hi int) {
 	for s := lo; s < hi && s < j.slots; s++ {
 		ws := j.scratch[s*per : (s+1)*per]
 		bb := align64(ws)
-		ct := align64(bb[max(j.a.K, 1)*NR:])[:MR*NR]
-		bb = bb[:max(j.a.K, 1)*NR]
+		ct := align64(bb[max(j.a.K, 1)*j.nr:])[:MR*j.nr]
+		bb = bb[:max(j.a.K, 1)*j.nr]
 		for {
 			it := j.next.Add(1) - 1
 			if it >= items {
@@ -244,7 +254,7 @@ func align64(s []float32) []float32 {
 
 // tile computes row block mb of column group ng.
 func (j *Job) tile(mb, ng int, bb, ct []float32) {
-	m, k := j.a.M, j.a.K
+	m, k, NR := j.a.M, j.a.K, j.nr
 	q0 := mb * j.mPerBlock
 	q1 := min((m+MR-1)/MR, q0+j.mPerBlock)
 	p0 := ng * j.nPerGrp
@@ -270,11 +280,12 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 // fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,
 // writing straight into C except for a partial last row panel.
 func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
-	m, k := j.a.M, j.a.K
+	m, k, NR := j.a.M, j.a.K, j.nr
+	full := j.kerns[NR/j.step-1]
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
 		if j.direct == nil {
-			j.b.PackB(bb[:(k1-k0)*NR], k0, k1, n0, NR)
+			j.b.PackB(bb[:(k1-k0)*NR], NR, k0, k1, n0, NR)
 		}
 		first, last := k0 == 0, k1 == k
 		flags := 0
@@ -300,7 +311,7 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 				if j.direct != nil {
 					j.kdirect(k1-k0, ap, &j.direct.Src[n0], &j.direct.Offs[k0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
 				} else {
-					j.kerns[NR/8-1](k1-k0, ap, &bb[0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
+					full(k1-k0, ap, &bb[0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
 				}
 				continue
 			}
@@ -312,7 +323,7 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 			if j.direct != nil {
 				j.kdirect(k1-k0, ap, &j.direct.Src[n0], &j.direct.Offs[k0], &ct[0], NR, nil, tf)
 			} else {
-				j.kerns[NR/8-1](k1-k0, ap, &bb[0], &ct[0], NR, nil, tf)
+				full(k1-k0, ap, &bb[0], &ct[0], NR, nil, tf)
 			}
 			if last {
 				j.merge(ct, m0, m-m0, n0, NR)
@@ -324,14 +335,14 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 // edgePanel computes the last, partial column panel (nr < NR columns at n0): B is packed for the
 // whole depth, then each row panel is computed into ct and merged.
 func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
-	m, k := j.a.M, j.a.K
+	m, k, NR := j.a.M, j.a.K, j.nr
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
-		j.b.PackB(bb[k0*NR:k1*NR], k0, k1, n0, nr)
+		j.b.PackB(bb[k0*NR:k1*NR], NR, k0, k1, n0, nr)
 	}
 	if nr == 1 {
-		// One column: a matrix-vector product, which the 8-column kernel would do at 1/8 of
-		// its speed. The packed column (stride NR) is compacted in place into x.
+		// One column: a matrix-vector product, which the narrowest kernel would do at 1/8 (or
+		// 1/16) of its speed. The packed column (stride NR) is compacted in place into x.
 		for kk := 1; kk < k; kk++ {
 			bb[kk] = bb[kk*NR]
 		}
@@ -346,7 +357,7 @@ func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
 		}
 		return
 	}
-	kern := j.kerns[(nr+7)/8-1] // only as many 8-column groups as hold real columns
+	kern := j.kerns[(nr+j.step-1)/j.step-1] // only as many column groups as hold real columns
 	for q := q0; q < q1; q++ {
 		m0 := q * MR
 		kern(k, &j.a.data[q*k*MR], &bb[0], &ct[0], NR, nil, 0)
@@ -354,9 +365,10 @@ func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
 	}
 }
 
-// merge applies the epilogue to the mr x nr corner of tile t (row stride NR) and stores it in C
-// at (m0, n0).
+// merge applies the epilogue to the mr x nr corner of tile t (row stride j.nr) and stores it in
+// C at (m0, n0).
 func (j *Job) merge(t []float32, m0, mr, n0, nr int) {
+	NR := j.nr
 	for i := 0; i < mr; i++ {
 		row := j.c[(m0+i)*j.ldc+n0:][:nr]
 		src := t[i*NR:][:nr]
@@ -381,7 +393,7 @@ func (j *Job) merge(t []float32, m0, mr, n0, nr int) {
 
 // finishZeroK applies the epilogue to C when K = 0 (the sum is empty).
 func (j *Job) finishZeroK(m0, m1, n0, nr int) {
-	var zero [MR * NR]float32
+	var zero [MR * MaxNR]float32
 	for m := m0; m < m1; m += MR {
 		j.merge(zero[:], m, min(MR, m1-m), n0, nr)
 	}

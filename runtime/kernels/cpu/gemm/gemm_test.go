@@ -34,9 +34,9 @@ type matB struct {
 	k, n int
 }
 
-func (m *matB) PackB(dst []float32, k0, k1, n0, nr int) {
+func (m *matB) PackB(dst []float32, width, k0, k1, n0, nr int) {
 	for k := k0; k < k1; k++ {
-		row := dst[(k-k0)*NR : (k-k0+1)*NR]
+		row := dst[(k-k0)*width : (k-k0+1)*width]
 		for j := range row {
 			row[j] = 0
 			if j < nr {
@@ -49,7 +49,10 @@ func (m *matB) PackB(dst []float32, k0, k1, n0, nr int) {
 // rowsB is a DirectB over rows of a slice.
 type rowsB struct{ rows Rows }
 
-func (r *rowsB) PackB(dst []float32, k0, k1, n0, nr int) {
+func (r *rowsB) PackB(dst []float32, width, k0, k1, n0, nr int) {
+	if width != r.rows.NR() {
+		panic("rowsB: panel width differs from the rows' kernels")
+	}
 	r.rows.Pack(dst, k0, k1, []Segment{{0, nr, n0}})
 }
 
@@ -133,7 +136,8 @@ func runJob(j *Job, threads int) {
 func TestGEMMMatchesNaive(t *testing.T) {
 	const rtol, atol = 1e-5, 1e-6
 	shapes := [][3]int{
-		{1, 1, 1}, {1, 1, 17}, {MR, 1, NR}, {MR - 1, 3, NR - 1}, {MR + 1, 5, NR + 1}, {2, 7, 3},
+		{1, 1, 1}, {1, 1, 17}, {MR, 1, 24}, {MR - 1, 3, 23}, {MR + 1, 5, 25}, {2, 7, 3},
+		{MR, 1, 32}, {MR - 1, 3, 31}, {MR + 1, 5, 33}, {5, 40, 16}, {5, 40, 17}, {6, 9, 47}, {7, 11, 65},
 		{7, 300, 33}, {13, 257, 50}, {32, 1152, 49}, {128, 64, 196}, {37, 513, 16}, {1, 600, 1},
 		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7}, {1000, 1024, 1}, {7, 13, 25}, {9, 8, 1}, {5, 7, 1},
 	}
@@ -237,22 +241,23 @@ func TestKernelsAgree(t *testing.T) {
 
 func kernelsAgree(t *testing.T, code *Kernels) {
 	r := rand.New(rand.NewPCG(3, 4))
+	NR := code.nr
 	for _, kc := range []int{0, 1, 2, 3, 4, 5, 8, 13, 256} {
 		a := randSlice(r, max(kc*MR, 1))
 		b := randSlice(r, max(kc*NR, 1))
 		bias := randSlice(r, MR)
 		for flags := 0; flags < 8; flags++ {
-			for w := range NR / 8 {
-				const ldc = NR + 3
+			for w := range NR / code.step {
+				ldc := NR + 3
 				c1 := randSlice(r, MR*ldc)
 				c1[ldc+1] = float32(math.NaN())
 				c2 := append([]float32(nil), c1...)
 				code.kern[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
-				goKernels()[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
+				goKernels(NR, code.step)[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
 				for i := range c1 {
 					d := math.Abs(float64(c1[i] - c2[i]))
 					if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
-						t.Fatalf("kc=%d flags=%d width %d: element %d: %s %g, go %g", kc, flags, 8*(w+1), i, code.Level(), c1[i], c2[i])
+						t.Fatalf("kc=%d flags=%d width %d: element %d: %s %g, go %g", kc, flags, code.step*(w+1), i, code.Level(), c1[i], c2[i])
 					}
 				}
 			}
@@ -266,18 +271,22 @@ func TestRowsPack(t *testing.T) {
 	src := randSlice(r, 500)
 	offs := []int32{0, 37, 100, 5, 250, 300, 17}
 	scale, shift := randSlice(r, len(offs)), randSlice(r, len(offs))
-	segSets := [][]Segment{
-		{{0, NR, 3}},
-		{{0, 5, 10}, {5, NR, 40}},
-		{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
-		{{2, 7, 1}},
-		{},
-		{{0, NR - 1, 80}},
+	segSets := func(NR int) [][]Segment {
+		return [][]Segment{
+			{{0, NR, 3}},
+			{{0, 5, 10}, {5, NR, 40}},
+			{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
+			{{2, 7, 1}},
+			{},
+			{{0, NR - 1, 80}},
+		}
 	}
-	for si, segs := range segSets {
+	for si := range segSets(24) {
 		for _, affine := range []bool{false, true} {
 			for _, relu := range []bool{false, true} {
 				for _, level := range levels {
+					NR := KernelsFor(level).NR()
+					segs := segSets(NR)[si]
 					var rows Rows
 					var sc, sh []float32
 					if affine {
@@ -325,7 +334,7 @@ func TestRowsPackPanicsOutside(t *testing.T) {
 			t.Error("no panic for a segment past the source")
 		}
 	}()
-	rows.Pack(make([]float32, 2*NR), 0, 2, []Segment{{0, NR, 2}})
+	rows.Pack(make([]float32, 2*rows.NR()), 0, 2, []Segment{{0, rows.NR(), 2}})
 }
 
 // TestRowPanels: a product over a row-panel view equals those rows of the full product, and a

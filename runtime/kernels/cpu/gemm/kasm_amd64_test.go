@@ -2,13 +2,22 @@
 
 package gemm
 
-import "github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+import (
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+)
 
-// hwCode returns the assembly that gemmasm describes, when this CPU runs it (ok false
-// otherwise): kern[w-1] computes 8*w columns.
-func hwCode() (kern [NR / 8]kernelFunc, direct directFunc, pack packFunc, ok bool) {
+// hwCode returns the assembly that gemmasm describes for shape s (the AVX2 or the AVX-512 file),
+// when this CPU runs it (ok false otherwise): kern[w-1] computes s.Lanes*w columns.
+func hwCode(s gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFunc, ok bool) {
+	if s.Lanes == 16 {
+		if isa.Selected().Max < isa.AVX512 {
+			return nil, nil, nil, false
+		}
+		return kernelsAVX512, kernDirectAVX512, packAVX512, true
+	}
 	if isa.Selected().Max < isa.AVX2 {
-		return kern, nil, nil, false
+		return nil, nil, nil, false
 	}
 	return kernelsAVX2, kernDirectAVX2, packAVX2, true
 }

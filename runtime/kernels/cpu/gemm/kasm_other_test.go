@@ -2,7 +2,9 @@
 
 package gemm
 
+import "github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
+
 // hwCode reports that this build has no assembly: the interpreter checks run alone.
-func hwCode() (kern [NR / 8]kernelFunc, direct directFunc, pack packFunc, ok bool) {
-	return kern, nil, nil, false
+func hwCode(gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFunc, ok bool) {
+	return nil, nil, nil, false
 }

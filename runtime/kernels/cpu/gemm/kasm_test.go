@@ -18,29 +18,46 @@ import (
 // can, the assembly runs on the same inputs and must agree with the interpreter bit for bit,
 // which checks the printing and the interpreter's semantics.
 
-// packFunc is the type of packGo and packAVX2.
+// packFunc is the type of packAVX2 and packAVX512 (packGo takes the panel width first).
 type packFunc func(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int)
 
-// tile is the shape the package is built for, which gemm_amd64.s was generated with.
-var tile = gemmasm.Shape{MR: MR, NR: NR}
+// tileFile is one generated file: the shape it was generated with and where it and its Go
+// declarations are.
+type tileFile struct {
+	shape     gemmasm.Shape
+	asm, decl string
+}
 
-// TestGeneratedFileMatchesIR: gemm_amd64.s is what the IR prints, so what the interpreter runs
-// is what the assembler assembles (a stale file fails here, with `go generate` as the fix).
+// tiles are the shapes of the assembly files (see the go:generate lines in doc.go): the 4x24
+// AVX2 kernels (avx2Table) and the 4x32 AVX-512 ones (avx512Table).
+var tiles = []tileFile{
+	{gemmasm.Shape{MR: MR, NR: 24, Lanes: 8, SegLanes: MaxNR}, "gemm_amd64.s", "kernels_amd64.go"},
+	{gemmasm.Shape{MR: MR, NR: 32, Lanes: 16, SegLanes: MaxNR}, "gemm_avx512_amd64.s", "kernels_avx512_amd64.go"},
+}
+
+// tile is the AVX2 shape, which the planted-bug test mutates.
+var tile = tiles[0].shape
+
+// TestGeneratedFileMatchesIR: the assembly files are what the IR prints, so what the
+// interpreter runs is what the assembler assembles (a stale file fails here, with `go generate`
+// as the fix).
 func TestGeneratedFileMatchesIR(t *testing.T) {
-	f, err := tile.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		path string
-		want []byte
-	}{{"gemm_amd64.s", f.Bytes()}, {"kernels_amd64.go", tile.Decl()}} {
-		got, err := os.ReadFile(c.path)
+	for _, tf := range tiles {
+		f, err := tf.shape.File()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != string(c.want) {
-			t.Errorf("%s differs from what the IR prints: run go generate", c.path)
+		for _, c := range []struct {
+			path string
+			want []byte
+		}{{tf.asm, f.Bytes()}, {tf.decl, tf.shape.Decl()}} {
+			got, err := os.ReadFile(c.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(c.want) {
+				t.Errorf("%s differs from what the IR prints: run go generate", c.path)
+			}
 		}
 	}
 }
@@ -82,7 +99,7 @@ func closeTo(what string, got, want []float32) error {
 // kernRef is kernGoWidth (w columns) or kernGoDirect with every multiply-add fused, as VFMADD231PS
 // computes it: the interpreter and the hardware must match it bit for bit. rows(k) is row k of B.
 func kernRef(w, kc int, a []float32, rows func(k int) []float32, c []float32, ldc int, bias []float32, flags int) {
-	var t [MR][NR]float32
+	var t [MR][MaxNR]float32
 	for k := 0; k < kc; k++ {
 		row := rows(k)
 		for i := 0; i < MR; i++ {
@@ -108,9 +125,10 @@ func kernRef(w, kc int, a []float32, rows func(k int) []float32, c []float32, ld
 	}
 }
 
-// kernCase is one micro-kernel call: 8*w columns, kc steps, flags, and for the direct kernel
-// the row offsets (relative to b, in floats).
+// kernCase is one micro-kernel call of tile s: s.Lanes*w columns, kc steps, flags, and for the
+// direct kernel the row offsets (relative to b, in floats).
 type kernCase struct {
+	s            gemmasm.Shape
 	w, kc, flags int
 	direct       bool
 	offs         []int32
@@ -118,9 +136,9 @@ type kernCase struct {
 
 func (c kernCase) String() string {
 	if c.direct {
-		return fmt.Sprintf("direct kc=%d flags=%d offs=%v", c.kc, c.flags, c.offs)
+		return fmt.Sprintf("%s direct kc=%d flags=%d offs=%v", c.s.ISA(), c.kc, c.flags, c.offs)
 	}
-	return fmt.Sprintf("w=%d kc=%d flags=%d", 8*c.w, c.kc, c.flags)
+	return fmt.Sprintf("%s w=%d kc=%d flags=%d", c.s.ISA(), c.s.Lanes*c.w, c.kc, c.flags)
 }
 
 // kernResult says which comparisons a case made.
@@ -131,13 +149,14 @@ type kernResult struct{ hw bool }
 // fused away; within tolerance otherwise) and, when hw is not nil, with the assembly (bit for
 // bit).
 func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirect directFunc) (kernResult, error) {
-	const ldc = NR + 3
-	w := c.w
+	NR := c.s.NR
+	ldc := NR + 3
+	w := c.w * c.s.Lanes // columns
 	a := buf(r, c.kc*MR)
 	bias := buf(r, MR)
-	// C: the interpreter maps exactly the floats the tile covers, so a store past column 8w of
-	// the last row faults; the columns past 8w of the other rows must come back unchanged.
-	c0 := buf(r, (MR-1)*ldc+8*w)
+	// C: the interpreter maps exactly the floats the tile covers, so a store past column w of
+	// the last row faults; the columns past w of the other rows must come back unchanged.
+	c0 := buf(r, (MR-1)*ldc+w)
 	c0[ldc+1] = float32(math.NaN()) // ReLU and the carry must keep a NaN
 	var b []float32
 	bIdx := 0 // b's element that the kernel's b pointer addresses
@@ -151,8 +170,8 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 		bIdx = -lo
 		rows = func(k int) []float32 { return b[bIdx+int(c.offs[k]):] }
 	} else {
-		// The last row is cut after 8w floats: a narrow kernel reading past its columns faults.
-		b = buf(r, max(c.kc-1, 0)*NR+8*w)
+		// The last row is cut after w floats: a narrow kernel reading past its columns faults.
+		b = buf(r, max(c.kc-1, 0)*NR+w)
 		if c.kc == 0 {
 			b = b[:0]
 		}
@@ -160,7 +179,7 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	}
 
 	want := append([]float32(nil), c0...)
-	kernRef(8*w, c.kc, a, rows, want, ldc, bias, c.flags)
+	kernRef(w, c.kc, a, rows, want, ldc, bias, c.flags)
 
 	got := append(make([]float32, 0, cap(c0)), c0...)
 	var mem kasm.Memory
@@ -172,9 +191,9 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	if c.direct {
 		offs := c.offs[:c.kc:c.kc]
 		oA := mem.Map("offs", kasm.Bytes(offs))
-		err = m.Run(fn, uint64(c.kc), aA, bA, oA, cA, ldc, biasA, uint64(c.flags))
+		err = m.Run(fn, uint64(c.kc), aA, bA, oA, cA, uint64(ldc), biasA, uint64(c.flags))
 	} else {
-		err = m.Run(fn, uint64(c.kc), aA, bA, cA, ldc, biasA, uint64(c.flags))
+		err = m.Run(fn, uint64(c.kc), aA, bA, cA, uint64(ldc), biasA, uint64(c.flags))
 	}
 	if err != nil {
 		return kernResult{}, err
@@ -186,11 +205,11 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	goC := append(make([]float32, 0, cap(c0)), c0...)
 	if c.direct {
 		// kernGoDirect writes all NR columns and reads whole rows: give it room.
-		full := append(append(make([]float32, 0, MR*ldc), c0...), make([]float32, ldc-8*w)...)
-		kernGoDirect(c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
+		full := append(append(make([]float32, 0, MR*ldc), c0...), make([]float32, ldc-w)...)
+		kernGoDirectNR(NR, c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
 		goC = full[:len(c0)]
 	} else {
-		goKernels()[w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
+		goKernels(NR, c.s.Lanes)[c.w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
 	}
 	cmp := closeTo
 	if c.kc <= 1 {
@@ -229,7 +248,8 @@ func scribble(r *rand.Rand, m *kasm.Machine) {
 // 1..9 (every remainder of the 4-step unrolled loop, with and without a full iteration), 13
 // and 33, and every flag combination; the direct kernel also with row offsets that go
 // backwards, repeat, and lie before b (negative).
-func kernCases() []kernCase {
+func kernCases(s gemmasm.Shape) []kernCase {
+	NR := s.NR
 	var cs []kernCase
 	kcs := []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 33}
 	offSets := [][]int32{
@@ -238,8 +258,8 @@ func kernCases() []kernCase {
 	}
 	for _, kc := range kcs {
 		for flags := 0; flags < 8; flags++ {
-			for w := 1; w <= NR/8; w++ {
-				cs = append(cs, kernCase{w: w, kc: kc, flags: flags})
+			for w := 1; w <= NR/s.Lanes; w++ {
+				cs = append(cs, kernCase{s: s, w: w, kc: kc, flags: flags})
 			}
 			for _, o := range offSets {
 				offs := make([]int32, kc, kc+1) // spare capacity: a valid pointer when kc = 0
@@ -250,29 +270,35 @@ func kernCases() []kernCase {
 						offs[k] = o[k%len(o)] + int32(k/len(o))
 					}
 				}
-				cs = append(cs, kernCase{w: NR / 8, kc: kc, flags: flags, direct: true, offs: offs})
+				cs = append(cs, kernCase{s: s, w: NR / s.Lanes, kc: kc, flags: flags, direct: true, offs: offs})
 			}
 		}
 	}
 	return cs
 }
 
-// TestKernelsInterpreted checks every micro-kernel of gemm_amd64.s in the interpreter (and on
-// the CPU, when it has AVX2) against the Go kernels.
+// TestKernelsInterpreted checks every micro-kernel of gemm_amd64.s and gemm_avx512_amd64.s in
+// the interpreter (and on the CPU, when it has AVX2, or AVX-512) against the Go kernels.
 func TestKernelsInterpreted(t *testing.T) {
+	for _, tf := range tiles {
+		t.Run(tf.shape.ISA(), func(t *testing.T) { testKernelsInterpreted(t, tf.shape) })
+	}
+}
+
+func testKernelsInterpreted(t *testing.T, tile gemmasm.Shape) {
 	file, err := tile.File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hwKern, hwDirect, _, hwOK := hwCode()
+	hwKern, hwDirect, _, hwOK := hwCode(tile)
 	r := rand.New(rand.NewPCG(11, 12))
 	ran, hwRan := 0, 0
-	for _, c := range kernCases() {
+	for _, c := range kernCases(tile) {
 		name := tile.KernelName(c.w)
 		var hk kernelFunc
 		var hd directFunc
 		if c.direct {
-			name = gemmasm.Direct
+			name = tile.DirectName()
 			if hwOK {
 				hd = hwDirect
 			}
@@ -288,21 +314,22 @@ func TestKernelsInterpreted(t *testing.T) {
 			hwRan++
 		}
 	}
-	logChecks(t, "micro-kernel", ran, hwRan)
+	logChecks(t, tile, "micro-kernel", ran, hwRan)
 }
 
-func logChecks(t *testing.T, what string, ran, hwRan int) {
+func logChecks(t *testing.T, s gemmasm.Shape, what string, ran, hwRan int) {
 	t.Helper()
 	if hwRan == 0 {
-		t.Logf("%d %s cases: interpreter only (this build or CPU has no AVX2 assembly)", ran, what)
+		t.Logf("%s %d %s cases: interpreter only (this build or CPU has no %s assembly)", s.ISA(), ran, what, s.ISA())
 		return
 	}
-	t.Logf("%d %s cases: interpreter + hardware (%d run on the CPU too, bit for bit)", ran, what, hwRan)
+	t.Logf("%s %d %s cases: interpreter + hardware (%d run on the CPU too, bit for bit)", s.ISA(), ran, what, hwRan)
 }
 
-// packCase is one packer call: rows k, the segments (nil: none, every lane padding), the
-// prologue flags (1 affine, 2 ReLU).
+// packCase is one packer call of tile s: rows k, the segments (nil: none, every lane padding),
+// the prologue flags (1 affine, 2 ReLU).
 type packCase struct {
+	s     gemmasm.Shape
 	k     int
 	segs  []Segment
 	flags int
@@ -324,6 +351,7 @@ func packSegs(segs []Segment) ([]segment, int) {
 // reference (bit for bit), with packGo (bit for bit without the affine map, whose multiply-add
 // packGo does not fuse) and with the assembly when hw is not nil.
 func checkPack(r *rand.Rand, fn *kasm.Func, c packCase, hw packFunc) (kernResult, error) {
+	NR := c.s.NR
 	// Source rows: offsets that go back and forth. The source ends exactly where the last lane
 	// any segment selects does, so a masked load touching an unselected lane past it faults.
 	offs := make([]int32, c.k, c.k+16)
@@ -385,7 +413,7 @@ func checkPack(r *rand.Rand, fn *kasm.Func, c packCase, hw packFunc) (kernResult
 		return kernResult{}, err
 	}
 	goDst := buf(r, c.k*NR)
-	packGo(ptr(goDst), ptr(src), ptr(offs), c.k, &sg[0], nseg, ptr(scale), ptr(shift), flags)
+	packGo(NR, ptr(goDst), ptr(src), ptr(offs), c.k, &sg[0], nseg, ptr(scale), ptr(shift), flags)
 	cmp := bitsEqual
 	if flags&1 != 0 {
 		cmp = closeTo
@@ -401,40 +429,52 @@ func checkPack(r *rand.Rand, fn *kasm.Func, c packCase, hw packFunc) (kernResult
 	return kernResult{hw: true}, bitsEqual("interpreter vs hardware", got, hwDst)
 }
 
-// packSegSets are the lane layouts the packer is checked on: the contiguous fast path, panels
-// split over several source rows, a partial panel (the tail of the last column panel), a single
-// lane, and no segment at all (every lane padding).
-var packSegSets = [][]Segment{
-	{{0, NR, 3}},
-	{{0, NR, 0}},
-	{{0, 5, 10}, {5, NR, 40}},
-	{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
-	{{2, 7, 1}},
-	{{0, NR - 1, 80}},
-	{{0, 1, 0}},
-	{{NR - 1, NR, 0}},
-	{{0, 8, 0}, {8, 16, 30}, {16, NR, 70}},
-	nil,
+// packSegSets returns the lane layouts the packer of NR-column panels is checked on: the
+// contiguous fast path, panels split over several source rows (across a vector register's
+// boundary too), a partial panel (the tail of the last column panel), a single lane, and no
+// segment at all (every lane padding).
+func packSegSets(NR int) [][]Segment {
+	return [][]Segment{
+		{{0, NR, 3}},
+		{{0, NR, 0}},
+		{{0, 5, 10}, {5, NR, 40}},
+		{{0, 3, 0}, {3, 9, 20}, {9, 12, 60}},
+		{{2, 7, 1}},
+		{{0, NR - 1, 80}},
+		{{0, 1, 0}},
+		{{NR - 1, NR, 0}},
+		{{0, 8, 0}, {8, 16, 30}, {16, NR, 70}},
+		{{0, 14, 0}, {14, 19, 30}, {19, NR - 2, 70}},
+		{{17, 18, 5}, {NR - 3, NR, 9}},
+		nil,
+	}
 }
 
-// TestPackInterpreted checks the B packer of gemm_amd64.s in the interpreter (and on the CPU,
-// when it has AVX2) against packGo, for every prologue and lane layout.
+// TestPackInterpreted checks the B packers of gemm_amd64.s and gemm_avx512_amd64.s in the
+// interpreter (and on the CPU, when it has AVX2, or AVX-512) against packGo, for every prologue
+// and lane layout.
 func TestPackInterpreted(t *testing.T) {
+	for _, tf := range tiles {
+		t.Run(tf.shape.ISA(), func(t *testing.T) { testPackInterpreted(t, tf.shape) })
+	}
+}
+
+func testPackInterpreted(t *testing.T, tile gemmasm.Shape) {
 	file, err := tile.File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, hwPack, hwOK := hwCode()
+	_, _, hwPack, hwOK := hwCode(tile)
 	if !hwOK {
 		hwPack = nil
 	}
 	r := rand.New(rand.NewPCG(13, 14))
 	ran, hwRan := 0, 0
-	for si, segs := range packSegSets {
+	for si, segs := range packSegSets(tile.NR) {
 		for _, k := range []int{0, 1, 2, 5} {
 			for flags := 0; flags < 4; flags++ {
-				c := packCase{k: k, segs: segs, flags: flags}
-				res, err := checkPack(r, file.Func(gemmasm.Pack), c, hwPack)
+				c := packCase{s: tile, k: k, segs: segs, flags: flags}
+				res, err := checkPack(r, file.Func(tile.PackName()), c, hwPack)
 				if err != nil {
 					t.Fatalf("segment set %d k=%d flags=%d: %v", si, k, flags, err)
 				}
@@ -445,7 +485,7 @@ func TestPackInterpreted(t *testing.T) {
 			}
 		}
 	}
-	logChecks(t, "packer", ran, hwRan)
+	logChecks(t, tile, "packer", ran, hwRan)
 }
 
 // TestInterpretedChecksCatchBugs plants one bug at a time in the IR of a kernel and requires
@@ -459,7 +499,8 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		edit   func(*kasm.Inst)
 	}
 	is := func(s string) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.String() == s } }
-	full := tile.KernelName(NR / 8)
+	full := tile.KernelName(tile.NR / tile.Lanes)
+	z := tiles[1].shape // the AVX-512 tile
 	muts := []mutation{
 		{"tail loop runs k%2 steps", full, is("ANDQ $3, CX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(1) }},
 		{"unrolled loop skips the 4th k step", full, is("ADDQ $64, AX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(80) }},
@@ -467,14 +508,25 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		{"bias of row 0 on row 1", full, is("VBROADCASTSS 4(R9), Y15"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
 		{"ReLU drops NaN", full, is("VMAXPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
 		{"narrow kernel stores 8 columns too many", tile.KernelName(1), is("VMOVUPS Y3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(32, kasm.DI) }},
-		{"direct kernel reads the next offset", gemmasm.Direct, is("MOVLQSX 0(R8), R9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(4, kasm.R8) }},
-		{"packer keeps the padding after the affine map", gemmasm.Pack, is("VANDPS Y3, Y0, Y0"), func(in *kasm.Inst) { in.Op = kasm.VORPS }},
-		{"packer loads unselected lanes", gemmasm.Pack, is("VMASKMOVPS 32(R14), Y15, Y14"), func(in *kasm.Inst) {
+		{"direct kernel reads the next offset", tile.DirectName(), is("MOVLQSX 0(R8), R9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(4, kasm.R8) }},
+		{"packer keeps the padding after the affine map", tile.PackName(), is("VANDPS Y3, Y0, Y0"), func(in *kasm.Inst) { in.Op = kasm.VORPS }},
+		{"packer loads unselected lanes", tile.PackName(), is("VMASKMOVPS 32(R14), Y15, Y14"), func(in *kasm.Inst) {
 			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.At(32, kasm.R14), kasm.YReg(14)}}
 		}},
+		// The AVX-512 kernels and packer.
+		{"AVX-512 FMA into the wrong accumulator", z.KernelName(2), is("VFMADD231PS Z8, Z10, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
+		{"AVX-512 bias of row 0 on row 1", z.KernelName(2), is("VBROADCASTSS 4(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
+		{"AVX-512 16-column kernel stores 16 columns too many", z.KernelName(1), is("VMOVUPS Z3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(64, kasm.DI) }},
+		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
+		{"AVX-512 packer loads unselected lanes", z.PackName(), is("VMOVUPS 64(R14), K1, Z1"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
+		{"AVX-512 packer keeps the padding after the affine map", z.PackName(), is("VMOVUPS.Z Z1, K3, Z1"), func(in *kasm.Inst) { in.Zeroing = false }},
 	}
 	for _, mu := range muts {
 		t.Run(strings.ReplaceAll(mu.name, " ", "_"), func(t *testing.T) {
+			tile := tile
+			if strings.Contains(mu.kernel, "AVX512") {
+				tile = z
+			}
 			file, err := tile.File()
 			if err != nil {
 				t.Fatal(err)
@@ -492,10 +544,10 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 				t.Fatalf("no instruction to mutate in %s", mu.kernel)
 			}
 			r := rand.New(rand.NewPCG(15, 16))
-			if mu.kernel == gemmasm.Pack {
-				for _, segs := range packSegSets {
+			if mu.kernel == tile.PackName() {
+				for _, segs := range packSegSets(tile.NR) {
 					for flags := range 4 {
-						if _, err := checkPack(r, fn, packCase{k: 3, segs: segs, flags: flags}, nil); err != nil {
+						if _, err := checkPack(r, fn, packCase{s: tile, k: 3, segs: segs, flags: flags}, nil); err != nil {
 							t.Logf("caught: %v", err)
 							return
 						}
@@ -503,8 +555,8 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 				}
 				t.Fatal("no packer check failed")
 			}
-			for _, c := range kernCases() {
-				if (mu.kernel == gemmasm.Direct) != c.direct || (!c.direct && tile.KernelName(c.w) != mu.kernel) {
+			for _, c := range kernCases(tile) {
+				if (mu.kernel == tile.DirectName()) != c.direct || (!c.direct && tile.KernelName(c.w) != mu.kernel) {
 					continue
 				}
 				if _, err := checkKernel(r, fn, c, nil, nil); err != nil {

@@ -12,20 +12,22 @@ import (
 // whole product.
 func BenchmarkKernel(b *testing.B) {
 	const kc = 256
+	NR := active.nr
 	a := make([]float32, kc*MR)
 	bb := make([]float32, kc*NR)
 	c := make([]float32, MR*NR)
 	t0 := utime()
 	b.ResetTimer()
 	for range b.N {
-		active.kern[NR/8-1](kc, &a[0], &bb[0], &c[0], NR, nil, flagCarry)
+		active.kern[NR/active.step-1](kc, &a[0], &bb[0], &c[0], NR, nil, flagCarry)
 	}
 	d := utime() - t0
-	b.ReportMetric(2*kc*MR*NR*float64(b.N)/d.Seconds()/1e9, "GFLOP/s/core")
+	b.ReportMetric(float64(2*kc*MR*NR)*float64(b.N)/d.Seconds()/1e9, "GFLOP/s/core")
 }
 
 func BenchmarkPack(b *testing.B) {
 	const k = 256
+	NR := active.nr
 	src := make([]float32, k*64)
 	offs := make([]int32, k)
 	for i := range offs {

@@ -2,44 +2,46 @@ package gemm
 
 import "unsafe"
 
-// kernGo is the portable micro-kernel, and the specification of the assembly one: with
-// T[i][j] = sum_{k<kc} a[k*MR+i] * b[k*NR+j] (summed in k order),
+// kernGo is the portable micro-kernel for panels nr columns wide, and the specification of the
+// assembly ones: with T[i][j] = sum_{k<kc} a[k*MR+i] * b[k*nr+j] (summed in k order),
 //
 //	T += c[i*ldc+j]   when flags&flagCarry
 //	T += bias[i]      when flags&flagBias
 //	T  = max(T, 0)    when flags&flagReLU (NaN stays NaN)
 //
-// and c[i*ldc+j] = T[i][j] for i < MR, j < NR.
-func kernGo(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-	kernGoWidth(NR, kc, a, b, c, ldc, bias, flags)
+// and c[i*ldc+j] = T[i][j] for i < MR, j < nr.
+func kernGo(nr, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	kernGoWidth(nr, nr, kc, a, b, c, ldc, bias, flags)
 }
 
-// goKernels returns kernGo for 8, 16, ... NR columns (kernGoWidth), the portable counterpart of
-// kernelsAVX2.
-func goKernels() (ks [NR / 8]kernelFunc) {
+// goKernels returns kernGo for panels nr wide computing step, 2*step, ... nr columns
+// (kernGoWidth), the portable counterpart of kernelsAVX2 (nr 24, step 8) and kernelsAVX512 (32,
+// 16).
+func goKernels(nr, step int) []kernelFunc {
+	ks := make([]kernelFunc, nr/step)
 	for i := range ks {
-		w := 8 * (i + 1)
+		w := step * (i + 1)
 		ks[i] = func(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-			kernGoWidth(w, kc, a, b, c, ldc, bias, flags)
+			kernGoWidth(nr, w, kc, a, b, c, ldc, bias, flags)
 		}
 	}
 	return ks
 }
 
-// kernGoWidth is kernGo restricted to the first w columns (B rows stay NR floats apart); columns
-// w..NR-1 of c are not touched.
-func kernGoWidth(w, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-	var t [MR][NR]float32
+// kernGoWidth is kernGo restricted to the first w columns (B rows stay nr floats apart); columns
+// w..nr-1 of c are not touched.
+func kernGoWidth(nr, w, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	var t [MR][MaxNR]float32
 	if kc > 0 {
 		as := unsafe.Slice(a, kc*MR)
-		bs := unsafe.Slice(b, kc*NR)
+		bs := unsafe.Slice(b, kc*nr)
 		for k := 0; k < kc; k++ {
 			ak := (*[MR]float32)(as[k*MR:])
-			bk := (*[NR]float32)(bs[k*NR:])
+			bk := bs[k*nr : k*nr+nr]
 			for i := 0; i < MR; i++ {
 				av := ak[i]
 				ti := &t[i]
-				for jj := 0; jj < NR; jj++ {
+				for jj := 0; jj < nr; jj++ {
 					ti[jj] += av * bk[jj]
 				}
 			}
@@ -68,12 +70,12 @@ func kernGoWidth(w, kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 	}
 }
 
-// packGo is the portable B packer, and the specification of the assembly one: for each row
-// i < k, lane j of dst[i*NR:] is f_i(src[offs[i] + segs[s].base + j]) for the segment s whose
+// packGo is the portable B packer for panels nr wide, and the specification of the assembly
+// ones: for each row i < k, lane j < nr of dst[i*nr:] is f_i(src[offs[i] + segs[s].base + j]) for the segment s whose
 // mask selects lane j, and 0 when no segment does; f_i(v) is v, then v*scale[i] + shift[i] when
 // flags&1, then max(v, 0) when flags&2. flags&4 promises a single segment with a full mask.
-func packGo(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int) {
-	d := unsafe.Slice(dst, k*NR)
+func packGo(nr int, dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int) {
+	d := unsafe.Slice(dst, k*nr)
 	o := unsafe.Slice(offs, k)
 	sg := unsafe.Slice(segs, nseg)
 	var sc, sh []float32
@@ -81,10 +83,10 @@ func packGo(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scal
 		sc, sh = unsafe.Slice(scale, k), unsafe.Slice(shift, k)
 	}
 	for i := 0; i < k; i++ {
-		row := (*[NR]float32)(d[i*NR:])
-		var covered [NR]bool
+		row := d[i*nr : i*nr+nr]
+		var covered [MaxNR]bool
 		for s := range sg {
-			for j := 0; j < NR; j++ {
+			for j := 0; j < nr; j++ {
 				if sg[s].mask[j] != 0 {
 					row[j] = *(*float32)(unsafe.Add(unsafe.Pointer(src), 4*(int(o[i])+sg[s].base+j)))
 					covered[j] = true
@@ -111,28 +113,35 @@ func packGo(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scal
 // directFunc is the type of kernGoDirect and kernDirectAVX2.
 type directFunc func(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int)
 
-// kernGoDirect is kernGo with B read in place: row k of the panel is the NR floats at
-// b + offs[k] (offs may be negative relative to b).
-func kernGoDirect(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
-	var panel [NR]float32
-	var t [MR][NR]float32
+// kernGoDirect returns kernGo for panels nr wide with B read in place: row k of the panel is the
+// nr floats at b + offs[k] (offs may be negative relative to b).
+func kernGoDirect(nr int) directFunc {
+	return func(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
+		kernGoDirectNR(nr, kc, a, b, offs, c, ldc, bias, flags)
+	}
+}
+
+// kernGoDirectNR is the function kernGoDirect(nr) returns.
+func kernGoDirectNR(nr, kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
+	var panel [MaxNR]float32
+	var t [MR][MaxNR]float32
 	if kc > 0 {
 		as := unsafe.Slice(a, kc*MR)
 		os := unsafe.Slice(offs, kc)
 		for k := 0; k < kc; k++ {
-			panel = *(*[NR]float32)(unsafe.Add(unsafe.Pointer(b), 4*int(os[k])))
+			copy(panel[:nr], unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(b), 4*int(os[k]))), nr))
 			ak := (*[MR]float32)(as[k*MR:])
 			for i := 0; i < MR; i++ {
 				av := ak[i]
-				for jj := 0; jj < NR; jj++ {
+				for jj := 0; jj < nr; jj++ {
 					t[i][jj] += av * panel[jj]
 				}
 			}
 		}
 	}
-	cs := unsafe.Slice(c, (MR-1)*ldc+NR)
+	cs := unsafe.Slice(c, (MR-1)*ldc+nr)
 	for i := 0; i < MR; i++ {
-		row := cs[i*ldc : i*ldc+NR]
+		row := cs[i*ldc : i*ldc+nr]
 		for jj := range row {
 			v := t[i][jj]
 			if flags&flagCarry != 0 {

@@ -4,20 +4,20 @@
 
 package gemm
 
-// kernelsAVX2 are the assembly micro-kernels for 8, 16, ... NR columns.
-var kernelsAVX2 = [NR / 8]kernelFunc{kernAVX2w8, kernAVX2w16, kernAVX2}
+// kernelsAVX2 are the assembly micro-kernels for 8, 16, ... 24 columns.
+var kernelsAVX2 = []kernelFunc{kernAVX2w8, kernAVX2w16, kernAVX2}
 
-// kernAVX2w8 is kernGo in AVX2+FMA assembly for the first 8 columns of the tile.
+// kernAVX2w8 is kernGo in AVX2+FMA assembly for the first 8 columns of the 24-column tile.
 //
 //go:noescape
 func kernAVX2w8(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 
-// kernAVX2w16 is kernGo in AVX2+FMA assembly for the first 16 columns of the tile.
+// kernAVX2w16 is kernGo in AVX2+FMA assembly for the first 16 columns of the 24-column tile.
 //
 //go:noescape
 func kernAVX2w16(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 
-// kernAVX2 is kernGo in AVX2+FMA assembly for the first 24 columns of the tile.
+// kernAVX2 is kernGo in AVX2+FMA assembly for the first 24 columns of the 24-column tile.
 //
 //go:noescape
 func kernAVX2(kc int, a, b, c *float32, ldc int, bias *float32, flags int)

@@ -9,10 +9,11 @@ type Segment struct {
 	Lo, Hi, Base int
 }
 
-// segment is a Segment as the assembly packer reads it: the lane mask is -1 for j in [Lo, Hi).
+// segment is a Segment as the assembly packers read it: the lane mask is -1 for j in [Lo, Hi).
+// It has MaxNR lanes whatever the panel width, so that one layout serves every packer.
 type segment struct {
 	base int
-	mask [NR]int32
+	mask [MaxNR]int32
 }
 
 // Rows is a B matrix (or the part of one a BPanel packs) whose row k is read from Src at offset
@@ -31,7 +32,8 @@ type Rows struct {
 	ReLU         bool
 
 	minOff, maxOff int
-	packAsm        bool // Pack runs the assembly packer (Kernels.packAsm of Init's kernels)
+	nr             int    // the panel width of Init's kernels: Pack writes rows nr floats apart
+	pack           packer // the packer of Init's kernels
 }
 
 // Init sets the fields of r and checks them: Scale and Shift are both nil or both cover Offs.
@@ -42,7 +44,8 @@ func (r *Rows) Init(code *Kernels, src []float32, offs []int32, scale, shift []f
 	if (scale == nil) != (shift == nil) || (scale != nil && (len(scale) < len(offs) || len(shift) < len(offs))) {
 		return fmt.Errorf("%w: scale (%d) and shift (%d) must both be absent or cover %d rows", ErrArgs, len(scale), len(shift), len(offs))
 	}
-	*r = Rows{Src: src, Offs: offs, Scale: scale, Shift: shift, ReLU: relu, packAsm: orActive(code).packAsm}
+	k := orActive(code)
+	*r = Rows{Src: src, Offs: offs, Scale: scale, Shift: shift, ReLU: relu, nr: k.nr, pack: k.pack}
 	if len(offs) > 0 {
 		r.minOff, r.maxOff = int(offs[0]), int(offs[0])
 		for _, o := range offs {
@@ -53,19 +56,23 @@ func (r *Rows) Init(code *Kernels, src []float32, offs []int32, scale, shift []f
 	return nil
 }
 
+// NR returns the width of the panels Pack writes (that of the kernels given to Init).
+func (r *Rows) NR() int { return r.nr }
+
 // Pack writes rows [k0, k1) of the panel whose lanes come from segs into dst
-// (dst[(k-k0)*NR + j]); lanes that no segment covers are 0 (padding: the affine map and ReLU are
-// not applied to them). Segments must
-// not overlap, and at most NR may be given. Pack panics if a segment reads outside Src: the
+// (dst[(k-k0)*NR + j], NR = r.NR(), the panel width of the kernels given to Init, which must be
+// those of the Job the panel feeds); lanes that no segment covers are 0 (padding: the affine map
+// and ReLU are not applied to them). Segments must not overlap, and at most NR may be given. Pack panics if a segment reads outside Src: the
 // caller derives segments from shapes it has checked, so that is a programming error.
 func (r *Rows) Pack(dst []float32, k0, k1 int, segs []Segment) {
 	if k1 <= k0 {
 		return
 	}
+	NR := r.nr
 	if len(segs) > NR || k0 < 0 || k1 > len(r.Offs) || len(dst) < (k1-k0)*NR {
 		panic(fmt.Sprintf("gemm: Rows.Pack rows [%d,%d) of %d, %d segments, dst %d", k0, k1, len(r.Offs), len(segs), len(dst)))
 	}
-	var sg [NR]segment
+	var sg [MaxNR]segment
 	for i, s := range segs {
 		if s.Lo < 0 || s.Hi > NR || s.Lo > s.Hi {
 			panic(fmt.Sprintf("gemm: Rows.Pack segment lanes [%d,%d)", s.Lo, s.Hi))
@@ -98,5 +105,5 @@ func (r *Rows) Pack(dst []float32, k0, k1 int, segs []Segment) {
 	if len(r.Src) > 0 {
 		src = &r.Src[0]
 	}
-	packRows(r.packAsm, &dst[0], src, &r.Offs[k0], k1-k0, &sg[0], nseg, scale, shift, flags)
+	packRows(r.pack, NR, &dst[0], src, &r.Offs[k0], k1-k0, &sg[0], nseg, scale, shift, flags)
 }

@@ -5,8 +5,11 @@
 //
 // A Level names a set of kernels: Generic (plain Go, every CPU and the purego build), AVX2 (Go
 // assembly for x86-64 CPUs with AVX2 and FMA) and AVX512 (CPUs that also have AVX-512 F, BW and
-// VL). No AVX-512 kernels exist yet: the AVX512 level runs the AVX2 ones, and Level.Code says so,
-// so that nothing claims to run code that is not there.
+// VL). The AVX512 level runs AVX-512 GEMM kernels (package gemm: the micro-kernels, the in-place
+// micro-kernel and the B packer with its BatchNormalization-ReLU prologue, on 32-column panels);
+// its other kernels (gemm's matrix-vector kernel, and package cpu's Winograd transforms, pooling
+// rows, BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
+// Selection.String say so, so that nothing claims to run code that is not there.
 //
 // # Choice
 //
@@ -44,8 +47,8 @@ const (
 	Generic Level = iota
 	// AVX2 is x86-64 Go assembly using AVX2 and FMA (256-bit vectors).
 	AVX2
-	// AVX512 is an x86-64 CPU with AVX-512 F, BW and VL. It runs the AVX2 kernels until
-	// AVX-512 ones exist (see Code).
+	// AVX512 is an x86-64 CPU with AVX-512 F, BW and VL: AVX-512 F GEMM kernels, AVX2 for the
+	// rest (see Describe).
 	AVX512
 	numLevels
 )
@@ -60,20 +63,15 @@ func (l Level) String() string {
 	return fmt.Sprintf("Level(%d)", uint8(l))
 }
 
-// Code returns the level whose kernels run at l: l itself, except AVX512, which has no kernels
-// of its own yet and runs the AVX2 ones.
-func (l Level) Code() Level {
-	if l == AVX512 {
-		return AVX2
-	}
-	return l
-}
+// Code returns the level whose kernel tables run at l: l itself, now that every level has
+// kernels of its own (AVX512's are partly AVX2 code: see Describe).
+func (l Level) Code() Level { return l }
 
-// Describe returns l's name and, where it runs another level's kernels, which: "avx512 (runs
-// the avx2 kernels: no AVX-512 kernels yet)".
+// Describe returns l's name and, where some of its kernels are another level's code, which:
+// "avx512 (AVX-512 GEMM kernels; the other kernels are avx2)".
 func (l Level) Describe() string {
-	if l.Code() != l {
-		return l.String() + " (" + codeNote(l) + ")"
+	if n := codeNote(l); n != "" {
+		return l.String() + " (" + n + ")"
 	}
 	return l.String()
 }
@@ -205,18 +203,21 @@ func (s Selection) Reason() string {
 }
 
 // String returns the level and why: "avx2 (detected)", "generic (forced by DNX_CPU=generic; the
-// CPU supports avx2)", "avx512 (detected; runs the avx2 kernels: no AVX-512 kernels yet)".
+// CPU supports avx2)", "avx512 (detected; AVX-512 GEMM kernels; the other kernels are avx2)".
 func (s Selection) String() string {
 	r := s.Reason()
-	if c := s.Level.Code(); c != s.Level {
-		r += "; " + codeNote(s.Level)
+	if n := codeNote(s.Level); n != "" {
+		r += "; " + n
 	}
 	return s.Level.String() + " (" + r + ")"
 }
 
-// codeNote says which kernels a level without its own runs.
+// codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
-	return fmt.Sprintf("runs the %s kernels: no AVX-512 kernels yet", l.Code())
+	if l == AVX512 {
+		return "AVX-512 GEMM kernels; the other kernels (matrix-vector, Winograd, pooling, BatchNormalization) are avx2"
+	}
+	return ""
 }
 
 // selected is this process's choice, made once when the package is initialized and never

@@ -257,6 +257,8 @@ func (m *Machine) exec(in Inst) (Label, error) {
 		return "", m.setGP(dst, r)
 	case KMOVW:
 		return "", m.kmovw(a)
+	case KORW, KXORW:
+		return "", m.klogic(in)
 	}
 	return m.vector(in)
 }
@@ -382,6 +384,28 @@ func (m *Machine) kmovw(a []Operand) error {
 		m.GP[dst.N] = m.K[src.N] & 0xFFFF
 	default:
 		return errForm
+	}
+	return nil
+}
+
+// klogic runs KORW and KXORW on three opmask registers ("op b, a, k"), 16 bits wide.
+func (m *Machine) klogic(in Inst) error {
+	if len(in.Args) != 3 {
+		return errForm
+	}
+	var k [3]Reg
+	for i, a := range in.Args {
+		r, ok := a.(Reg)
+		if !ok || r.Kind != K {
+			return errForm
+		}
+		k[i] = r
+	}
+	x, y := m.K[k[0].N], m.K[k[1].N]
+	if in.Op == KORW {
+		m.K[k[2].N] = (x | y) & 0xFFFF
+	} else {
+		m.K[k[2].N] = (x ^ y) & 0xFFFF
 	}
 	return nil
 }

@@ -217,6 +217,14 @@ const (
 	VFMADD231PS  Op = "VFMADD231PS" // VFMADD231PS b, a, d: d = a*b + d, one rounding
 	VFMADD213PS  Op = "VFMADD213PS" // VFMADD213PS c, a, d: d = a*d + c, one rounding
 	KMOVW        Op = "KMOVW"       // opmask from/to a GPR (the low 16 bits)
+
+	// AVX-512 F forms the zmm kernels need where the VEX ones above have no 512-bit AVX-512 F
+	// encoding (VXORPS, VANDPS and VORPS on zmm are AVX-512 DQ, which the avx512 level does not
+	// require).
+	VPXORD   Op = "VPXORD"   // bitwise xor of 32-bit lanes (zeroes a zmm)
+	VPTESTMD Op = "VPTESTMD" // VPTESTMD b, a, k: bit i of k = (a[i] & b[i]) != 0
+	KORW     Op = "KORW"     // KORW b, a, k: k = a | b (16-bit opmasks)
+	KXORW    Op = "KXORW"    // KXORW b, a, k: k = a ^ b (KXORW k, k, k clears k)
 )
 
 // Inst is one instruction, or a label definition when Def is set.

@@ -168,3 +168,34 @@ func TestAVX512Forms(t *testing.T) {
 		}
 	}
 }
+
+// TestAVX512Logic runs the AVX-512 F forms the zmm packer uses: VPTESTMD turns the int32 lane
+// masks into an opmask, KORW/KXORW combine and clear opmasks, VPXORD zeroes a zmm.
+func TestAVX512Logic(t *testing.T) {
+	var m Machine
+	for i := range 16 {
+		m.V[1][i] = 0
+		if i%3 == 0 {
+			m.V[1][i] = 0xFFFFFFFF
+		}
+		m.V[2][i] = 0x3F800000
+	}
+	f := NewFunc("t", "")
+	f.I(VPTESTMD, ZReg(1), ZReg(1), KReg(1))
+	f.I(KXORW, KReg(2), KReg(2), KReg(2))
+	f.I(KORW, KReg(1), KReg(2), KReg(2))
+	f.I(VPXORD, ZReg(2), ZReg(2), ZReg(2))
+	f.I(RET)
+	m.K[2] = 0x8000
+	if err := m.Run(f); err != nil {
+		t.Fatal(err)
+	}
+	if m.K[1] != 0x9249 || m.K[2] != 0x9249 {
+		t.Errorf("K1 = %#x, K2 = %#x, want 0x9249 both", m.K[1], m.K[2])
+	}
+	for i := range 16 {
+		if m.V[2][i] != 0 {
+			t.Fatalf("VPXORD left lane %d = %#x", i, m.V[2][i])
+		}
+	}
+}

@@ -65,7 +65,33 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		return "", nil
 	case VMASKMOVPS:
 		return "", m.maskmov(a)
-	case VXORPS, VANDPS, VORPS, VADDPS, VMULPS, VMAXPS:
+	case VPTESTMD:
+		// "VPTESTMD b, a, k": bit i of k is set when lane i of a AND b is not zero. Under a
+		// mask (not used here) the unselected bits would be 0.
+		if len(a) != 3 || in.Mask.Kind != NoKind {
+			return "", errForm
+		}
+		k, ok := dst.(Reg)
+		if !ok || k.Kind != K {
+			return "", errForm
+		}
+		s1, ok := a[1].(Reg)
+		if !ok || s1.Lanes() == 0 {
+			return "", errForm
+		}
+		s2, err := m.vecSrc(Inst{}, a[0], s1.Lanes())
+		if err != nil {
+			return "", err
+		}
+		var bits uint64
+		for i := 0; i < s1.Lanes(); i++ {
+			if m.V[s1.N][i]&s2[i] != 0 {
+				bits |= 1 << i
+			}
+		}
+		m.K[k.N] = bits
+		return "", nil
+	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VMULPS, VMAXPS:
 		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
 		if len(a) != 3 {
 			return "", errForm
@@ -263,7 +289,7 @@ func quiet(x uint32) uint32 { return x | 0x00400000 }
 // they are equal (max(+0, -0) is -0), exactly as the instruction does.
 func binop(op Op, s1, s2 uint32) uint32 {
 	switch op {
-	case VXORPS:
+	case VXORPS, VPXORD:
 		return s1 ^ s2
 	case VANDPS:
 		return s1 & s2
