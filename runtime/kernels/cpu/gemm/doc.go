@@ -96,4 +96,4 @@
 package gemm
 
 //go:generate go run asmgen.go -mr 4 -nr 24 -o gemm_amd64.s -decl kernels_amd64.go
-//go:generate go run asmgen.go -mr 4 -nr 32 -lanes 16 -o gemm_avx512_amd64.s -decl kernels_avx512_amd64.go
+//go:generate go run asmgen.go -mr 8 -nr 32 -lanes 16 -o gemm_avx512_amd64.s -decl kernels_avx512_amd64.go
