@@ -182,7 +182,7 @@ func (c *Conv2D) pack() {
 func (c *Conv2D) packWeights(w []float32) {
 	c.a = make([]*gemm.PackedA, c.spec.Group)
 	for g := range c.a {
-		c.a[g] = gemm.PackA(c.mg, c.kg, w[g*c.mg*c.kg:], c.kg)
+		c.a[g] = gemm.PackA(c.code.gemm, c.mg, c.kg, w[g*c.mg*c.kg:], c.kg)
 	}
 }
 

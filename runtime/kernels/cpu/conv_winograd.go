@@ -181,7 +181,7 @@ func (f *winoForm) packNow() {
 	}
 	f.u = make([]*gemm.PackedA, alpha*alpha)
 	for p := range f.u {
-		f.u[p] = gemm.PackA(s.Cout, s.Cin, u[p*pairs:], s.Cin)
+		f.u[p] = gemm.PackA(f.c.code.gemm, s.Cout, s.Cin, u[p*pairs:], s.Cin)
 	}
 }
 
@@ -266,7 +266,7 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	g.ntPad = max(winoGemmCols(min(g.nt, g.tiles), f.nr), winoGemmCols(last, f.nr))
 	if g.chunks == 1 && threads > 1 {
 		g.split = true
-		g.slots = min(threads, (s.Cout+gemm.MR-1)/gemm.MR, s.Cin)
+		g.slots = min(threads, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR(), s.Cin)
 	}
 	// Rows of V and M 32-byte aligned for the vector stores, with room for the transforms'
 	// overrun of up to 7 tiles past a row segment, not a multiple of 256 bytes apart (the GEMM
@@ -495,7 +495,7 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 	mm := sc[len(v) : len(v)+a2*g.psM]
 	rows, os, gs := f.slotScratch(g, sc[len(v)+len(mm):])
 	f.inputTransform(t.in, g, v, rows, g0, g1, 0, s.Cin)
-	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), 0, (s.Cout+gemm.MR-1)/gemm.MR); err != nil {
+	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), 0, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR()); err != nil {
 		return err
 	}
 	f.outputTransform(t.out, g, mm, rows, os, g0, g1, 0, s.Cout)
@@ -537,7 +537,7 @@ func (f *winoForm) products(sl *winoSlot, offs []int32, g *winoGeom, v, mm, gs [
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
 		sl.u = f.u[p].RowPanels(q0, q1)
-		if err := sl.job.Init(f.c.code.gemm, &sl.u, &sl.panel, nt, mm[p*g.psM+q0*gemm.MR*g.ldv:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
+		if err := sl.job.Init(f.c.code.gemm, &sl.u, &sl.panel, nt, mm[p*g.psM+q0*f.c.code.gemm.MR()*g.ldv:], g.ldv, gemm.Epilogue{}, gs, 1); err != nil {
 			return fmt.Errorf("cpu: winograd conv: %w", err)
 		}
 		sl.job.Do(0, sl.job.Slots())
@@ -583,14 +583,14 @@ func (t *winoSplitTask) Do(lo, hi int) {
 			f.inputTransform(t.in, g, t.v, rows, 0, g.tiles, c0, c1)
 			continue
 		}
-		q0, q1 := share((s.Cout+gemm.MR-1)/gemm.MR, g.slots, slot)
+		q0, q1 := share((s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR(), g.slots, slot)
 		if err := f.products(sl, t.st.offs, g, t.v, t.mm, gs, winoGemmCols(g.tiles, f.nr), q0, q1); err != nil {
 			if sl.err == nil {
 				sl.err = err
 			}
 			continue
 		}
-		f.outputTransform(t.out, g, t.mm, rows, os, 0, g.tiles, q0*gemm.MR, min(s.Cout, q1*gemm.MR))
+		f.outputTransform(t.out, g, t.mm, rows, os, 0, g.tiles, q0*f.c.code.gemm.MR(), min(s.Cout, q1*f.c.code.gemm.MR()))
 	}
 }
 

@@ -252,7 +252,7 @@ func (c *ConvCM) packWeights(w []float32) *gemm.PackedA {
 	sh := c.work()
 	k := c.taps * s.Cin
 	if c.taps == 1 {
-		sh.a = gemm.PackAInto(sh.a, s.Cout, k, w, k)
+		sh.a = gemm.PackAInto(c.code.gemm, sh.a, s.Cout, k, w, k)
 		return sh.a
 	}
 	sh.wt = growF32(sh.wt, s.Cout*k)
@@ -263,7 +263,7 @@ func (c *ConvCM) packWeights(w []float32) *gemm.PackedA {
 			}
 		}
 	}
-	sh.a = gemm.PackAInto(sh.a, s.Cout, k, sh.wt, k)
+	sh.a = gemm.PackAInto(c.code.gemm, sh.a, s.Cout, k, sh.wt, k)
 	return sh.a
 }
 
@@ -337,7 +337,7 @@ func (c *ConvCM) InputGrad(workers *Workers, dy, w, dx []float32, acc bool, scra
 			sh.wt[r*s.Cout+m] = w[m*k+r] // row r = ci*taps + t
 		}
 	}
-	sh.a = gemm.PackAInto(sh.a, k, s.Cout, sh.wt, s.Cout)
+	sh.a = gemm.PackAInto(c.code.gemm, sh.a, k, s.Cout, sh.wt, s.Cout)
 	a := sh.a
 	item := c.OH * c.OW
 	dcol := scratch[:k*item]
@@ -410,7 +410,7 @@ func (c *ConvCM) inputGradChannels(workers *Workers, dy, w, dx []float32, c0, c1
 			}
 		}
 	}
-	sh.a = gemm.PackAInto(sh.a, c1-c0, k, sh.wt, k)
+	sh.a = gemm.PackAInto(c.code.gemm, sh.a, c1-c0, k, sh.wt, k)
 	return c.bwd.forward(workers, dy, nil, sh.a, nil, dx, acc, scratch)
 }
 
@@ -456,7 +456,7 @@ func (c *ConvCM) PackGradInto(reuse *GradA, dy []float32) (*GradA, error) {
 		} else {
 			g.chunks = append(g.chunks, nil)
 		}
-		g.chunks[i] = gemm.PackAInto(g.chunks[i], c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys)
+		g.chunks[i] = gemm.PackAInto(c.code.gemm, g.chunks[i], c.spec.Cout, min(chunk, c.npOut-q0), dy[q0:], c.ys)
 		i++
 	}
 	g.chunks = g.chunks[:i]
@@ -535,7 +535,7 @@ func (c *ConvCM) gradChunk(ga *GradA, dy []float32, i, q0, qn int) *gemm.PackedA
 		return ga.chunks[i]
 	}
 	sh := c.work()
-	sh.chunk = gemm.PackAInto(sh.chunk, c.spec.Cout, qn, dy[q0:], c.ys)
+	sh.chunk = gemm.PackAInto(c.code.gemm, sh.chunk, c.spec.Cout, qn, dy[q0:], c.ys)
 	return sh.chunk
 }
 

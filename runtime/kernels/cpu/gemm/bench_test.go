@@ -42,7 +42,7 @@ func BenchmarkGEMM(b *testing.B) {
 				if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
 					b.Fatal(err)
 				}
-				pa := gemm.PackA(m, k, a, k)
+				pa := gemm.PackA(nil, m, k, a, k)
 				c := make([]float32, m*n)
 				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
 				workers := cpu.NewWorkers(threads)

@@ -12,11 +12,12 @@ import "github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 // indirect calls cost nothing measurable.
 type Kernels struct {
 	level  isa.Level    // the level whose code this is
+	mr     int          // tile rows: A is packed in panels of mr rows (PackA)
 	nr     int          // B panel width: the columns of a packed panel and of a full tile
 	step   int          // kern[i] computes the first step*(i+1) columns (one vector register each)
 	kern   []kernelFunc // nr/step kernels; the last computes the whole tile
 	direct directFunc   // the full kernel reading B rows in place
-	gemv   gemvFunc     // one row panel times a vector
+	gemv   gemvFunc     // one row panel times a vector (4-row panels only; nil: the narrowest kernel)
 	// pack selects the B packer. It is a value, not a func: through a func value the segment
 	// array that Rows.Pack builds on its stack would escape, one heap allocation per Pack (see
 	// packRows).
@@ -36,7 +37,7 @@ const (
 
 // goTable is the portable code, which defines what the others compute. Its panel width is that
 // of the avx2 kernels, so that the two levels split products identically.
-var goTable = Kernels{level: isa.Generic, nr: 24, step: 8, kern: goKernels(24, 8), direct: kernGoDirect(24), gemv: gemvGo}
+var goTable = Kernels{level: isa.Generic, mr: 4, nr: 24, step: 8, kern: goKernels(4, 24, 8), direct: kernGoDirect(4, 24), gemv: gemvGo}
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.
 var active = KernelsFor(isa.Selected().Level)
@@ -67,6 +68,10 @@ func orActive(k *Kernels) *Kernels {
 
 // Level returns the level whose code k runs.
 func (k *Kernels) Level() isa.Level { return k.level }
+
+// MR returns the rows of k's register tile: the rows per panel of the A that a Job run with k
+// multiplies (PackA packs for it).
+func (k *Kernels) MR() int { return k.mr }
 
 // NR returns the width of k's B panels: the stride of the panels a BPanel packs for a Job run
 // with k (BPanel.PackB's width) and of the rows Rows.Pack writes.

@@ -7,16 +7,16 @@ import (
 	"unsafe"
 )
 
-// Tile sizes. MR is the rows of every level's register tile, so that packed weights (PackedA)
-// are the same at every level. The width of the B panels, NR, is a property of a level's
+// Tile sizes. The rows of the register tile, MR, and the width of the B panels, NR, is a property of a level's
 // Kernels (Kernels.NR): 24 for the generic and avx2 levels (4x24: 12 ymm accumulators, 3 B loads
 // and 4 broadcasts per k, measured on par with 6x16 and wasting no rows on the 32-, 64- and
-// 128-row weight matrices of DenseNet), 32 for avx512 (4x32: 8 zmm accumulators, twice the
-// columns per instruction). MaxNR is the widest, which sizes scratch and the fixed arrays that
+// 128-row weight matrices of DenseNet), 32 for avx512 (8x32: 16 zmm accumulators, twice the
+// columns per instruction). MR is 4 at the generic and avx2 levels and 8 at avx512 (Kernels.MR),
+// so A is packed for the level that multiplies it (PackA takes the Kernels). MaxMR and MaxNR are the largest, which sizes scratch and the fixed arrays that
 // must hold a panel row of any level. KC is the depth of the B panel kept in L1 (KC*NR*4 bytes:
 // 24 KiB at NR = 24, 32 KiB at 32, within the 48 KiB L1 of the cores that run AVX-512).
 const (
-	MR    = 4
+	MaxMR = 8
 	MaxNR = 32
 	KC    = 256
 )
@@ -29,16 +29,25 @@ var ErrArgs = errors.New("gemm: bad arguments")
 // per step of k. Rows past M in the last panel are zero.
 type PackedA struct {
 	M, K int
+	mr   int // the rows per panel: the MR of the Kernels it was packed for
 	data []float32
 }
 
-// PackA packs the row-major m x k matrix a (row i at a[i*lda:]). It panics when a is too short or
-// lda < k: the sizes come from validated weight shapes, so that is a programming error.
-func PackA(m, k int, a []float32, lda int) *PackedA { return PackAInto(nil, m, k, a, lda) }
+// MR returns the rows per panel of p (the MR of the Kernels PackA was given).
+func (p *PackedA) MR() int { return p.mr }
+
+// PackA packs the row-major m x k matrix a (row i at a[i*lda:]) for the kernels code (nil: those
+// of the level this process runs at), in panels of code.MR() rows; a Job must multiply it with
+// kernels of that MR. It panics when a is too short or lda < k: the sizes come from validated
+// weight shapes, so that is a programming error.
+func PackA(code *Kernels, m, k int, a []float32, lda int) *PackedA {
+	return PackAInto(code, nil, m, k, a, lda)
+}
 
 // PackAInto is PackA reusing p's memory when it is large enough (p may be nil): operands packed
 // on every call, such as a training step's output gradients, then cost no allocation.
-func PackAInto(p *PackedA, m, k int, a []float32, lda int) *PackedA {
+func PackAInto(code *Kernels, p *PackedA, m, k int, a []float32, lda int) *PackedA {
+	MR := orActive(code).mr
 	if m < 0 || k < 0 || lda < k || (m > 0 && k > 0 && len(a) < (m-1)*lda+k) {
 		panic(fmt.Sprintf("gemm: PackA(%d, %d, len %d, lda %d): bad arguments", m, k, len(a), lda))
 	}
@@ -47,7 +56,7 @@ func PackAInto(p *PackedA, m, k int, a []float32, lda int) *PackedA {
 	if p == nil || cap(p.data) < size {
 		p = &PackedA{data: make([]float32, size)}
 	}
-	p.M, p.K, p.data = m, k, p.data[:size]
+	p.M, p.K, p.mr, p.data = m, k, MR, p.data[:size]
 	clear(p.data[(m/MR)*k*MR:]) // rows past M in the last panel must be zero
 	for i := 0; i < m && k > 0; i++ {
 		row := a[i*lda : i*lda+k]
@@ -59,14 +68,15 @@ func PackAInto(p *PackedA, m, k int, a []float32, lda int) *PackedA {
 	return p
 }
 
-// RowPanels returns rows [q0*MR, min(M, q1*MR)) of p, row panels q0..q1-1, as a PackedA that
+// RowPanels returns rows [q0*MR, min(M, q1*MR)) of p (MR = p.MR()), row panels q0..q1-1, as a PackedA that
 // shares p's memory (a value, so that holding it costs no allocation). It panics unless
 // 0 <= q0 <= q1 <= ceil(M/MR).
 func (p *PackedA) RowPanels(q0, q1 int) PackedA {
+	MR := p.mr
 	if q0 < 0 || q1 < q0 || q1 > (p.M+MR-1)/MR {
 		panic(fmt.Sprintf("gemm: RowPanels(%d, %d) of %d rows", q0, q1, p.M))
 	}
-	return PackedA{M: min(p.M, q1*MR) - q0*MR, K: p.K, data: p.data[q0*p.K*MR : q1*p.K*MR]}
+	return PackedA{M: min(p.M, q1*MR) - q0*MR, K: p.K, mr: MR, data: p.data[q0*p.K*MR : q1*p.K*MR]}
 }
 
 // BPanel supplies the B matrix (K x N) of a product panel by panel. PackB writes rows [k0, k1)
@@ -116,7 +126,7 @@ type kernelFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int
 // panels at the right edge), an MR x NR tile, and room to align both to 64 bytes. It is sized for
 // MaxNR, so that the scratch a caller sizes does not depend on the level that uses it.
 func slotFloats(k int) int {
-	return max(k, 1)*MaxNR + MR*MaxNR + 2*16
+	return max(k, 1)*MaxNR + MaxMR*MaxNR + 2*16
 }
 
 // ScratchSize returns the number of floats of scratch a Job over K = k, N = n needs when run by
@@ -140,11 +150,11 @@ type Job struct {
 	scratch []float32
 	// The code of the Kernels given to Init, copied into the Job, which every tile already
 	// reads: a call costs one load and one indirect call, per tile.
-	nr, step int                   // the panel width, and the columns per narrower kernel
-	kerns    [MaxNR / 8]kernelFunc // kerns[i] computes step*(i+1) columns; kerns[nr/step-1] all
-	direct   *Rows                 // B read in place (see DirectB), or nil
-	kdirect  directFunc
-	kgemv    gemvFunc // single-column products (a batch-1 Linear layer)
+	mr, nr, step int                   // the tile rows, the panel width, the columns per narrower kernel
+	kerns        [MaxNR / 8]kernelFunc // kerns[i] computes step*(i+1) columns; kerns[nr/step-1] all
+	direct       *Rows                 // B read in place (see DirectB), or nil
+	kdirect      directFunc
+	kgemv        gemvFunc // single-column products (a batch-1 Linear layer); nil: the narrowest kernel
 
 	slots              int
 	mBlocks, nGroups   int
@@ -171,13 +181,16 @@ func (j *Job) Init(code *Kernels, a *PackedA, b BPanel, n int, c []float32, ldc 
 	if ep.Bias != nil && len(ep.Bias) < m {
 		return fmt.Errorf("%w: bias has %d values for %d rows", ErrArgs, len(ep.Bias), m)
 	}
+	if a.mr != kern.mr {
+		return fmt.Errorf("%w: A is packed in %d-row panels for kernels of %d rows", ErrArgs, a.mr, kern.mr)
+	}
 	threads = max(threads, 1)
 	if len(scratch) < ScratchSize(k, n, threads) {
 		return fmt.Errorf("%w: scratch has %d floats, need %d", ErrArgs, len(scratch), ScratchSize(k, n, threads))
 	}
-	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, nr: kern.nr, step: kern.step, kdirect: kern.direct, kgemv: kern.gemv}
+	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, mr: kern.mr, nr: kern.nr, step: kern.step, kdirect: kern.direct, kgemv: kern.gemv}
 	copy(j.kerns[:], kern.kern)
-	NR := j.nr
+	NR, MR := j.nr, j.mr
 	if d, ok := b.(DirectB); ok {
 		r := d.DirectRows()
 		if r != nil && r.Scale == nil && !r.ReLU && len(r.Offs) == k && k > 0 && n > 0 {
@@ -233,7 +246,7 @@ func (j *Job) Do(lo, hi int) {
 	for s := lo; s < hi && s < j.slots; s++ {
 		ws := j.scratch[s*per : (s+1)*per]
 		bb := align64(ws)
-		ct := align64(bb[max(j.a.K, 1)*j.nr:])[:MR*j.nr]
+		ct := align64(bb[max(j.a.K, 1)*j.nr:])[:j.mr*j.nr]
 		bb = bb[:max(j.a.K, 1)*j.nr]
 		for {
 			it := j.next.Add(1) - 1
@@ -254,7 +267,7 @@ func align64(s []float32) []float32 {
 
 // tile computes row block mb of column group ng.
 func (j *Job) tile(mb, ng int, bb, ct []float32) {
-	m, k, NR := j.a.M, j.a.K, j.nr
+	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	q0 := mb * j.mPerBlock
 	q1 := min((m+MR-1)/MR, q0+j.mPerBlock)
 	p0 := ng * j.nPerGrp
@@ -280,7 +293,7 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 // fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,
 // writing straight into C except for a partial last row panel.
 func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
-	m, k, NR := j.a.M, j.a.K, j.nr
+	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	full := j.kerns[NR/j.step-1]
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
@@ -335,12 +348,12 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 // edgePanel computes the last, partial column panel (nr < NR columns at n0): B is packed for the
 // whole depth, then each row panel is computed into ct and merged.
 func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
-	m, k, NR := j.a.M, j.a.K, j.nr
+	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
 		j.b.PackB(bb[k0*NR:k1*NR], NR, k0, k1, n0, nr)
 	}
-	if nr == 1 {
+	if nr == 1 && j.kgemv != nil {
 		// One column: a matrix-vector product, which the narrowest kernel would do at 1/8 (or
 		// 1/16) of its speed. The packed column (stride NR) is compacted in place into x.
 		for kk := 1; kk < k; kk++ {
@@ -393,9 +406,9 @@ func (j *Job) merge(t []float32, m0, mr, n0, nr int) {
 
 // finishZeroK applies the epilogue to C when K = 0 (the sum is empty).
 func (j *Job) finishZeroK(m0, m1, n0, nr int) {
-	var zero [MR * MaxNR]float32
-	for m := m0; m < m1; m += MR {
-		j.merge(zero[:], m, min(MR, m1-m), n0, nr)
+	var zero [MaxMR * MaxNR]float32
+	for m := m0; m < m1; m += j.mr {
+		j.merge(zero[:], m, min(j.mr, m1-m), n0, nr)
 	}
 }
 

@@ -136,8 +136,9 @@ func runJob(j *Job, threads int) {
 func TestGEMMMatchesNaive(t *testing.T) {
 	const rtol, atol = 1e-5, 1e-6
 	shapes := [][3]int{
-		{1, 1, 1}, {1, 1, 17}, {MR, 1, 24}, {MR - 1, 3, 23}, {MR + 1, 5, 25}, {2, 7, 3},
-		{MR, 1, 32}, {MR - 1, 3, 31}, {MR + 1, 5, 33}, {5, 40, 16}, {5, 40, 17}, {6, 9, 47}, {7, 11, 65},
+		{1, 1, 1}, {1, 1, 17}, {4, 1, 24}, {3, 3, 23}, {5, 5, 25}, {2, 7, 3},
+		{4, 1, 32}, {3, 3, 31}, {5, 5, 33}, {8, 1, 32}, {7, 3, 31}, {9, 5, 33}, {8, 17, 64}, {6, 3, 65},
+		{15, 19, 40}, {16, 2, 32}, {17, 21, 48}, {24, 5, 1}, {3, 9, 1}, {5, 40, 16}, {5, 40, 17}, {6, 9, 47}, {7, 11, 65},
 		{7, 300, 33}, {13, 257, 50}, {32, 1152, 49}, {128, 64, 196}, {37, 513, 16}, {1, 600, 1},
 		{64, 147, 100}, {6, 0, 20}, {12, 9, 200}, {100, 31, 7}, {1000, 1024, 1}, {7, 13, 25}, {9, 8, 1}, {5, 7, 1},
 	}
@@ -149,7 +150,6 @@ func TestGEMMMatchesNaive(t *testing.T) {
 		a := randSlice(r, max(m*lda, 1))
 		b := randSlice(r, k*n)
 		direct, bDirect := newRowsB(r, k, n)
-		pa := PackA(m, k, a, lda)
 		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc"} {
 			var ep Epilogue
 			switch epName {
@@ -164,6 +164,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 			}
 			for _, level := range levels {
 				code := KernelsFor(level)
+				pa := PackA(code, m, k, a, lda)
 				for threads := 1; threads <= 3; threads++ {
 					for _, useDirect := range []bool{false, true} {
 						name := fmt.Sprintf("m=%d,k=%d,n=%d/%s/%s/threads=%d/direct=%v", m, k, n, epName, level, threads, useDirect)
@@ -208,7 +209,7 @@ func TestGEMMMatchesNaive(t *testing.T) {
 }
 
 func TestGEMMErrors(t *testing.T) {
-	pa := PackA(4, 3, make([]float32, 12), 3)
+	pa := PackA(nil, 4, 3, make([]float32, 12), 3)
 	b := &matB{make([]float32, 15), 3, 5}
 	ok := make([]float32, ScratchSize(3, 5, 2))
 	tests := []struct {
@@ -241,7 +242,7 @@ func TestKernelsAgree(t *testing.T) {
 
 func kernelsAgree(t *testing.T, code *Kernels) {
 	r := rand.New(rand.NewPCG(3, 4))
-	NR := code.nr
+	NR, MR := code.nr, code.mr
 	for _, kc := range []int{0, 1, 2, 3, 4, 5, 8, 13, 256} {
 		a := randSlice(r, max(kc*MR, 1))
 		b := randSlice(r, max(kc*NR, 1))
@@ -253,7 +254,7 @@ func kernelsAgree(t *testing.T, code *Kernels) {
 				c1[ldc+1] = float32(math.NaN())
 				c2 := append([]float32(nil), c1...)
 				code.kern[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
-				goKernels(NR, code.step)[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
+				goKernels(MR, NR, code.step)[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
 				for i := range c1 {
 					d := math.Abs(float64(c1[i] - c2[i]))
 					if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
@@ -341,9 +342,10 @@ func TestRowsPackPanicsOutside(t *testing.T) {
 // view outside the matrix panics.
 func TestRowPanels(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
-	const m, k, n = 13, 37, 30
+	MR := active.mr
+	m, k, n := 3*MR+1, 37, 30 // four row panels, the last with one row
 	a, b := randSlice(r, m*k), randSlice(r, k*n)
-	pa := PackA(m, k, a, k)
+	pa := PackA(nil, m, k, a, k)
 	full := make([]float32, m*n)
 	if err := Run(pa, &matB{b, k, n}, n, full, n, Epilogue{}, make([]float32, ScratchSize(k, n, 1))); err != nil {
 		t.Fatal(err)

@@ -29,10 +29,10 @@ type tileFile struct {
 }
 
 // tiles are the shapes of the assembly files (see the go:generate lines in doc.go): the 4x24
-// AVX2 kernels (avx2Table) and the 4x32 AVX-512 ones (avx512Table).
+// AVX2 kernels (avx2Table) and the 8x32 AVX-512 ones (avx512Table).
 var tiles = []tileFile{
-	{gemmasm.Shape{MR: MR, NR: 24, Lanes: 8, SegLanes: MaxNR}, "gemm_amd64.s", "kernels_amd64.go"},
-	{gemmasm.Shape{MR: MR, NR: 32, Lanes: 16, SegLanes: MaxNR}, "gemm_avx512_amd64.s", "kernels_avx512_amd64.go"},
+	{gemmasm.Shape{MR: 4, NR: 24, Lanes: 8, SegLanes: MaxNR}, "gemm_amd64.s", "kernels_amd64.go"},
+	{gemmasm.Shape{MR: 8, NR: 32, Lanes: 16, SegLanes: MaxNR}, "gemm_avx512_amd64.s", "kernels_avx512_amd64.go"},
 }
 
 // tile is the AVX2 shape, which the planted-bug test mutates.
@@ -98,8 +98,8 @@ func closeTo(what string, got, want []float32) error {
 
 // kernRef is kernGoWidth (w columns) or kernGoDirect with every multiply-add fused, as VFMADD231PS
 // computes it: the interpreter and the hardware must match it bit for bit. rows(k) is row k of B.
-func kernRef(w, kc int, a []float32, rows func(k int) []float32, c []float32, ldc int, bias []float32, flags int) {
-	var t [MR][MaxNR]float32
+func kernRef(MR, w, kc int, a []float32, rows func(k int) []float32, c []float32, ldc int, bias []float32, flags int) {
+	var t [MaxMR][MaxNR]float32
 	for k := 0; k < kc; k++ {
 		row := rows(k)
 		for i := 0; i < MR; i++ {
@@ -149,7 +149,7 @@ type kernResult struct{ hw bool }
 // fused away; within tolerance otherwise) and, when hw is not nil, with the assembly (bit for
 // bit).
 func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirect directFunc) (kernResult, error) {
-	NR := c.s.NR
+	NR, MR := c.s.NR, c.s.MR
 	ldc := NR + 3
 	w := c.w * c.s.Lanes // columns
 	a := buf(r, c.kc*MR)
@@ -179,7 +179,7 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	}
 
 	want := append([]float32(nil), c0...)
-	kernRef(w, c.kc, a, rows, want, ldc, bias, c.flags)
+	kernRef(MR, w, c.kc, a, rows, want, ldc, bias, c.flags)
 
 	got := append(make([]float32, 0, cap(c0)), c0...)
 	var mem kasm.Memory
@@ -206,10 +206,10 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	if c.direct {
 		// kernGoDirect writes all NR columns and reads whole rows: give it room.
 		full := append(append(make([]float32, 0, MR*ldc), c0...), make([]float32, ldc-w)...)
-		kernGoDirectNR(NR, c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
+		kernGoDirectNR(MR, NR, c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
 		goC = full[:len(c0)]
 	} else {
-		goKernels(NR, c.s.Lanes)[c.w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
+		goKernels(MR, NR, c.s.Lanes)[c.w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
 	}
 	cmp := closeTo
 	if c.kc <= 1 {
@@ -514,10 +514,11 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.At(32, kasm.R14), kasm.YReg(14)}}
 		}},
 		// The AVX-512 kernels and packer.
-		{"AVX-512 FMA into the wrong accumulator", z.KernelName(2), is("VFMADD231PS Z8, Z10, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
+		{"AVX-512 FMA into the wrong accumulator", z.KernelName(2), is("VFMADD231PS Z16, Z18, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
+		{"AVX-512 row 7 multiplied by row 6's A", z.KernelName(2), is("VBROADCASTSS 28(AX), Z25"), func(in *kasm.Inst) { in.Args[0] = kasm.At(24, kasm.AX) }},
 		{"AVX-512 bias of row 0 on row 1", z.KernelName(2), is("VBROADCASTSS 4(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
 		{"AVX-512 16-column kernel stores 16 columns too many", z.KernelName(1), is("VMOVUPS Z3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(64, kasm.DI) }},
-		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
+		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z17"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
 		{"AVX-512 packer loads unselected lanes", z.PackName(), is("VMOVUPS 64(R14), K1, Z1"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
 		{"AVX-512 packer keeps the padding after the affine map", z.PackName(), is("VMOVUPS.Z Z1, K3, Z1"), func(in *kasm.Inst) { in.Zeroing = false }},
 	}

@@ -12,7 +12,7 @@ import (
 // whole product.
 func BenchmarkKernel(b *testing.B) {
 	const kc = 256
-	NR := active.nr
+	NR, MR := active.nr, active.mr
 	a := make([]float32, kc*MR)
 	bb := make([]float32, kc*NR)
 	c := make([]float32, MR*NR)

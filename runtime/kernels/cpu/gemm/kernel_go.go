@@ -10,19 +10,19 @@ import "unsafe"
 //	T  = max(T, 0)    when flags&flagReLU (NaN stays NaN)
 //
 // and c[i*ldc+j] = T[i][j] for i < MR, j < nr.
-func kernGo(nr, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-	kernGoWidth(nr, nr, kc, a, b, c, ldc, bias, flags)
+func kernGo(mr, nr, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	kernGoWidth(mr, nr, nr, kc, a, b, c, ldc, bias, flags)
 }
 
 // goKernels returns kernGo for panels nr wide computing step, 2*step, ... nr columns
 // (kernGoWidth), the portable counterpart of kernelsAVX2 (nr 24, step 8) and kernelsAVX512 (32,
 // 16).
-func goKernels(nr, step int) []kernelFunc {
+func goKernels(mr, nr, step int) []kernelFunc {
 	ks := make([]kernelFunc, nr/step)
 	for i := range ks {
 		w := step * (i + 1)
 		ks[i] = func(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-			kernGoWidth(nr, w, kc, a, b, c, ldc, bias, flags)
+			kernGoWidth(mr, nr, w, kc, a, b, c, ldc, bias, flags)
 		}
 	}
 	return ks
@@ -30,13 +30,13 @@ func goKernels(nr, step int) []kernelFunc {
 
 // kernGoWidth is kernGo restricted to the first w columns (B rows stay nr floats apart); columns
 // w..nr-1 of c are not touched.
-func kernGoWidth(nr, w, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-	var t [MR][MaxNR]float32
+func kernGoWidth(MR, nr, w, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+	var t [MaxMR][MaxNR]float32
 	if kc > 0 {
 		as := unsafe.Slice(a, kc*MR)
 		bs := unsafe.Slice(b, kc*nr)
 		for k := 0; k < kc; k++ {
-			ak := (*[MR]float32)(as[k*MR:])
+			ak := as[k*MR : k*MR+MR]
 			bk := bs[k*nr : k*nr+nr]
 			for i := 0; i < MR; i++ {
 				av := ak[i]
@@ -115,22 +115,22 @@ type directFunc func(kc int, a, b *float32, offs *int32, c *float32, ldc int, bi
 
 // kernGoDirect returns kernGo for panels nr wide with B read in place: row k of the panel is the
 // nr floats at b + offs[k] (offs may be negative relative to b).
-func kernGoDirect(nr int) directFunc {
+func kernGoDirect(mr, nr int) directFunc {
 	return func(kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
-		kernGoDirectNR(nr, kc, a, b, offs, c, ldc, bias, flags)
+		kernGoDirectNR(mr, nr, kc, a, b, offs, c, ldc, bias, flags)
 	}
 }
 
 // kernGoDirectNR is the function kernGoDirect(nr) returns.
-func kernGoDirectNR(nr, kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
+func kernGoDirectNR(MR, nr, kc int, a, b *float32, offs *int32, c *float32, ldc int, bias *float32, flags int) {
 	var panel [MaxNR]float32
-	var t [MR][MaxNR]float32
+	var t [MaxMR][MaxNR]float32
 	if kc > 0 {
 		as := unsafe.Slice(a, kc*MR)
 		os := unsafe.Slice(offs, kc)
 		for k := 0; k < kc; k++ {
 			copy(panel[:nr], unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(b), 4*int(os[k]))), nr))
-			ak := (*[MR]float32)(as[k*MR:])
+			ak := as[k*MR : k*MR+MR]
 			for i := 0; i < MR; i++ {
 				av := ak[i]
 				for jj := 0; jj < nr; jj++ {
