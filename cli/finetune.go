@@ -20,12 +20,10 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/dnx-ml/dnx/builders"
 	"github.com/dnx-ml/dnx/models"
 	"github.com/dnx-ml/dnx/onnx"
-	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/data"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/imageio"
@@ -587,11 +585,13 @@ func finetuneAction(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", cfg.model, err)
 	}
+	m = nil // the graph holds the weights and the metadata; the protobuf need not live through training
 	size, modelClasses, err := modelGeometry(g, cfg)
 	if err != nil {
 		return err
 	}
-	norm, err := runNormalization(m, cfg)
+	inMeta := g.MetadataMap()
+	norm, err := runNormalization(inMeta, cfg)
 	if err != nil {
 		return err
 	}
@@ -721,12 +721,12 @@ func finetuneAction(c *ucli.Context) error {
 	}
 
 	// Export the eval-mode model with the trained weights.
-	out, err := graph.Export(run.tr.Graph())
+	eg := run.tr.Graph() // carries the input model's metadata and doc string
+	finetuneMetadata(eg, classes, run.meta.Step, norm, finetuneLabels(cfg, ds, classes, inMeta))
+	out, err := graph.Export(eg)
 	if err != nil {
 		return fmt.Errorf("finetune: export: %w", err)
 	}
-	out.MetadataProps = finetuneMetadata(m.GetMetadataProps(), classes, run.meta.Step, norm, finetuneLabels(cfg, ds, classes, metadataMap(m)))
-	out.DocString = m.DocString
 	if err := onnx.WriteModelFile(cfg.output, out); err != nil {
 		return err
 	}
@@ -1235,11 +1235,7 @@ type imageNorm struct {
 // else the preset whose architecture the dnx.densenet.* metadata that dnx build writes
 // describes. ok is false when the metadata says nothing; a recorded mean or std that cannot be
 // read is an error naming the key.
-func normalizationFor(m *onnxpb.ModelProto) (norm imageio.Normalization, name string, ok bool, err error) {
-	meta := map[string]string{}
-	for _, p := range m.GetMetadataProps() {
-		meta[p.GetKey()] = p.GetValue()
-	}
+func normalizationFor(meta map[string]string) (norm imageio.Normalization, name string, ok bool, err error) {
 	if meta[meanKey] != "" || meta[stdKey] != "" {
 		for _, k := range []struct {
 			key      string
@@ -1279,11 +1275,11 @@ func normalizationFor(m *onnxpb.ModelProto) (norm imageio.Normalization, name st
 // model's metadata, with --mean and --std overriding it. A model whose metadata says nothing
 // needs both flags: guessing (ImageNet's statistics, say) would train on wrongly scaled inputs
 // without a word.
-func runNormalization(m *onnxpb.ModelProto, cfg *finetuneConfig) (imageNorm, error) {
+func runNormalization(meta map[string]string, cfg *finetuneConfig) (imageNorm, error) {
 	if cfg.x != "" {
 		return imageNorm{name: "none: --x images are taken as already normalised", source: normNone}, nil
 	}
-	norm, name, ok, err := normalizationFor(m)
+	norm, name, ok, err := normalizationFor(meta)
 	if err != nil && (cfg.mean == nil || cfg.std == nil) {
 		return imageNorm{}, fmt.Errorf("finetune: %s: %w", cfg.model, err)
 	}
@@ -1375,40 +1371,24 @@ func finetuneLabels(cfg *finetuneConfig, ds *finetuneData, classes int, inMeta m
 	return labelNames{names: names}
 }
 
-// finetuneMetadata returns the input model's metadata_props with the class count updated, the
-// number of fine-tuning steps and the image normalisation (unless none) recorded, and the class
-// names set or dropped as lbl says.
-func finetuneMetadata(in []*onnxpb.StringStringEntryProto, classes, steps int, norm imageNorm, lbl labelNames) []*onnxpb.StringStringEntryProto {
-	var out []*onnxpb.StringStringEntryProto
-	set := func(k, v string) {
-		for _, p := range out {
-			if p.GetKey() == k {
-				p.Value = proto.String(v)
-				return
-			}
-		}
-		out = append(out, &onnxpb.StringStringEntryProto{Key: proto.String(k), Value: proto.String(v)})
+// finetuneMetadata updates the metadata the trained graph g carries from the input model: the
+// class count updated, the number of fine-tuning steps and the image normalisation (unless none)
+// recorded, and the class names set or dropped as lbl says. Existing keys keep their place.
+func finetuneMetadata(g *graph.Graph, classes, steps int, norm imageNorm, lbl labelNames) {
+	if lbl.drop {
+		g.DeleteMetadata(labels.MetadataKey)
 	}
-	for _, p := range in {
-		if lbl.drop && p.GetKey() == labels.MetadataKey {
-			continue
-		}
-		out = append(out, proto.Clone(p).(*onnxpb.StringStringEntryProto))
+	if _, ok := g.MetadataValue(builders.MetaPrefix + "classes"); ok { // models from dnx build record their class count
+		g.SetMetadata(builders.MetaPrefix+"classes", strconv.Itoa(classes))
 	}
-	for _, p := range out { // models from dnx build record their class count
-		if p.GetKey() == builders.MetaPrefix+"classes" {
-			p.Value = proto.String(strconv.Itoa(classes))
-		}
-	}
-	set("dnx.finetune.steps", strconv.Itoa(steps))
+	g.SetMetadata("dnx.finetune.steps", strconv.Itoa(steps))
 	if norm.source != normNone {
-		set(meanKey, channelsText(&norm.norm.Mean))
-		set(stdKey, channelsText(&norm.norm.Std))
+		g.SetMetadata(meanKey, channelsText(&norm.norm.Mean))
+		g.SetMetadata(stdKey, channelsText(&norm.norm.Std))
 	}
 	if lbl.names != nil {
-		set(labels.MetadataKey, labels.Encode(lbl.names))
+		g.SetMetadata(labels.MetadataKey, labels.Encode(lbl.names))
 	}
-	return out
 }
 
 // fileSHA256 returns the hex SHA-256 of a file.

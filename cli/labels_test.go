@@ -11,6 +11,7 @@ import (
 	"github.com/dnx-ml/dnx/builders"
 	"github.com/dnx-ml/dnx/models"
 	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/labels"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -193,9 +194,9 @@ func TestFinetuneLabels(t *testing.T) {
 // modelMetadata returns a model file's metadata_props.
 func modelMetadata(t *testing.T, path string) map[string]string {
 	t.Helper()
-	m, err := onnx.ReadModelFile(path)
+	g, err := graph.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return metadataMap(m)
+	return g.MetadataMap()
 }

@@ -15,21 +15,19 @@ import (
 // what the import leaves out of it.
 type loadedModel struct {
 	g *graph.Graph
-	// meta holds the model's metadata_props (class names, normalisation, the preset).
-	meta map[string]string
 	// external lists the external data files the model reads, as paths: inputs that no output
 	// may overwrite.
 	external []fileArg
 }
 
-// loadModel reads and imports the ONNX model at path, as graph.Load does, keeping its metadata
-// and the names of its external data files. Errors name the file.
+// loadModel reads and imports the ONNX model at path, as graph.Load does (the graph keeps the
+// model's metadata), keeping the names of its external data files. Errors name the file.
 func loadModel(path string) (*loadedModel, error) {
 	m, err := onnx.ReadModelFile(path)
 	if err != nil {
 		return nil, err
 	}
-	lm := &loadedModel{meta: metadataMap(m), external: externalFiles(m, path)}
+	lm := &loadedModel{external: externalFiles(m, path)}
 	runtime.GC() // the file's bytes: a large model's peak memory is then the protobuf and the graph
 	if lm.g, err = graph.Import(m, filepath.Dir(path), ops.Default()); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -37,15 +35,6 @@ func loadModel(path string) (*loadedModel, error) {
 	m = nil
 	runtime.GC() // the protobuf
 	return lm, nil
-}
-
-// metadataMap returns a model's metadata_props as a map (the last value of a repeated key).
-func metadataMap(m *onnxpb.ModelProto) map[string]string {
-	meta := map[string]string{}
-	for _, p := range m.GetMetadataProps() {
-		meta[p.GetKey()] = p.GetValue()
-	}
-	return meta
 }
 
 // externalFiles returns the external data files of the initializers and Constant values of the

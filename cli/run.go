@@ -170,11 +170,12 @@ func runAction(c *ucli.Context) error {
 	}
 	rep := runReport{Model: path, ElapsedMS: number(float64(elapsed.Microseconds()) / 1000)}
 	named := false
+	meta := g.MetadataMap()
 	for i, t := range outs {
 		o := outputReport{Name: g.Outputs[i].Name, DType: t.DType.String(), Shape: t.Shape, t: t}
 		if top > 0 && isClassifier(t) {
 			o.Top = topK(t, top)
-			names, src, err := labels.For(t.Shape[1], labelsFile, model.meta)
+			names, src, err := labels.For(t.Shape[1], labelsFile, meta)
 			if err != nil {
 				if labelsFile == "" {
 					return fmt.Errorf("run: %s: %w (give the class names with --labels FILE)", path, err)
