@@ -70,20 +70,9 @@ var goTable = kernels{
 // active is the table of the level this process runs at (isa.Selected), chosen once.
 var active = tableFor(isa.Selected().Level)
 
-// tableFor returns the kernels of level l. It panics when l is above what this
-// CPU and build support (isa.Selected().Max): the caller asked for instructions the CPU lacks.
-func tableFor(l isa.Level) *kernels {
-	if l > isa.Selected().Max {
-		panic("cpu: kernels of level " + l.String() + " requested on a " + isa.Selected().Max.String() + " machine")
-	}
-	switch {
-	case l == isa.AVX512 && avx512Table != nil:
-		return avx512Table
-	case l >= isa.AVX2 && avx2Table != nil:
-		return avx2Table
-	}
-	return &goTable
-}
+// tableFor returns the kernels of level l (isa.Pick: the highest this build has at or below l;
+// a level above what the CPU supports panics).
+func tableFor(l isa.Level) *kernels { return isa.Pick("cpu", l, &goTable, avx2Table, avx512Table) }
 
 // orActive returns k, or the process's table when k is nil (a Pool2D built as a literal).
 func orActive(k *kernels) *kernels {

@@ -43,20 +43,9 @@ var goTable = Kernels{level: isa.Generic, mr: 4, nr: 24, step: 8, kern: goKernel
 var active = KernelsFor(isa.Selected().Level)
 
 // KernelsFor returns the kernels of level l: the highest this build has at or below l. It
-// panics when l is above what this CPU and build support (isa.Selected().Max):
-// the caller asked for instructions the CPU lacks.
-func KernelsFor(l isa.Level) *Kernels {
-	if l > isa.Selected().Max {
-		panic("gemm: kernels of level " + l.String() + " requested on a " + isa.Selected().Max.String() + " machine")
-	}
-	switch {
-	case l == isa.AVX512 && avx512Table != nil:
-		return avx512Table
-	case l >= isa.AVX2 && avx2Table != nil:
-		return avx2Table
-	}
-	return &goTable
-}
+// panics when l is above what this CPU and build support (isa.Selected().Max): the caller asked
+// for instructions the CPU lacks.
+func KernelsFor(l isa.Level) *Kernels { return isa.Pick("gemm", l, &goTable, avx2Table, avx512Table) }
 
 // orActive returns k, or the process's kernels when k is nil.
 func orActive(k *Kernels) *Kernels {

@@ -276,3 +276,20 @@ func choose(env string, f Features, asm, pg bool) Selection {
 	}
 	return s
 }
+
+// Pick returns the table of level l among a package's kernel tables (avx2 and avx512 nil where
+// the build has none): the highest at or below l. It panics when l is above what this CPU and
+// build support (Selected().Max): the caller asked for instructions the CPU lacks, and a panic
+// here beats an illegal-instruction crash later. pkg names the package in the message.
+func Pick[T any](pkg string, l Level, generic, avx2, avx512 *T) *T {
+	if l > Selected().Max {
+		panic(pkg + ": kernels of level " + l.String() + " requested on a " + Selected().Max.String() + " machine")
+	}
+	switch {
+	case l == AVX512 && avx512 != nil:
+		return avx512
+	case l >= AVX2 && avx2 != nil:
+		return avx2
+	}
+	return generic
+}
