@@ -357,14 +357,7 @@ func (s Shape) loopRow(f *Func, u, mode int, masked bool) {
 		return
 	}
 	nr := s.NR
-	name := fmt.Sprintf("contig%d", mode)
-	if masked {
-		name = fmt.Sprintf("masked%d", mode)
-	}
-	f.I(CMPQ, DX, Imm(mode))
-	f.I(JNE, Label(name+"_skip"))
-	f.Label(Label(name))
-	f.I(MOVLQSX, Ptr(R8), R9)
+	name := rowLoopHead(f, mode, masked)
 	// Rows are read NR floats (one cache line) per panel, too little for the hardware prefetcher
 	// to follow hundreds of rows: fetch the line the panel after next reads.
 	if !masked {
@@ -423,6 +416,27 @@ func (s Shape) loopRow(f *Func, u, mode int, masked bool) {
 	for h := 0; h < u; h++ {
 		f.I(VMOVUPS, YReg(h), At(32*h, DI))
 	}
+	rowLoopTail(f, name, nr)
+}
+
+// rowLoopHead starts the packer's row loop for prologue mode and layout (contiguous or masked
+// segments): skip it unless DX holds mode; each row reads its offset from R8 into R9. It returns
+// the loop's label.
+func rowLoopHead(f *Func, mode int, masked bool) string {
+	name := fmt.Sprintf("contig%d", mode)
+	if masked {
+		name = fmt.Sprintf("masked%d", mode)
+	}
+	f.I(CMPQ, DX, Imm(mode))
+	f.I(JNE, Label(name+"_skip"))
+	f.Label(Label(name))
+	f.I(MOVLQSX, Ptr(R8), R9)
+	return name
+}
+
+// rowLoopTail ends the row loop rowLoopHead began: next offset, next nr-float panel row, loop,
+// then done.
+func rowLoopTail(f *Func, name string, nr int) {
 	f.I(ADDQ, Imm(4), R8)
 	f.I(ADDQ, Imm(nr*4), DI)
 	f.I(DECQ, CX)
@@ -438,15 +452,8 @@ func (s Shape) loopRow(f *Func, u, mode int, masked bool) {
 // zeroing move under it clears the padding after the prologue.
 func (s Shape) loopRowZ(f *Func, u, mode int, masked bool) {
 	nr := s.NR
-	name := fmt.Sprintf("contig%d", mode)
-	if masked {
-		name = fmt.Sprintf("masked%d", mode)
-	}
+	name := rowLoopHead(f, mode, masked)
 	cov := func(h int) Reg { return KReg(2 + h) }
-	f.I(CMPQ, DX, Imm(mode))
-	f.I(JNE, Label(name+"_skip"))
-	f.Label(Label(name))
-	f.I(MOVLQSX, Ptr(R8), R9)
 	if !masked {
 		f.I(PREFETCHT0, At(8*nr, SI).Idx(R9, 4))
 		for h := 0; h < u; h++ {
@@ -502,10 +509,5 @@ func (s Shape) loopRowZ(f *Func, u, mode int, masked bool) {
 	for h := 0; h < u; h++ {
 		f.I(VMOVUPS, ZReg(h), At(64*h, DI))
 	}
-	f.I(ADDQ, Imm(4), R8)
-	f.I(ADDQ, Imm(nr*4), DI)
-	f.I(DECQ, CX)
-	f.I(JNZ, Label(name))
-	f.I(JMP, Label("done"))
-	f.Label(Label(name + "_skip"))
+	rowLoopTail(f, name, nr)
 }
