@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -181,7 +182,14 @@ func ParseSize(s string) (int64, error) {
 
 // Physical returns the machine's physical memory in bytes, or the cgroup's memory limit when that
 // is lower (a container), or 8 GiB where neither can be read.
-func Physical() int64 {
+func Physical() int64 { return physical() }
+
+// physical reads the memory once per process: a zero Budget resolves its limit on every check,
+// and the reference interpreter checks every node's outputs.
+var physical = sync.OnceValue(readPhysical)
+
+// readPhysical is Physical, read from the system.
+func readPhysical() int64 {
 	total := memTotal()
 	if total <= 0 {
 		total = fallbackPhysical
