@@ -71,22 +71,33 @@ func Decode(r io.Reader) (image.Image, error) {
 	if len(data) > MaxFileBytes {
 		return nil, fmt.Errorf("%w: the file exceeds %d bytes", ErrImage, MaxFileBytes)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, err := ReadHeader(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w (dnx reads PNG and JPEG)", ErrImage, err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, fmt.Errorf("%w: %s of %dx%d pixels (the limit is %d pixels)", ErrImage, format, cfg.Width, cfg.Height, MaxPixels)
-	}
-	if n := DecodedBytes(cfg); n > MaxDecodedBytes {
-		return nil, fmt.Errorf("%w: %s of %dx%d pixels at %d bytes per pixel would take %d MiB decoded (the limit is %d MiB)",
-			ErrImage, format, cfg.Width, cfg.Height, n/(int64(cfg.Width)*int64(cfg.Height)), n>>20, MaxDecodedBytes>>20)
+		return nil, err
 	}
 	img, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrImage, format, err)
 	}
 	return img, nil
+}
+
+// ReadHeader reads an image's header from r and checks what Decode checks before decoding the
+// pixels: a format dnx reads (PNG, JPEG), at most MaxPixels pixels and MaxDecodedBytes of decoded
+// pixels. It returns the format.
+func ReadHeader(r io.Reader) (string, error) {
+	cfg, format, err := image.DecodeConfig(r)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w (dnx reads PNG and JPEG)", ErrImage, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return "", fmt.Errorf("%w: %s of %dx%d pixels (the limit is %d pixels)", ErrImage, format, cfg.Width, cfg.Height, MaxPixels)
+	}
+	if n := DecodedBytes(cfg); n > MaxDecodedBytes {
+		return "", fmt.Errorf("%w: %s of %dx%d pixels at %d bytes per pixel would take %d MiB decoded (the limit is %d MiB)",
+			ErrImage, format, cfg.Width, cfg.Height, n/(int64(cfg.Width)*int64(cfg.Height)), n>>20, MaxDecodedBytes>>20)
+	}
+	return format, nil
 }
 
 // DecodedBytes returns the memory Go's decoders take for the pixels of an image of cfg: the
