@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -237,9 +238,9 @@ func benchAction(c *ucli.Context) error {
 		_, err = fmt.Fprintln(w, string(b))
 		return err
 	}
-	fmt.Fprintf(w, "Model       %s, input %s, %s (%s)\n", path, shapeText(rep.Shape), plural(threads, "thread"), planWord(rep))
+	fmt.Fprintf(w, "Model       %s, input %s, %s (%s)\n", path, shapeText(rep.Shape), plural.Count(threads, "thread"), planWord(rep))
 	fmt.Fprintf(w, "Latency     median %.3f ms, p90 %.3f ms, min %.3f ms, max %.3f ms (%s after %s)\n",
-		float64(rep.MedianMS), float64(rep.P90MS), float64(rep.MinMS), float64(rep.MaxMS), plural(iters, "run"), plural(warmup, "warm-up run"))
+		float64(rep.MedianMS), float64(rep.P90MS), float64(rep.MinMS), float64(rep.MaxMS), plural.Count(iters, "run"), plural.Count(warmup, "warm-up run"))
 	fmt.Fprintf(w, "Throughput  %.1f images/s\n", float64(rep.Throughput))
 	fmt.Fprintf(w, "Memory      peak RSS %.1f MiB", float64(rep.PeakRSSBytes)/(1<<20))
 	if rep.ArenaBytes > 0 {
@@ -260,7 +261,7 @@ func planWord(r benchReport) string {
 	if !r.Planned {
 		return "reference kernels"
 	}
-	return fmt.Sprintf("planned, %d of %s on fast kernels", r.PlanFastSteps, plural(r.PlanSteps, "step"))
+	return fmt.Sprintf("planned, %d of %s on fast kernels", r.PlanFastSteps, plural.Count(r.PlanSteps, "step"))
 }
 
 // percentile returns the p-th percentile of sorted values (nearest rank, interpolated).
@@ -282,7 +283,7 @@ func percentile(sorted []float64, p float64) float64 {
 // --batch decides, must fit budget.
 func benchInputs(g *graph.Graph, files []string, batch int, seed int64, budget membudget.Budget, stderr io.Writer) ([]*tensor.Tensor, error) {
 	if len(files) > 0 && len(files) != len(g.Inputs) {
-		return nil, usagef("bench: the model takes %s (%s), got %s", plural(len(g.Inputs), "input"), inputNames(g), plural(len(files), "--input file"))
+		return nil, usagef("bench: the model takes %s (%s), got %s", plural.Count(len(g.Inputs), "input"), inputNames(g), plural.Count(len(files), "--input file"))
 	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6a09e667))
 	inputs := make([]*tensor.Tensor, len(g.Inputs))

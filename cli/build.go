@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"io"
 	"os"
 	"strconv"
@@ -412,15 +413,15 @@ func printBuild(w io.Writer, r buildReport) error {
 	fmt.Fprintf(w, "Parameters  %s (%s)\n", groupDigits(r.Parameters), siCount(r.Parameters))
 	fmt.Fprintf(w, "MACs        %s (%s) per %dx%d image\n", groupDigits(r.MACs), siCount(r.MACs), cfg.InputSize, cfg.InputSize)
 	if r.Form == "inference" {
-		fmt.Fprintf(w, "Form        inference: %s folded into convs, %s remain\n", plural(r.BNFolded, "BN"), plural(r.BNNodes, "BatchNormalization node"))
+		fmt.Fprintf(w, "Form        inference: %s folded into convs, %s remain\n", plural.Count(r.BNFolded, "BN"), plural.Count(r.BNNodes, "BatchNormalization node"))
 	} else {
-		fmt.Fprintf(w, "Form        training: %s, torchvision state_dict names", plural(r.BNNodes, "BatchNormalization node"))
+		fmt.Fprintf(w, "Form        training: %s, torchvision state_dict names", plural.Count(r.BNNodes, "BatchNormalization node"))
 		if r.DropoutNodes > 0 {
-			fmt.Fprintf(w, ", %s", plural(r.DropoutNodes, "Dropout node"))
+			fmt.Fprintf(w, ", %s", plural.Count(r.DropoutNodes, "Dropout node"))
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "Opset       ai.onnx %d, IR %d; %s, %s, seed %d\n", r.Opset, r.IRVersion, plural(r.Nodes, "node"), plural(r.Initializers, "initializer"), r.Seed)
+	fmt.Fprintf(w, "Opset       ai.onnx %d, IR %d; %s, %s, seed %d\n", r.Opset, r.IRVersion, plural.Count(r.Nodes, "node"), plural.Count(r.Initializers, "initializer"), r.Seed)
 	_, err := fmt.Fprintf(w, "Wrote       %s (%s)\n", r.File, byteCount(r.Bytes))
 	return err
 }

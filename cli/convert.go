@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -122,7 +123,7 @@ func convertOptimize(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opse
 	if len(removed) > 0 {
 		summary = "removed " + strings.Join(removed, ", ")
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s: %d -> %s (%s); wrote %s\n", in, before, plural(len(g.Nodes), "node"), summary, out)
+	_, err = fmt.Fprintf(c.App.Writer, "%s: %d -> %s (%s); wrote %s\n", in, before, plural.Count(len(g.Nodes), "node"), summary, out)
 	return err
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"path/filepath"
 
 	ucli "github.com/urfave/cli/v2"
@@ -36,7 +37,7 @@ func convertOpset(c *ucli.Context, in, out string, m *onnxpb.ModelProto, opset i
 		}
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: opset %s -> %d, IR %d -> %d, %d -> %s; wrote %s\n",
-		in, from, opset, m.GetIrVersion(), conv.GetIrVersion(), len(m.GetGraph().GetNode()), plural(len(conv.GetGraph().GetNode()), "node"), out)
+		in, from, opset, m.GetIrVersion(), conv.GetIrVersion(), len(m.GetGraph().GetNode()), plural.Count(len(conv.GetGraph().GetNode()), "node"), out)
 	return err
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -105,6 +106,6 @@ func convertCheckpoint(c *ucli.Context) error {
 		arch = "preset " + preset.Name
 	}
 	_, err = fmt.Fprintf(c.App.Writer, "%s: %s loaded (%d model tensors), %s, %s; wrote %s (%s form, opset %d)\n",
-		in, plural(len(sd), "tensor"), len(used), plural(int(builders.Params(cfg)), "parameter"), arch, out, form, m.GetOpsetImport()[0].GetVersion())
+		in, plural.Count(len(sd), "tensor"), len(used), plural.Count(int(builders.Params(cfg)), "parameter"), arch, out, form, m.GetOpsetImport()[0].GetVersion())
 	return err
 }

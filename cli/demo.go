@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"image"
 	"image/color"
 	"io"
@@ -132,7 +133,7 @@ func demoInference(c *ucli.Context) error {
 		return fmt.Errorf("demo: preset %s: %w", preset.Name, err)
 	}
 	if len(g.Inputs) != 1 {
-		return fmt.Errorf("demo: preset %s: the built model has %s, want 1", preset.Name, plural(len(g.Inputs), "input"))
+		return fmt.Errorf("demo: preset %s: the built model has %s, want 1", preset.Name, plural.Count(len(g.Inputs), "input"))
 	}
 	in := g.Inputs[0]
 	size := preset.Config.InputSize
@@ -201,7 +202,7 @@ func printDemo(w io.Writer, rep demoReport) error {
 		fmt.Fprintf(w, "MACs        %s at input %s\n", siCount(*rep.MACs), shapeText(rep.InputShape))
 	}
 	fmt.Fprintf(w, "Input       synthetic %dx%d image of coloured rings, resized and cropped to %s\n", demoImageSize, demoImageSize, shapeText(rep.InputShape))
-	fmt.Fprintf(w, "Latency     %.3f ms median, %.3f ms best of %s\n\n", float64(rep.LatencyMS.Median), float64(rep.LatencyMS.Min), plural(rep.Runs, "run"))
+	fmt.Fprintf(w, "Latency     %.3f ms median, %.3f ms best of %s\n\n", float64(rep.LatencyMS.Median), float64(rep.LatencyMS.Min), plural.Count(rep.Runs, "run"))
 	return printOutputs(w, rep.Outputs)
 }
 
@@ -333,7 +334,7 @@ func demoTrain(c *ucli.Context) error {
 	rep := demoTrainReport{
 		Config: cfg.String(), Seed: seed, Parameters: builders.Params(cfg), Classes: trainDS.ClassNames(), ImageSize: size,
 		TrainImages: trainDS.Len(), ValImages: valDS.Len(), Steps: steps, Batch: batch,
-		Optimizer: fmt.Sprintf("SGD (Nesterov momentum 0.9, weight decay 5e-4), cosine learning rate from %g after %s", demoLR, plural(opts.Schedule.WarmupSteps, "warm-up step")),
+		Optimizer: fmt.Sprintf("SGD (Nesterov momentum 0.9, weight decay 5e-4), cosine learning rate from %g after %s", demoLR, plural.Count(opts.Schedule.WarmupSteps, "warm-up step")),
 		Chance:    number(1 / float64(trainDS.NumClasses())),
 	}
 
@@ -449,9 +450,9 @@ func demoTrain(c *ucli.Context) error {
 func printDemoTrain(w io.Writer, r demoTrainReport) error {
 	fmt.Fprintf(w, "Model       %s\n", r.Config)
 	fmt.Fprintf(w, "            %s parameters, seeded random weights (seed %d), training form\n", groupDigits(r.Parameters), r.Seed)
-	fmt.Fprintf(w, "Data        synthetic %dx%d pictures of %s (%s)\n", r.ImageSize, r.ImageSize, plural(len(r.Classes), "shape"), strings.Join(r.Classes, ", "))
+	fmt.Fprintf(w, "Data        synthetic %dx%d pictures of %s (%s)\n", r.ImageSize, r.ImageSize, plural.Count(len(r.Classes), "shape"), strings.Join(r.Classes, ", "))
 	fmt.Fprintf(w, "            %d for training (random crops and flips), %d other ones for validation\n", r.TrainImages, r.ValImages)
-	fmt.Fprintf(w, "Training    %s of %s in %.1f s (%.0f images/s), memory-efficient mode\n", plural(r.Steps, "step"), plural(r.Batch, "image"), float64(r.TrainSeconds), float64(r.ImagesPerS))
+	fmt.Fprintf(w, "Training    %s of %s in %.1f s (%.0f images/s), memory-efficient mode\n", plural.Count(r.Steps, "step"), plural.Count(r.Batch, "image"), float64(r.TrainSeconds), float64(r.ImagesPerS))
 	fmt.Fprintf(w, "            %s\n", r.Optimizer)
 	fmt.Fprintf(w, "            last 20 steps: loss %.4f, accuracy %.1f%%\n", float64(r.FinalLoss), 100*float64(r.TrainAcc))
 	fmt.Fprintf(w, "Memory      activations held for the backward pass: %s per step", byteCount(r.ActivationBytes))

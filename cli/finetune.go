@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"io"
 	"math"
 	"os"
@@ -604,7 +605,7 @@ func finetuneAction(c *ucli.Context) error {
 	}
 	for i, u := range ds.unreadable {
 		if i == maxWarnings {
-			fmt.Fprintf(stderr, "finetune: warning: ... and %s more\n", plural(len(ds.unreadable)-i, "unreadable image"))
+			fmt.Fprintf(stderr, "finetune: warning: ... and %s more\n", plural.Count(len(ds.unreadable)-i, "unreadable image"))
 			break
 		}
 		fmt.Fprintf(stderr, "finetune: warning: skipping an unreadable image: %v\n", u.Err)
@@ -648,7 +649,7 @@ func finetuneAction(c *ucli.Context) error {
 	opts := cfg.opts
 	opts.Schedule.TotalSteps = run.total
 	if opts.Schedule.Kind == "cosine" && run.total <= opts.Schedule.WarmupSteps {
-		return usagef("finetune: --warmup %d must be below the run's %s for --schedule cosine", opts.Schedule.WarmupSteps, plural(run.total, "step"))
+		return usagef("finetune: --warmup %d must be below the run's %s for --schedule cosine", opts.Schedule.WarmupSteps, plural.Count(run.total, "step"))
 	}
 	run.tr, err = train.New(g, opts)
 	if errors.Is(err, train.ErrOptions) && len(opts.Freeze) > 0 { // a --freeze prefix that matches nothing
@@ -683,16 +684,16 @@ func finetuneAction(c *ucli.Context) error {
 			}
 			if meta.Batch > run.batches || meta.Step != meta.Epoch*run.batches+meta.Batch {
 				return fmt.Errorf("finetune: --resume: %s: position epoch %d, batch %d, step %d does not fit %s per epoch",
-					train.CheckpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, plural(run.batches, "batch", "batches"))
+					train.CheckpointPath(cfg.checkpoint), meta.Epoch, meta.Batch, meta.Step, plural.Count(run.batches, "batch", "batches"))
 			}
 			if meta.Step > run.total {
-				return usagef("finetune: --resume: the checkpoint in %s is at step %d, past this run's %s", cfg.checkpoint, meta.Step, plural(run.total, "step"))
+				return usagef("finetune: --resume: the checkpoint in %s is at step %d, past this run's %s", cfg.checkpoint, meta.Step, plural.Count(run.total, "step"))
 			}
 			if err := run.tr.LoadState(bytes.NewReader(state)); err != nil {
 				return fmt.Errorf("finetune: --resume: %s: %w", train.CheckpointPath(cfg.checkpoint), err)
 			}
 			if n := run.tr.StepCount(); n != meta.Step {
-				return fmt.Errorf("finetune: --resume: %s: the trainer state has %s, the header %d", train.CheckpointPath(cfg.checkpoint), plural(n, "step"), meta.Step)
+				return fmt.Errorf("finetune: --resume: %s: the trainer state has %s, the header %d", train.CheckpointPath(cfg.checkpoint), plural.Count(n, "step"), meta.Step)
 			}
 			meta.Settings = settings // the new run length
 			run.meta = meta
@@ -708,7 +709,7 @@ func finetuneAction(c *ucli.Context) error {
 			return err
 		}
 		if n > 0 {
-			fmt.Fprintf(stderr, "finetune: --log-json %s: dropped %s written after the checkpoint (step %d)\n", cfg.logJSON, plural(n, "line"), run.meta.Step)
+			fmt.Fprintf(stderr, "finetune: --log-json %s: dropped %s written after the checkpoint (step %d)\n", cfg.logJSON, plural.Count(n, "line"), run.meta.Step)
 		}
 	}
 	if run.log, err = openLog(cfg.logJSON, c.App.Writer, run.resumed); err != nil {
@@ -767,17 +768,17 @@ func checkClasses(cfg *finetuneConfig, ds *finetuneData, classes, modelClasses i
 				whose += fmt.Sprintf("; replace its classifier with --classes %d", src.d.NumClasses())
 			}
 			return fmt.Errorf("finetune: %s %s: label %d of example %d is outside the %s [0, %d) %s",
-				src.flag, bad.File, bad.Label, bad.Index, plural(classes, "class", "classes"), classes, whose)
+				src.flag, bad.File, bad.Label, bad.Index, plural.Count(classes, "class", "classes"), classes, whose)
 		}
 	}
 	switch n := ds.train.NumClasses(); {
 	case cfg.classes > 0 && n > cfg.classes:
-		return fmt.Errorf("finetune: %s has %s, more than --classes %d", cfg.source(), plural(n, "class", "classes"), cfg.classes)
+		return fmt.Errorf("finetune: %s has %s, more than --classes %d", cfg.source(), plural.Count(n, "class", "classes"), cfg.classes)
 	case n > modelClasses && cfg.classes == 0:
 		return fmt.Errorf("finetune: %s has %s but %s predicts %d; replace its classifier with --classes %d",
-			cfg.source(), plural(n, "class", "classes"), cfg.model, modelClasses, n)
+			cfg.source(), plural.Count(n, "class", "classes"), cfg.model, modelClasses, n)
 	case ds.val != nil && ds.val.NumClasses() > classes:
-		return fmt.Errorf("finetune: --val %s has %s but the model predicts %d", cfg.val, plural(ds.val.NumClasses(), "class", "classes"), classes)
+		return fmt.Errorf("finetune: --val %s has %s but the model predicts %d", cfg.val, plural.Count(ds.val.NumClasses(), "class", "classes"), classes)
 	}
 	return nil
 }
@@ -923,7 +924,7 @@ func (run *finetuneRun) event(ev train.Event) error {
 		run.prog.finish()
 	case train.EventValidation:
 		v := ev.Val
-		run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%s)", ev.State.Epoch+1, ev.Epochs, v.Loss, 100*v.Acc, plural(v.Images, "image")))
+		run.prog.line(fmt.Sprintf("epoch %d/%d  validation  loss %.4f  acc %.2f%%  (%s)", ev.State.Epoch+1, ev.Epochs, v.Loss, 100*v.Acc, plural.Count(v.Images, "image")))
 		err = run.log.write(valLog{
 			Epoch: ev.State.Epoch + 1, Step: ev.State.Step, ValLoss: number(v.Loss), ValAcc: number(v.Acc), ValImages: v.Images,
 			TrainLoss: number(ev.Train.Loss()), TrainAcc: number(ev.Train.Acc()),
@@ -1038,14 +1039,14 @@ func printFinetune(w io.Writer, r finetuneReport) error {
 		resumed = fmt.Sprintf(", resumed at step %d", r.ResumedAt)
 	}
 	fmt.Fprintf(w, "Trained     %s of %s (%s of %s%s) in %.1f s\n",
-		plural(r.Steps, "step"), plural(r.Batch, "image"), plural(r.Epochs, "epoch"), plural(r.BatchesPerEpoch, "batch", "batches"), resumed, float64(r.TrainSeconds))
+		plural.Count(r.Steps, "step"), plural.Count(r.Batch, "image"), plural.Count(r.Epochs, "epoch"), plural.Count(r.BatchesPerEpoch, "batch", "batches"), resumed, float64(r.TrainSeconds))
 	if r.ImagesPerS > 0 {
 		fmt.Fprintf(w, "Speed       %.1f images/s, %.3f s/step\n", float64(r.ImagesPerS), float64(r.StepS))
 	}
 	fmt.Fprintf(w, "Train       loss %.4f, accuracy %.2f%% (last epoch; %s, %s)\n", float64(r.TrainLoss), 100*float64(r.TrainAcc),
-		plural(r.TrainImages, "training image"), plural(r.Classes, "class", "classes"))
+		plural.Count(r.TrainImages, "training image"), plural.Count(r.Classes, "class", "classes"))
 	if r.ValAcc != nil {
-		fmt.Fprintf(w, "Validation  loss %.4f, accuracy %.2f%% (%s)\n", float64(*r.ValLoss), 100*float64(*r.ValAcc), plural(r.ValImages, "image"))
+		fmt.Fprintf(w, "Validation  loss %.4f, accuracy %.2f%% (%s)\n", float64(*r.ValLoss), 100*float64(*r.ValAcc), plural.Count(r.ValImages, "image"))
 	}
 	switch {
 	case r.Mean == nil:
@@ -1056,7 +1057,7 @@ func printFinetune(w io.Writer, r finetuneReport) error {
 		fmt.Fprintf(w, "Normalise   mean %s, std %s from %s\n", numbersText(r.Mean[:]), numbersText(r.Std[:]), r.Normalization)
 	}
 	if r.UnreadableImages > 0 {
-		fmt.Fprintf(w, "Skipped     %s (named on stderr)\n", plural(r.UnreadableImages, "unreadable image"))
+		fmt.Fprintf(w, "Skipped     %s (named on stderr)\n", plural.Count(r.UnreadableImages, "unreadable image"))
 	}
 	mode := "memory-efficient"
 	if !r.MemoryEfficient {
@@ -1080,7 +1081,7 @@ func numbersText(v []number) string {
 // returns S (from the dims or --input-size) and C.
 func modelGeometry(g *graph.Graph, cfg *finetuneConfig) (size, classes int, err error) {
 	if len(g.Inputs) != 1 || len(g.Outputs) != 1 {
-		return 0, 0, fmt.Errorf("finetune: %s has %s and %s; want one image input and one logits output", cfg.model, plural(len(g.Inputs), "input"), plural(len(g.Outputs), "output"))
+		return 0, 0, fmt.Errorf("finetune: %s has %s and %s; want one image input and one logits output", cfg.model, plural.Count(len(g.Inputs), "input"), plural.Count(len(g.Outputs), "output"))
 	}
 	in, out := g.Inputs[0], g.Outputs[0]
 	t := in.Type
@@ -1190,7 +1191,7 @@ func openData(ctx context.Context, cfg *finetuneConfig, size int, norm imageio.N
 			return nil, fmt.Errorf("finetune: interrupted while checking the images of %s; nothing saved", d.name)
 		}
 		if len(bad) > 0 && len(bad) == (*d.ds).Len() {
-			return nil, fmt.Errorf("finetune: %s: none of its %s can be read (%v)", d.name, plural(len(bad), "image"), bad[0].Err)
+			return nil, fmt.Errorf("finetune: %s: none of its %s can be read (%v)", d.name, plural.Count(len(bad), "image"), bad[0].Err)
 		}
 		drop := make([]int, len(bad))
 		for i, u := range bad {
@@ -1403,18 +1404,6 @@ func fileSHA256(path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// plural returns "1 step", "2 steps": the count and the word, in its plural form when n != 1. The
-// plural form is word+"s" unless given ("batch", "batches"; "class", "classes").
-func plural(n int, word string, pluralForm ...string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	if len(pluralForm) > 0 {
-		return fmt.Sprintf("%d %s", n, pluralForm[0])
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // etaText formats a remaining time as 45s, 3m07s or 2h05m.

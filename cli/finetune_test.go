@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"image"
 	"image/color"
 	"image/png"
@@ -625,7 +626,7 @@ func TestEtaText(t *testing.T) {
 			t.Errorf("etaText(%gs) = %q, want %q", tc.secs, got, tc.want)
 		}
 	}
-	if got := plural(1, "step") + ", " + plural(2, "epoch") + ", " + plural(0, "class", "classes") + ", " + plural(1, "batch", "batches") + ", " + plural(3, "batch", "batches"); got != "1 step, 2 epochs, 0 classes, 1 batch, 3 batches" {
+	if got := plural.Count(1, "step") + ", " + plural.Count(2, "epoch") + ", " + plural.Count(0, "class", "classes") + ", " + plural.Count(1, "batch", "batches") + ", " + plural.Count(3, "batch", "batches"); got != "1 step, 2 epochs, 0 classes, 1 batch, 3 batches" {
 		t.Errorf("plural: %q", got)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"io"
 	"runtime"
 	"sort"
@@ -328,7 +329,7 @@ func printPlan(w io.Writer, g *graph.Graph, rep planReport) error {
 		}
 	}
 	fmt.Fprintf(w, "Plan%s: %s, %d with work at run time; %s, CPU kernels %s\n\n", at,
-		plural(len(rep.Steps), "step"), work, plural(rep.Threads, "thread"), rep.ISA)
+		plural.Count(len(rep.Steps), "step"), work, plural.Count(rep.Threads, "thread"), rep.ISA)
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tnode\top\tkernel\tfused\tisa\toutput shape\toffset\tbytes\tnote")
@@ -526,7 +527,7 @@ func printInspect(w io.Writer, g *graph.Graph, rep inspectReport) error {
 		return err
 	}
 
-	fmt.Fprintf(w, "\nOperators (%s)\n", plural(rep.Nodes, "node"))
+	fmt.Fprintf(w, "\nOperators (%s)\n", plural.Count(rep.Nodes, "node"))
 	type count struct {
 		op string
 		n  int

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"image"
 	"io"
 	"os"
@@ -132,7 +133,7 @@ func runAction(c *ucli.Context) error {
 	}
 	g := model.g
 	if len(files) != len(g.Inputs) {
-		return usagef("run: %s takes %s (%s), got %s", path, plural(len(g.Inputs), "input"), inputNames(g), plural(len(files), "--input file"))
+		return usagef("run: %s takes %s (%s), got %s", path, plural.Count(len(g.Inputs), "input"), inputNames(g), plural.Count(len(files), "--input file"))
 	}
 	// Now that the model is known: its external data files, and the files --output-dir gets.
 	for i := range g.Outputs {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"hash/crc32"
 	"io"
 	"os"
@@ -166,7 +167,7 @@ func ReadCheckpoint(dir string) (CheckpointMeta, []byte, error) {
 	m := binary.LittleEndian.Uint64(rest)
 	rest = rest[8:]
 	if m != uint64(len(rest)) {
-		return CheckpointMeta{}, nil, bad("trainer state is %s, the header says %d", plural(len(rest), "byte"), m)
+		return CheckpointMeta{}, nil, bad("trainer state is %s, the header says %d", plural.Count(len(rest), "byte"), m)
 	}
 	if meta.Epoch < 0 || meta.Batch < 0 || meta.Step < 0 {
 		return CheckpointMeta{}, nil, bad("negative position (epoch %d, batch %d, step %d)", meta.Epoch, meta.Batch, meta.Step)
@@ -187,19 +188,7 @@ func LoadCheckpoint(dir string, tr *Trainer) (CheckpointMeta, error) {
 		return CheckpointMeta{}, fmt.Errorf("%s: %w", CheckpointPath(dir), err)
 	}
 	if n := tr.StepCount(); n != meta.Step {
-		return CheckpointMeta{}, fmt.Errorf("%s: %w: the trainer state has %s, the header %d", CheckpointPath(dir), ErrCheckpoint, plural(n, "step"), meta.Step)
+		return CheckpointMeta{}, fmt.Errorf("%s: %w: the trainer state has %s, the header %d", CheckpointPath(dir), ErrCheckpoint, plural.Count(n, "step"), meta.Step)
 	}
 	return meta, nil
-}
-
-// plural returns "1 step", "2 steps": the count and the word, in its plural form when n != 1
-// (word+"s" unless pluralForm gives it).
-func plural(n int, word string, pluralForm ...string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	if len(pluralForm) > 0 {
-		return fmt.Sprintf("%d %s", n, pluralForm[0])
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/internal/plural"
 	"math"
 	"slices"
 	"time"
@@ -228,7 +229,7 @@ func (e *DivergedError) Error() string {
 // ln(5 classes) = 1.609) = 160.9".
 func (e *DivergedError) LimitText() string {
 	return fmt.Sprintf("loss %.4g exceeds %d x max(first step's loss %.4g, ln(%s) = %.4g) = %.4g",
-		e.Loss, ExplosionFactor, e.FirstLoss, plural(e.Classes, "class", "classes"), math.Log(float64(e.Classes)), e.Limit)
+		e.Loss, ExplosionFactor, e.FirstLoss, plural.Count(e.Classes, "class", "classes"), math.Log(float64(e.Classes)), e.Limit)
 }
 
 func (e *DivergedError) Unwrap() error {
@@ -303,11 +304,11 @@ func Fit(ctx context.Context, tr *Trainer, cfg FitConfig) (FitSummary, error) {
 		return f.summary(), fmt.Errorf("train: fit: %w: checkpoint every %d steps", ErrOptions, cfg.Checkpoint.Every)
 	case s.Epoch < 0 || s.Batch < 0 || s.Batch > f.batches || s.Step != s.Epoch*f.batches+s.Batch:
 		return f.summary(), fmt.Errorf("train: fit: %w: start at epoch %d, batch %d, step %d does not fit %s per epoch",
-			ErrOptions, s.Epoch, s.Batch, s.Step, plural(f.batches, "batch", "batches"))
+			ErrOptions, s.Epoch, s.Batch, s.Step, plural.Count(f.batches, "batch", "batches"))
 	case s.Step > cfg.Steps:
-		return f.summary(), fmt.Errorf("train: fit: %w: start at step %d, past the run's %s", ErrOptions, s.Step, plural(cfg.Steps, "step"))
+		return f.summary(), fmt.Errorf("train: fit: %w: start at step %d, past the run's %s", ErrOptions, s.Step, plural.Count(cfg.Steps, "step"))
 	case tr.StepCount() != s.Step:
-		return f.summary(), fmt.Errorf("train: fit: %w: start at step %d, but the trainer has taken %s", ErrOptions, s.Step, plural(tr.StepCount(), "step"))
+		return f.summary(), fmt.Errorf("train: fit: %w: start at step %d, but the trainer has taken %s", ErrOptions, s.Step, plural.Count(tr.StepCount(), "step"))
 	}
 	f.epochs = (cfg.Steps + f.batches - 1) / f.batches
 	err := f.loop(ctx)
@@ -346,7 +347,7 @@ func (f *fitter) loop(ctx context.Context) error {
 		}
 		endOfEpoch := st.Batch == f.batches
 		if !endOfEpoch && st.Step < f.cfg.Steps {
-			return fmt.Errorf("epoch %d: the data loader stopped after %d of %s", epoch+1, st.Batch, plural(f.batches, "batch", "batches"))
+			return fmt.Errorf("epoch %d: the data loader stopped after %d of %s", epoch+1, st.Batch, plural.Count(f.batches, "batch", "batches"))
 		}
 		if err := f.event(Event{Kind: EventEpochEnd}); err != nil {
 			return err
@@ -559,7 +560,7 @@ func Validate(ctx context.Context, src Batches, epoch int, logits func(context.C
 // and the number of rows whose largest logit (the first, on ties) is the label.
 func CrossEntropySum(z *tensor.Tensor, labels []int64) (float64, int, error) {
 	if z.Rank() != 2 || z.Shape[0] != len(labels) {
-		return 0, 0, fmt.Errorf("%w: logits of shape %v for %s", ErrInput, z.Shape, plural(len(labels), "label"))
+		return 0, 0, fmt.Errorf("%w: logits of shape %v for %s", ErrInput, z.Shape, plural.Count(len(labels), "label"))
 	}
 	k := z.Shape[1]
 	vals := z.Float64s()
@@ -568,7 +569,7 @@ func CrossEntropySum(z *tensor.Tensor, labels []int64) (float64, int, error) {
 	for i, y := range labels {
 		row := vals[i*k : (i+1)*k]
 		if y < 0 || int(y) >= k {
-			return 0, 0, fmt.Errorf("%w: label %d is outside the model's %s", ErrInput, y, plural(k, "class", "classes"))
+			return 0, 0, fmt.Errorf("%w: label %d is outside the model's %s", ErrInput, y, plural.Count(k, "class", "classes"))
 		}
 		best := 0
 		for j, v := range row {
