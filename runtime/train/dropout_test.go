@@ -12,7 +12,6 @@ import (
 
 	"github.com/dnx-ml/dnx/builders"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	"github.com/dnx-ml/dnx/runtime/train/refgrad"
@@ -122,33 +121,9 @@ func dropoutUnits(t *testing.T, tr *Trainer) map[string]*dropoutUnit {
 // step under seed, its unit index taken from units; the rest runs on the reference kernels.
 func dropRefLoss(t *testing.T, g *graph.Graph, vals map[*graph.Value]*tensor.Tensor, labels []int64, seed uint64, step int, units map[string]*dropoutUnit) float64 {
 	t.Helper()
-	kernels := ref.Kernels()
-	for _, n := range g.Nodes {
-		in := make([]*tensor.Tensor, len(n.Inputs))
-		for i, v := range n.Inputs {
-			if v != nil {
-				in[i] = vals[v]
-			}
-		}
-		op := n.Op
-		switch o := n.Op.(type) {
-		case *ops.BatchNormalization:
-			c := *o
-			c.Training, c.NumOutputs = true, 1
-			op = &c
-		case *ops.Dropout:
-			vals[n.Outputs[0]] = dropRefApply(t, n, o, in, seed, step, units)
-			continue
-		}
-		outs, err := kernels[n.OpType](op, in, 1)
-		if err != nil {
-			t.Fatalf("reference %s: %v", n, err)
-		}
-		if outs[0].DType.IsFloat() {
-			outs[0] = tensor.FromSlice(outs[0].Shape.Clone(), outs[0].Float64s())
-		}
-		vals[n.Outputs[0]] = outs[0]
-	}
+	refForward(t, g, vals, true, func(n *graph.Node, o *ops.Dropout, in []*tensor.Tensor) *tensor.Tensor {
+		return dropRefApply(t, n, o, in, seed, step, units)
+	}, nil)
 	loss, _, err := refgrad.SoftmaxCrossEntropy(vals[g.Outputs[0]], labels, 0)
 	if err != nil {
 		t.Fatal(err)

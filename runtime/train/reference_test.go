@@ -68,47 +68,24 @@ func referenceRun(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int6
 		}
 	}
 	vals[g.Inputs[0]] = f64(x)
-	kernels := ref.Kernels()
 	train := !opts.FreezeBNStats
 	res := &reference{grads: map[string][]float64{}, preact: map[string]*tensor.Tensor{}, running: map[string][]float64{}}
-	for _, n := range g.Nodes {
-		in := make([]*tensor.Tensor, len(n.Inputs))
-		for i, v := range n.Inputs {
-			if v != nil {
-				in[i] = vals[v]
+	refForward(t, g, vals, train, nil, func(n *graph.Node, o *ops.BatchNormalization, in []*tensor.Tensor, out *tensor.Tensor) {
+		res.preact[n.Name] = out
+		if !train {
+			return
+		}
+		mean, unbiased := channelMoments(in[0])
+		m := float64(o.Momentum)
+		for k, batch := range [][]float64{mean, unbiased} {
+			old := in[3+k].Float64s()
+			r := make([]float64, len(old))
+			for c := range r {
+				r[c] = m*old[c] + (1-m)*batch[c]
 			}
+			res.running[n.Inputs[3+k].Name] = r
 		}
-		op := n.Op
-		switch o := n.Op.(type) {
-		case *ops.BatchNormalization:
-			c := *o
-			c.Training, c.NumOutputs = train, 1
-			op = &c
-		case *ops.Dropout:
-			vals[n.Outputs[0]] = in[0]
-			continue
-		}
-		outs, err := kernels[n.OpType](op, in, 1)
-		if err != nil {
-			t.Fatalf("reference forward %s: %v", n, err)
-		}
-		vals[n.Outputs[0]] = outs[0]
-		if o, ok := n.Op.(*ops.BatchNormalization); ok {
-			res.preact[n.Name] = outs[0]
-			if train {
-				mean, unbiased := channelMoments(in[0])
-				m := float64(o.Momentum)
-				for k, batch := range [][]float64{mean, unbiased} {
-					old := in[3+k].Float64s()
-					r := make([]float64, len(old))
-					for c := range r {
-						r[c] = m*old[c] + (1-m)*batch[c]
-					}
-					res.running[n.Inputs[3+k].Name] = r
-				}
-			}
-		}
-	}
+	})
 	loss, dz, err := refgrad.SoftmaxCrossEntropy(vals[g.Outputs[0]], labels, opts.LabelSmoothing)
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +191,51 @@ func referenceRun(t *testing.T, g0 *graph.Graph, x *tensor.Tensor, labels []int6
 		}
 	}
 	return res
+}
+
+// refForward runs g's nodes on vals (the input and every initializer, float data as float64)
+// with the reference kernels, BatchNormalization in training mode when train, and stores every
+// output, float ones as float64. dropout (nil: the identity) computes the Dropout nodes; bn (nil:
+// nothing) sees each BatchNormalization's inputs and output.
+func refForward(t testing.TB, g *graph.Graph, vals map[*graph.Value]*tensor.Tensor, train bool,
+	dropout func(n *graph.Node, o *ops.Dropout, in []*tensor.Tensor) *tensor.Tensor,
+	bn func(n *graph.Node, o *ops.BatchNormalization, in []*tensor.Tensor, out *tensor.Tensor)) {
+	t.Helper()
+	kernels := ref.Kernels()
+	for _, n := range g.Nodes {
+		in := make([]*tensor.Tensor, len(n.Inputs))
+		for i, v := range n.Inputs {
+			if v != nil {
+				in[i] = vals[v]
+			}
+		}
+		op := n.Op
+		switch o := n.Op.(type) {
+		case *ops.BatchNormalization:
+			c := *o
+			c.Training, c.NumOutputs = train, 1
+			op = &c
+		case *ops.Dropout:
+			if dropout == nil {
+				vals[n.Outputs[0]] = in[0]
+			} else {
+				vals[n.Outputs[0]] = dropout(n, o, in)
+			}
+			continue
+		}
+		outs, err := kernels[n.OpType](op, in, 1)
+		if err != nil {
+			t.Fatalf("reference forward %s: %v", n, err)
+		}
+		out := outs[0]
+		if out.DType.IsFloat() && out.DType != tensor.Float64 {
+			out = tensor.FromSlice(out.Shape.Clone(), out.Float64s())
+		}
+		vals[n.Outputs[0]] = out
+		if o, ok := n.Op.(*ops.BatchNormalization); ok && bn != nil {
+			bn(n, o, in, out)
+		}
+	}
 }
 
 // channelMoments returns the mean and the unbiased variance of every channel of x [N, C, ...].
