@@ -64,10 +64,9 @@ func TestMemoryBudget(t *testing.T) {
 		op        string
 		big, ok   []int64
 		withInput bool
-		want      error
-	}{ // every case is over the budget
-		{"ConstantOfShape", "ConstantOfShape", []int64{65536, 65536}, []int64{4, 4}, false, membudget.ErrOverBudget},
-		{"Pad", "Pad", []int64{0, 0, 16384, 16384, 0, 0, 16384, 16384}, []int64{0, 0, 1, 1, 0, 0, 1, 1}, true, membudget.ErrOverBudget},
+	}{
+		{"ConstantOfShape", "ConstantOfShape", []int64{65536, 65536}, []int64{4, 4}, false},
+		{"Pad", "Pad", []int64{0, 0, 16384, 16384, 0, 0, 16384, 16384}, []int64{0, 0, 1, 1, 0, 0, 1, 1}, true},
 	}
 	for _, c := range cases {
 		for _, reference := range []bool{false, true} {
@@ -86,8 +85,8 @@ func TestMemoryBudget(t *testing.T) {
 				}
 				defer s.Close()
 				_, err = s.Run(t.Context(), inputs)
-				if !errors.Is(err, c.want) || !strings.Contains(err.Error(), `"big"`) || (c.want == membudget.ErrOverBudget && !strings.Contains(err.Error(), "64 MiB")) {
-					t.Fatalf("err = %v, want %v naming node \"big\" (and the 64 MiB budget)", err, c.want)
+				if !errors.Is(err, membudget.ErrOverBudget) || !strings.Contains(err.Error(), `"big"`) || !strings.Contains(err.Error(), "64 MiB") {
+					t.Fatalf("err = %v, want ErrOverBudget naming node \"big\" and the 64 MiB budget", err)
 				}
 				t.Logf("%v", err)
 				s2, err := New(budgetModel(t, c.op, c.ok, c.withInput), Options{MaxMemory: budget, Reference: reference})
