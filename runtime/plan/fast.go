@@ -176,17 +176,11 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 		k.PreScale, k.PreShift, k.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
 		s.prologue = prologueName(k.PreScale != nil, k.PreRelu)
 	}
-	// The names follow Pool2D's own choice of row kernels (pool2d.go): max pools and the 2x2
-	// stride-2 average pool (DenseNet's transition, prologue applied per tap; Pool2D.avg2x2Fits)
-	// run the selected level's code, any other average pool plain Go.
-	switch {
-	case isMax:
-		s.kernel, s.code = "maxpool", isa.Selected().Level.Code()
-	case k.Win.KH == 2 && k.Win.KW == 2 && k.Win.StrideH == 2 && k.Win.StrideW == 2 && k.Win.DilationH == 1 &&
-		k.Win.DilationW == 1 && k.Win.PadT == 0 && k.Win.PadL == 0 && 2*k.Win.OutH <= xs[2] && 2*k.Win.OutW <= xs[3]:
-		s.kernel, s.code = "avgpool-2x2", isa.Selected().Level.Code()
-	default:
-		s.kernel, s.code = "avgpool", isa.Generic
+	// Max pools and the 2x2 stride-2 average pool run the selected level's code, any other
+	// average pool plain Go (Pool2D.Algorithm).
+	s.kernel, s.code = k.Algorithm(xs[2], xs[3]), isa.Selected().Level.Code()
+	if s.kernel == "avgpool" {
+		s.code = isa.Generic
 	}
 	return s, ""
 }

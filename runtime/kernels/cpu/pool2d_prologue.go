@@ -60,6 +60,19 @@ func avg2x2Plane(code *kernels, src, dst []float32, wd int, w *Window2D, scale, 
 	}
 }
 
+// Algorithm names the row kernels Run uses on an h x wd image: "maxpool", "avgpool-2x2" (the
+// 2x2 stride-2 average pool, DenseNet's transition, with any prologue applied per tap; assembly
+// at the avx2 and avx512 levels) or "avgpool" (any other average pool, plain Go).
+func (k *Pool2D) Algorithm(h, wd int) string {
+	switch {
+	case k.Max:
+		return "maxpool"
+	case k.avg2x2Fits(h, wd):
+		return "avgpool-2x2"
+	}
+	return "avgpool"
+}
+
 // avg2x2Fits reports whether avg2x2Plane computes k's average pool over an h x wd image.
 func (k *Pool2D) avg2x2Fits(h, wd int) bool {
 	w := &k.Win
