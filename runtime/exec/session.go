@@ -7,8 +7,9 @@ import (
 
 	"sync"
 
+	"github.com/dnx-ml/dnx/runtime/device"
+	"github.com/dnx-ml/dnx/runtime/devices"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -39,11 +40,11 @@ type Session struct {
 	inputs  []int
 	outputs []int
 
-	workers *cpu.Workers
+	dev     device.Device // nil for a reference session
+	ownDev  bool          // the session opened dev and closes it
 	budget  membudget.Budget
 	mu      sync.Mutex
 	plans   map[string]*planEntry // by input shapes
-	kernels plan.KernelCache      // packed weights shared by the plans
 }
 
 // maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).
@@ -66,9 +67,13 @@ type Options struct {
 	// still planning; for tests and for measuring what the passes buy.
 	NoPasses bool
 	// NoSpin makes idle worker threads block at once instead of polling for the next parallel
-	// loop (cpu.NewBlockingWorkers): a little slower, but the CPU time polling would take goes to
-	// the other processes of a shared machine.
+	// loop: a little slower, but the CPU time polling would take goes to the other processes of a
+	// shared machine.
 	NoSpin bool
+	// Device is the device plans are lowered onto and run on; nil opens the CPU with Threads
+	// and NoSpin (package devices). A device given here is the caller's to close, after the
+	// session's last run.
+	Device device.Device
 	// MaxMemory bounds, in bytes, every tensor and activation arena whose size the model or the
 	// inputs decide (membudget.Budget): 0 means membudget.Default (a fraction of physical
 	// memory), a negative value no bound.
@@ -100,10 +105,13 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 	}
 	s := &Session{g: g, opts: o, consts: map[int]*tensor.Tensor{}, plans: map[string]*planEntry{}, budget: membudget.New(o.MaxMemory)}
 	if !s.opts.Reference {
-		if s.opts.NoSpin {
-			s.workers = cpu.NewBlockingWorkers(s.opts.Threads)
-		} else {
-			s.workers = cpu.NewWorkers(s.opts.Threads)
+		s.dev = o.Device
+		if s.dev == nil {
+			dev, err := devices.CPU(devices.Config{Threads: o.Threads, NoSpin: o.NoSpin})
+			if err != nil {
+				return nil, err
+			}
+			s.dev, s.ownDev = dev, true
 		}
 	}
 	slot := map[*graph.Value]int{}
@@ -200,8 +208,8 @@ func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 
 // Close releases the session's worker threads.
 func (s *Session) Close() {
-	if s.workers != nil {
-		s.workers.Close()
+	if s.dev != nil && s.ownDev {
+		s.dev.Close()
 	}
 }
 
@@ -221,7 +229,7 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 			// packed kernels stay cached, so recompiling a plan is cheap.
 			clear(s.plans)
 		}
-		p, err := plan.Compile(s.g, shapes, s.workers, &s.kernels, s.budget)
+		p, err := plan.Compile(s.g, shapes, s.dev, s.budget)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
 	}

@@ -51,63 +51,60 @@ func (p *Plan) channelConcat(n *graph.Node) bool {
 	return true
 }
 
-// placeConcats lays out channel concatenations without copies. Concats are visited from the
-// last to the first, so a dense block's final concat (all features) gets the buffer first; each
-// input produced by an ordinary node is placed at its channel offset inside that buffer (its
-// producer then writes there directly), and each earlier concat whose inputs already sit
-// contiguously in a buffer becomes a view of it. Whatever cannot be placed is copied at run time.
-func (p *Plan) placeConcats() {
-	nodes := p.g.Nodes
-	inner := func(id int) int { // floats per channel of one batch item
-		s := p.values[id].shape
-		n := 1
-		for _, d := range s[2:] {
-			n *= d
-		}
-		return n
-	}
-	for i := len(nodes) - 1; i >= 0; i-- {
-		n := nodes[i]
-		if !p.channelConcat(n) {
-			continue
-		}
-		outID := p.mustID(n.Outputs[0])
-		out := &p.values[outID]
-		// A concat whose inputs already lie in one buffer, contiguous and in order, is a view.
-		if v0 := &p.values[p.mustID(n.Inputs[0])]; v0.buf >= 0 && out.buf < 0 {
-			contiguous := true
-			off := v0.off
-			for _, v := range n.Inputs {
-				val := &p.values[p.mustID(v)]
-				if val.buf != v0.buf || val.off != off || val.bstride != v0.bstride {
-					contiguous = false
-					break
-				}
-				off += val.shape[1] * inner(p.mustID(v))
-			}
-			if contiguous && (v0.bstride != 0 || v0.shape[0] <= 1) {
-				out.buf, out.off, out.bstride = v0.buf, v0.off, v0.bstride
-				out.aliasOf = p.mustID(n.Inputs[0])
-				continue
-			}
-		}
-		if out.buf < 0 {
-			p.newBuffer(outID)
-		}
-		bstride := out.bstride
-		if bstride == 0 {
-			bstride = out.size / max(1, out.shape[0])
-		}
-		off := out.off
-		for _, v := range n.Inputs {
-			id := p.mustID(v)
-			val := &p.values[id]
-			if val.buf < 0 && p.placeable(id) {
-				val.buf, val.off, val.bstride = out.buf, off, bstride
-			}
-			off += val.shape[1] * inner(id)
+// concats returns the graph's channel concatenations that can be laid out as one buffer, in
+// graph order.
+func (p *Plan) concats() []Concat {
+	var cs []Concat
+	for _, n := range p.g.Nodes {
+		if p.channelConcat(n) {
+			cs = append(cs, Concat{Out: p.mustID(n.Outputs[0]), Ins: p.idList(n.Inputs)})
 		}
 	}
+	return cs
+}
+
+// placeConcats lays out channel concatenations without copies (PlaceConcats): each dense block
+// becomes one buffer that its layers write their features into.
+func (p *Plan) placeConcats() { PlaceConcats(p.concats(), layout{p}) }
+
+// layout is the inference plan's storage as PlaceConcats sees it: NCHW values, a channel slice
+// of a concatenation's buffer strided by the buffer's batch stride.
+type layout struct{ p *Plan }
+
+func (l layout) Where(id int) (buf, off, key int) {
+	v := &l.p.values[id]
+	if v.shape[0] > 1 {
+		key = v.batchStride()
+	}
+	return v.buf, v.off, key
+}
+
+func (l layout) Extent(id int) int {
+	v := &l.p.values[id]
+	return v.shape[1] * innerOf(v)
+}
+
+func (l layout) Placeable(id int) bool { return l.p.placeable(id) }
+
+func (l layout) Own(id int) { l.p.newBuffer(id) }
+
+func (l layout) PlaceIn(id, out, off int) {
+	o := &l.p.values[out]
+	bstride := o.bstride
+	if bstride == 0 {
+		bstride = o.size / max(1, o.shape[0])
+	}
+	v := &l.p.values[id]
+	v.buf, v.off, v.bstride = o.buf, off, bstride
+}
+
+func (l layout) View(out, first int) bool {
+	v0, o := &l.p.values[first], &l.p.values[out]
+	if v0.bstride == 0 && v0.shape[0] > 1 { // dense values side by side are not channel slices
+		return false
+	}
+	o.buf, o.off, o.bstride, o.aliasOf = v0.buf, v0.off, v0.bstride, first
+	return true
 }
 
 // placeable reports whether value id may live inside another value's buffer: it is produced by a

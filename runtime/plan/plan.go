@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/membudget"
-	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -68,7 +66,7 @@ type buffer struct {
 
 // step is one compiled node.
 type step interface {
-	run(st *runState) error
+	run(p *Plan, st *runState) error
 	// describe says how the step runs its node, for Steps.
 	describe() stepDesc
 }
@@ -86,19 +84,17 @@ type Plan struct {
 	ndyn        int
 	arenaSize   int
 	scratchSize int
-	workers     *cpu.Workers
+	dev         device.Device
 	states      sync.Pool
-	folded      map[*graph.Node]bool // nodes computed at compile time
-	cache       *KernelCache
+	types       *Types // inferred types and compile-time values
 	budget      membudget.Budget
 }
 
-// runState is the per-run memory: the arena, kernel scratch and dynamic values.
+// runState is the per-run memory: the device memory (arena and kernel scratch) and the dynamic
+// values.
 type runState struct {
-	arena   []float32
-	scratch []float32
-	dyn     []*tensor.Tensor
-	wg      sync.WaitGroup
+	mem device.Memory
+	dyn []*tensor.Tensor
 }
 
 // Stats describes a compiled plan.
@@ -106,60 +102,34 @@ type Stats struct {
 	ArenaBytes   int64 // peak activation memory: the arena
 	ScratchBytes int64 // kernel scratch (packed panels and the like)
 	Steps        int
-	FastSteps    int // steps run by runtime/kernels/cpu kernels or resolved at compile time
+	FastSteps    int // steps run by the device's kernels or resolved at compile time
 	Buffers      int
 	// UnplannedBytes adds up every arena value as if each had its own buffer: the memory a
 	// runtime without liveness sharing and in-place concatenation would need.
 	UnplannedBytes int64
 }
 
-// KernelCache keeps the kernels whose construction is expensive (packed convolution weights) per
-// node, so that the plans of one graph for several input shapes share them. Safe for concurrent
-// use; the zero value is ready.
-type KernelCache struct {
-	mu    sync.Mutex
-	convs map[*graph.Node]*cpu.Conv2D
-}
-
-// conv returns the cached convolution of n, building it with make on first use.
-func (c *KernelCache) conv(n *graph.Node, make func() (*cpu.Conv2D, error)) (*cpu.Conv2D, error) {
-	if c == nil {
-		return make()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if k, ok := c.convs[n]; ok {
-		return k, nil
-	}
-	k, err := make()
-	if err != nil {
-		return nil, err
-	}
-	if c.convs == nil {
-		c.convs = map[*graph.Node]*cpu.Conv2D{}
-	}
-	c.convs[n] = k
-	return k, nil
-}
-
-// Compile plans g for inputs of the given shapes (one per g.Inputs entry). workers supplies the
-// threads and must outlive the plan; cache (may be nil) shares packed kernels between the plans
-// of one graph. Every planned value, the activation arena with the kernels' scratch, every value
-// computed at compile time and every value a reference kernel makes at run time must fit budget
-// (errors wrap membudget.ErrOverBudget and name the node or value).
-func Compile(g *graph.Graph, shapes []tensor.Shape, workers *cpu.Workers, cache *KernelCache, budget membudget.Budget) (*Plan, error) {
+// Compile plans g for inputs of the given shapes (one per g.Inputs entry) on dev, which must
+// outlive the plan. Planning is device-independent up to the last stage: types and constant
+// folding (Infer), storage (aliases, in-place concatenation: PlaceConcats), arena offsets from
+// lifetimes (Pack); then each node is lowered onto one of dev's kernels (Device.Lower), or its
+// reference kernel where dev has none. Every planned value, the arena with the kernels' scratch,
+// every value computed at compile time and every value a reference kernel makes at run time must
+// fit budget (errors wrap membudget.ErrOverBudget and name the node or value).
+func Compile(g *graph.Graph, shapes []tensor.Shape, dev device.Device, budget membudget.Budget) (*Plan, error) {
 	if len(shapes) != len(g.Inputs) {
 		return nil, fmt.Errorf("plan: %d input shapes for %d inputs", len(shapes), len(g.Inputs))
 	}
-	p := &Plan{g: g, ids: map[*graph.Value]int{}, workers: workers, cache: cache, budget: budget}
+	p := &Plan{g: g, ids: map[*graph.Value]int{}, dev: dev, budget: budget}
 	if err := p.inferTypes(shapes); err != nil {
 		return nil, err
 	}
 	p.placeConcats()
-	if err := p.buildSteps(); err != nil {
+	p.placeValues()
+	p.assignOffsets()
+	if err := p.lower(); err != nil {
 		return nil, err
 	}
-	p.assignOffsets()
 	// A run holds the arena, the kernels' scratch and the outputs Run allocates: they must fit
 	// together.
 	need := 4 * (int64(p.arenaSize) + int64(p.scratchSize))
@@ -195,26 +165,24 @@ func (p *Plan) id(v *graph.Value) int {
 	return id
 }
 
-// maxFoldElements caps the size of a value computed at compile time (a constant subgraph).
-const maxFoldElements = 1 << 24
-
-// inferTypes gives every value its concrete type and storage class. Values that can be known at
-// compile time (initializers, Constant nodes, Shape of a static value, and any node whose inputs
-// are all known) are computed here with the reference kernels and become constants: their nodes
-// cost nothing at run time.
+// inferTypes gives every value its concrete type and storage class (Infer): values known at
+// compile time become constants, and their nodes cost nothing at run time.
 func (p *Plan) inferTypes(shapes []tensor.Shape) error {
-	kernels := ref.Kernels()
-	known := map[*graph.Value]*tensor.Tensor{}
-	p.folded = map[*graph.Node]bool{}
-	setType := func(v *graph.Value, t ops.Type) error {
+	ts, err := Infer(p.g, shapes, p.budget, InferOptions{})
+	if err != nil {
+		return err
+	}
+	p.types = ts
+	setType := func(v *graph.Value) error {
 		id := p.id(v)
 		val := &p.values[id]
-		if c := known[v]; c != nil {
+		if c := ts.Known[v]; c != nil {
 			val.kind = isConst
 			val.konst = c
 			val.shape = c.Shape
 			return nil
 		}
+		t := ts.Type[v]
 		if t.DType == tensor.Float32 {
 			s, ok := t.Static()
 			if !ok {
@@ -242,85 +210,23 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 		p.ndyn++
 		return nil
 	}
-	types := map[*graph.Value]ops.Type{}
-	for i, v := range p.g.Inputs {
-		t := ops.Type{DType: v.Type.DType, Shape: ops.DimsOf(shapes[i])}
-		types[v] = t
+	for _, v := range p.g.Inputs {
 		p.inputs = append(p.inputs, p.id(v))
-		if err := setType(v, t); err != nil {
+		if err := setType(v); err != nil {
 			return err
 		}
 	}
 	for _, v := range p.g.Initializers {
-		known[v] = v.Const
-		types[v] = ops.TypeOf(v.Const)
-		if err := setType(v, types[v]); err != nil {
+		if err := setType(v); err != nil {
 			return err
 		}
 	}
 	for _, n := range p.g.Nodes {
-		args := make([]*ops.Arg, len(n.Inputs))
-		allKnown := ops.NormalizeDomain(n.Domain) == ""
-		for k, v := range n.Inputs {
+		for _, v := range n.Outputs {
 			if v == nil {
 				continue
 			}
-			t, ok := types[v]
-			if !ok {
-				return fmt.Errorf("plan: %s reads %q before it is produced", n, v.Name)
-			}
-			args[k] = &ops.Arg{Type: t, Const: known[v]}
-			if known[v] == nil {
-				allKnown = false
-			}
-		}
-		out, err := ops.InferChecked(n.Op, args)
-		if err != nil {
-			return fmt.Errorf("%s: %w", n, err)
-		}
-		if len(out) < len(n.Outputs) {
-			return fmt.Errorf("%s: inference gave %d types for %d outputs", n, len(out), len(n.Outputs))
-		}
-		if shp, isShape := n.Op.(*ops.Shape); isShape && args[0] != nil {
-			if s, ok := args[0].Type.Static(); ok { // the shape of a static value is a constant
-				lo, hi := shp.Range(len(s))
-				dims := make([]int64, 0, hi-lo)
-				for _, d := range s[lo:hi] {
-					dims = append(dims, int64(d))
-				}
-				known[n.Outputs[0]] = tensor.FromSlice(tensor.Shape{len(dims)}, dims)
-				p.folded[n] = true
-			}
-		} else if k := kernels[n.OpType]; allKnown && k != nil && foldable(out) {
-			in := make([]*tensor.Tensor, len(n.Inputs))
-			for i, v := range n.Inputs {
-				if v != nil {
-					in[i] = known[v]
-				}
-			}
-			res, err := ref.Checked(p.budget, k, n.Op, in, len(n.Outputs), n.OutputNames())
-			if errors.Is(err, membudget.ErrOverBudget) {
-				return fmt.Errorf("%s: %w", n, err)
-			}
-			if err == nil && len(res) >= len(n.Outputs) {
-				for i, v := range n.Outputs {
-					if v != nil {
-						known[v] = res[i]
-					}
-				}
-				p.folded[n] = true
-			}
-		}
-		for k, v := range n.Outputs {
-			if v == nil {
-				continue
-			}
-			t := out[k]
-			if c := known[v]; c != nil {
-				t = ops.TypeOf(c)
-			}
-			types[v] = t
-			if err := setType(v, t); err != nil {
+			if err := setType(v); err != nil {
 				return err
 			}
 		}
@@ -328,27 +234,11 @@ func (p *Plan) inferTypes(shapes []tensor.Shape) error {
 	for _, v := range p.g.Outputs {
 		id, ok := p.ids[v]
 		if !ok {
-			if c := known[v]; c != nil { // an initializer returned as an output
-				id = p.id(v)
-				p.values[id].kind, p.values[id].konst, p.values[id].shape = isConst, c, c.Shape
-			} else {
-				return fmt.Errorf("plan: output %q is never produced", v.Name)
-			}
+			return fmt.Errorf("plan: output %q is never produced", v.Name)
 		}
 		p.outputs = append(p.outputs, id)
 	}
 	return nil
-}
-
-// foldable reports whether outputs of these types are small enough to compute at compile time.
-func foldable(types []ops.Type) bool {
-	for _, t := range types {
-		s, ok := t.Static()
-		if !ok || s.Size() > maxFoldElements {
-			return false
-		}
-	}
-	return true
 }
 
 // isGraphOutput reports whether value id is a graph output.
@@ -378,25 +268,26 @@ func (p *Plan) Stats() Stats {
 	return s
 }
 
-// assignOffsets computes buffer lifetimes and packs them into the arena: largest first, each at
-// the lowest offset that does not overlap a buffer live at the same time.
+// assignOffsets computes buffer lifetimes (first write to last read, in steps) and packs them
+// into the arena (Pack).
 func (p *Plan) assignOffsets() {
-	for i := range p.bufs {
-		p.bufs[i].first, p.bufs[i].last = len(p.steps), -1
+	spans := make([]Span, len(p.bufs))
+	for i := range spans {
+		spans[i] = Span{Size: p.bufs[i].size, First: len(p.g.Nodes), Last: -1}
 	}
 	touch := func(id, step int) {
 		val := &p.values[id]
 		if val.kind != inArena {
 			return
 		}
-		b := &p.bufs[val.buf]
-		b.first = min(b.first, step)
-		b.last = max(b.last, step)
+		s := &spans[val.buf]
+		s.First = min(s.First, step)
+		s.Last = max(s.Last, step)
 	}
 	for _, id := range p.inputs {
 		touch(id, -1)
 	}
-	for i, n := range p.nodes {
+	for i, n := range p.g.Nodes {
 		for _, v := range n.Inputs {
 			if v != nil {
 				touch(p.mustID(v), i)
@@ -409,40 +300,13 @@ func (p *Plan) assignOffsets() {
 		}
 	}
 	for _, id := range p.outputs {
-		touch(id, len(p.steps))
+		touch(id, len(p.g.Nodes))
 	}
-	order := make([]int, len(p.bufs))
-	for i := range order {
-		order[i] = i
+	offs, size := Pack(spans)
+	for i := range p.bufs {
+		p.bufs[i].first, p.bufs[i].last, p.bufs[i].offset = spans[i].First, spans[i].Last, offs[i]
 	}
-	sort.SliceStable(order, func(a, b int) bool { return p.bufs[order[a]].size > p.bufs[order[b]].size })
-	var placed []int
-	for _, i := range order {
-		b := &p.bufs[i]
-		if b.last < b.first { // never used
-			continue
-		}
-		// candidate offsets: 0 and the end of every live-overlapping placed buffer
-		type span struct{ lo, hi int }
-		var busy []span
-		for _, j := range placed {
-			o := &p.bufs[j]
-			if o.first <= b.last && b.first <= o.last {
-				busy = append(busy, span{o.offset, o.offset + o.size})
-			}
-		}
-		sort.Slice(busy, func(a, c int) bool { return busy[a].lo < busy[c].lo })
-		off := 0
-		for _, s := range busy {
-			if off+b.size <= s.lo {
-				break
-			}
-			off = max(off, s.hi)
-		}
-		b.offset = off
-		p.arenaSize = max(p.arenaSize, off+b.size)
-		placed = append(placed, i)
-	}
+	p.arenaSize = size
 }
 
 // newBuffer allocates a buffer for value id alone.
@@ -478,8 +342,11 @@ func (p *Plan) RunInto(ctx context.Context, inputs, outs []*tensor.Tensor) error
 	}
 	st, _ := p.states.Get().(*runState)
 	if st == nil {
-		st = &runState{arena: make([]float32, p.arenaSize), scratch: make([]float32, p.scratchSize),
-			dyn: make([]*tensor.Tensor, p.ndyn)}
+		mem, err := p.dev.NewMemory(p.arenaSize, p.scratchSize)
+		if err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		st = &runState{mem: mem, dyn: make([]*tensor.Tensor, p.ndyn)}
 	}
 	defer func() {
 		clear(st.dyn)
@@ -494,7 +361,7 @@ func (p *Plan) RunInto(ctx context.Context, inputs, outs []*tensor.Tensor) error
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := s.run(st); err != nil {
+		if err := s.run(p, st); err != nil {
 			return fmt.Errorf("%s: %w", p.nodes[i], err)
 		}
 	}
@@ -505,7 +372,9 @@ func (p *Plan) RunInto(ctx context.Context, inputs, outs []*tensor.Tensor) error
 			if outs[i] == nil || outs[i].DType != tensor.Float32 || !outs[i].Shape.Equal(v.shape) {
 				return fmt.Errorf("plan: output %d must be a float32 %v tensor", i, v.shape)
 			}
-			p.gather(st, id, tensor.Data[float32](outs[i]))
+			if err := st.mem.Read(p.operand(id), tensor.Data[float32](outs[i])); err != nil {
+				return fmt.Errorf("output %q: %w", v.v.Name, err)
+			}
 		case isConst:
 			outs[i] = v.konst.Clone()
 		default:
@@ -521,67 +390,40 @@ func (p *Plan) base(id int) int {
 	return p.bufs[v.buf].offset + v.off
 }
 
-// image returns value id as a strided image (N, C, inner) for rank >= 2 values; rank-4 values
-// keep H and W.
-func (p *Plan) image(st *runState, id int) cpu.Image {
-	v := &p.values[id]
-	n, c, h, w := 1, 1, 1, 1
-	switch len(v.shape) {
-	case 0:
-	case 1:
-		c = v.shape[0]
-	case 4:
-		n, c, h, w = v.shape[0], v.shape[1], v.shape[2], v.shape[3]
-	default:
-		n, c = v.shape[0], v.shape[1]
-		for _, d := range v.shape[2:] {
-			h *= d
-		}
+// operand returns where value id lives, as a device kernel sees it.
+func (p *Plan) operand(id int) device.Operand {
+	if id < 0 {
+		return device.Operand{Placement: device.Absent}
 	}
-	bs := v.bstride
-	if bs == 0 {
-		bs = c * h * w
-	}
-	b := p.base(id)
-	end := b + (n-1)*bs + c*h*w
-	if n == 0 {
-		end = b
-	}
-	return cpu.Image{Data: st.arena[b:end:end], N: n, C: c, H: h, W: w, BatchStride: bs}
-}
-
-// gather copies value id into dst (dense).
-func (p *Plan) gather(st *runState, id int, dst []float32) {
-	v := &p.values[id]
-	if v.dense() {
-		b := p.base(id)
-		copy(dst, st.arena[b:b+v.size])
-		return
-	}
-	im := p.image(st, id)
-	per := im.C * im.H * im.W
-	for n := 0; n < im.N; n++ {
-		copy(dst[n*per:(n+1)*per], im.Item(n))
-	}
-}
-
-// tensorOf returns value id as a tensor for a reference kernel: constants and dynamic values as
-// they are, dense arena values sharing arena memory, strided ones gathered into a copy.
-func (p *Plan) tensorOf(st *runState, id int) *tensor.Tensor {
 	v := &p.values[id]
 	switch v.kind {
 	case isConst:
-		return v.konst
+		return device.Operand{Placement: device.Constant, Shape: v.konst.Shape, Const: v.konst}
 	case isDynamic:
-		return st.dyn[v.dyn]
+		return device.Operand{Placement: device.OnHost}
 	}
-	if v.dense() {
-		b := p.base(id)
-		return &tensor.Tensor{DType: tensor.Float32, Shape: v.shape, Data: st.arena[b : b+v.size : b+v.size]}
+	return device.Operand{Placement: device.InMemory, Shape: v.shape, Offset: p.base(id), BatchStride: v.batchStride()}
+}
+
+// tensorOf returns value id as a tensor for a reference kernel: constants and dynamic values as
+// they are, dense values in host memory sharing it, others copied out.
+func (p *Plan) tensorOf(st *runState, id int) (*tensor.Tensor, error) {
+	v := &p.values[id]
+	switch v.kind {
+	case isConst:
+		return v.konst, nil
+	case isDynamic:
+		return st.dyn[v.dyn], nil
+	}
+	o := p.operand(id)
+	if data, ok := st.mem.Host(o); ok {
+		return &tensor.Tensor{DType: tensor.Float32, Shape: v.shape, Data: data}, nil
 	}
 	out := make([]float32, v.size)
-	p.gather(st, id, out)
-	return &tensor.Tensor{DType: tensor.Float32, Shape: v.shape, Data: out}
+	if err := st.mem.Read(o, out); err != nil {
+		return nil, err
+	}
+	return &tensor.Tensor{DType: tensor.Float32, Shape: v.shape, Data: out}, nil
 }
 
 // store writes t into value id's storage, checking it has the planned type.
@@ -600,23 +442,11 @@ func (p *Plan) store(st *runState, id int, t *tensor.Tensor) error {
 	if t.DType != tensor.Float32 || !t.Shape.Equal(v.shape) {
 		return fmt.Errorf("got %s %v, planned float32 %v", t.DType, t.Shape, v.shape)
 	}
-	src := tensor.Data[float32](t)
-	if v.dense() {
-		b := p.base(id)
-		copy(st.arena[b:b+v.size], src)
-		return nil
-	}
-	im := p.image(st, id)
-	per := im.C * im.H * im.W
-	for n := 0; n < im.N; n++ {
-		copy(im.Item(n), src[n*per:(n+1)*per])
-	}
-	return nil
+	return st.mem.Write(p.operand(id), tensor.Data[float32](t))
 }
 
-// refStep runs a node's reference kernel on arena-backed tensors.
+// refStep runs a node's reference kernel on tensors in host memory.
 type refStep struct {
-	p      *Plan
 	node   *graph.Node
 	kernel ref.Kernel
 	in     []int // value ids, -1 for absent
@@ -626,14 +456,18 @@ type refStep struct {
 
 func (s *refStep) describe() stepDesc { return stepDesc{kernel: KernelReference, why: s.why} }
 
-func (s *refStep) run(st *runState) error {
+func (s *refStep) run(p *Plan, st *runState) error {
 	in := make([]*tensor.Tensor, len(s.in))
 	for k, id := range s.in {
 		if id >= 0 {
-			in[k] = s.p.tensorOf(st, id)
+			t, err := p.tensorOf(st, id)
+			if err != nil {
+				return fmt.Errorf("input %d: %w", k, err)
+			}
+			in[k] = t
 		}
 	}
-	out, err := ref.Checked(s.p.budget, s.kernel, s.node.Op, in, len(s.out), s.node.OutputNames())
+	out, err := ref.Checked(p.budget, s.kernel, s.node.Op, in, len(s.out), s.node.OutputNames())
 	if err != nil {
 		return err
 	}
@@ -644,7 +478,7 @@ func (s *refStep) run(st *runState) error {
 		if id < 0 {
 			continue
 		}
-		if err := s.p.store(st, id, out[k]); err != nil {
+		if err := p.store(st, id, out[k]); err != nil {
 			return fmt.Errorf("output %d: %w", k, err)
 		}
 	}
@@ -655,7 +489,20 @@ func (s *refStep) run(st *runState) error {
 // KernelConcatInPlace.
 type nopStep struct{ kernel string }
 
-func (nopStep) run(*runState) error { return nil }
+func (nopStep) run(*Plan, *runState) error { return nil }
+
+// kernelStep runs a device kernel.
+type kernelStep struct {
+	k   device.Kernel
+	why string // for a concat-copy: what is copied
+}
+
+func (s kernelStep) run(_ *Plan, st *runState) error { return s.k.Run(st.mem) }
+
+func (s kernelStep) describe() stepDesc {
+	info := s.k.Info()
+	return stepDesc{kernel: info.Name, code: info.Code, prologue: info.Prologue, epilogue: info.Epilogue, why: s.why}
+}
 
 func (s nopStep) describe() stepDesc { return stepDesc{kernel: s.kernel} }
 

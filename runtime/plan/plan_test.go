@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/dnx-ml/dnx/internal/testenv"
+	"github.com/dnx-ml/dnx/runtime/device/cpudev"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -16,8 +16,8 @@ import (
 // resolved at compile time (inputs written in place), that liveness sharing keeps the arena far
 // below one-buffer-per-value, and that the planned run matches a plain reference run.
 func TestDenseNetConcatsAreFree(t *testing.T) {
-	workers := cpu.NewWorkers(2)
-	defer workers.Close()
+	dev := cpudev.New(cpudev.Config{Threads: 2})
+	defer dev.Close()
 	for _, name := range []string{"densenet_tiny", "densenet_bc100_k12_cifar"} {
 		t.Run(name, func(t *testing.T) {
 			dir := testenv.Shared(t, filepath.Join("models", name))
@@ -28,13 +28,13 @@ func TestDenseNetConcatsAreFree(t *testing.T) {
 			in := g.Inputs[0].Type
 			for _, batch := range []int{1, 3} {
 				shape := tensor.Shape{batch, int(in.Shape[1].Value), int(in.Shape[2].Value), int(in.Shape[3].Value)}
-				p, err := Compile(g, []tensor.Shape{shape}, workers, nil, membudget.Budget{})
+				p, err := Compile(g, []tensor.Shape{shape}, dev, membudget.Budget{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				copies := 0
 				for _, s := range p.steps {
-					if _, ok := s.(*concatCopy); ok {
+					if s.describe().kernel == KernelConcatCopy {
 						copies++
 					}
 				}
@@ -59,9 +59,9 @@ func TestRunRejectsWrongShapes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	workers := cpu.NewWorkers(1)
-	defer workers.Close()
-	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, workers, nil, membudget.Budget{})
+	dev := cpudev.New(cpudev.Config{Threads: 1})
+	defer dev.Close()
+	p, err := Compile(g, []tensor.Shape{{1, 3, 16, 16}}, dev, membudget.Budget{})
 	if err != nil {
 		t.Fatal(err)
 	}

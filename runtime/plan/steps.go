@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -43,14 +44,14 @@ type StepInfo struct {
 	// pre-activation BatchNormalization-ReLU), "bn" or "relu"; "" for none. Epilogue is what it
 	// applies to its output: "relu" or "".
 	Prologue, Epilogue string
-	// ISA is the instruction-set level whose code runs the step (isa.Level's name: "avx2",
-	// "generic" for plain Go); "" where no runtime/kernels/cpu code runs (no work, or a reference
-	// kernel).
+	// ISA is the instruction-set level (or device code) that runs the step
+	// (device.KernelInfo.Code; on the CPU isa.Level's name: "avx512", "avx2", "generic" for
+	// plain Go); "" where no device kernel runs (no work, or a reference kernel).
 	ISA     string
 	Outputs []StepOutput
 }
 
-// Fast reports whether the step runs a runtime/kernels/cpu kernel or no work at all.
+// Fast reports whether the step runs a device kernel or no work at all.
 func (s StepInfo) Fast() bool { return s.Kernel != KernelReference }
 
 // StepOutput is one output of a step.
@@ -108,6 +109,9 @@ func (p *Plan) Steps() []StepInfo {
 	return out
 }
 
-// Threads returns the threads the plan's kernels split work over (the workers'), which decide
+// Threads returns the threads the plan's kernels split work over (the device's), which decide
 // some kernels' algorithms (cpu.Conv2D.Algorithm).
-func (p *Plan) Threads() int { return p.workers.Threads() }
+func (p *Plan) Threads() int { return p.dev.Threads() }
+
+// Device returns the device the plan runs on.
+func (p *Plan) Device() device.Device { return p.dev }

@@ -11,8 +11,8 @@ import (
 	"github.com/dnx-ml/dnx/models"
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
+	"github.com/dnx-ml/dnx/runtime/device/cpudev"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -125,14 +125,14 @@ func TestStepsKernel(t *testing.T) {
 		{"operator without a fast kernel", func(t *testing.T) *graph.Graph { return oneNode(t, "Softmax", []int{2, 3}, nil, false) },
 			KernelReference, "", "no fast kernel for Softmax", tensor.Shape{2, 3}, nil},
 	}
-	workers := cpu.NewWorkers(1)
-	defer workers.Close()
+	dev := cpudev.New(cpudev.Config{Threads: 1})
+	defer dev.Close()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := tc.g(t)
 			shapes := []tensor.Shape{shapeOf(g.Inputs[0])}
 			shapes = append(shapes, tc.extraShape...)
-			p, err := Compile(g, shapes, workers, nil, membudget.Budget{})
+			p, err := Compile(g, shapes, dev, membudget.Budget{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,13 +183,13 @@ func TestStepsDenseNet(t *testing.T) {
 	if _, err := passes.Inference().Run(g); err != nil {
 		t.Fatal(err)
 	}
-	workers := cpu.NewWorkers(2)
-	defer workers.Close()
+	dev := cpudev.New(cpudev.Config{Threads: 2})
+	defer dev.Close()
 	for _, batch := range []int{1, 3} {
 		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
 			in := shapeOf(g.Inputs[0])
 			in[0] = batch
-			p, err := Compile(g, []tensor.Shape{in}, workers, nil, membudget.Budget{})
+			p, err := Compile(g, []tensor.Shape{in}, dev, membudget.Budget{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -504,15 +504,9 @@ func (f *fitter) save() error {
 	return WriteCheckpoint(c.Dir, CheckpointMeta{Settings: c.Settings, Seeds: c.Seeds, FitState: f.st}, f.tr)
 }
 
-// Classes returns the number of classes: the second dim of the logits (0 if unknown, which New
-// rules out by planning a trial batch).
-func (t *Trainer) Classes() int {
-	out := t.work.Outputs[0].Type
-	if out.Unranked || len(out.Shape) != 2 || !out.Shape[1].IsKnown() {
-		return 0
-	}
-	return int(out.Shape[1].Value)
-}
+// Classes returns the number of classes: the second dim of the logits, from the batch New
+// planned to check the graph.
+func (t *Trainer) Classes() int { return t.classes }
 
 // Validate runs logits (inference mode: Trainer.Evaluate, or an inference session's Run) over
 // one epoch of src and returns the mean cross-entropy loss, -log softmax(z)_y, and the accuracy.

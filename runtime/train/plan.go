@@ -2,13 +2,12 @@ package train
 
 import (
 	"fmt"
-	"math/bits"
 	"slices"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
+	inferplan "github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -139,15 +138,26 @@ func (u *unitBase) errorf(err error) error {
 	return fmt.Errorf("%s: %w", u.node, err)
 }
 
-// compile builds the plan of graph g (whose input shapes are set) for the trainer t.
-func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
+// compile builds the plan of graph g for the trainer t and an input of the given shape. Types and
+// constant folding come from the planning core (plan.Infer), with the trainer's parameters and
+// running statistics as the values that vary; g itself is not changed.
+func compile(t *Trainer, g *graph.Graph, shape tensor.Shape, threads int) (*plan, error) {
 	p := &plan{memEff: t.opts.MemoryEfficient, threads: threads, input: -1, output: -1, g: g, budget: t.budget}
+	if len(g.Inputs) != 1 {
+		return nil, fmt.Errorf("%w: the graph has %d inputs; training needs exactly one (the images)", ErrGraph, len(g.Inputs))
+	}
+	types, err := inferplan.Infer(g, []tensor.Shape{shape}, t.budget, inferplan.InferOptions{
+		Variable: func(v *graph.Value) bool { return t.byName[v.Name] != nil },
+	})
+	if err != nil {
+		return nil, err
+	}
 	ids := map[*graph.Value]int{}
 	id := func(v *graph.Value) (int, error) {
 		if i, ok := ids[v]; ok {
 			return i, nil
 		}
-		vv, err := t.newVal(v)
+		vv, err := t.newVal(v, types)
 		if err != nil {
 			return 0, err
 		}
@@ -155,10 +165,6 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 		ids[v] = len(p.vals) - 1
 		return len(p.vals) - 1, nil
 	}
-	if len(g.Inputs) != 1 {
-		return nil, fmt.Errorf("%w: the graph has %d inputs; training needs exactly one (the images)", ErrGraph, len(g.Inputs))
-	}
-	var err error
 	if p.input, err = id(g.Inputs[0]); err != nil {
 		return nil, err
 	}
@@ -166,15 +172,13 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 	if in.kind != vInput || in.shape[0] < 1 {
 		return nil, fmt.Errorf("%w: graph input %q is not a fed tensor with a batch dim", ErrGraph, in.name)
 	}
-	// Nodes become units; nodes whose inputs are all constants are evaluated once.
+	// Nodes become units; nodes computed at compile time (plan.Infer's folding) are constants.
 	absorbed := map[*graph.Node]bool{}
-	kernels := ref.Kernels()
 	for _, n := range g.Nodes {
-		if absorbed[n] {
+		if absorbed[n] || types.Folded[n] {
 			continue
 		}
 		inIDs := make([]int, len(n.Inputs))
-		allConst := true
 		for i, v := range n.Inputs {
 			if v == nil {
 				inIDs[i] = -1
@@ -183,15 +187,6 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 			if inIDs[i], err = id(v); err != nil {
 				return nil, err
 			}
-			if p.vals[inIDs[i]].kind != vConst {
-				allConst = false
-			}
-		}
-		if allConst {
-			if err := p.fold(n, kernels, ids); err != nil {
-				return nil, err
-			}
-			continue
 		}
 		outIDs := make([]int, len(n.Outputs))
 		for i, v := range n.Outputs {
@@ -261,37 +256,6 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 		}
 	}
 	return p, nil
-}
-
-// fold evaluates a node whose inputs are all constants with the reference kernels; its outputs
-// become constants.
-func (p *plan) fold(n *graph.Node, kernels map[string]ref.Kernel, ids map[*graph.Value]int) error {
-	k := kernels[n.OpType]
-	if k == nil || ops.NormalizeDomain(n.Domain) != "" {
-		return fmt.Errorf("%w: %s", ops.ErrUnsupportedOp, n)
-	}
-	in := make([]*tensor.Tensor, len(n.Inputs))
-	for i, v := range n.Inputs {
-		if v != nil {
-			in[i] = p.vals[ids[v]].konst
-		}
-	}
-	outs, err := ref.Checked(p.budget, k, n.Op, in, len(n.Outputs), n.OutputNames())
-	if err != nil {
-		return fmt.Errorf("%s: %w", n, err)
-	}
-	for i, v := range n.Outputs {
-		if v == nil {
-			continue
-		}
-		vv, err := constVal(v.Name, outs[i])
-		if err != nil {
-			return fmt.Errorf("%s: %w", n, err)
-		}
-		p.vals = append(p.vals, vv)
-		ids[v] = len(p.vals) - 1
-	}
-	return nil
 }
 
 // setShape fills the layout fields of v from shape.
@@ -565,57 +529,46 @@ func (p *plan) place() error {
 	return nil
 }
 
-// placeConcats lays out channel concatenations without copies (see plan). Concats are visited
-// from the last to the first, so a dense block's final concatenation gets the buffer first; each
-// input written by an ordinary unit is placed at its channel offset inside that buffer, and each
-// earlier concatenation whose inputs already sit contiguously in a buffer becomes a view.
+// placeConcats lays out channel concatenations without copies (plan.PlaceConcats, the planning
+// core's dense-block layout, shared with inference): each dense block is one buffer that its
+// layers write their features into, and a concatenation whose inputs all landed in place is a
+// view (nothing to copy forward, nothing to split backward).
 func (p *plan) placeConcats() {
-	for i := len(p.units) - 1; i >= 0; i-- {
-		cu, ok := p.units[i].(*concatUnit)
-		if !ok || !cu.channelMajor(p) {
-			continue
+	var cs []inferplan.Concat
+	var units []*concatUnit
+	for _, u := range p.units {
+		if cu, ok := u.(*concatUnit); ok && cu.channelMajor(p) {
+			cs = append(cs, inferplan.Concat{Out: cu.y, Ins: cu.xs})
+			units = append(units, cu)
 		}
-		out := p.vals[cu.y]
-		if v0 := p.vals[cu.xs[0]]; v0.buf >= 0 && out.buf < 0 {
-			contiguous := true
-			off := v0.off
-			for _, x := range cu.xs {
-				xv := p.vals[x]
-				if xv.buf != v0.buf || xv.off != off {
-					contiguous = false
-					break
-				}
-				off += xv.size
-			}
-			if contiguous {
-				out.buf, out.off = v0.buf, v0.off
-				cu.view = true
-				continue
-			}
-		}
-		if out.buf < 0 {
-			out.buf, out.off = p.newBuffer(out.size, false, false), 0
-		}
-		off := out.off
-		for _, x := range cu.xs {
-			xv := p.vals[x]
-			if xv.buf < 0 && p.placeable(x) {
-				p.placeAt(x, out.buf, off)
-			}
-			off += xv.size
-		}
-		// The concatenation is a view when every input landed at its offset.
-		view := true
-		off = out.off
-		for _, x := range cu.xs {
-			xv := p.vals[x]
-			if xv.buf != out.buf || xv.off != off {
-				view = false
-			}
-			off += xv.size
-		}
-		cu.view = view
 	}
+	l := cmLayout{p}
+	inferplan.PlaceConcats(cs, l)
+	for i, cu := range units {
+		cu.view = len(inferplan.ConcatCopies(cs[i], l)) == 0
+	}
+}
+
+// cmLayout is the trainer's storage as plan.PlaceConcats sees it: channel-major values, so a
+// channel slice of a concatenation is one contiguous run of its buffer.
+type cmLayout struct{ p *plan }
+
+func (l cmLayout) Where(id int) (buf, off, key int) {
+	v := l.p.vals[id]
+	return v.buf, v.off, 0
+}
+
+func (l cmLayout) Extent(id int) int     { return l.p.vals[id].size }
+func (l cmLayout) Placeable(id int) bool { return l.p.placeable(id) }
+func (l cmLayout) Own(id int) {
+	l.p.vals[id].buf, l.p.vals[id].off = l.p.newBuffer(l.p.vals[id].size, false, false), 0
+}
+func (l cmLayout) PlaceIn(id, out, off int) { l.p.placeAt(id, l.p.vals[out].buf, off) }
+
+func (l cmLayout) View(out, first int) bool {
+	v0, o := l.p.vals[first], l.p.vals[out]
+	o.buf, o.off = v0.buf, v0.off
+	return true
 }
 
 // placeable reports whether value id may be stored inside another value's buffer: it is
@@ -748,38 +701,16 @@ func (p *plan) allocate() {
 		p.actBytes = max(p.actBytes, 4*live)
 	}
 
-	// Arena offsets: buffers are placed one after the other, each at the lowest offset free
-	// over its lifetime, in two orders, and the smaller arena wins: largest first; and by size
-	// class (power of two), longest-lived first within a class. The second keeps the many
-	// long-lived buffers of similar sizes (a dense block's bottleneck outputs) from scattering
-	// short-lived ones above them: on DenseNet-BC-100 at batch 64 it saves 6 MB (2%) in the
-	// memory-efficient mode, while the first is 1 MB smaller in the standard mode.
-	var order []int
+	// Arena offsets: the planning core's packing by lifetime (plan.Pack).
+	spans := make([]inferplan.Span, len(p.bufs))
 	for i, b := range p.bufs {
-		if b.first <= b.last {
-			order = append(order, i)
-		}
+		spans[i] = inferplan.Span{Size: b.size, First: b.first, Last: b.last}
 	}
-	bySize := func(a, b int) int { return p.bufs[b].size - p.bufs[a].size }
-	byClass := func(a, b int) int {
-		ba, bb := p.bufs[a], p.bufs[b]
-		if ca, cb := bits.Len(uint(ba.size)), bits.Len(uint(bb.size)); ca != cb {
-			return cb - ca
-		}
-		return (bb.last - bb.first) - (ba.last - ba.first)
+	offs, size := inferplan.Pack(spans)
+	for i, b := range p.bufs {
+		b.off = offs[i]
 	}
-	p.arena = -1
-	for _, cmp := range []func(a, b int) int{bySize, byClass} {
-		slices.SortStableFunc(order, cmp)
-		offs, size := p.firstFit(order)
-		if p.arena < 0 || size < p.arena {
-			p.arena = size
-			for i, b := range order {
-				p.bufs[b].off = offs[i]
-			}
-		}
-	}
-	p.arena = max(p.arena, 0)
+	p.arena = size
 	p.totalBytes = 4 * int64(p.arena)
 
 	need := 0
@@ -789,35 +720,6 @@ func (p *plan) allocate() {
 		}
 	}
 	p.scratch = make([]float32, need)
-}
-
-// firstFit places the buffers in the given order, each at the lowest offset where it overlaps no
-// buffer placed before it that is alive at the same time, and returns their offsets (in order's
-// order) and the arena size.
-func (p *plan) firstFit(order []int) ([]int, int) {
-	offs := make([]int, len(order))
-	size := 0
-	var busy [][2]int
-	for i, bi := range order {
-		b := p.bufs[bi]
-		busy = busy[:0]
-		for j, qi := range order[:i] {
-			if q := p.bufs[qi]; q.first <= b.last && b.first <= q.last {
-				busy = append(busy, [2]int{offs[j], offs[j] + q.size})
-			}
-		}
-		slices.SortFunc(busy, func(x, y [2]int) int { return x[0] - y[0] })
-		off := 0
-		for _, iv := range busy {
-			if off+b.size <= iv[0] {
-				break
-			}
-			off = max(off, iv[1])
-		}
-		offs[i] = off
-		size = max(size, off+b.size)
-	}
-	return offs, size
 }
 
 // newUnit builds the unit of node n.

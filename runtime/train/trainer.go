@@ -14,6 +14,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
+	inferplan "github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -33,16 +34,18 @@ var (
 // softmax cross-entropy loss, the backward pass and one optimizer update. A Trainer is not safe
 // for concurrent use.
 type Trainer struct {
-	opts   Options
-	orig   *graph.Graph // the graph as given (cloned), for Graph
-	work   *graph.Graph // after passes.Training; SetInputShapes per plan
-	params []*param     // trained and frozen parameters, in initializer order
-	stats  []*param     // running statistics, in initializer order
-	byName map[string]*param
-	step   int
-	gen    uint32
-	plans  []*plan    // most recent last
-	ws     *workspace // working memory outside the arena, shared by the plans
+	opts Options
+	orig *graph.Graph // the graph as given (cloned), for Graph
+	work *graph.Graph // after passes.Training; never changed by planning (plan.Infer)
+	// classes is the second dim of the logits, from the trial plan New compiles.
+	classes int
+	params  []*param // trained and frozen parameters, in initializer order
+	stats   []*param // running statistics, in initializer order
+	byName  map[string]*param
+	step    int
+	gen     uint32
+	plans   []*plan    // most recent last
+	ws      *workspace // working memory outside the arena, shared by the plans
 	// tieBreak is set by tests only (see tieBreaker).
 	tieBreak tieBreaker
 	budget   membudget.Budget // from Options.MaxMemory
@@ -101,9 +104,11 @@ func New(g *graph.Graph, opts Options) (*Trainer, error) {
 			trial[i] = 2
 		}
 	}
-	if _, err := t.compileFor(trial, 1); err != nil {
+	p, err := t.compileFor(trial, 1)
+	if err != nil {
 		return nil, err
 	}
+	t.classes = p.vals[p.output].shape[1]
 	return t, nil
 }
 
@@ -179,31 +184,35 @@ func (t *Trainer) findParams() error {
 }
 
 // newVal describes graph value v for a plan.
-func (t *Trainer) newVal(v *graph.Value) (*val, error) {
-	shape, ok := v.Type.Static()
+func (t *Trainer) newVal(v *graph.Value, types *inferplan.Types) (*val, error) {
+	typ, ok := types.Type[v]
 	if !ok {
-		return nil, fmt.Errorf("%w: value %q has no static shape (%s)", ErrGraph, v.Name, v.Type)
+		return nil, fmt.Errorf("%w: value %q has no type", ErrGraph, v.Name)
+	}
+	shape, ok := typ.Static()
+	if !ok {
+		return nil, fmt.Errorf("%w: value %q has no static shape (%s)", ErrGraph, v.Name, typ)
 	}
 	x := &val{name: v.Name}
 	x.setShape(shape)
 	switch {
-	case v.IsConst():
-		if p := t.byName[v.Name]; p != nil {
-			x.kind, x.p = vParam, p
-			x.size, x.cs = shape.Size(), x.n*x.s // parameters keep their row-major layout
-			if slices.Contains(t.stats, p) {
-				x.kind = vStat
-			}
-			return x, nil
+	case v.IsConst() && t.byName[v.Name] != nil:
+		p := t.byName[v.Name]
+		x.kind, x.p = vParam, p
+		x.size, x.cs = shape.Size(), x.n*x.s // parameters keep their row-major layout
+		if slices.Contains(t.stats, p) {
+			x.kind = vStat
 		}
-		return constVal(v.Name, v.Const)
+		return x, nil
+	case types.Known[v] != nil:
+		return constVal(v.Name, types.Known[v])
 	case v.Producer == nil:
 		x.kind = vInput
 	default:
 		x.kind = vAct
 	}
-	if v.Type.DType != tensor.Float32 {
-		return nil, fmt.Errorf("%w: value %q is %s; training supports float32 models", ErrGraph, v.Name, v.Type.DType)
+	if typ.DType != tensor.Float32 {
+		return nil, fmt.Errorf("%w: value %q is %s; training supports float32 models", ErrGraph, v.Name, typ.DType)
 	}
 	return x, nil
 }
@@ -227,13 +236,28 @@ func (t *Trainer) planFor(shape tensor.Shape, threads int) (*plan, error) {
 	return p, nil
 }
 
+// checkInputShape checks that shape fits the graph input's declared type (rank and every known
+// dim).
+func (t *Trainer) checkInputShape(shape tensor.Shape) error {
+	in := t.work.Inputs[0]
+	decl := in.Type
+	if !decl.Unranked && len(decl.Shape) != len(shape) {
+		return fmt.Errorf("%w: input %q: shape %v does not fit %s", ErrInput, in.Name, shape, decl)
+	}
+	for i, d := range decl.Shape {
+		if d.IsKnown() && d.Value != int64(shape[i]) {
+			return fmt.Errorf("%w: input %q: shape %v does not fit %s", ErrInput, in.Name, shape, decl)
+		}
+	}
+	return nil
+}
+
 // compileFor plans the working graph for an input of the given shape.
 func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
-	in := t.work.Inputs[0]
-	if err := t.work.SetInputShapes(map[string]tensor.Shape{in.Name: shape}); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInput, err)
+	if err := t.checkInputShape(shape); err != nil {
+		return nil, err
 	}
-	p, err := compile(t, t.work, threads)
+	p, err := compile(t, t.work, shape, threads)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}

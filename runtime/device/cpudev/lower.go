@@ -1,10 +1,11 @@
-package plan
+package cpudev
 
 import (
 	"fmt"
 	"math"
 	"strings"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
@@ -12,43 +13,49 @@ import (
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
-// fastStep returns a runtime/kernels/cpu step for n, or nil and why not, to use the reference
-// kernel. Every fast kernel works on float32 arena values of static shape; anything unusual
-// (other dtypes, optional outputs, 1-D or 3-D pooling) stays on the reference path. The reason
-// is what `dnx inspect --plan` shows for a reference step: each nil return says why.
-func (p *Plan) fastStep(n *graph.Node) (step, string) {
-	if d := ops.NormalizeDomain(n.Domain); d != "" && d != ops.DomainDNX {
+// Lower implements device.Device: the runtime/kernels/cpu kernel for n, or nil and why not (the
+// node then runs on its reference kernel). Every kernel here works on float32 values of static
+// shape in the arena; anything unusual (other dtypes, optional outputs, 1-D or 3-D pooling)
+// stays on the reference path. The reason is what `dnx inspect --plan` shows for a reference
+// step: each nil return says why.
+func (d *Device) Lower(n *graph.Node, in, out []device.Operand) (device.Kernel, string) {
+	if dom := ops.NormalizeDomain(n.Domain); dom != "" && dom != ops.DomainDNX {
 		return nil, fmt.Sprintf("domain %q has no fast kernels", n.Domain)
 	}
-	for k, v := range n.Inputs {
-		if v != nil && p.values[p.mustID(v)].kind == isDynamic {
-			return nil, fmt.Sprintf("input %d (%q) is not a float32 value of static shape", k, v.Name)
+	for k, o := range in {
+		if o.Placement == device.OnHost {
+			return nil, fmt.Sprintf("input %d (%q) is not a float32 value of static shape", k, n.Inputs[k].Name)
 		}
 	}
-	for k, v := range n.Outputs {
-		if v != nil && p.values[p.mustID(v)].kind != inArena {
-			return nil, fmt.Sprintf("output %d (%q) is not a float32 value of static shape", k, v.Name)
+	for k, o := range out {
+		if o.Placement != device.InMemory && o.Placement != device.Absent {
+			return nil, fmt.Sprintf("output %d (%q) is not a float32 value of static shape", k, n.Outputs[k].Name)
 		}
 	}
-	if a, ok := n.Op.(*ops.Arith); ok && len(n.Outputs) == 1 && len(n.Inputs) == 2 {
-		return p.arithStep(n, a)
+	if a, ok := n.Op.(*ops.Arith); ok && len(out) == 1 && len(in) == 2 {
+		return d.arithKernel(n, a, in, out[0])
+	}
+	if c, ok := n.Op.(*ops.Concat); ok {
+		return concatKernel(c, in, out)
 	}
 	switch {
-	case len(n.Outputs) != 1:
-		return nil, fmt.Sprintf("%d outputs (the fast kernels write one)", len(n.Outputs))
-	case n.Inputs[0] == nil || p.values[p.mustID(n.Inputs[0])].kind != inArena:
+	case len(out) != 1:
+		return nil, fmt.Sprintf("%d outputs (the fast kernels write one)", len(out))
+	case len(in) == 0 || in[0].Placement != device.InMemory:
 		return nil, "input 0 is not an activation (a constant or absent)"
+	case out[0].Placement != device.InMemory:
+		return nil, "the output is absent"
 	}
-	x, y := p.mustID(n.Inputs[0]), p.mustID(n.Outputs[0])
-	xs := p.values[x].shape
+	x, y := in[0], out[0]
+	xs := x.Shape
 	not4D := fmt.Sprintf("input is %d-D (the fast pooling kernels are 2-D: NCHW)", len(xs))
 	switch op := n.Op.(type) {
 	case *ops.Conv:
-		return p.convStep(n, x, y, op, nil)
+		return d.convKernel(n, x, y, op, nil)
 	case *ops.FusedConv:
-		return p.convStep(n, x, y, &op.Conv, op)
+		return d.convKernel(n, x, y, &op.Conv, op)
 	case *ops.Gemm:
-		return p.linearStep(n, x, y, op)
+		return d.linearKernel(n, x, y, op)
 	case *ops.MaxPool:
 		switch {
 		case len(xs) != 4:
@@ -56,12 +63,12 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		case op.StorageOrder != 0:
 			return nil, "storage_order 1 (column-major indices)"
 		}
-		return p.poolStep(x, y, &op.Window, true, false, nil)
+		return d.poolKernel(x, y, &op.Window, true, false, nil)
 	case *ops.AveragePool:
 		if len(xs) != 4 {
 			return nil, not4D
 		}
-		return p.poolStep(x, y, &op.Window, false, op.CountIncludePad, nil)
+		return d.poolKernel(x, y, &op.Window, false, op.CountIncludePad, nil)
 	case *ops.FusedAveragePool:
 		switch {
 		case len(xs) != 4:
@@ -69,33 +76,33 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		case op.PreScale != nil && len(op.PreScale) != xs[1]:
 			return nil, fmt.Sprintf("prologue has %d scales for %d channels", len(op.PreScale), xs[1])
 		}
-		return p.poolStep(x, y, &op.Pool.Window, false, op.Pool.CountIncludePad, op)
+		return d.poolKernel(x, y, &op.Pool.Window, false, op.Pool.CountIncludePad, op)
 	case *ops.GlobalAveragePool:
 		if len(xs) != 4 {
 			return nil, not4D
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "global-avgpool", code: isa.Generic, f: func(workers *cpu.Workers, in, out cpu.Image) error {
+		return &imageKernel{d: d, x: x, y: y, name: "global-avgpool", code: isa.Generic, f: func(workers *cpu.Workers, in, out cpu.Image) error {
 			return cpu.GlobalAvgPool(workers, in, out)
 		}}, ""
 	case *ops.Sigmoid:
-		return p.unaryStep(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
+		return d.unaryKernel(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
 	case *ops.LeakyRelu:
-		return p.unaryStep(x, y, "leaky-relu", &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
+		return d.unaryKernel(x, y, "leaky-relu", &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
 	case *ops.HardSigmoid:
-		return p.unaryStep(x, y, "hard-sigmoid", &cpu.Unary{Func: cpu.FuncHardSigmoid, Alpha: op.Alpha, Beta: op.Beta})
+		return d.unaryKernel(x, y, "hard-sigmoid", &cpu.Unary{Func: cpu.FuncHardSigmoid, Alpha: op.Alpha, Beta: op.Beta})
 	case *ops.HardSwish:
-		return p.unaryStep(x, y, "hard-swish", &cpu.Unary{Func: cpu.FuncHardSwish})
+		return d.unaryKernel(x, y, "hard-swish", &cpu.Unary{Func: cpu.FuncHardSwish})
 	case *ops.Clip:
 		lo, hi, ok := clipBounds(n, op)
 		if !ok {
 			return nil, "bounds are not constant float32 scalars"
 		}
-		return p.unaryStep(x, y, "clip", &cpu.Unary{Func: cpu.FuncClip, Lo: lo, Hi: hi})
+		return d.unaryKernel(x, y, "clip", &cpu.Unary{Func: cpu.FuncClip, Lo: lo, Hi: hi})
 	case *ops.Relu:
 		if len(xs) < 1 {
 			return nil, "scalar input"
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "relu", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
+		return &imageKernel{d: d, x: x, y: y, name: "relu", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
 			cpu.Relu(in, out)
 			return nil
 		}}, ""
@@ -110,7 +117,7 @@ func (p *Plan) fastStep(n *graph.Node) (step, string) {
 		if !ok {
 			return nil, "parameters are not constant float32 vectors of one value per channel"
 		}
-		return &funcStep{p: p, x: x, y: y, kernel: "bn-affine", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
+		return &imageKernel{d: d, x: x, y: y, name: "bn-affine", code: isa.Generic, f: func(_ *cpu.Workers, in, out cpu.Image) error {
 			return cpu.Affine(in, out, scale, shift, false)
 		}}, ""
 	}
@@ -141,10 +148,10 @@ func bnAffine(n *graph.Node, channels int, eps float64) (scale, shift []float32,
 	return scale, shift, true
 }
 
-// poolStep builds a 2-D pooling kernel from the resolved window geometry, with the prologue of
-// fused (nil for none).
-func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *ops.FusedAveragePool) (step, string) {
-	xs := p.values[x].shape
+// poolKernel builds a 2-D pooling kernel from the resolved window geometry, with the prologue
+// of fused (nil for none).
+func (d *Device) poolKernel(x, y device.Operand, w *ops.Window, isMax, countPad bool, fused *ops.FusedAveragePool) (device.Kernel, string) {
+	xs := x.Shape
 	geo, err := w.PoolShapes("pool", xs)
 	if err != nil {
 		return nil, "window: " + err.Error()
@@ -169,7 +176,7 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 			OutH: geo.Out[0], OutW: geo.Out[1]},
 		Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
 	}
-	s := &funcStep{p: p, x: x, y: y, f: func(workers *cpu.Workers, in, out cpu.Image) error {
+	s := &imageKernel{d: d, x: x, y: y, f: func(workers *cpu.Workers, in, out cpu.Image) error {
 		return k.Run(workers, in, out)
 	}}
 	if fused != nil {
@@ -178,8 +185,8 @@ func (p *Plan) poolStep(x, y int, w *ops.Window, isMax, countPad bool, fused *op
 	}
 	// Max pools and the 2x2 stride-2 average pool run the selected level's code, any other
 	// average pool plain Go (Pool2D.Algorithm).
-	s.kernel, s.code = k.Algorithm(xs[2], xs[3]), isa.Selected().Level.Code()
-	if s.kernel == "avgpool" {
+	s.name, s.code = k.Algorithm(xs[2], xs[3]), isa.Selected().Level.Code()
+	if s.name == "avgpool" {
 		s.code = isa.Generic
 	}
 	return s, ""
@@ -199,27 +206,31 @@ func prologueName(affine, relu bool) string {
 	return ""
 }
 
-// funcStep runs an image-to-image kernel.
-type funcStep struct {
-	p        *Plan
-	x, y     int
+// imageKernel runs an image-to-image kernel.
+type imageKernel struct {
+	d        *Device
+	x, y     device.Operand
 	f        func(workers *cpu.Workers, in, out cpu.Image) error
-	kernel   string    // for describe
+	name     string
 	code     isa.Level // the level whose code f runs
 	prologue string    // prologueName of a fused pool's prologue
 }
 
-func (s *funcStep) describe() stepDesc {
-	return stepDesc{kernel: s.kernel, code: s.code.String(), prologue: s.prologue}
+func (k *imageKernel) Info() device.KernelInfo {
+	return device.KernelInfo{Name: k.name, Code: k.code.String(), Prologue: k.prologue}
 }
 
-func (s *funcStep) run(st *runState) error {
-	return s.f(s.p.workers, s.p.image(st, s.x), s.p.image(st, s.y))
+func (k *imageKernel) Scratch() int { return 0 }
+
+func (k *imageKernel) Run(mem device.Memory) error {
+	m := of(mem)
+	return k.f(k.d.workers, m.image(k.x), m.image(k.y))
 }
 
-// convStep builds a packed-weight convolution for a 2-D Conv or FusedConv with constant weights.
-func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.FusedConv) (step, string) {
-	xs := p.values[x].shape
+// convKernel builds a packed-weight convolution for a 2-D Conv or FusedConv with constant
+// weights.
+func (d *Device) convKernel(n *graph.Node, x, y device.Operand, conv *ops.Conv, fused *ops.FusedConv) (device.Kernel, string) {
+	xs := x.Shape
 	switch {
 	case len(xs) != 4:
 		return nil, fmt.Sprintf("input is %d-D (the fast convolutions are 2-D: NCHW)", len(xs))
@@ -255,7 +266,7 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 	if fused != nil {
 		spec.PreScale, spec.PreShift, spec.PreRelu, spec.PostRelu = fused.PreScale, fused.PreShift, fused.PreRelu, fused.PostRelu
 	}
-	k, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
+	k, err := d.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
 		return nil, "cpu.NewConv2D: " + err.Error()
 	}
@@ -263,8 +274,7 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 		// the kernel and the op disagree on the geometry: keep the reference
 		return nil, fmt.Sprintf("the fast kernel's output size %dx%d differs from the op's %dx%d", oh, ow, geo.Out[0], geo.Out[1])
 	}
-	p.scratchSize = max(p.scratchSize, k.ScratchSize(xs[0], xs[2], xs[3], p.workers.Threads()))
-	s := &convStep{p: p, k: k, x: x, y: y}
+	s := &convKernel{d: d, k: k, x: x, y: y, n: xs[0], h: xs[2], w: xs[3]}
 	if fused != nil {
 		s.prologue = prologueName(fused.PreScale != nil, fused.PreRelu)
 		if fused.PostRelu {
@@ -274,31 +284,35 @@ func (p *Plan) convStep(n *graph.Node, x, y int, conv *ops.Conv, fused *ops.Fuse
 	return s, ""
 }
 
-// convStep runs a packed-weight convolution; its output may be a channel slice of a dense
-// block's buffer.
-type convStep struct {
-	p                  *Plan
+// convKernel runs a packed-weight convolution (or a Linear layer as a 1x1 convolution over
+// [M, K, 1, 1]); its output may be a channel slice of a dense block's buffer.
+type convKernel struct {
+	d                  *Device
 	k                  *cpu.Conv2D
-	x, y               int
-	prologue, epilogue string // for describe: what the FusedConv fuses
+	x, y               device.Operand
+	n, h, w            int    // the planned input size, which decides the algorithm
+	prologue, epilogue string // what the FusedConv fuses
 }
 
-// describe names the algorithm the kernel picks for the planned input size, as Run will.
-func (s *convStep) describe() stepDesc {
-	xs := s.p.values[s.x].shape
-	return stepDesc{kernel: s.k.Algorithm(xs[0], xs[2], xs[3], s.p.workers.Threads()), code: s.k.Level().String(),
-		prologue: s.prologue, epilogue: s.epilogue}
+// Info names the algorithm the kernel picks for the planned input size, as Run will.
+func (k *convKernel) Info() device.KernelInfo {
+	return device.KernelInfo{Name: k.k.Algorithm(k.n, k.h, k.w, k.d.Threads()), Code: k.k.Level().String(),
+		Prologue: k.prologue, Epilogue: k.epilogue}
 }
 
-func (s *convStep) run(st *runState) error {
-	return s.k.Run(s.p.workers, s.p.image(st, s.x), s.p.image(st, s.y), st.scratch)
+func (k *convKernel) Scratch() int { return k.k.ScratchSize(k.n, k.h, k.w, k.d.Threads()) }
+
+func (k *convKernel) Run(mem device.Memory) error {
+	m := of(mem)
+	// image() views a [M, K] Linear input as M images of K channels and 1x1 pixels already.
+	return k.k.Run(k.d.workers, m.image(k.x), m.image(k.y), m.scratch)
 }
 
-// linearStep runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
+// linearKernel runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
 // Linear: transB=1) as a 1x1 convolution over M images of K channels and 1x1 pixels: weights
 // [N, K] = alpha*op(B)^T, bias beta*C. The output [M, N] then has exactly the conv's layout.
-func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) (step, string) {
-	xs := p.values[x].shape
+func (d *Device) linearKernel(n *graph.Node, x, y device.Operand, op *ops.Gemm) (device.Kernel, string) {
+	xs := x.Shape
 	switch {
 	case op.TransA:
 		return nil, "transA=1 (the fast path is PyTorch's Linear: A as is)"
@@ -352,30 +366,11 @@ func (p *Plan) linearStep(n *graph.Node, x, y int, op *ops.Gemm) (step, string) 
 		}
 	}
 	spec := cpu.ConvSpec{Cin: k, Cout: cout, KH: 1, KW: 1, Weights: w, Bias: bias}
-	conv, err := p.cache.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
+	conv, err := d.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
 		return nil, "cpu.NewConv2D: " + err.Error()
 	}
-	p.scratchSize = max(p.scratchSize, conv.ScratchSize(xs[0], 1, 1, p.workers.Threads()))
-	return &linear{p: p, k: conv, x: x, y: y}, ""
-}
-
-// linear runs a Linear layer as a 1x1 convolution over [M, K, 1, 1].
-type linear struct {
-	p    *Plan
-	k    *cpu.Conv2D
-	x, y int
-}
-
-func (s *linear) describe() stepDesc {
-	m := s.p.values[s.x].shape[0]
-	return stepDesc{kernel: s.k.Algorithm(m, 1, 1, s.p.workers.Threads()), code: s.k.Level().String()}
-}
-
-func (s *linear) run(st *runState) error {
-	in, out := s.p.image(st, s.x), s.p.image(st, s.y)
-	// image() views [M, K] as M images of K channels and 1x1 pixels already.
-	return s.k.Run(s.p.workers, in, out, st.scratch)
+	return &convKernel{d: d, k: conv, x: x, y: y, n: xs[0], h: 1, w: 1}, ""
 }
 
 // clipBounds returns Clip's bounds when they are static (attributes, or constant inputs).
@@ -403,71 +398,70 @@ func clipBounds(n *graph.Node, op *ops.Clip) (lo, hi float32, ok bool) {
 	return lo, hi, true
 }
 
-// unaryStep runs an element-wise function, named kernel, over a dense value.
-func (p *Plan) unaryStep(x, y int, kernel string, k *cpu.Unary) (step, string) {
-	if !p.values[x].dense() || !p.values[y].dense() || p.values[x].size != p.values[y].size {
+// unaryKernel runs an element-wise function, named name, over a dense value.
+func (d *Device) unaryKernel(x, y device.Operand, name string, k *cpu.Unary) (device.Kernel, string) {
+	if !x.Dense() || !y.Dense() || x.Size() != y.Size() {
 		return nil, "a strided operand (a channel slice of a concatenation with batch > 1)"
 	}
-	return &unaryStep{p: p, k: k, x: x, y: y, kernel: kernel}, ""
+	return &unaryKernel{d: d, k: k, x: x, y: y, name: name}, ""
 }
 
-type unaryStep struct {
-	p      *Plan
-	k      *cpu.Unary
-	x, y   int
-	kernel string
+type unaryKernel struct {
+	d    *Device
+	k    *cpu.Unary
+	x, y device.Operand
+	name string
 }
 
-func (s *unaryStep) describe() stepDesc {
-	return stepDesc{kernel: s.kernel, code: isa.Generic.String()}
+func (k *unaryKernel) Info() device.KernelInfo {
+	return device.KernelInfo{Name: k.name, Code: isa.Generic.String()}
 }
 
-func (s *unaryStep) run(st *runState) error {
-	s.k.Run(s.p.workers, s.p.dense(st, s.x), s.p.dense(st, s.y))
+func (k *unaryKernel) Scratch() int { return 0 }
+
+func (k *unaryKernel) Run(mem device.Memory) error {
+	m := of(mem)
+	k.k.Run(k.d.workers, m.dense(k.x), m.dense(k.y))
 	return nil
 }
 
-// dense returns a dense float32 value's elements: arena memory or the constant's data.
-func (p *Plan) dense(st *runState, id int) []float32 {
-	v := &p.values[id]
-	if v.kind == isConst {
-		return tensor.Data[float32](v.konst)
+// dense returns a dense float32 operand's elements: arena memory or the constant's data.
+func (m *memory) dense(o device.Operand) []float32 {
+	if o.Placement == device.Constant {
+		return tensor.Data[float32](o.Const)
 	}
-	b := p.base(id)
-	return st.arena[b : b+v.size : b+v.size]
+	end := o.Offset + o.Size()
+	return m.arena[o.Offset:end:end]
 }
 
-// arithStep runs Add/Sub/Mul/Div when one operand has the output's shape and the other the same
-// shape, one element, or a per-leading-index value broadcast over trailing dims ([N,C,1,1]
-// against [N,C,H,W]).
-func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) (step, string) {
+// arithKernel runs Add/Sub/Mul/Div when one operand has the output's shape and the other the
+// same shape, one element, or a per-leading-index value broadcast over trailing dims
+// ([N,C,1,1] against [N,C,H,W]).
+func (d *Device) arithKernel(n *graph.Node, op *ops.Arith, in []device.Operand, y device.Operand) (device.Kernel, string) {
 	switch {
 	case op.Legacy:
 		return nil, "legacy broadcast attributes (opset < 7)"
-	case n.Inputs[0] == nil || n.Inputs[1] == nil || n.Outputs[0] == nil:
+	case in[0].Placement == device.Absent || in[1].Placement == device.Absent || y.Placement != device.InMemory:
 		return nil, "an absent operand or output"
 	}
-	a, b, y := p.mustID(n.Inputs[0]), p.mustID(n.Inputs[1]), p.mustID(n.Outputs[0])
-	for _, id := range []int{a, b} {
-		v := &p.values[id]
-		if !(v.kind == inArena && v.dense()) && !(v.kind == isConst && v.konst.DType == tensor.Float32) {
+	for _, o := range in {
+		if !(o.Placement == device.InMemory && o.Dense()) && !(o.Placement == device.Constant && o.Const.DType == tensor.Float32) {
 			return nil, "an operand is strided (a channel slice of a concatenation) or not float32"
 		}
 	}
-	out := &p.values[y]
-	if out.kind != inArena || !out.dense() {
+	if !y.Dense() {
 		return nil, "the output is strided (a channel slice of a concatenation)"
 	}
-	full, small, bFirst := a, b, false
-	if !p.values[a].shape.Equal(out.shape) {
-		full, small, bFirst = b, a, true
+	full, small, bFirst := in[0], in[1], false
+	if !full.Shape.Equal(y.Shape) {
+		full, small, bFirst = in[1], in[0], true
 	}
-	if !p.values[full].shape.Equal(out.shape) {
+	if !full.Shape.Equal(y.Shape) {
 		return nil, "neither operand has the output's shape (both broadcast)"
 	}
-	per, ok := broadcastRun(p.values[small].shape, out.shape)
+	per, ok := broadcastRun(small.Shape, y.Shape)
 	if !ok {
-		return nil, fmt.Sprintf("%v does not broadcast to %v as leading dims followed by 1s", p.values[small].shape, out.shape)
+		return nil, fmt.Sprintf("%v does not broadcast to %v as leading dims followed by 1s", small.Shape, y.Shape)
 	}
 	var f cpu.BinaryFunc
 	switch op.Kind {
@@ -482,8 +476,8 @@ func (p *Plan) arithStep(n *graph.Node, op *ops.Arith) (step, string) {
 	default:
 		return nil, "no fast kernel for " + n.OpType
 	}
-	return &binaryStep{p: p, k: &cpu.Binary{Func: f, Per: per, BFirst: bFirst}, a: full, b: small, y: y,
-		kernel: strings.ToLower(n.OpType)}, ""
+	return &binaryKernel{d: d, k: &cpu.Binary{Func: f, Per: per, BFirst: bFirst}, a: full, b: small, y: y,
+		name: strings.ToLower(n.OpType)}, ""
 }
 
 // broadcastRun returns how many consecutive output elements share one element of small, when
@@ -514,18 +508,92 @@ func broadcastRun(small, out tensor.Shape) (int, bool) {
 	return max(per, 1), true
 }
 
-type binaryStep struct {
-	p       *Plan
+type binaryKernel struct {
+	d       *Device
 	k       *cpu.Binary
-	a, b, y int
-	kernel  string
+	a, b, y device.Operand
+	name    string
 }
 
-func (s *binaryStep) describe() stepDesc {
-	return stepDesc{kernel: s.kernel, code: isa.Generic.String()}
+func (k *binaryKernel) Info() device.KernelInfo {
+	return device.KernelInfo{Name: k.name, Code: isa.Generic.String()}
 }
 
-func (s *binaryStep) run(st *runState) error {
-	s.k.Run(s.p.workers, s.p.dense(st, s.a), s.p.dense(st, s.b), s.p.dense(st, s.y))
+func (k *binaryKernel) Scratch() int { return 0 }
+
+func (k *binaryKernel) Run(mem device.Memory) error {
+	m := of(mem)
+	k.k.Run(k.d.workers, m.dense(k.a), m.dense(k.b), m.dense(k.y))
+	return nil
+}
+
+// concatKernel copies the inputs of a channel concatenation (axis 1, every operand in memory)
+// that do not already lie at their channel offset inside the output: the planner writes the
+// others in place (DenseNet's dense-block buffer), so only graph inputs, constants' copies and
+// values also used elsewhere move.
+func concatKernel(c *ops.Concat, in, out []device.Operand) (device.Kernel, string) {
+	if len(out) != 1 || out[0].Placement != device.InMemory || len(out[0].Shape) < 2 {
+		return nil, "the output is not a float32 value of rank >= 2 in memory"
+	}
+	y := out[0]
+	axis := int(c.Axis)
+	if axis < 0 {
+		axis += len(y.Shape)
+	}
+	if axis != 1 {
+		return nil, fmt.Sprintf("axis %d (the fast concatenation joins channels, axis 1)", c.Axis)
+	}
+	k := &concatCopy{y: y}
+	c0 := 0
+	for _, x := range in {
+		if x.Placement != device.InMemory {
+			return nil, "an input is not a float32 value in memory"
+		}
+		dst := channelSlice(y, c0, x.Shape[1])
+		if x.Offset != dst.Offset || (len(x.Shape) > 0 && x.Shape[0] > 1 && x.BatchStride != dst.BatchStride) {
+			k.parts = append(k.parts, concatPart{src: x, dst: dst})
+		}
+		c0 += x.Shape[1]
+	}
+	return k, ""
+}
+
+// channelSlice returns the operand of channels [c0, c0+count) of y.
+func channelSlice(y device.Operand, c0, count int) device.Operand {
+	inner := 1
+	for _, d := range y.Shape[2:] {
+		inner *= d
+	}
+	s := y.Shape.Clone()
+	s[1] = count
+	bs := y.BatchStride
+	if bs == 0 {
+		bs = y.Size() / max(1, y.Shape[0])
+	}
+	return device.Operand{Placement: device.InMemory, Shape: s, Offset: y.Offset + c0*inner, BatchStride: bs}
+}
+
+type concatPart struct{ src, dst device.Operand }
+
+type concatCopy struct {
+	y     device.Operand
+	parts []concatPart
+}
+
+func (k *concatCopy) Info() device.KernelInfo {
+	return device.KernelInfo{Name: "concat-copy", Code: isa.Generic.String()}
+}
+
+func (k *concatCopy) Scratch() int { return 0 }
+
+func (k *concatCopy) Run(mem device.Memory) error {
+	m := of(mem)
+	for _, p := range k.parts {
+		src, dst := m.image(p.src), m.image(p.dst)
+		per := src.C * src.H * src.W
+		for n := 0; n < src.N; n++ {
+			copy(dst.Item(n)[:per], src.Item(n))
+		}
+	}
 	return nil
 }
