@@ -30,11 +30,13 @@
 //     attribute-to-input moves in Decode so kernels see one form.
 //  2. runtime/kernels/ref: the reference kernel, the obvious loop, in its family's map (ref.Kernels,
 //     keyed by op type). exec.New and plan.Compile refuse a node without one; constant folding
-//     (passes.FoldConstants, plan's compile-time folding) also runs it.
-//  3. runtime/plan/fast.go, optionally: a runtime/kernels/cpu kernel (tested against the
-//     reference, benchmarked at DenseNet shapes) and its case in Plan.fastStep, with a reason for
-//     every input it declines (shown by `dnx inspect --plan`). Reshape-like ops go in place.go's
-//     aliasOps instead. Without this the plan runs the reference kernel: correct, not fast.
+//     (passes.FoldConstants, plan.Infer's compile-time folding, which the trainer shares) also
+//     runs it.
+//  3. A device's lowering, optionally: for the CPU, a runtime/kernels/cpu kernel (tested
+//     against the reference, benchmarked at DenseNet shapes) and its case in cpudev's
+//     Device.Lower (runtime/device/cpudev/lower.go), with a reason for every input it declines
+//     (shown by `dnx inspect --plan`). Reshape-like ops go in runtime/plan/place.go's aliasOps
+//     instead. Without this the plan runs the reference kernel: correct, not fast.
 //  4. runtime/train, if it is trainable: a unit in plan.newUnit's switch, its parameter input
 //     positions in paramPositions (trainer.go), and the operator lists in train/doc.go, New's doc
 //     comment and newUnit's error messages (these lists are prose: nothing checks them).
