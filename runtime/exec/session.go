@@ -40,11 +40,11 @@ type Session struct {
 	inputs  []int
 	outputs []int
 
-	dev     device.Device // nil for a reference session
-	ownDev  bool          // the session opened dev and closes it
-	budget  membudget.Budget
-	mu      sync.Mutex
-	plans   map[string]*planEntry // by input shapes
+	dev    device.Device // nil for a reference session
+	ownDev bool          // the session opened dev and closes it
+	budget membudget.Budget
+	mu     sync.Mutex
+	plans  map[string]*planEntry // by input shapes
 }
 
 // maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).
