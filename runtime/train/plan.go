@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/membudget"
@@ -19,8 +20,9 @@ import (
 // # Layout
 //
 // Activations of rank >= 3 are channel-major: element (n, c, i), i the flattened spatial index,
-// of a value [N, C, ...] with S spatial elements is at c*cs + n*S + i, cs = chanStride(N*S) (see
-// cpu.ConvCM). Values of rank <= 2 are row-major. Parameters keep their ONNX (row-major) layout.
+// of a value [N, C, ...] with S spatial elements is at c*cs + n*S + i, cs = chanStride(N*S)
+// (device.TrainingKernels' channel-major layout). Values of rank <= 2 are row-major. Parameters
+// keep their ONNX (row-major) layout.
 //
 // # Storage and memory
 //
@@ -139,8 +141,10 @@ func (u *unitBase) errorf(err error) error {
 	return fmt.Errorf("%s: %w", u.node, err)
 }
 
-// compile builds the plan of graph g (whose input shapes are set) for the trainer t.
-func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
+// compile builds the plan of graph g (whose input shapes are set) for the trainer t, with the
+// convolutions and pools of k's device. The plan keeps no reference to k: each pass runs it on
+// the kernels of that pass.
+func compile(t *Trainer, g *graph.Graph, threads int, k device.TrainingKernels) (*plan, error) {
 	p := &plan{memEff: t.opts.MemoryEfficient, threads: threads, input: -1, output: -1, g: g, budget: t.budget}
 	ids := map[*graph.Value]int{}
 	id := func(v *graph.Value) (int, error) {
@@ -203,7 +207,7 @@ func compile(t *Trainer, g *graph.Graph, threads int) (*plan, error) {
 				return nil, err
 			}
 		}
-		u, err := p.newUnit(t, n, inIDs, outIDs, absorbed, id)
+		u, err := p.newUnit(t, k, n, inIDs, outIDs, absorbed, id)
 		if err != nil {
 			return nil, err
 		}
@@ -407,7 +411,7 @@ func (p *plan) markVirtual() {
 func (p *plan) markFused() {
 	for i, u := range p.units {
 		c, ok := u.(*convUnit)
-		if !ok || c.pre == nil || !c.bwd || c.group != 1 || !c.k.SplitsInputGrad() || i == 0 || p.units[i-1] != unit(c.pre) {
+		if !ok || c.pre == nil || !c.bwd || c.group != 1 || !c.conv.SplitsInputGrad() || i == 0 || p.units[i-1] != unit(c.pre) {
 			continue
 		}
 		v := p.vals[c.x]
@@ -785,7 +789,7 @@ func (p *plan) allocate() {
 	need := 0
 	for _, u := range p.units {
 		if c, ok := u.(*convUnit); ok {
-			need = max(need, c.k.ScratchSize(p.threads))
+			need = max(need, c.conv.ScratchSize(p.threads))
 		}
 	}
 	p.scratch = make([]float32, need)
@@ -821,7 +825,7 @@ func (p *plan) firstFit(order []int) ([]int, int) {
 }
 
 // newUnit builds the unit of node n.
-func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*graph.Node]bool, id func(*graph.Value) (int, error)) (unit, error) {
+func (p *plan) newUnit(t *Trainer, k device.TrainingKernels, n *graph.Node, in, out []int, absorbed map[*graph.Node]bool, id func(*graph.Value) (int, error)) (unit, error) {
 	if ops.NormalizeDomain(n.Domain) != "" {
 		return nil, fmt.Errorf("%w: %s cannot be trained (domain %q)", ops.ErrUnsupportedOp, n, n.Domain)
 	}
@@ -839,7 +843,7 @@ func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*g
 	if tr == nil {
 		return nil, unsupportedOp(n)
 	}
-	u, err := tr.build(p, &unitCtx{t: t, base: base, absorbed: absorbed, id: id})
+	u, err := tr.build(p, &unitCtx{t: t, k: k, base: base, absorbed: absorbed, id: id})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n, err)
 	}

@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dnx-ml/dnx/runtime/device"
+	"github.com/dnx-ml/dnx/runtime/device/cpudev"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
@@ -233,7 +234,14 @@ func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
 	if err := t.work.SetInputShapes(map[string]tensor.Shape{in.Name: shape}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	p, err := compile(t, t.work, threads)
+	k, done, err := t.kernelsFor(threads)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	p, err := compile(t, t.work, threads, k)
+	if cerr := done(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -245,6 +253,15 @@ func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
 	return p, nil
 }
 
+// kernelsFor returns the training kernels to compile or run a pass with on threads threads, and
+// the function that releases them once the pass is done. Everything the trainer computes outside
+// its own loops goes through them: this is the one place it names a device.
+func (t *Trainer) kernelsFor(threads int) (device.TrainingKernels, func() error, error) {
+	// TODO(seam): the lead replaces this with the Options.Device
+	k, done := cpudev.NewTraining(threads)
+	return k, done, nil
+}
+
 // threads returns the worker count of the options.
 func (t *Trainer) threads() int {
 	if t.opts.Threads > 0 {
@@ -253,8 +270,10 @@ func (t *Trainer) threads() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// start prepares a pass over x: the plan, the workers, the arena with the input in place.
-func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
+// start prepares a pass over x: the plan, the kernels, the arena with the input in place. It
+// returns the function that releases the pass's kernels, which the caller defers; its error is
+// dropped there, as the pass's result is already complete (the CPU's release cannot fail).
+func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func() error, error) {
 	if x == nil || x.DType != tensor.Float32 {
 		return nil, nil, fmt.Errorf("%w: the batch must be a float32 tensor", ErrInput)
 	}
@@ -267,13 +286,16 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 		p.mem = make([]float32, p.arena)
 		p.stats = map[int]*statCache{}
 	}
-	workers := cpu.NewWorkers(threads)
+	k, done, err := t.kernelsFor(threads)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
 	t.gen++
-	r := &run{p: p, workers: workers, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
+	r := &run{p: p, k: k, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
 		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak, step: t.step}
 	in := p.vals[p.input]
 	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
-	return r, workers.Close, nil
+	return r, done, nil
 }
 
 // forward runs every unit's forward pass.
