@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
@@ -110,7 +110,7 @@ func (u *bnUnit) forward(r *run) error {
 			return u.errorf(fmt.Errorf("%w: BatchNormalization in training needs more than one value per channel, got %d", ErrInput, L))
 		}
 		if u.rowMajor {
-			cpu.ChannelStats(r.workers, x, C, L, L, u.bmean, u.bvar)
+			r.k.ChannelStats(x, C, L, L, u.bmean, u.bvar)
 		} else {
 			r.channelStats(u.x, u.bmean, u.bvar)
 		}
@@ -143,11 +143,11 @@ func (u *bnUnit) forward(r *run) error {
 		return nil
 	}
 	if !u.rowMajor {
-		cpu.AffineRows(r.workers, x, r.data(u.y), C, L, u.stride, u.scale, u.shift, u.relu)
+		r.k.AffineRows(x, r.data(u.y), C, L, u.stride, u.scale, u.shift, u.relu)
 		return nil
 	}
 	u.tmpY = growF32(u.tmpY, C*L)
-	cpu.AffineRows(r.workers, x, u.tmpY, C, L, L, u.scale, u.shift, u.relu)
+	r.k.AffineRows(x, u.tmpY, C, L, L, u.scale, u.shift, u.relu)
 	transpose(u.tmpY, C, L, r.data(u.y))
 	return nil
 }
@@ -175,7 +175,7 @@ func (u *bnUnit) backward(r *run) error {
 		u.tD = transpose(dy, u.rowLen, u.channels, u.tD)
 		dy = u.tD
 	}
-	g := cpu.BNGrad{Channels: u.channels, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale, Shift: u.shift, Mean: u.mean, InvStd: u.invstd,
+	g := device.BNGradient{Channels: u.channels, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale, Shift: u.shift, Mean: u.mean, InvStd: u.invstd,
 		ReLU: u.relu, Train: u.trained, DGamma: u.dgamma, DBeta: u.dbeta}
 	var dx, full []float32
 	acc := false
@@ -190,7 +190,7 @@ func (u *bnUnit) backward(r *run) error {
 		g.SkipDX = true
 	}
 	restore := r.breakTies(u, 0, u.channels, x)
-	cpu.BatchNormBackward(r.workers, &g, x, dy, dx)
+	r.k.BatchNormBackward(g, x, dy, dx)
 	restore()
 	if u.rowMajor && full != nil {
 		addTransposed(dx, u.channels, u.rowLen, full, acc)
@@ -203,11 +203,11 @@ func (u *bnUnit) backward(r *run) error {
 // and dx, which start at channel c0 (dx nil: no input gradient), leaving those channels' sums in
 // dgamma and dbeta.
 func (u *bnUnit) backwardChannels(r *run, x, dy, dx []float32, acc bool, c0, c1 int) {
-	g := cpu.BNGrad{Channels: c1 - c0, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale[c0:c1], Shift: u.shift[c0:c1],
+	g := device.BNGradient{Channels: c1 - c0, RowLen: u.rowLen, RowStride: u.stride, Scale: u.scale[c0:c1], Shift: u.shift[c0:c1],
 		Mean: u.mean[c0:c1], InvStd: u.invstd[c0:c1], ReLU: u.relu, Train: u.trained, DGamma: u.dgamma[c0:c1], DBeta: u.dbeta[c0:c1],
 		AccumulateDX: acc, SkipDX: dx == nil}
 	restore := r.breakTies(u, c0, c1-c0, x)
-	cpu.BatchNormBackward(r.workers, &g, x, dy, dx)
+	r.k.BatchNormBackward(g, x, dy, dx)
 	restore()
 }
 
@@ -259,6 +259,6 @@ func (u *reluUnit) backward(r *run) error {
 		return nil
 	}
 	dx, acc := r.gradIn(u.x)
-	cpu.ReluBackward(r.workers, r.data(u.y), dy, dx, acc)
+	r.k.ReluBackward(r.data(u.y), dy, dx, acc)
 	return nil
 }

@@ -3,19 +3,19 @@ package train
 import (
 	"fmt"
 
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
-// convUnit is a 2-D Conv on channel-major batches (cpu.ConvCM, once per group: a group's channels
-// are a contiguous slice). When its input is the virtual output of a BatchNormalization-ReLU, the
-// convolution reads that unit's input through a prologue in the forward pass and recomputes it
-// while staging the input for the weight gradient.
+// convUnit is a 2-D Conv on channel-major batches (a device.TrainingConv, run once per group: a
+// group's channels are a contiguous slice). When its input is the virtual output of a
+// BatchNormalization-ReLU, the convolution reads that unit's input through a prologue in the
+// forward pass and recomputes it while staging the input for the weight gradient.
 type convUnit struct {
 	unitBase
 	x, w, b, y int
 	group      int
-	k          *cpu.ConvCM
+	conv       device.TrainingConv
 	pre        *bnUnit // provider of the prologue when x is virtual
 	stage      int     // transient buffer for the weight gradient, -1 when not needed
 	// prepack: the backward pass packs the whole output gradient for the weight gradient on
@@ -43,12 +43,13 @@ const prepackShare = 16
 
 // setPrepack decides prepack once the arena's size is known.
 func (u *convUnit) setPrepack(p *plan) {
-	s := u.k.Spec()
+	s := u.conv.Spec()
+	oh, ow := u.conv.OutSize()
 	u.prepack = u.bwd && p.vals[u.w].needGrad && p.vals[u.x].needGrad &&
-		int64(s.Cout)*int64(s.N*u.k.OH*u.k.OW)*prepackShare <= int64(p.arena)
+		int64(s.Cout)*int64(s.N*oh*ow)*prepackShare <= int64(p.arena)
 }
 
-func (p *plan) newConv(t *Trainer, base unitBase, op *ops.Conv) (unit, error) {
+func (p *plan) newConv(t *Trainer, k device.TrainingKernels, base unitBase, op *ops.Conv) (unit, error) {
 	u := &convUnit{unitBase: base, x: base.in[0], w: base.in[1], b: -1, y: base.out[0], group: op.Group, stage: -1, dz: -1}
 	if op.HasBias && len(base.in) > 2 {
 		u.b = base.in[2]
@@ -72,17 +73,20 @@ func (p *plan) newConv(t *Trainer, base unitBase, op *ops.Conv) (unit, error) {
 		return nil, fmt.Errorf("%w: only 2-D convolutions can be trained", ops.ErrUnsupportedOp)
 	}
 	y := p.vals[u.y]
-	u.k, err = cpu.NewConvCM(cpu.ConvCMSpec{
+	// One workspace serves every convolution of every plan: they run one at a time.
+	if t.ws.conv == nil {
+		t.ws.conv = k.NewConvWorkspace()
+	}
+	u.conv, err = k.NewConvolution(device.ConvolutionSpec{
 		N: x.n, Cin: x.c / op.Group, H: geo.In[0], W: geo.In[1], Cout: w.shape[0] / op.Group, KH: geo.Kernel[0], KW: geo.Kernel[1],
 		StrideH: geo.Stride[0], StrideW: geo.Stride[1], DilationH: geo.Dilation[0], DilationW: geo.Dilation[1],
 		PadT: geo.PadBegin[0], PadL: geo.PadBegin[1], PadB: geo.PadEnd[0], PadR: geo.PadEnd[1],
 		XStride: x.cs, YStride: y.cs,
-	})
+	}, t.ws.conv)
 	if err != nil {
 		return nil, err
 	}
-	u.k.Share(&t.ws.conv)
-	if len(y.shape) != 4 || y.n != x.n || y.c != w.shape[0] || y.shape[2] != u.k.OH || y.shape[3] != u.k.OW {
+	if oh, ow := u.conv.OutSize(); len(y.shape) != 4 || y.n != x.n || y.c != w.shape[0] || y.shape[2] != oh || y.shape[3] != ow {
 		return nil, fmt.Errorf("%w: Conv output %v does not match its geometry", ops.ErrShape, y.shape)
 	}
 	return u, nil
@@ -106,7 +110,7 @@ func (u *convUnit) finish(p *plan) error {
 	}
 	if p.vals[u.w].needGrad {
 		u.reads = append(u.reads, u.x)
-		if n := u.k.StagingSize(); n > 0 {
+		if n := u.conv.StagingSize(); n > 0 {
 			u.stage = p.newBuffer(n, false, true)
 			u.bwdBufs = append(u.bwdBufs, u.stage)
 		}
@@ -114,19 +118,20 @@ func (u *convUnit) finish(p *plan) error {
 	return nil
 }
 
-// input returns the data the convolution reads and the prologue of group g.
-func (u *convUnit) input(r *run, g int) ([]float32, *cpu.Prologue) {
+// input returns the data the convolution reads and the prologue of group g (the zero Prologue
+// when none).
+func (u *convUnit) input(r *run, g int) ([]float32, device.Prologue) {
 	cg := r.p.vals[u.x].c / u.group
 	xs := r.p.vals[u.x].cs
 	if u.pre == nil {
-		return r.data(u.x)[g*cg*xs:], nil
+		return r.data(u.x)[g*cg*xs:], device.Prologue{}
 	}
-	pre := &cpu.Prologue{Scale: u.pre.scale[g*cg : (g+1)*cg], Shift: u.pre.shift[g*cg : (g+1)*cg], ReLU: u.pre.relu}
+	pre := device.Prologue{Scale: u.pre.scale[g*cg : (g+1)*cg], Shift: u.pre.shift[g*cg : (g+1)*cg], ReLU: u.pre.relu}
 	return r.data(u.pre.x)[g*cg*xs:], pre
 }
 
 func (u *convUnit) forward(r *run) error {
-	s := u.k.Spec()
+	s := u.conv.Spec()
 	w, y := r.data(u.w), r.data(u.y)
 	var bias []float32
 	if u.b >= 0 {
@@ -140,7 +145,7 @@ func (u *convUnit) forward(r *run) error {
 		if bias != nil {
 			bg = bias[g*s.Cout : (g+1)*s.Cout]
 		}
-		if err := u.k.Forward(r.workers, x, pre, w[g*wg:], bg, y[g*s.Cout*ys:], false, r.p.scratch); err != nil {
+		if err := u.conv.Forward(r.k, x, pre, w[g*wg:], bg, y[g*s.Cout*ys:], false, r.p.scratch); err != nil {
 			return u.errorf(err)
 		}
 	}
@@ -152,15 +157,16 @@ func (u *convUnit) backward(r *run) error {
 	if dy == nil {
 		return nil
 	}
-	s := u.k.Spec()
+	s := u.conv.Spec()
 	wg := s.Cout * s.Cin * s.KH * s.KW
-	npOut := s.N * u.k.OH * u.k.OW
+	oh, ow := u.conv.OutSize()
+	npOut := s.N * oh * ow
 	xs, ys := r.p.vals[u.x].cs, r.p.vals[u.y].cs
 	// The weight gradient's packing of dY is serial; with prepack it runs beside the
 	// (parallel) input gradient.
 	needW, needX := r.p.vals[u.w].needGrad, r.p.vals[u.x].needGrad
 	type packed struct {
-		ga  []*cpu.GradA
+		ga  []device.PackedGrad
 		err error
 	}
 	var packs chan packed
@@ -186,7 +192,7 @@ func (u *convUnit) backward(r *run) error {
 		dx, acc := r.gradIn(u.x)
 		w := r.data(u.w)
 		for g := 0; g < u.group; g++ {
-			if err := u.k.InputGrad(r.workers, dy[g*s.Cout*ys:], w[g*wg:], dx[g*s.Cin*xs:], acc, r.p.scratch); err != nil {
+			if err := u.conv.InputGrad(r.k, dy[g*s.Cout*ys:], w[g*wg:], dx[g*s.Cin*xs:], acc, r.p.scratch); err != nil {
 				if packs != nil {
 					<-packs
 				}
@@ -195,7 +201,7 @@ func (u *convUnit) backward(r *run) error {
 		}
 	}
 	if needW {
-		var ga []*cpu.GradA
+		var ga []device.PackedGrad
 		if packs != nil {
 			p := <-packs
 			if p.err != nil {
@@ -207,12 +213,12 @@ func (u *convUnit) backward(r *run) error {
 		dw := r.paramGrad(u.w)
 		stage := r.optBuf(u.stage)
 		for g := 0; g < u.group; g++ {
-			var a *cpu.GradA // nil: WeightGrad packs dY chunk by chunk
+			var a device.PackedGrad // nil: WeightGrad packs dY chunk by chunk
 			if ga != nil {
 				a = ga[g]
 			}
 			x, pre := u.input(r, g)
-			if err := u.k.WeightGrad(r.workers, x, pre, dy[g*s.Cout*ys:], a, dw[g*wg:], true, stage, r.p.scratch); err != nil {
+			if err := u.conv.WeightGrad(r.k, x, pre, dy[g*s.Cout*ys:], a, dw[g*wg:], true, stage, r.p.scratch); err != nil {
 				return u.errorf(err)
 			}
 		}
@@ -247,7 +253,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 		if acc {
 			return fmt.Errorf("train: internal error: in-place gradient of %q is already written", r.p.vals[bn.x].name)
 		}
-		if err := u.k.InputGradChannels(r.workers, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
+		if err := u.conv.InputGradChannels(r.k, dy, w, dx, 0, bn.channels, false, r.p.scratch); err != nil {
 			return err
 		}
 		bn.backwardChannels(r, x, dx, dx, false, 0, bn.channels)
@@ -256,7 +262,7 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 	}
 	for c0 := 0; c0 < bn.channels; c0 += u.chunk {
 		c1 := min(bn.channels, c0+u.chunk)
-		if err := u.k.InputGradChannels(r.workers, dy, w, dz, c0, c1, false, r.p.scratch); err != nil {
+		if err := u.conv.InputGradChannels(r.k, dy, w, dz, c0, c1, false, r.p.scratch); err != nil {
 			return err
 		}
 		var dxr []float32
@@ -270,17 +276,17 @@ func (u *convUnit) backwardFused(r *run, dy []float32) error {
 }
 
 // packGrads packs each group's output gradient for the weight gradient
-// (cpu.ConvCM.PackGradInto) into the memory of reuse, the packed gradients of an earlier layer,
-// and returns them.
-func (u *convUnit) packGrads(reuse []*cpu.GradA, dy []float32, ys int) ([]*cpu.GradA, error) {
-	cout := u.k.Spec().Cout
+// (device.TrainingConv.PackGradInto) into the memory of reuse, the packed gradients of an earlier
+// layer, and returns them.
+func (u *convUnit) packGrads(reuse []device.PackedGrad, dy []float32, ys int) ([]device.PackedGrad, error) {
+	cout := u.conv.Spec().Cout
 	ga := reuse[:0]
 	for g := 0; g < u.group; g++ {
-		var prev *cpu.GradA
+		var prev device.PackedGrad
 		if g < len(reuse) {
 			prev = reuse[g]
 		}
-		a, err := u.k.PackGradInto(prev, dy[g*cout*ys:])
+		a, err := u.conv.PackGradInto(prev, dy[g*cout*ys:])
 		if err != nil {
 			return nil, err
 		}

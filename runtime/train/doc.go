@@ -58,12 +58,13 @@
 //
 // A plan (plan.go) is compiled per input shape. Activations of rank >= 3 are channel-major:
 // channel c of a batch is one row of N*H*W floats, rows padded to an odd number of cache lines.
-// Convolutions then run as batch-wide GEMMs (cpu.ConvCM): forward and input gradient on packed
-// weights, the weight gradient with the batch as the GEMM's depth. BatchNormalization, ReLU and
-// pooling work on whole channel rows. Every buffer (activation, gradient, transient) gets an
-// offset in one arena from its lifetime on the step's timeline (forward unit i at time i, the
-// backward of unit i at 2U-i), so memory is reused as soon as nothing needs it; the plan knows
-// the peak before the step runs (StepStats.ActivationBytes).
+// Convolutions then run as batch-wide GEMMs: forward and input gradient on packed weights, the
+// weight gradient with the batch as the GEMM's depth. BatchNormalization, ReLU and pooling work
+// on whole channel rows. These kernels come from a device, through device.TrainingKernels (the
+// CPU's are in package cpudev), and run on the trainer's host arena. Every buffer (activation,
+// gradient, transient) gets an offset in that arena from its lifetime on the step's timeline
+// (forward unit i at time i, the backward of unit i at 2U-i), so memory is reused as soon as
+// nothing needs it; the plan knows the peak before the step runs (StepStats.ActivationBytes).
 //
 // # Memory-efficient mode
 //

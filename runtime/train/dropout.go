@@ -152,14 +152,14 @@ func (u *dropoutUnit) apply(r *run, dst, src []float32, acc bool) {
 	v := r.p.vals[u.x]
 	key := dropoutKey(u.seed, r.step, u.index)
 	if !v.storedCM() {
-		parallelFor(r.workers, v.size, dropoutGrain, func(lo, hi int) {
+		r.k.Parallel(v.size, dropoutGrain, func(lo, hi int) {
 			u.applyRow(key, lo, dst[lo:hi], src[lo:hi], acc)
 		})
 		return
 	}
 	// Channel-major: row (c, n) holds the S elements of sample n, channel c at c*cs + n*S; its
 	// logical indices start at (n*C + c)*S.
-	parallelFor(r.workers, v.c*v.n, max(1, dropoutGrain/max(v.s, 1)), func(lo, hi int) {
+	r.k.Parallel(v.c*v.n, max(1, dropoutGrain/max(v.s, 1)), func(lo, hi int) {
 		for row := lo; row < hi; row++ {
 			c, n := row/v.n, row%v.n
 			o := c*v.cs + n*v.s

@@ -86,7 +86,7 @@ func (u *gemmUnit) forward(r *run) error {
 		c, cs = r.data(u.c), r.p.vals[u.c].shape
 	}
 	alpha, beta := float64(u.op.Alpha), float64(u.op.Beta)
-	parallelFor(r.workers, u.m, 1, func(lo, hi int) {
+	r.k.Parallel(u.m, 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < u.n; j++ {
 				var s float64
@@ -113,7 +113,7 @@ func (u *gemmUnit) backward(r *run) error {
 	alpha := float64(u.op.Alpha)
 	if r.p.vals[u.a].needGrad {
 		da, acc := r.gradIn(u.a)
-		parallelFor(r.workers, u.m, 1, func(lo, hi int) {
+		r.k.Parallel(u.m, 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				for p := 0; p < u.k; p++ {
 					var s float64
@@ -131,7 +131,7 @@ func (u *gemmUnit) backward(r *run) error {
 	}
 	if r.p.vals[u.b].needGrad {
 		db, acc := r.gradIn(u.b)
-		parallelFor(r.workers, u.k, 1, func(lo, hi int) {
+		r.k.Parallel(u.k, 1, func(lo, hi int) {
 			for p := lo; p < hi; p++ {
 				for j := 0; j < u.n; j++ {
 					var s float64

@@ -3,6 +3,7 @@ package train
 import (
 	"errors"
 	"fmt"
+	"github.com/dnx-ml/dnx/runtime/device"
 	"math"
 	"strings"
 )
@@ -55,6 +56,10 @@ type Options struct {
 	LabelSmoothing float64
 	// Threads is the number of worker threads (GOMAXPROCS when <= 0).
 	Threads int
+	// Device is the device whose training kernels run the passes (and whose Threads then
+	// replace Threads); nil opens the CPU for each pass (package devices). A device given here
+	// is the caller's to close, after the trainer's last pass.
+	Device device.Device
 	// MaxMemory bounds, in bytes, the training arena and every tensor computed while planning
 	// (membudget.Budget): 0 means membudget.Default (a fraction of physical memory), a negative
 	// value no bound.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -18,8 +19,9 @@ import (
 // # Layout
 //
 // Activations of rank >= 3 are channel-major: element (n, c, i), i the flattened spatial index,
-// of a value [N, C, ...] with S spatial elements is at c*cs + n*S + i, cs = chanStride(N*S) (see
-// cpu.ConvCM). Values of rank <= 2 are row-major. Parameters keep their ONNX (row-major) layout.
+// of a value [N, C, ...] with S spatial elements is at c*cs + n*S + i, cs = chanStride(N*S)
+// (device.TrainingKernels' channel-major layout). Values of rank <= 2 are row-major. Parameters
+// keep their ONNX (row-major) layout.
 //
 // # Storage and memory
 //
@@ -138,10 +140,12 @@ func (u *unitBase) errorf(err error) error {
 	return fmt.Errorf("%s: %w", u.node, err)
 }
 
-// compile builds the plan of graph g for the trainer t and an input of the given shape. Types and
-// constant folding come from the planning core (plan.Infer), with the trainer's parameters and
-// running statistics as the values that vary; g itself is not changed.
-func compile(t *Trainer, g *graph.Graph, shape tensor.Shape, threads int) (*plan, error) {
+// compile builds the plan of graph g for the trainer t and an input of the given shape, with the
+// convolutions and pools of k's device. Types and constant folding come from the planning core
+// (plan.Infer), with the trainer's parameters and running statistics as the values that vary; g
+// itself is not changed. The plan keeps no reference to k: each pass runs it on the kernels of
+// that pass.
+func compile(t *Trainer, g *graph.Graph, shape tensor.Shape, threads int, k device.TrainingKernels) (*plan, error) {
 	p := &plan{memEff: t.opts.MemoryEfficient, threads: threads, input: -1, output: -1, g: g, budget: t.budget}
 	if len(g.Inputs) != 1 {
 		return nil, fmt.Errorf("%w: the graph has %d inputs; training needs exactly one (the images)", ErrGraph, len(g.Inputs))
@@ -198,7 +202,7 @@ func compile(t *Trainer, g *graph.Graph, shape tensor.Shape, threads int) (*plan
 				return nil, err
 			}
 		}
-		u, err := p.newUnit(t, n, inIDs, outIDs, absorbed, id)
+		u, err := p.newUnit(t, k, n, inIDs, outIDs, absorbed, id)
 		if err != nil {
 			return nil, err
 		}
@@ -371,7 +375,7 @@ func (p *plan) markVirtual() {
 func (p *plan) markFused() {
 	for i, u := range p.units {
 		c, ok := u.(*convUnit)
-		if !ok || c.pre == nil || !c.bwd || c.group != 1 || !c.k.SplitsInputGrad() || i == 0 || p.units[i-1] != unit(c.pre) {
+		if !ok || c.pre == nil || !c.bwd || c.group != 1 || !c.conv.SplitsInputGrad() || i == 0 || p.units[i-1] != unit(c.pre) {
 			continue
 		}
 		v := p.vals[c.x]
@@ -716,14 +720,14 @@ func (p *plan) allocate() {
 	need := 0
 	for _, u := range p.units {
 		if c, ok := u.(*convUnit); ok {
-			need = max(need, c.k.ScratchSize(p.threads))
+			need = max(need, c.conv.ScratchSize(p.threads))
 		}
 	}
 	p.scratch = make([]float32, need)
 }
 
 // newUnit builds the unit of node n.
-func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*graph.Node]bool, id func(*graph.Value) (int, error)) (unit, error) {
+func (p *plan) newUnit(t *Trainer, k device.TrainingKernels, n *graph.Node, in, out []int, absorbed map[*graph.Node]bool, id func(*graph.Value) (int, error)) (unit, error) {
 	if ops.NormalizeDomain(n.Domain) != "" {
 		return nil, fmt.Errorf("%w: %s cannot be trained (domain %q)", ops.ErrUnsupportedOp, n, n.Domain)
 	}
@@ -741,7 +745,7 @@ func (p *plan) newUnit(t *Trainer, n *graph.Node, in, out []int, absorbed map[*g
 	if tr == nil {
 		return nil, unsupportedOp(n)
 	}
-	u, err := tr.build(p, &unitCtx{t: t, base: base, absorbed: absorbed, id: id})
+	u, err := tr.build(p, &unitCtx{t: t, k: k, base: base, absorbed: absorbed, id: id})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n, err)
 	}

@@ -4,27 +4,28 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
 // poolUnit is a 2-D AveragePool or MaxPool. A channel-major batch is C*N contiguous planes, so
-// the forward pass is cpu.Pool2D over one "image" of C*N channels; the backward pass spreads each
-// output gradient over its window (average: divided by the forward pass's count; max: to the
-// element the window chose, the first maximum in row-major order, which the backward pass finds
-// again in the stored input).
+// the forward pass is the device's pool (device.TrainingPool) over one "image" of C*N channels;
+// the backward pass spreads each output gradient over its window (average: divided by the
+// forward pass's count; max: to the element the window chose, the first maximum in row-major
+// order, which the backward pass finds again in the stored input).
 type poolUnit struct {
 	unitBase
 	x, y     int
 	max      bool
 	countPad bool
-	k        *cpu.Pool2D
+	win      device.PoolSpec
+	pool     device.TrainingPool
 	h, w     int
 	pb, pr   int
 	half     bool // AveragePool 2x2, stride 2, no padding (DenseNet's transitions)
 }
 
-func (p *plan) newPool(base unitBase, win *ops.Window, isMax, countPad bool) (unit, error) {
+func (p *plan) newPool(k device.TrainingKernels, base unitBase, win *ops.Window, isMax, countPad bool) (unit, error) {
 	u := &poolUnit{unitBase: base, x: base.in[0], y: base.out[0], max: isMax, countPad: countPad}
 	x, err := p.act(u.x, base.node.OpType+" input", 4, 4)
 	if err != nil {
@@ -40,13 +41,16 @@ func (p *plan) newPool(base unitBase, win *ops.Window, isMax, countPad bool) (un
 	}
 	u.h, u.w = geo.In[0], geo.In[1]
 	u.pb, u.pr = geo.PadEnd[0], geo.PadEnd[1]
-	u.k = &cpu.Pool2D{Win: cpu.Window2D{KH: geo.Kernel[0], KW: geo.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
+	u.win = device.PoolSpec{KH: geo.Kernel[0], KW: geo.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
 		DilationH: geo.Dilation[0], DilationW: geo.Dilation[1], PadT: geo.PadBegin[0], PadL: geo.PadBegin[1],
-		OutH: geo.Out[0], OutW: geo.Out[1]}, Max: isMax, CountIncludePad: countPad, PadB: geo.PadEnd[0], PadR: geo.PadEnd[1]}
+		PadB: geo.PadEnd[0], PadR: geo.PadEnd[1], OutH: geo.Out[0], OutW: geo.Out[1], Max: isMax, CountIncludePad: countPad}
+	if u.pool, err = k.NewPool(u.win); err != nil {
+		return nil, err
+	}
 	if isMax {
 		u.reads = []int{u.x}
 	}
-	kw := u.k.Win
+	kw := u.win
 	u.half = !isMax && kw.KH == 2 && kw.KW == 2 && kw.StrideH == 2 && kw.StrideW == 2 && kw.DilationH == 1 && kw.DilationW == 1 &&
 		kw.PadT == 0 && kw.PadL == 0 && u.pb == 0 && u.pr == 0 && 2*kw.OutH <= u.h && 2*kw.OutW <= u.w
 	return u, nil
@@ -58,10 +62,10 @@ func (u *poolUnit) planes(r *run) int { v := r.p.vals[u.x]; return v.c * v.n }
 // apart) of N planes each (the images).
 func (u *poolUnit) forward(r *run) error {
 	xv, yv := r.p.vals[u.x], r.p.vals[u.y]
-	w := u.k.Win
-	in := cpu.Image{Data: r.data(u.x), N: xv.c, C: xv.n, H: u.h, W: u.w, BatchStride: xv.cs}
-	out := cpu.Image{Data: r.data(u.y), N: yv.c, C: yv.n, H: w.OutH, W: w.OutW, BatchStride: yv.cs}
-	return u.errorf(u.k.Run(r.workers, in, out))
+	w := &u.win
+	in := device.Image{Data: r.data(u.x), N: xv.c, C: xv.n, H: u.h, W: u.w, BatchStride: xv.cs}
+	out := device.Image{Data: r.data(u.y), N: yv.c, C: yv.n, H: w.OutH, W: w.OutW, BatchStride: yv.cs}
+	return u.errorf(u.pool.Forward(r.k, in, out))
 }
 
 func (u *poolUnit) backward(r *run) error {
@@ -77,10 +81,10 @@ func (u *poolUnit) backward(r *run) error {
 	if u.max {
 		x = r.data(u.x)
 	}
-	w := u.k.Win
+	w := u.win
 	xv, yv := r.p.vals[u.x], r.p.vals[u.y]
 	inPlane, outPlane := u.h*u.w, w.OutH*w.OutW
-	parallelFor(r.workers, u.planes(r), 4, func(lo, hi int) {
+	r.k.Parallel(u.planes(r), 4, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			xo, yo := c*xv.cs+n*inPlane, c*yv.cs+n*outPlane
@@ -99,7 +103,7 @@ func (u *poolUnit) backward(r *run) error {
 }
 
 // maxBackward adds each output gradient of one plane to the input element its window chose.
-func maxBackward(x, dy, dx []float32, h, wd int, w *cpu.Window2D) {
+func maxBackward(x, dy, dx []float32, h, wd int, w *device.PoolSpec) {
 	for oy := 0; oy < w.OutH; oy++ {
 		for ox := 0; ox < w.OutW; ox++ {
 			best, arg := float32(math.Inf(-1)), -1
@@ -144,7 +148,7 @@ func avgBackward2x2(dy, dx []float32, wd, oh, ow int) {
 
 // avgBackward spreads each output gradient of one plane over its window, divided by the count
 // the forward pass divided by.
-func avgBackward(dy, dx []float32, h, wd int, w *cpu.Window2D, countPad bool, pb, pr int) {
+func avgBackward(dy, dx []float32, h, wd int, w *device.PoolSpec, countPad bool, pb, pr int) {
 	for oy := 0; oy < w.OutH; oy++ {
 		for ox := 0; ox < w.OutW; ox++ {
 			inside, padded := 0, 0
@@ -200,7 +204,7 @@ func (u *gapUnit) forward(r *run) error {
 	xv, yv := r.p.vals[u.x], r.p.vals[u.y]
 	x, y := r.data(u.x), r.data(u.y)
 	S := xv.s
-	parallelFor(r.workers, xv.c*xv.n, 64, func(lo, hi int) {
+	r.k.Parallel(xv.c*xv.n, 64, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			var s float64
@@ -222,7 +226,7 @@ func (u *gapUnit) backward(r *run) error {
 	dx, acc := r.gradIn(u.x)
 	S := xv.s
 	inv := 1 / float32(S)
-	parallelFor(r.workers, xv.c*xv.n, 64, func(lo, hi int) {
+	r.k.Parallel(xv.c*xv.n, 64, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c, n := p/xv.n, p%xv.n
 			d := dy[c*yv.cs+n] * inv

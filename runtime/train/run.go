@@ -1,14 +1,14 @@
 package train
 
 import (
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
+	"github.com/dnx-ml/dnx/runtime/device"
 )
 
 // run is the state of one pass over a plan: the arena, which gradient buffers hold data yet,
 // and the batch-statistics cache.
 type run struct {
 	p           *plan
-	workers     *cpu.Workers
+	k           device.TrainingKernels // the kernels of this pass
 	arena       []float32
 	train       bool // normalize with batch statistics
 	updateStats bool // move the running statistics
@@ -49,8 +49,8 @@ func (r *run) breakTies(u *bnUnit, c0, n int, x []float32) func() {
 // none of it: per-layer buffers made afresh every step would be garbage the collector lets pile
 // up to a sizeable fraction of the arena before it runs.
 type workspace struct {
-	conv  cpu.ConvShared
-	gradA []*cpu.GradA
+	conv  device.ConvWorkspace // made by the first plan's compilation
+	gradA []device.PackedGrad
 }
 
 // statCache holds per-channel batch statistics of one buffer, valid for the pass numbered gen.
@@ -131,7 +131,7 @@ func (r *run) channelStats(id int, mean, variance []float64) {
 	x := r.data(id)
 	L, cs := v.n*v.s, v.cs
 	if v.buf < 0 || r.p.bufs[v.buf].chanLen != cs {
-		cpu.ChannelStats(r.workers, x, v.c, L, cs, mean, variance)
+		r.k.ChannelStats(x, v.c, L, cs, mean, variance)
 		return
 	}
 	sc := r.stats[v.buf]
@@ -150,7 +150,7 @@ func (r *run) channelStats(id int, mean, variance []float64) {
 		for e < v.c && sc.gen[c0+e] != r.gen {
 			e++
 		}
-		cpu.ChannelStats(r.workers, x[c*cs:], e-c, L, cs, sc.mean[c0+c:c0+e], sc.variance[c0+c:c0+e])
+		r.k.ChannelStats(x[c*cs:], e-c, L, cs, sc.mean[c0+c:c0+e], sc.variance[c0+c:c0+e])
 		for i := c; i < e; i++ {
 			sc.gen[c0+i] = r.gen
 		}

@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -20,22 +19,6 @@ func (v *val) logicalOffset(j int) int {
 		return j
 	}
 	return v.offsetOf(j)
-}
-
-// fnTask adapts a function to cpu.Task.
-type fnTask func(lo, hi int)
-
-// Do implements cpu.Task.
-func (f fnTask) Do(lo, hi int) { f(lo, hi) }
-
-// parallelFor splits [0, n) over workers in chunks of at least grain.
-func parallelFor(workers *cpu.Workers, n, grain int, fn func(lo, hi int)) {
-	if workers == nil {
-		fn(0, n)
-		return
-	}
-	var wg cpu.Group
-	workers.Run(fnTask(fn), n, grain, &wg)
 }
 
 // concatUnit joins its inputs along an axis. In the memory-efficient mode a channel

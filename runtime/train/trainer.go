@@ -9,8 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dnx-ml/dnx/runtime/device"
+	"github.com/dnx-ml/dnx/runtime/devices"
 	"github.com/dnx-ml/dnx/runtime/graph"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu"
 	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/passes"
@@ -257,7 +258,14 @@ func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
 	if err := t.checkInputShape(shape); err != nil {
 		return nil, err
 	}
-	p, err := compile(t, t.work, shape, threads)
+	k, done, err := t.kernelsFor(threads)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	p, err := compile(t, t.work, shape, threads, k)
+	if cerr := done(); err == nil && cerr != nil {
+		err = cerr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -269,16 +277,37 @@ func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
 	return p, nil
 }
 
+// kernelsFor returns the training kernels to compile or run a pass with on threads threads, and
+// the function that releases them once the pass is done. Everything the trainer computes outside
+// its own loops goes through them: this is the one place it names a device.
+func (t *Trainer) kernelsFor(threads int) (device.TrainingKernels, func() error, error) {
+	if t.opts.Device != nil {
+		return t.opts.Device.Training(), func() error { return nil }, nil
+	}
+	// The trainer has no Close, so a device it opens itself lives for one pass: starting the
+	// CPU's worker threads costs microseconds against a pass's milliseconds.
+	dev, err := devices.CPU(devices.Config{Threads: threads})
+	if err != nil {
+		return nil, nil, err
+	}
+	return dev.Training(), dev.Close, nil
+}
+
 // threads returns the worker count of the options.
 func (t *Trainer) threads() int {
+	if t.opts.Device != nil {
+		return t.opts.Device.Threads()
+	}
 	if t.opts.Threads > 0 {
 		return t.opts.Threads
 	}
 	return runtime.GOMAXPROCS(0)
 }
 
-// start prepares a pass over x: the plan, the workers, the arena with the input in place.
-func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
+// start prepares a pass over x: the plan, the kernels, the arena with the input in place. It
+// returns the function that releases the pass's kernels, which the caller defers; its error is
+// dropped there, as the pass's result is already complete (the CPU's release cannot fail).
+func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func() error, error) {
 	if x == nil || x.DType != tensor.Float32 {
 		return nil, nil, fmt.Errorf("%w: the batch must be a float32 tensor", ErrInput)
 	}
@@ -291,13 +320,16 @@ func (t *Trainer) start(x *tensor.Tensor, train bool) (*run, func(), error) {
 		p.mem = make([]float32, p.arena)
 		p.stats = map[int]*statCache{}
 	}
-	workers := cpu.NewWorkers(threads)
+	k, done, err := t.kernelsFor(threads)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: %w", err)
+	}
 	t.gen++
-	r := &run{p: p, workers: workers, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
+	r := &run{p: p, k: k, arena: p.mem, train: train, updateStats: train && !t.opts.FreezeBNStats,
 		gradInit: make([]bool, len(p.bufs)), gen: t.gen, stats: p.stats, work: t.ws, tieBreak: t.tieBreak, step: t.step}
 	in := p.vals[p.input]
 	copyToLayout(in, r.data(p.input), tensor.Data[float32](x))
-	return r, workers.Close, nil
+	return r, done, nil
 }
 
 // forward runs every unit's forward pass.

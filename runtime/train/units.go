@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/ops"
 )
@@ -39,6 +40,7 @@ type trainable struct {
 // unitCtx is what a trainable's build receives from newUnit.
 type unitCtx struct {
 	t        *Trainer
+	k        device.TrainingKernels // makes the convolutions and pools (see compile)
 	base     unitBase
 	absorbed map[*graph.Node]bool // nodes merged into an earlier unit (BatchNormalization-ReLU)
 	id       func(*graph.Value) (int, error)
@@ -50,7 +52,7 @@ type unitCtx struct {
 // and backward), a reference backward kernel in refgrad, and the tests that check both.
 var trainables = []trainable{
 	{op: "Conv", params: []int{1, 2}, note: "2-D, any stride, padding, dilation and group; weights and bias are initializers",
-		build: unitOf(func(p *plan, c *unitCtx, op *ops.Conv) (unit, error) { return p.newConv(c.t, c.base, op) })},
+		build: unitOf(func(p *plan, c *unitCtx, op *ops.Conv) (unit, error) { return p.newConv(c.t, c.k, c.base, op) })},
 	{op: "BatchNormalization", params: []int{1, 2}, note: "batch statistics in Step, running statistics (inputs 3 and 4, not trained) in Evaluate",
 		build: unitOf(func(p *plan, c *unitCtx, op *ops.BatchNormalization) (unit, error) {
 			return p.newBN(c.t, c.base, op, c.absorbed, c.id)
@@ -61,11 +63,11 @@ var trainables = []trainable{
 		build: unitOf(func(p *plan, c *unitCtx, op *ops.Concat) (unit, error) { return p.newConcat(c.base, op) })},
 	{op: "AveragePool", note: "2-D",
 		build: unitOf(func(p *plan, c *unitCtx, op *ops.AveragePool) (unit, error) {
-			return p.newPool(c.base, &op.Window, false, op.CountIncludePad)
+			return p.newPool(c.k, c.base, &op.Window, false, op.CountIncludePad)
 		})},
 	{op: "MaxPool", note: "2-D",
 		build: unitOf(func(p *plan, c *unitCtx, op *ops.MaxPool) (unit, error) {
-			return p.newPool(c.base, &op.Window, true, false)
+			return p.newPool(c.k, c.base, &op.Window, true, false)
 		})},
 	{op: "GlobalAveragePool",
 		build: unitOf(func(p *plan, c *unitCtx, _ *ops.GlobalAveragePool) (unit, error) { return p.newGAP(c.base) })},
