@@ -7,10 +7,11 @@
 // Convert takes a model whose default-domain opset is between 11 and 25 and rewrites it to a
 // target between 11 and 21. It returns a deep copy; the input is never modified. The model's
 // default-domain nodes must all be operators dnx implements (Conv, BatchNormalization, Relu,
-// LeakyRelu, Sigmoid, Clip, Concat, AveragePool, MaxPool, GlobalAveragePool, GlobalMaxPool, Gemm,
-// MatMul, Flatten, Reshape, Transpose, Squeeze, Unsqueeze, Split, Slice, Softmax, LogSoftmax, Add,
-// Sub, Mul, Div, Identity, Dropout, Pad, Constant, ConstantOfShape, Shape, Gather, ReduceMean, Cast,
-// SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss); nodes of other domains are left as they are.
+// LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Clip, Concat, AveragePool, MaxPool,
+// GlobalAveragePool, GlobalMaxPool, Gemm, MatMul, Flatten, Reshape, Transpose, Squeeze, Unsqueeze,
+// Split, Slice, Softmax, LogSoftmax, Add, Sub, Mul, Div, Identity, Dropout, Pad, Constant,
+// ConstantOfShape, Shape, Gather, ReduceMean, Cast, SoftmaxCrossEntropyLoss,
+// NegativeLogLikelihoodLoss); nodes of other domains are left as they are.
 //
 // The conversion is done in one hop per node: every rule knows the two forms of its operator and
 // the version that separates them, so 11 -> 21 and 21 -> 11 are single rewrites, not chains.
@@ -42,7 +43,10 @@
 //   - Pad (18, 19): a constant axes input is expanded into full-rank pads below 18; wrap needs 19;
 //   - AveragePool (19): dilations, droppable below 19 only when all 1;
 //   - Cast (19, 24): saturate and round_mode only concern float8 targets and are dropped below;
-//   - Constant (12): value_float, value_ints, ... become a value tensor below 12.
+//   - Constant (12): value_float, value_ints, ... become a value tensor below 12;
+//   - HardSwish (14): below 14, where it does not exist, it becomes its ONNX function body,
+//     Mul(X, HardSigmoid(X, alpha=1/6, beta=0.5)), which may differ in the last bit (a multiply
+//     by the float32 nearest 1/6 instead of a division by 6); upward the pair is kept.
 //
 // Every other operator keeps its form; only its element types are checked against the target
 // version (bfloat16 before 13, the 8- and 16-bit integers of Add/Sub/Mul/Div before 14, integer

@@ -4,7 +4,8 @@ import "github.com/dnx-ml/dnx/runtime/tensor"
 
 // opRule is what the converter knows of one default-domain operator within opsets 11..25.
 type opRule struct {
-	// since is the first opset that has the operator (11 means "at least as old as 11").
+	// since is the first opset that has the operator (11 means "at least as old as 11"), or
+	// from which Convert can express it: HardSwish (14) is rewritten into older operators below.
 	since int
 	// types is the element-type constraint across versions, checked at the target.
 	types typeRule
@@ -27,6 +28,10 @@ func opRules() map[string]opRule {
 		"Relu":      {since: 11, types: steps(x, typeStep{6, floats}, typeStep{13, bf16}, typeStep{14, signed})},
 		"LeakyRelu": {since: 11, types: floatOnly(16)},
 		"Sigmoid":   {since: 11, types: floatOnly(13)},
+		// HardSigmoid-22 and HardSwish-22 only add bfloat16. HardSwish appears at 14; below it
+		// it is rewritten as X * HardSigmoid(X, 1/6, 0.5), its ONNX function body.
+		"HardSigmoid": {since: 11, types: floatOnly(22)},
+		"HardSwish":   {since: 11, types: floatOnly(22), rewrite: hardSwish},
 		// Clip-11 takes min and max as inputs; 12 adds the integer types, 13 bfloat16.
 		"Clip": {since: 11, types: steps(x, typeStep{11, floats}, typeStep{12, allInts}, typeStep{13, bf16})},
 

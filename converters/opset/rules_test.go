@@ -18,6 +18,9 @@ type ruleCase struct {
 	build    func(t *testing.T, opset int) *onnxpb.ModelProto
 	check    func(t *testing.T, m *onnxpb.ModelProto)
 	noReturn bool // the converted model does not convert back (the test then skips that step)
+	// atol is how far outputs may be from the source model's (0: bit-identical), for rewrites
+	// into operators that round differently (HardSwish as HardSigmoid and Mul).
+	atol float64
 }
 
 func f32(dims ...int64) (tensor.DType, []int64) { return tensor.Float32, dims }
@@ -433,6 +436,41 @@ func ruleCases() []ruleCase {
 				hasAttrInt(t, m, "AveragePool", "ceil_mode", 1)
 			}},
 
+		// HardSigmoid keeps its form; HardSwish (14) becomes X * HardSigmoid(X, 1/6, 0.5) below 14.
+		{name: "HardSigmoid/attrs-kept", from: 11, to: 21, build: hardModel("HardSigmoid", floatAttr("alpha", 0.3), floatAttr("beta", 0.4)),
+			check: func(t *testing.T, m *onnxpb.ModelProto) {
+				wantOps("HardSigmoid")(t, m)
+				hasAttrFloat(t, m, "HardSigmoid", "alpha", 0.3)
+				hasAttrFloat(t, m, "HardSigmoid", "beta", 0.4)
+			}},
+		{name: "HardSigmoid/defaults-kept", from: 21, to: 11, build: hardModel("HardSigmoid"), check: wantOps("HardSigmoid")},
+		{name: "HardSwish/kept-up", from: 14, to: 21, build: hardModel("HardSwish"), check: wantOps("HardSwish")},
+		{name: "HardSwish/kept-from-22", from: 22, to: 14, build: hardModel("HardSwish"), check: wantOps("HardSwish"), noReturn: true},
+		{name: "HardSwish->HardSigmoid+Mul/14-to-13", from: 14, to: 13, build: hardModel("HardSwish"),
+			check: wantHardSwishBody("x", "y"), atol: 1e-6},
+		{name: "HardSwish->HardSigmoid+Mul/21-to-11", from: 21, to: 11, build: hardModel("HardSwish"),
+			check: wantHardSwishBody("x", "y"), atol: 1e-6},
+		{name: "HardSwish->HardSigmoid+Mul/float64", from: 17, to: 12,
+			build: func(t *testing.T, opset int) *onnxpb.ModelProto {
+				return newModel(t, opset).input("x", tensor.Float64, 3, 5).output("y").node("HardSwish", ins("x"), ins("y")).build()
+			},
+			check: wantHardSwishBody("x", "y"), atol: 1e-6},
+		{name: "HardSwish->HardSigmoid+Mul/mid-graph", from: 15, to: 11,
+			build: func(t *testing.T, opset int) *onnxpb.ModelProto {
+				// x = 3a spans [-6, 6), past both kinks of the gate (x = -3 and 3), which the
+				// feeds' [-2, 2) alone would not reach. x and the HardSwish output have a second
+				// consumer: the rewrite must keep both uses and the graph output.
+				return newModel(t, opset).input("a", tensor.Float32, -1, 4).output("y", "z").
+					init("three", tensor.FromSlice(tensor.Shape{}, []float32{3})).
+					node("Mul", ins("a", "three"), ins("x")).
+					node("HardSwish", ins("x"), ins("y")).
+					node("Add", ins("x", "y"), ins("z")).build()
+			},
+			check: func(t *testing.T, m *onnxpb.ModelProto) {
+				wantOps("Mul,HardSigmoid,Mul,Add")(t, m)
+				wantHardSwishBody("x", "y")(t, m)
+			}, atol: 1e-6},
+
 		// A small network touching several rules at once, with a symbolic batch.
 		{name: "Chain", from: 11, to: 21, build: chainModel},
 
@@ -449,6 +487,55 @@ func ruleCases() []ruleCase {
 					node("SoftmaxCrossEntropyLoss", ins("x", "l"), ins("y", "lp"), strAttr("reduction", "sum")).build()
 			},
 			check: wantOps("SoftmaxCrossEntropyLoss")},
+	}
+}
+
+// hardModel is one HardSigmoid or HardSwish node on a [N, 3, 4] float32 input (N symbolic).
+func hardModel(op string, attrs ...*onnxpb.AttributeProto) func(*testing.T, int) *onnxpb.ModelProto {
+	return func(t *testing.T, opset int) *onnxpb.ModelProto {
+		return newModel(t, opset).input("x", tensor.Float32, -1, 3, 4).output("y").node(op, ins("x"), ins("y"), attrs...).build()
+	}
+}
+
+func hasAttrFloat(t *testing.T, m *onnxpb.ModelProto, op, name string, want float32) {
+	t.Helper()
+	a := getAttr(findNode(t, m, op), name)
+	if a == nil {
+		t.Fatalf("%s has no %s attribute: %s", op, name, describe(m))
+	}
+	if a.GetF() != want {
+		t.Errorf("%s %s = %g, want %g", op, name, a.GetF(), want)
+	}
+}
+
+// wantHardSwishBody checks that HardSwish(x) -> y became g = HardSigmoid(x, 1/6, 0.5) and
+// y = Mul(x, g), with no HardSwish left.
+func wantHardSwishBody(x, y string) func(*testing.T, *onnxpb.ModelProto) {
+	return func(t *testing.T, m *onnxpb.ModelProto) {
+		t.Helper()
+		for _, n := range m.GetGraph().GetNode() {
+			if n.GetOpType() == "HardSwish" {
+				t.Fatalf("HardSwish left at opset %d: %s", opsetOf(m), describe(m))
+			}
+		}
+		hs := findNode(t, m, "HardSigmoid")
+		var mul *onnxpb.NodeProto
+		for _, n := range m.GetGraph().GetNode() {
+			if len(n.Output) > 0 && n.Output[0] == y {
+				mul = n
+			}
+		}
+		if mul == nil || mul.GetOpType() != "Mul" {
+			t.Fatalf("%s is not produced by a Mul: %s", y, describe(m))
+		}
+		hasAttrFloat(t, m, "HardSigmoid", "alpha", float32(1.0/6))
+		hasAttrFloat(t, m, "HardSigmoid", "beta", 0.5)
+		if len(hs.Input) != 1 || hs.Input[0] != x {
+			t.Errorf("HardSigmoid inputs %v, want [%s]", hs.Input, x)
+		}
+		if len(mul.Input) != 2 || mul.Input[0] != x || mul.Input[1] != hs.Output[0] || len(mul.Output) != 1 || mul.Output[0] != y {
+			t.Errorf("Mul(%v) -> %v, want Mul(%s, %s) -> %s", mul.Input, mul.Output, x, hs.Output[0], y)
+		}
 	}
 }
 
@@ -482,7 +569,19 @@ func TestRules(t *testing.T) {
 			}
 			in := feeds(t, m, 1)
 			want := run(t, m, in)
-			sameOutputs(t, "converted", run(t, out, in), want)
+			same := func(what string, got []*tensor.Tensor) {
+				t.Helper()
+				if tc.atol == 0 {
+					sameOutputs(t, what, got, want)
+					return
+				}
+				for i := range want {
+					if err := tensor.AllClose(got[i], want[i], 0, tc.atol); err != nil {
+						t.Errorf("%s: output %d: %v", what, i, err)
+					}
+				}
+			}
+			same("converted", run(t, out, in))
 			dump(t, fmt.Sprintf("%s_%d_to_%d", tc.name, tc.from, tc.to), out, in, want)
 			if tc.noReturn {
 				return
@@ -491,7 +590,7 @@ func TestRules(t *testing.T) {
 			if err != nil {
 				t.Fatalf("convert back %d -> %d: %v\n%s", tc.to, tc.from, err, describe(out))
 			}
-			sameOutputs(t, "converted back", run(t, back, in), want)
+			same("converted back", run(t, back, in))
 		})
 	}
 }

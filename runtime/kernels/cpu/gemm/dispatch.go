@@ -17,7 +17,7 @@ type Kernels struct {
 	step   int          // kern[i] computes the first step*(i+1) columns (one vector register each)
 	kern   []kernelFunc // nr/step kernels; the last computes the whole tile
 	direct directFunc   // the full kernel reading B rows in place
-	gemv   gemvFunc     // one row panel times a vector (4-row panels only; nil: the narrowest kernel)
+	gemv   gemvFunc     // one row panel (mr rows) times a vector; nil: the narrowest kernel
 	// pack selects the B packer. It is a value, not a func: through a func value the segment
 	// array that Rows.Pack builds on its stack would escape, one heap allocation per Pack (see
 	// packRows).
@@ -66,6 +66,6 @@ func (k *Kernels) MR() int { return k.mr }
 // with k (BPanel.PackB's width) and of the rows Rows.Pack writes.
 func (k *Kernels) NR() int { return k.nr }
 
-// Notes says which kernels of k are those of a lower level ("" when all are k's own): the
-// avx512 level runs the AVX2 matrix-vector kernel.
+// Notes says which kernels of k are those of a lower level ("" when all are k's own; every
+// level's gemm kernels are now its own).
 func (k *Kernels) Notes() string { return k.notes }

@@ -26,7 +26,8 @@
 // packing at all, when they are plain runs of one slice (a convolution over a zero-padded copy
 // of its input). The last, partial column panel uses narrower kernels (8 or 16 columns of 24 for
 // AVX2, 16 of 32 for AVX-512) so that a short remainder does not cost a whole tile, and a single column (a batch-1 Linear
-// layer, or the 49th pixel of a 7x7 image) a matrix-vector kernel (gemv.go, gemv_amd64.s).
+// layer, or the 49th pixel of a 7x7 image) a matrix-vector kernel (gemv.go; gemv_amd64.s at
+// avx2, the generated gemvAVX512 at avx512).
 //
 // # Parallelism
 //
@@ -44,11 +45,15 @@
 // (gemm_amd64.s: a 4x24 tile, 3 ymm per row). At the avx512 level the micro-kernels (8x32: 2 zmm
 // per row, 16 accumulators; a 16-column kernel for the partial panel), the in-place kernel and
 // the packer with its BN-ReLU prologue (opmask loads for the segment lanes) are AVX-512 F
-// assembly from the same generator (gemm_avx512_amd64.s); there is no matrix-vector kernel for
-// its 8-row panels yet, so single-column products run the 16-column kernel (a batch-1 1000x1024
-// Linear: 106 us on 2 threads against 51 for the AVX2 matrix-vector kernel over 4-row panels). At the generic level, and in every level of the purego build, they
-// are the plain Go functions kernGo and packGo, which define the semantics and are tested
-// against the assembly.
+// assembly from the same generator (gemm_avx512_amd64.s), and so is its matrix-vector kernel
+// over 8-row panels (gemvAVX512: each zmm load of A holds two k for 8 rows, multiplied by x
+// spread as [x[k] x8, x[k+1] x8] by VPERMPS, in 8 accumulators; the k%16 tail in pairs and a
+// last k under opmasks). Before it, single-column products at avx512 ran the 16-column kernel,
+// 16 columns computed for one kept: a batch-1 1000x1024 Linear took 210 us on one thread of a
+// shared Zen 5, against 93 for the AVX2 matrix-vector kernel over 4-row panels and 55-57 for
+// gemvAVX512 (BenchmarkGEMV measures the three). At the generic level, and in every level of
+// the purego build, they are the plain Go functions kernGo and packGo, which define the
+// semantics and are tested against the assembly.
 //
 // # Adding a kernel
 //

@@ -1,8 +1,8 @@
 package gemm
 
-// gemvFunc computes out[i] = sum_{kk<k} a[kk*MR + i] * x[kk] for i < MR (MR = 4, the levels
-// that have one): one packed row panel of
-// A times the vector x (len >= k). out has MR floats.
+// gemvFunc computes out[i] = sum_{kk<k} a[kk*MR + i] * x[kk] for i < MR (the MR of the level's
+// Kernels: 4 at generic and avx2, 8 at avx512): one packed row panel of A times the vector x
+// (len >= k). out has MR floats.
 type gemvFunc func(k int, a, x, out []float32)
 
 // gemvGo is the portable gemvFunc.

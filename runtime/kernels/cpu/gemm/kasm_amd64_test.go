@@ -21,3 +21,15 @@ func hwCode(s gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFun
 	}
 	return kernelsAVX2, kernDirectAVX2, packAVX2, true
 }
+
+// gemvHW is the signature of the generated matrix-vector kernels.
+type gemvHW func(k int, a, x *float32, idx *int32, out *float32)
+
+// hwGemv returns the matrix-vector kernel of the AVX-512 file when this CPU runs it (ok false
+// otherwise).
+func hwGemv(s gemmasm.Shape) (gemvHW, bool) {
+	if s.Lanes != 16 || isa.Selected().Max < isa.AVX512 {
+		return nil, false
+	}
+	return gemvAVX512, true
+}

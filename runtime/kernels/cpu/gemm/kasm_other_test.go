@@ -8,3 +8,9 @@ import "github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
 func hwCode(gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFunc, ok bool) {
 	return nil, nil, nil, false
 }
+
+// gemvHW is the signature of the generated matrix-vector kernels.
+type gemvHW func(k int, a, x *float32, idx *int32, out *float32)
+
+// hwGemv reports that this build has no assembly.
+func hwGemv(gemmasm.Shape) (gemvHW, bool) { return nil, false }

@@ -488,6 +488,137 @@ func testPackInterpreted(t *testing.T, tile gemmasm.Shape) {
 	logChecks(t, tile, "packer", ran, hwRan)
 }
 
+// gemvRef is the AVX-512 matrix-vector kernel's sum with its multiply-adds fused and its
+// accumulators as the kernel keeps them, so that the interpreter and the hardware must match it
+// bit for bit: 16 values of k at a time into 8 accumulators of 16 lanes (lanes 0..7 the even k,
+// 8..15 the odd k), the pairs and the single k left into accumulator 0, then a tree sum and the
+// two halves added.
+func gemvRef(k int, a, x []float32) []float32 {
+	const MR = gemmasm.GemvRows
+	var acc [8][16]float32
+	fma := func(j, l, kk int) { acc[j][l] = kasm.FMA32(a[kk*MR+l%MR], x[kk], acc[j][l]) }
+	kk := 0
+	for ; kk+16 <= k; kk += 16 {
+		for j := range 8 {
+			for l := range 16 {
+				fma(j, l, kk+2*j+l/MR)
+			}
+		}
+	}
+	for ; kk+2 <= k; kk += 2 {
+		for l := range 16 {
+			fma(0, l, kk+l/MR)
+		}
+	}
+	if kk < k {
+		for l := range MR {
+			fma(0, l, kk)
+		}
+	}
+	for w := 4; w >= 1; w /= 2 {
+		for j := range w {
+			for l := range 16 {
+				acc[j][l] += acc[j+w][l]
+			}
+		}
+	}
+	out := make([]float32, MR)
+	for i := range out {
+		out[i] = acc[0][i] + acc[0][i+MR]
+	}
+	return out
+}
+
+// gemvCloseTo returns an error unless got is the float64 product of the panel a and x within
+// the rounding of float32 sums (scaled by the sum of the terms' magnitudes).
+func gemvCloseTo(what string, MR, k int, a, x, got []float32) error {
+	for i := range MR {
+		var s, mag float64
+		for kk := range k {
+			t := float64(a[kk*MR+i]) * float64(x[kk])
+			s, mag = s+t, mag+math.Abs(t)
+		}
+		if math.Abs(float64(got[i])-s) > 1e-6+1e-5*mag {
+			return fmt.Errorf("%s: out[%d] = %g, want %g", what, i, got[i], s)
+		}
+	}
+	return nil
+}
+
+// gemvKs are the depths the matrix-vector kernel is checked at: k = 0, every remainder of the
+// 16-step loop with and without a full iteration (pairs and the single last k), and the
+// classifier's 1024.
+func gemvKs() []int {
+	var ks []int
+	for k := 0; k <= 40; k++ {
+		ks = append(ks, k)
+	}
+	return append(ks, 47, 63, 64, 65, 255, 1024, 1031)
+}
+
+// checkGemv runs fn (the IR of the matrix-vector kernel) in the interpreter on a panel of depth
+// k, with A, x and out mapped to exactly their floats (a read of A or x past k, or a store past
+// out[7], faults), and compares out with gemvRef (bit for bit), with the float64 product, and
+// with the assembly hw when it is not nil (bit for bit).
+func checkGemv(r *rand.Rand, fn *kasm.Func, k int, hw gemvHW) (kernResult, error) {
+	const MR = gemmasm.GemvRows
+	a, x := buf(r, k*MR), buf(r, k)
+	idx := gemmasm.GemvIndex()
+	got := buf(r, MR) // garbage the kernel must overwrite
+	var mem kasm.Memory
+	m := kasm.Machine{Mem: &mem}
+	scribble(r, &m)
+	if err := m.Run(fn, uint64(k), mem.Map("a", kasm.Bytes(a)), mem.Map("x", kasm.Bytes(x)),
+		mem.Map("idx", kasm.Bytes(idx)), mem.Map("out", kasm.Bytes(got))); err != nil {
+		return kernResult{}, err
+	}
+	if err := bitsEqual("interpreter vs fused Go", got, gemvRef(k, a, x)); err != nil {
+		return kernResult{}, err
+	}
+	if err := gemvCloseTo("interpreter vs float64", MR, k, a, x, got); err != nil {
+		return kernResult{}, err
+	}
+	if hw == nil {
+		return kernResult{}, nil
+	}
+	// The assembly writes out[0..7] and nothing after it.
+	hwOut := buf(r, MR+8)
+	tail := append([]float32(nil), hwOut[MR:]...)
+	hw(k, ptr(a), ptr(x), &idx[0], &hwOut[0])
+	if err := bitsEqual("hardware past out[7]", hwOut[MR:], tail); err != nil {
+		return kernResult{}, err
+	}
+	return kernResult{hw: true}, bitsEqual("interpreter vs hardware", got, hwOut[:MR])
+}
+
+// TestGemvInterpreted checks the AVX-512 matrix-vector kernel of gemm_avx512_amd64.s in the
+// interpreter (and on the CPU, when it has AVX-512) at every depth of gemvKs.
+func TestGemvInterpreted(t *testing.T) {
+	z := tiles[1].shape
+	file, err := z.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := file.Func(z.GemvName())
+	if fn == nil {
+		t.Fatalf("%s has no %s", tiles[1].asm, z.GemvName())
+	}
+	hw, _ := hwGemv(z)
+	r := rand.New(rand.NewPCG(17, 18))
+	ran, hwRan := 0, 0
+	for _, k := range gemvKs() {
+		res, err := checkGemv(r, fn, k, hw)
+		if err != nil {
+			t.Fatalf("%s k=%d: %v", z.GemvName(), k, err)
+		}
+		ran++
+		if res.hw {
+			hwRan++
+		}
+	}
+	logChecks(t, z, "matrix-vector", ran, hwRan)
+}
+
 // TestInterpretedChecksCatchBugs plants one bug at a time in the IR of a kernel and requires
 // the checks above to fail: a check that passes on a broken kernel protects nothing.
 func TestInterpretedChecksCatchBugs(t *testing.T) {
@@ -521,6 +652,14 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z17"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
 		{"AVX-512 packer loads unselected lanes", z.PackName(), is("VMOVUPS 64(R14), K1, Z1"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
 		{"AVX-512 packer keeps the padding after the affine map", z.PackName(), is("VMOVUPS.Z Z1, K3, Z1"), func(in *kasm.Inst) { in.Zeroing = false }},
+		// The AVX-512 matrix-vector kernel.
+		{"gemv spreads x[0..1] where x[2..3] belong", z.GemvName(), is("VPERMPS Z8, Z17, Z25"), func(in *kasm.Inst) { in.Args[1] = kasm.ZReg(16) }},
+		{"gemv reduction drops accumulator 7", z.GemvName(), is("VADDPS Z7, Z3, Z3"), func(in *kasm.Inst) { in.Args[0] = kasm.ZReg(6) }},
+		{"gemv tail takes half the pairs", z.GemvName(), is("SHRQ $1, BX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(2) }},
+		{"gemv pair multiplies the odd k by x[k]", z.GemvName(), is("VBROADCASTSS 4(DX), K2, Z8"), func(in *kasm.Inst) { in.Args[0] = kasm.Ptr(kasm.DX) }},
+		{"gemv last k reads past the panel", z.GemvName(), is("VFMADD231PS (SI), Z8, K3, Z0"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
+		{"gemv last k clears the odd-k lanes", z.GemvName(), is("VFMADD231PS (SI), Z8, K3, Z0"), func(in *kasm.Inst) { in.Zeroing = true }},
+		{"gemv adds the halves of the wrong accumulator", z.GemvName(), is("VEXTRACTF64X4 $1, Z0, Y1"), func(in *kasm.Inst) { in.Args[1] = kasm.ZReg(1) }},
 	}
 	for _, mu := range muts {
 		t.Run(strings.ReplaceAll(mu.name, " ", "_"), func(t *testing.T) {
@@ -545,6 +684,15 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 				t.Fatalf("no instruction to mutate in %s", mu.kernel)
 			}
 			r := rand.New(rand.NewPCG(15, 16))
+			if mu.kernel == tile.GemvName() {
+				for _, k := range gemvKs() {
+					if _, err := checkGemv(r, fn, k, nil); err != nil {
+						t.Logf("caught at k=%d: %v", k, err)
+						return
+					}
+				}
+				t.Fatal("no matrix-vector check failed")
+			}
 			if mu.kernel == tile.PackName() {
 				for _, segs := range packSegSets(tile.NR) {
 					for flags := range 4 {

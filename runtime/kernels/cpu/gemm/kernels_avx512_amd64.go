@@ -26,3 +26,22 @@ func kernDirectAVX512(kc int, a, b *float32, offs *int32, c *float32, ldc int, b
 //
 //go:noescape
 func packAVX512(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int)
+
+// gemvAVX512 computes out[i] = sum_{kk<k} a[kk*8+i] * x[kk] for i < 8 (one 8-row panel of A times
+// x) in AVX-512 F assembly; idx must be &gemvAVX512Idx[0].
+//
+//go:noescape
+func gemvAVX512(k int, a, x *float32, idx *int32, out *float32)
+
+// gemvAVX512Idx are the VPERMPS index vectors of gemvAVX512: vector j spreads x[2j] over lanes 0..7
+// and x[2j+1] over lanes 8..15.
+var gemvAVX512Idx = [128]int32{
+	0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+	2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+	4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5,
+	6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7,
+	8, 8, 8, 8, 8, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 9,
+	10, 10, 10, 10, 10, 10, 10, 10, 11, 11, 11, 11, 11, 11, 11, 11,
+	12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13, 13, 13, 13, 13, 13,
+	14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15,
+}

@@ -100,7 +100,8 @@ func (s Shape) notice() string {
 }
 
 // File returns the assembly file: the full-width kernel, the direct kernel, the narrower kernels
-// for the last column panel and the packer.
+// for the last column panel, the packer and, for the AVX-512 8-row tile, the matrix-vector
+// kernel (gemv.go).
 func (s Shape) File() (*File, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
@@ -117,6 +118,9 @@ func (s Shape) File() (*File, error) {
 		f.Funcs = append(f.Funcs, s.Kernel(w, false))
 	}
 	f.Funcs = append(f.Funcs, s.Packer())
+	if s.hasGemv() {
+		f.Funcs = append(f.Funcs, s.Gemv())
+	}
 	return f, nil
 }
 
@@ -143,6 +147,9 @@ func (s Shape) Decl() []byte {
 	if s.Lanes == 16 {
 		// The AVX2 packer's declaration is written by hand in gemm_amd64.go.
 		fmt.Fprintf(&d, "\n// pack%s is packGo in %s assembly for %d-column panels.\n//\n//go:noescape\nfunc pack%s(dst, src *float32, offs *int32, k int, segs *segment, nseg int, scale, shift *float32, flags int)\n", isa, long, s.NR, isa)
+	}
+	if s.hasGemv() {
+		d.WriteString(s.gemvDecl())
 	}
 	return d.Bytes()
 }

@@ -225,6 +225,11 @@ const (
 	VPTESTMD Op = "VPTESTMD" // VPTESTMD b, a, k: bit i of k = (a[i] & b[i]) != 0
 	KORW     Op = "KORW"     // KORW b, a, k: k = a | b (16-bit opmasks)
 	KXORW    Op = "KXORW"    // KXORW b, a, k: k = a ^ b (KXORW k, k, k clears k)
+
+	// The lane moves of the matrix-vector kernel, which spreads a vector of x over the rows of
+	// a packed panel and folds the two halves of a zmm together.
+	VPERMPS       Op = "VPERMPS"       // VPERMPS data, idx, d: d[i] = data[idx[i] mod lanes] (maskable)
+	VEXTRACTF64X4 Op = "VEXTRACTF64X4" // VEXTRACTF64X4 $n, z, y: y = the 256-bit half n of z
 )
 
 // Inst is one instruction, or a label definition when Def is set.

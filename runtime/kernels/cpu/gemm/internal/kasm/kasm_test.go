@@ -119,7 +119,7 @@ func TestErrors(t *testing.T) {
 			f.Label("x")
 			f.I(RET)
 		}, "undefined"},
-		{"unknown instruction", func(f *Func) { f.I("VPERMPS", YReg(0), YReg(1), YReg(2)); f.I(RET) }, "does not run VPERMPS"},
+		{"unknown instruction", func(f *Func) { f.I("VPERMILPS", YReg(0), YReg(1), YReg(2)); f.I(RET) }, "does not run VPERMILPS"},
 		{"no RET", func(f *Func) { f.I(MOVQ, Imm(1), AX) }, "ran past"},
 		{"endless loop", func(f *Func) { f.Label("l"); f.I(JMP, Label("l")) }, "more than"},
 		{"wrong argument name", func(f *Func) { f.I(MOVQ, Param{"y", 0}, AX); f.I(RET) }, "not an argument"},
@@ -196,6 +196,50 @@ func TestAVX512Logic(t *testing.T) {
 	for i := range 16 {
 		if m.V[2][i] != 0 {
 			t.Fatalf("VPXORD left lane %d = %#x", i, m.V[2][i])
+		}
+	}
+}
+
+// TestLaneMoves runs the matrix-vector kernel's lane moves: VPERMPS picks data lanes by the low
+// bits of each index (under a mask, merging), and VEXTRACTF64X4 takes either half of a zmm and
+// clears the register above the ymm it writes.
+func TestLaneMoves(t *testing.T) {
+	var m Machine
+	for i := range 16 {
+		m.V[1][i] = uint32(100 + i)     // data
+		m.V[2][i] = uint32(15 - i + 32) // indices, reversed, with bits above the lane number
+		m.V[3][i] = 7                   // merge target
+		m.V[4][i] = 0xFFFFFFFF          // extract target: the lanes above 8 must be cleared
+	}
+	f := NewFunc("t", "")
+	f.I(VPERMPS, ZReg(1), ZReg(2), ZReg(5))
+	f.I(MOVQ, Imm(0x00F0), CX)
+	f.I(KMOVW, CX, KReg(1))
+	f.Masked(VPERMPS, KReg(1), false, ZReg(1), ZReg(2), ZReg(3))
+	f.I(VEXTRACTF64X4, Imm(1), ZReg(1), YReg(4))
+	f.I(VEXTRACTF64X4, Imm(0), ZReg(1), YReg(6))
+	f.I(VPERMPS, YReg(1), YReg(2), YReg(7)) // ymm: indices mod 8
+	f.I(RET)
+	if err := m.Run(f); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 16 {
+		if got, want := m.V[5][i], uint32(100+15-i); got != want {
+			t.Errorf("VPERMPS lane %d = %d, want %d", i, got, want)
+		}
+		want := uint32(7)
+		if i >= 4 && i < 8 {
+			want = uint32(100 + 15 - i)
+		}
+		if m.V[3][i] != want {
+			t.Errorf("masked VPERMPS lane %d = %d, want %d", i, m.V[3][i], want)
+		}
+		hi, lo, y := uint32(0), uint32(0), uint32(0)
+		if i < 8 {
+			hi, lo, y = uint32(108+i), uint32(100+i), uint32(100+7-i)
+		}
+		if m.V[4][i] != hi || m.V[6][i] != lo || m.V[7][i] != y {
+			t.Errorf("lane %d: extract high %d, low %d, ymm VPERMPS %d; want %d, %d, %d", i, m.V[4][i], m.V[6][i], m.V[7][i], hi, lo, y)
 		}
 	}
 }

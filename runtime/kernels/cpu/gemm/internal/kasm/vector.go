@@ -91,6 +91,45 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		}
 		m.K[k.N] = bits
 		return "", nil
+	case VPERMPS:
+		// "VPERMPS data, idx, d". The data operand is read whole even under a mask: any lane
+		// may select any element, so the hardware does not suppress faults on it.
+		if len(a) != 3 {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		idx, ok := a[1].(Reg)
+		if !ok || idx.Lanes() != d.Lanes() {
+			return "", errForm
+		}
+		data, err := m.vecSrc(Inst{}, a[0], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		v := make([]uint32, d.Lanes())
+		for i := range v {
+			v[i] = data[m.V[idx.N][i]%uint32(d.Lanes())]
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VEXTRACTF64X4:
+		// "VEXTRACTF64X4 $n, z, y": lanes 8n..8n+7 of z into y (unmasked, register forms only).
+		if len(a) != 3 || in.Mask.Kind != NoKind {
+			return "", errForm
+		}
+		n, ok1 := a[0].(Imm)
+		z, ok2 := a[1].(Reg)
+		y, ok3 := dst.(Reg)
+		if !ok1 || !ok2 || !ok3 || z.Kind != Z || y.Kind != Y {
+			return "", errForm
+		}
+		h := int(n&1) * 8
+		v := append([]uint32(nil), m.V[z.N][h:h+8]...)
+		m.writeVec(Inst{}, y, v)
+		return "", nil
 	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VMULPS, VMAXPS:
 		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
 		if len(a) != 3 {
