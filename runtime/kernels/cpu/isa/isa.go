@@ -6,8 +6,8 @@
 // A Level names a set of kernels: Generic (plain Go, every CPU and the purego build), AVX2 (Go
 // assembly for x86-64 CPUs with AVX2 and FMA) and AVX512 (CPUs that also have AVX-512 F, BW and
 // VL). The AVX512 level runs AVX-512 GEMM kernels (package gemm: the micro-kernels, the in-place
-// micro-kernel and the B packer with its BatchNormalization-ReLU prologue, on 32-column panels);
-// its other kernels (gemm's matrix-vector kernel, and package cpu's Winograd transforms, pooling
+// micro-kernel, the matrix-vector kernel and the B packer with its BatchNormalization-ReLU
+// prologue, on 32-column panels); its other kernels (package cpu's Winograd transforms, pooling
 // rows, BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
 // Selection.String say so, so that nothing claims to run code that is not there.
 //
@@ -215,7 +215,7 @@ func (s Selection) String() string {
 // codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
 	if l == AVX512 {
-		return "AVX-512 GEMM kernels; the other kernels (matrix-vector, Winograd, pooling, BatchNormalization) are avx2"
+		return "AVX-512 GEMM and matrix-vector kernels; the other kernels (Winograd, pooling, BatchNormalization) are avx2"
 	}
 	return ""
 }
