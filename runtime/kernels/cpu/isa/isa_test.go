@@ -31,7 +31,7 @@ func TestChoose(t *testing.T) {
 		{name: "avx2", f: avx2, asm: true, level: AVX2, source: Detected, reason: "detected", str: "avx2 (detected)", maxLevel: AVX2},
 		{name: "avx2 without fma", f: avx2NoFMA, asm: true, level: Generic, source: Detected, maxLevel: Generic},
 		{name: "avx512f without bw/vl", f: avx512FOnly, asm: true, level: AVX2, source: Detected, maxLevel: AVX2},
-		{name: "zen5", f: zen5, asm: true, level: AVX512, source: Detected, str: "AVX-512 GEMM kernels; the other kernels", maxLevel: AVX512},
+		{name: "zen5", f: zen5, asm: true, level: AVX512, source: Detected, str: "AVX-512 GEMM and matrix-vector kernels; the other kernels", maxLevel: AVX512},
 		{name: "zen5 forced avx2", env: "avx2", f: zen5, asm: true, level: AVX2, source: Forced, reason: "forced by DNX_CPU=avx2; the CPU supports avx512", maxLevel: AVX512},
 		{name: "zen5 forced generic, any case", env: " Generic", f: zen5, asm: true, level: Generic, source: Forced, reason: "DNX_CPU= Generic", maxLevel: AVX512},
 		{name: "zen5 forced to itself", env: "avx512", f: zen5, asm: true, level: AVX512, source: Forced, maxLevel: AVX512},
