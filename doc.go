@@ -32,9 +32,10 @@
 // and may be called from many goroutines at once. Options sets the worker threads, the device and
 // a memory budget that makes hostile models and oversized batches fail cleanly instead of taking
 // the machine's memory. Underneath: runtime/passes (BatchNormalization folding, fusions),
-// runtime/plan (static memory layout per input shape), runtime/kernels (reference and AVX2
-// kernels) and runtime/exec (the session), with runtime/device for the device check and
-// runtime/membudget for the budget.
+// runtime/plan (the planning core shared with training: types, constant folding, static memory
+// layout per input shape, lowering onto a device), runtime/device (the Device seam; cpudev, the
+// CPU device, runs runtime/kernels/cpu at the instruction-set level chosen once: generic Go,
+// AVX2 or AVX-512), runtime/exec (the session) and runtime/membudget for the budget.
 //
 // # Tensors
 //
