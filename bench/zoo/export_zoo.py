@@ -47,17 +47,22 @@ ZOO = collections.OrderedDict([
     ("resnet18", (lambda: torchvision.models.resnet18(weights=None), 13, False)),
     ("resnet18_op17", (lambda: torchvision.models.resnet18(weights=None), 17, False)),
     ("resnet18_bn", (lambda: torchvision.models.resnet18(weights=None), 13, True)),
+    ("resnet50", (lambda: torchvision.models.resnet50(weights=None), 13, False)),
     ("mobilenet_v2", (lambda: torchvision.models.mobilenet_v2(weights=None), 13, False)),
     ("mobilenet_v2_bn_op17", (lambda: torchvision.models.mobilenet_v2(weights=None), 17, True)),
     ("mobilenet_v3_small", (lambda: torchvision.models.mobilenet_v3_small(weights=None), 13, False)),
     ("mobilenet_v3_small_op17", (lambda: torchvision.models.mobilenet_v3_small(weights=None), 17, False)),
+    ("mobilenet_v3_large", (lambda: torchvision.models.mobilenet_v3_large(weights=None), 13, False)),
     ("squeezenet1_1", (lambda: torchvision.models.squeezenet1_1(weights=None), 13, False)),
     ("shufflenet_v2_x0_5", (lambda: torchvision.models.shufflenet_v2_x0_5(weights=None), 13, False)),
+    ("shufflenet_v2_x1_0", (lambda: torchvision.models.shufflenet_v2_x1_0(weights=None), 13, False)),
     ("efficientnet_b0", (lambda: torchvision.models.efficientnet_b0(weights=None), 13, False)),
     ("efficientnet_b0_op17", (lambda: torchvision.models.efficientnet_b0(weights=None), 17, False)),
     ("googlenet", (lambda: torchvision.models.googlenet(
         weights=None, aux_logits=False, transform_input=False, init_weights=True), 13, False)),
     ("densenet121", (lambda: torchvision.models.densenet121(weights=None), 13, False)),
+    ("densenet169", (lambda: torchvision.models.densenet169(weights=None), 17, False)),
+    ("densenet201", (lambda: torchvision.models.densenet201(weights=None), 17, False)),
 ])
 
 
