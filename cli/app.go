@@ -1,7 +1,7 @@
 // Package cli is the dnx command line: `dnx inspect` describes a model, `dnx run` runs it on
 // tensor, NumPy or image files, `dnx bench` times it, `dnx build`/`dnx models`/`dnx convert` make
-// and convert models, `dnx finetune` trains them, and `dnx demo` fine-tunes a small DenseNet with
-// no files at all.
+// and convert models, `dnx finetune` trains them, `dnx demo` fine-tunes a small DenseNet with
+// no files at all, and `dnx serve` serves models over the Open Inference Protocol (KServe v2).
 //
 // Every failure ends the process with a non-zero status and exactly one line on stderr, prefixed
 // with "dnx: " and naming the file (and, for model errors, the node) at fault. A wrong command
@@ -157,10 +157,10 @@ func NewApp(stdout, stderr io.Writer) *ucli.App {
 		DisableSliceFlagSeparator: true, // --shape x=1,3,224,224 and file names keep their commas
 		ExitErrHandler:            func(*ucli.Context, error) {},
 		OnUsageError:              onUsageError,
-		Commands:                  []*ucli.Command{inspectCommand(), runCommand(), benchCommand(), convertCommand(), buildCommand(), modelsCommand(), finetuneCommand(), demoCommand()},
+		Commands:                  []*ucli.Command{inspectCommand(), runCommand(), benchCommand(), convertCommand(), buildCommand(), modelsCommand(), finetuneCommand(), demoCommand(), serveCommand()},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown command %q (commands: inspect, run, bench, convert, build, models, finetune, demo; see 'dnx help')", c.Args().First())
+				return usagef("unknown command %q (commands: inspect, run, bench, convert, build, models, finetune, demo, serve; see 'dnx help')", c.Args().First())
 			}
 			return ucli.ShowAppHelp(c)
 		},
