@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/dnx-ml/dnx"
 	"net"
 	"net/http"
 	"os"
@@ -657,5 +658,50 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		t.Errorf("listener still accepts after shutdown")
+	}
+}
+
+// TestPaddedBatches: gathered batches run at power-of-two sizes up to MaxBatch (one plan each),
+// the padding rows are zeros, and splitting drops them.
+func TestPaddedBatches(t *testing.T) {
+	for _, tc := range []struct{ rows, max, want int }{
+		{1, 16, 1}, {2, 16, 2}, {3, 16, 4}, {5, 16, 8}, {9, 16, 16}, {12, 12, 12}, {9, 12, 12}, {5, 6, 6}, {7, 6, 7},
+	} {
+		if got := paddedRows(tc.rows, tc.max); got != tc.want {
+			t.Errorf("paddedRows(%d, max %d) = %d, want %d", tc.rows, tc.max, got, tc.want)
+		}
+	}
+	mk := func(rows int, v float32) *pending {
+		data := make([]float32, rows*3)
+		for i := range data {
+			data[i] = v
+		}
+		x, err := dnx.NewTensor([]int{rows, 3}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pending{inputs: map[string]*dnx.Tensor{"x": x}, rows: rows}
+	}
+	batch := []*pending{mk(1, 1), mk(2, 2)}
+	in, err := stack(batch, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := in["x"].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{1, 1, 1, 2, 2, 2, 2, 2, 2, 0, 0, 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(in["x"].Shape()) != "[4 3]" {
+		t.Fatalf("stacked %v %v, want [4 3] %v", in["x"].Shape(), got, want)
+	}
+	parts, err := split(map[string]*dnx.Tensor{"y": in["x"]}, batch, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range batch {
+		if s := parts[i]["y"].Shape(); s[0] != p.rows {
+			t.Errorf("request %d got %d rows, want %d", i, s[0], p.rows)
+		}
 	}
 }
