@@ -390,7 +390,7 @@ func TestQueueFull(t *testing.T) {
 	m, _ := ts.srv.repo.lookup("tiny", "")
 	wg.Add(1)
 	go func() { defer wg.Done(); codes2[1], _, _ = post(t, url, body, hl) }()
-	waitFor(t, "second request queued", func() bool { return len(m.batch.queue) == 1 })
+	waitFor(t, "second request queued", func() bool { return m.batch.queuedRequests() == 1 })
 
 	code, _, b := post(t, url, body, hl)
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(b), "queue full") {
@@ -430,7 +430,7 @@ func TestClientDisconnectCancels(t *testing.T) {
 		errc <- err
 	}()
 	m, _ := ts.srv.repo.lookup("tiny", "")
-	waitFor(t, "second request queued", func() bool { return len(m.batch.queue) == 1 })
+	waitFor(t, "second request queued", func() bool { return m.batch.queuedRequests() == 1 })
 	cancel()
 	if err := <-errc; err == nil {
 		t.Fatal("cancelled request returned no error")
@@ -521,7 +521,7 @@ func TestDynamicBatching(t *testing.T) {
 			got[i] = bytesFloat32(buf.Bytes()[hlen:])
 		}()
 		// Queue order is arrival order: wait for this request before sending the next.
-		waitFor(t, fmt.Sprintf("request %d queued", i), func() bool { return len(m.batch.queue) == i+1 })
+		waitFor(t, fmt.Sprintf("request %d queued", i), func() bool { return m.batch.queuedRequests() == i+1 })
 	}
 	close(g.release)
 	wg.Wait()
