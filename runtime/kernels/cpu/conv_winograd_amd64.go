@@ -4,6 +4,8 @@ package cpu
 
 import "fmt"
 
+//go:generate go run winogen.go -o conv_winograd_avx512_amd64.s -decl conv_winograd_avx512_decl_amd64.go
+
 // winoIn is the argument block of the assembly input transforms (offsets in
 // conv_winograd_amd64.s). For each channel c < cin they compute the column pass (winoInColsGo)
 // of the n columns from ulo of T (ldt floats per row; when n < 8, columns n..7 from ulo are set
@@ -123,3 +125,29 @@ func winoOutAsm(m int, mm []float32, ps, n int, y []float32, ldy int, bias float
 		winoOut2AVX2(&mm[0], ps, n, &y[0], ldy, bias, boolInt(relu))
 	}
 }
+
+// winoOutAsm512 is winoOutAsm at the avx512 level: F(4x4) rows of more than winoOut4Max2 tiles
+// run winoOut4AVX512 (generated from internal/winoasm), 16 tiles per zmm with the last 1..16
+// under opmasks, so that it reads and writes exactly the n tiles; F(2x2) and shorter rows run
+// the AVX2 kernels. s is scratch for 192 floats, of which the first winoOut4Consts carry the
+// kernel's constants.
+func winoOutAsm512(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, s []float32) {
+	if m != 4 || n <= winoOut4Max2 {
+		winoOutAsm(m, mm, ps, n, y, ldy, bias, relu, s)
+		return
+	}
+	winoCheck("output transform input", mm, 35*ps+n)
+	winoCheck("output transform output", y, 3*ldy+4*n)
+	winoCheck("output transform scratch", s, winoOut4Consts)
+	tmask, fmask := winoOut4Masks(n)
+	winoOut4Fill(s, bias, relu)
+	winoOut4AVX512(&mm[0], ps, n, &y[0], ldy, &s[0], tmask, fmask)
+}
+
+// winoOut4Max2 is the longest row of tiles that winoOutAsm512 leaves to winoOut4AVX2. On a
+// shared 2-vCPU Zen 5 (AMD EPYC Turin), BenchmarkWinoOutTransform measured the AVX-512 kernel
+// faster on DenseNet-121's 56x56 rows (14 tiles: one zmm group against two ymm ones) but slower
+// on rows of 2, 4 and 7 tiles (7x7 to 28x28), where one ymm or xmm group holds the row and the
+// zmm kernel's masked loads and lane moves buy nothing; its 4- and 8-tile paths are kept, and
+// tested, for CPUs where they may measure otherwise.
+const winoOut4Max2 = 8

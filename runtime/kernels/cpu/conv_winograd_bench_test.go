@@ -95,3 +95,41 @@ func BenchmarkWinogradDenseNet121(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWinoOutTransform times the F(4x4) output transform alone at each level this machine
+// has, as outputSegment calls it for one DenseNet-121 image (3x3, 128 -> 32 channels) on one
+// thread: the geometry (chunks, row strides) is that of the convolution's Run, and each chunk's
+// row segments (up to ceil(hw/4) tiles) are transformed for the 32 output channels, from an M
+// that stays in cache as a chunk's does. Mtiles/s counts tiles (a 6x6 M tile into a 4x4 block).
+func BenchmarkWinoOutTransform(b *testing.B) {
+	for _, hw := range []int{56, 28, 14, 7} {
+		bc := benchConv{fmt.Sprintf("hw=%d", hw), 128, 32, 3, 1, hw, true, true}
+		r := rand.New(rand.NewPCG(7, 7))
+		conv, err := newConv2D(bc.spec(r), pathDirect, active)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := newWinograd(conv).form(4)
+		g := f.geom(1, hw, hw, 1)
+		mm := randFloats(r, 36*g.psM)
+		rows := make([]float32, 4*g.wt)
+		os := make([]float32, winoOutScratch)
+		for _, level := range testLevels(b) {
+			k := tableFor(level)
+			b.Run(fmt.Sprintf("%s,rowtiles=%d/%s", bc.name, g.tilesX, level), func(b *testing.B) {
+				for range b.N {
+					for g0 := 0; g0 < g.tiles; g0 += g.nt {
+						for gi := g0; gi < min(g0+g.nt, g.tiles); {
+							n := min(g.tilesX-gi%g.tilesX, g0+g.nt-gi, g.tiles-gi)
+							for mo := 0; mo < bc.cout; mo++ {
+								k.winoOut(4, mm[mo*g.ldv+gi-g0:], g.psM, n, rows, g.wt, 0.5, true, os)
+							}
+							gi += n
+						}
+					}
+				}
+				b.ReportMetric(float64(b.N)*float64(g.tiles*bc.cout)/b.Elapsed().Seconds()/1e6, "Mtiles/s")
+			})
+		}
+	}
+}

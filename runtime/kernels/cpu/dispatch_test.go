@@ -29,7 +29,7 @@ func testLevels(t testing.TB) []isa.Level {
 	return ls
 }
 
-// TestTables checks each level's table: complete, of the level it claims (avx512 running the
+// TestTables checks each level's table: complete, of the level it claims (avx512 running some
 // avx2 code), with GEMM kernels of the same level, and the process's table the selected one.
 func TestTables(t *testing.T) {
 	for _, l := range testLevels(t) {

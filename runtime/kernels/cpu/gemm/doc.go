@@ -58,10 +58,10 @@
 // # Adding a kernel
 //
 // Every assembly kernel of this package is described once, in the instruction IR of package
-// internal/kasm, by a builder in internal/gemmasm. The same description is printed as Go assembly
-// by asmgen.go (go generate) and executed by the kasm interpreter in the tests, on simulated
-// registers and on memory that is the tests' own Go slices, mapped so that any access outside
-// them faults. The interpreter runs on every machine, so a kernel's logic (register blocking, loop
+// cpu/internal/kasm (shared with package cpu's Winograd kernels), by a builder in
+// internal/gemmasm. The same description is printed as Go assembly by asmgen.go (go generate)
+// and executed by the kasm interpreter in the tests, on simulated registers and on memory that
+// is the tests' own Go slices, mapped so that any access outside them faults. The interpreter runs on every machine, so a kernel's logic (register blocking, loop
 // tails, masks, the epilogue and the packer's prologue) is checked where the CPU lacks its
 // instructions; on a CPU that has them the tests also run the assembly on the same inputs and
 // require the two to agree bit for bit, which checks the printing. FMAs are rounded once

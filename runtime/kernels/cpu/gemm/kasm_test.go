@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
-	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/kasm"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
 )
 
 // The tests in this file run the kernels of gemm_amd64.s as the generator describes them

@@ -7,8 +7,9 @@
 // assembly for x86-64 CPUs with AVX2 and FMA) and AVX512 (CPUs that also have AVX-512 F, BW and
 // VL). The AVX512 level runs AVX-512 GEMM kernels (package gemm: the micro-kernels, the in-place
 // micro-kernel, the matrix-vector kernel and the B packer with its BatchNormalization-ReLU
-// prologue, on 32-column panels); its other kernels (package cpu's Winograd transforms, pooling
-// rows, BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
+// prologue, on 32-column panels) and package cpu's Winograd F(4x4) output transform; its other
+// kernels (package cpu's Winograd input transforms and F(2x2) output transform, pooling rows,
+// BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
 // Selection.String say so, so that nothing claims to run code that is not there.
 //
 // # Choice
@@ -68,7 +69,7 @@ func (l Level) String() string {
 func (l Level) Code() Level { return l }
 
 // Describe returns l's name and, where some of its kernels are another level's code, which:
-// "avx512 (AVX-512 GEMM kernels; the other kernels are avx2)".
+// "avx512 (AVX-512 GEMM ... kernels; the other kernels ... are avx2)".
 func (l Level) Describe() string {
 	if n := codeNote(l); n != "" {
 		return l.String() + " (" + n + ")"
@@ -203,7 +204,8 @@ func (s Selection) Reason() string {
 }
 
 // String returns the level and why: "avx2 (detected)", "generic (forced by DNX_CPU=generic; the
-// CPU supports avx2)", "avx512 (detected; AVX-512 GEMM kernels; the other kernels are avx2)".
+// CPU supports avx2)", "avx512 (detected; AVX-512 GEMM ... kernels; the other kernels ... are
+// avx2)".
 func (s Selection) String() string {
 	r := s.Reason()
 	if n := codeNote(s.Level); n != "" {
@@ -215,7 +217,7 @@ func (s Selection) String() string {
 // codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
 	if l == AVX512 {
-		return "AVX-512 GEMM and matrix-vector kernels; the other kernels (Winograd, pooling, BatchNormalization) are avx2"
+		return "AVX-512 GEMM and matrix-vector kernels and Winograd F(4x4) output transform; the other kernels (Winograd input transforms and F(2x2) output, pooling, BatchNormalization) are avx2"
 	}
 	return ""
 }

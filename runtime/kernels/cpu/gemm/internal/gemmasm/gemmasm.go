@@ -12,7 +12,7 @@ import (
 
 	// Imported into this file's scope so that a builder reads like the assembly it prints
 	// (f.I(VADDPS, At(32, R8), YReg(0), YReg(0))).
-	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/kasm"
+	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
 )
 
 // Shape is the register tile the kernels are built for: MR rows by NR columns (a multiple of

@@ -3,7 +3,7 @@ package gemmasm
 import (
 	"fmt"
 
-	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/kasm"
+	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
 )
 
 // Matrix-vector kernel for the AVX-512 level's 8-row panels of A.

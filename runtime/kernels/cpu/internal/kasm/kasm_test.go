@@ -243,3 +243,106 @@ func TestLaneMoves(t *testing.T) {
 		}
 	}
 }
+
+// TestShuffles runs the Winograd output transform's subtraction and transposes on zmm and ymm
+// operands with lane numbers as data (a = 100+i, b = 200+i), so that every result names the
+// element it came from: the in-lane shuffles repeat per 128-bit lane, VSHUFF32X4 moves whole
+// lanes, a mask merges, and a ymm result clears the register above it.
+func TestShuffles(t *testing.T) {
+	// lane returns, per 128-bit lane l of a result with n elements, the 4 elements f(l) gives.
+	perLane := func(n int, f func(l int) [4]uint32) []uint32 {
+		var v []uint32
+		for l := 0; l < n; l += 4 {
+			e := f(l)
+			v = append(v, e[:]...)
+		}
+		return v
+	}
+	a := func(i int) uint32 { return uint32(100 + i) }
+	b := func(i int) uint32 { return uint32(200 + i) }
+	tests := []struct {
+		name string
+		in   Inst
+		want []uint32
+	}{
+		{"VUNPCKLPS zmm", Inst{Op: VUNPCKLPS, Args: []Operand{ZReg(2), ZReg(1), ZReg(3)}},
+			perLane(16, func(l int) [4]uint32 { return [4]uint32{a(l), b(l), a(l + 1), b(l + 1)} })},
+		{"VUNPCKHPS ymm", Inst{Op: VUNPCKHPS, Args: []Operand{YReg(2), YReg(1), YReg(3)}},
+			perLane(8, func(l int) [4]uint32 { return [4]uint32{a(l + 2), b(l + 2), a(l + 3), b(l + 3)} })},
+		{"VSHUFPS $0x4e zmm", Inst{Op: VSHUFPS, Args: []Operand{Imm(0x4e), ZReg(2), ZReg(1), ZReg(3)}}, // 2 3 0 1
+			perLane(16, func(l int) [4]uint32 { return [4]uint32{a(l + 2), a(l + 3), b(l), b(l + 1)} })},
+		{"VSHUFPS $0x1b ymm", Inst{Op: VSHUFPS, Args: []Operand{Imm(0x1b), YReg(2), YReg(1), YReg(3)}}, // 3 2 1 0
+			perLane(8, func(l int) [4]uint32 { return [4]uint32{a(l + 3), a(l + 2), b(l + 1), b(l)} })},
+		{"VSHUFF32X4 $0xd8", Inst{Op: VSHUFF32X4, Args: []Operand{Imm(0xd8), ZReg(2), ZReg(1), ZReg(3)}}, // lanes a0 a2 b1 b3
+			perLane(16, func(l int) [4]uint32 {
+				src := map[int]int{0: 0, 4: 8, 8: 4, 12: 12}[l]
+				f := a
+				if l >= 8 {
+					f = b
+				}
+				return [4]uint32{f(src), f(src + 1), f(src + 2), f(src + 3)}
+			})},
+		{"masked VSHUFF32X4", Inst{Op: VSHUFF32X4, Args: []Operand{Imm(0x00), ZReg(2), ZReg(1), ZReg(3)}, Mask: KReg(1)},
+			// K1 = 0x0FF0: lanes 4..11 written (a0 a0 | b0 b0 → elements 4..7 from a0, 8..11 from b0)
+			[]uint32{7, 7, 7, 7, a(0), a(1), a(2), a(3), b(0), b(1), b(2), b(3), 7, 7, 7, 7}},
+	}
+	for _, tc := range tests {
+		var m Machine
+		for i := range 16 {
+			m.V[1][i], m.V[2][i], m.V[3][i] = a(i), b(i), 7
+		}
+		m.K[1] = 0x0FF0
+		f := NewFunc("t", "")
+		f.Add(tc.in)
+		f.I(RET)
+		if err := m.Run(f); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for i := range 16 {
+			want := uint32(0) // a ymm result clears lanes 8..15
+			if i < len(tc.want) {
+				want = tc.want[i]
+			}
+			if m.V[3][i] != want {
+				t.Errorf("%s: element %d = %d, want %d (all: %v)", tc.name, i, m.V[3][i], want, m.V[3])
+				break
+			}
+		}
+	}
+}
+
+// TestSub: VSUBPS computes src1 - src2 in Go's operand order ("VSUBPS b, a, d" is d = a - b),
+// with a memory or broadcast subtrahend, and returns src1's NaN before src2's.
+func TestSub(t *testing.T) {
+	var mem Memory
+	src := []float32{0.5}
+	sA := mem.Map("src", Bytes(src))
+	nanA, nanB := uint32(0x7F800001), uint32(0x7F800002)
+	tests := []struct {
+		name string
+		in   Inst
+		a, b uint32 // Z1 and Z2 in every lane
+		want uint32
+	}{
+		{"registers", Inst{Op: VSUBPS, Args: []Operand{ZReg(2), ZReg(1), ZReg(3)}}, math.Float32bits(3), math.Float32bits(1), math.Float32bits(2)},
+		{"broadcast", Inst{Op: VSUBPS, Args: []Operand{Ptr(AX), ZReg(1), ZReg(3)}, Bcst: true}, math.Float32bits(3), 0, math.Float32bits(2.5)},
+		{"NaN order", Inst{Op: VSUBPS, Args: []Operand{ZReg(2), ZReg(1), ZReg(3)}}, nanA, nanB, quiet(nanA)},
+		{"inf - inf", Inst{Op: VSUBPS, Args: []Operand{ZReg(2), ZReg(1), ZReg(3)}}, 0x7F800000, 0x7F800000, defaultNaN},
+	}
+	for _, tc := range tests {
+		m := Machine{Mem: &mem}
+		for i := range 16 {
+			m.V[1][i], m.V[2][i] = tc.a, tc.b
+		}
+		f := NewFunc("t", "", "src")
+		f.I(MOVQ, f.Param("src"), AX)
+		f.Add(tc.in)
+		f.I(RET)
+		if err := m.Run(f, sA); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if m.V[3][15] != tc.want || m.V[3][0] != tc.want {
+			t.Errorf("%s: %#x, want %#x", tc.name, m.V[3][0], tc.want)
+		}
+	}
+}

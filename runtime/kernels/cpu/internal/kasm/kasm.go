@@ -1,11 +1,11 @@
-// Package kasm is a small instruction IR for the amd64 kernels of package gemm: a kernel is
-// described once as a Func, which Print writes as Go assembly and Run executes on simulated
-// registers and memory. The interpreter is what lets a machine without AVX-512 (or without AVX2)
+// Package kasm is a small instruction IR for the amd64 kernels of packages gemm and cpu: a
+// kernel is described once as a Func, which Print writes as Go assembly and Run executes on
+// simulated registers and memory. The interpreter is what lets a machine without AVX-512 (or without AVX2)
 // test a kernel's logic, its register blocking, loop tails, masks and prologue, against the
 // portable Go kernels: only the mechanical printing is left for the CPU to check.
 //
-// The package is used by the generator (gemm/asmgen.go, through package gemmasm) and by tests;
-// production code never imports it.
+// The package is used by the generators (gemm/asmgen.go through package gemmasm, cpu/winogen.go
+// through package winoasm) and by tests; production code never imports it.
 //
 // # Operands
 //
@@ -212,6 +212,7 @@ const (
 	VANDPS       Op = "VANDPS"
 	VORPS        Op = "VORPS"
 	VADDPS       Op = "VADDPS"
+	VSUBPS       Op = "VSUBPS" // VSUBPS b, a, d: d = a - b
 	VMULPS       Op = "VMULPS"
 	VMAXPS       Op = "VMAXPS"
 	VFMADD231PS  Op = "VFMADD231PS" // VFMADD231PS b, a, d: d = a*b + d, one rounding
@@ -230,6 +231,14 @@ const (
 	// a packed panel and folds the two halves of a zmm together.
 	VPERMPS       Op = "VPERMPS"       // VPERMPS data, idx, d: d[i] = data[idx[i] mod lanes] (maskable)
 	VEXTRACTF64X4 Op = "VEXTRACTF64X4" // VEXTRACTF64X4 $n, z, y: y = the 256-bit half n of z
+
+	// The transposes of the Winograd output transform (package cpu), which turn one vector per
+	// tile column into tile-major rows. VUNPCKLPS, VUNPCKHPS and VSHUFPS work within each 128-bit
+	// lane, VSHUFF32X4 moves whole 128-bit lanes; all are maskable.
+	VUNPCKLPS  Op = "VUNPCKLPS"  // VUNPCKLPS b, a, d: per 128-bit lane d = a0 b0 a1 b1
+	VUNPCKHPS  Op = "VUNPCKHPS"  // VUNPCKHPS b, a, d: per 128-bit lane d = a2 b2 a3 b3
+	VSHUFPS    Op = "VSHUFPS"    // VSHUFPS $i, b, a, d: per 128-bit lane d = a[i0] a[i1] b[i2] b[i3] (2 bits each)
+	VSHUFF32X4 Op = "VSHUFF32X4" // VSHUFF32X4 $i, b, a, d (zmm): 128-bit lanes d = a[i0] a[i1] b[i2] b[i3]
 )
 
 // Inst is one instruction, or a label definition when Def is set.

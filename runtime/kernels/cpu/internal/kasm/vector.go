@@ -130,7 +130,9 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		v := append([]uint32(nil), m.V[z.N][h:h+8]...)
 		m.writeVec(Inst{}, y, v)
 		return "", nil
-	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VMULPS, VMAXPS:
+	case VUNPCKLPS, VUNPCKHPS, VSHUFPS, VSHUFF32X4:
+		return "", m.shuffle(in)
+	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VSUBPS, VMULPS, VMAXPS:
 		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
 		if len(a) != 3 {
 			return "", errForm
@@ -183,6 +185,58 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		return "", nil
 	}
 	return "", fmt.Errorf("the interpreter does not run %s", in.Op)
+}
+
+// shuffle runs the lane shuffles: "op b, a, d", with an immediate first for VSHUFPS and
+// VSHUFF32X4 ("op $i, b, a, d"). b may be memory (or a broadcast element, as for the arithmetic).
+func (m *Machine) shuffle(in Inst) error {
+	a := in.Args
+	var imm uint64
+	if in.Op == VSHUFPS || in.Op == VSHUFF32X4 {
+		i, ok := a[0].(Imm)
+		if !ok || len(a) != 4 {
+			return errForm
+		}
+		imm, a = uint64(i)&0xFF, a[1:]
+	}
+	if len(a) != 3 {
+		return errForm
+	}
+	d, err := m.vecDst(a[2])
+	if err != nil {
+		return err
+	}
+	if in.Op == VSHUFF32X4 && d.Kind != Z {
+		return errForm // the ymm form takes 1-bit lane numbers; no kernel uses it
+	}
+	b, err := m.vecSrc(in, a[0], d.Lanes())
+	if err != nil {
+		return err
+	}
+	x, err := m.vecSrc(Inst{}, a[1], d.Lanes())
+	if err != nil {
+		return err
+	}
+	v := make([]uint32, d.Lanes())
+	for l := 0; l < d.Lanes(); l += 4 { // one 128-bit lane: elements l..l+3
+		switch in.Op {
+		case VUNPCKLPS:
+			v[l], v[l+1], v[l+2], v[l+3] = x[l], b[l], x[l+1], b[l+1]
+		case VUNPCKHPS:
+			v[l], v[l+1], v[l+2], v[l+3] = x[l+2], b[l+2], x[l+3], b[l+3]
+		case VSHUFPS:
+			v[l], v[l+1] = x[l+int(imm&3)], x[l+int(imm>>2&3)]
+			v[l+2], v[l+3] = b[l+int(imm>>4&3)], b[l+int(imm>>6&3)]
+		case VSHUFF32X4:
+			src, sel := x, int(imm>>(l/2)&3) // lanes 0, 1 from a, 2, 3 from b
+			if l >= 8 {
+				src = b
+			}
+			copy(v[l:l+4], src[4*sel:4*sel+4])
+		}
+	}
+	m.writeVec(in, d, v)
+	return nil
 }
 
 func (m *Machine) vecDst(op Operand) (Reg, error) {
@@ -348,9 +402,12 @@ func binop(op Op, s1, s2 uint32) uint32 {
 	}
 	x, y := math.Float32frombits(s1), math.Float32frombits(s2)
 	var r float32
-	if op == VADDPS {
+	switch op {
+	case VADDPS:
 		r = x + y
-	} else {
+	case VSUBPS:
+		r = x - y
+	default:
 		r = x * y
 	}
 	if r != r {
