@@ -296,11 +296,9 @@ func Relu(in, out Image) {
 	per := in.C * in.H * in.W
 	for n := 0; n < in.N; n++ {
 		s, d := in.Item(n)[:per], out.Item(n)[:per]
+		d = d[:len(s)]
 		for i, v := range s {
-			if v < 0 {
-				v = 0
-			}
-			d[i] = v
+			d[i] = max(v, 0) // branch-free (see Unary's FuncClip); NaN stays NaN
 		}
 	}
 }
