@@ -7,7 +7,7 @@ import (
 
 // kernels is the code of one instruction-set level (see package isa) for the kernels of this
 // package that have more than one implementation: the Winograd transforms, the pooling rows,
-// training's elementwise kernels, and the GEMM's micro-kernels and packer. There is one
+// training's elementwise kernels, the sigmoid, and the GEMM's micro-kernels and packer. There is one
 // immutable table per level, built at start-up. A kernel object (Conv2D, ConvCM, Pool2D) holds
 // the table it was built with, so that the level is part of its prepared state: the process runs
 // the selected level (active) and a test runs any level the machine has, side by side, with no
@@ -49,6 +49,10 @@ type kernels struct {
 	bnSums func(x, dy []float32, a, b float32, relu bool) (s1, s2 float64)
 	// bnDX writes (acc: adds) a*dz + cx*(x-m) + c0 into dx (see bnDXGo).
 	bnDX func(x, dy, dx []float32, a, b, cx, c0, m float32, relu, acc bool)
+
+	// sigmoid writes out[i] = 1/(1+e**-in[i]) (see sigmoidRow; the assembly fuses multiply-adds,
+	// so its bits may differ from sigmoidRow's, within the same 2e-7 of the float64 sigmoid).
+	sigmoid func(in, out []float32)
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -65,6 +69,7 @@ var goTable = kernels{
 	stage:     stageGo,
 	bnSums:    bnSumsGo,
 	bnDX:      bnDXGo,
+	sigmoid:   sigmoidRow,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

@@ -12,10 +12,10 @@ import (
 // FMA, where it must not run.
 var avx2Table = avx2Kernels()
 
-// avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512))
-// and the AVX-512 Winograd F(4x4) output transform (winoOutAsm512); this package's other kernels
-// (the Winograd input transforms and F(2x2) output, pooling rows, BatchNormalization, staging)
-// have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
+// avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
+// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512) and the AVX-512 sigmoid
+// (sigmoidAsm512); this package's other kernels (the Winograd input transforms and F(2x2)
+// output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
 
 func avx512Kernels() *kernels {
@@ -26,6 +26,7 @@ func avx512Kernels() *kernels {
 	k.level = isa.AVX512
 	k.gemm = gemm.KernelsFor(isa.AVX512)
 	k.winoOut = winoOutAsm512
+	k.sigmoid = sigmoidAsm512
 	return &k
 }
 
@@ -46,5 +47,6 @@ func avx2Kernels() *kernels {
 		stage:     stageAsm,
 		bnSums:    bnSumsAsm,
 		bnDX:      bnDXAsm,
+		sigmoid:   sigmoidAsm2,
 	}
 }

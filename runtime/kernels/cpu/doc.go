@@ -21,13 +21,15 @@
 // # Instruction sets
 //
 // Kernels with more than one implementation (the GEMM's micro-kernels and packer, the Winograd
-// transforms, the pooling rows, training's elementwise kernels) are reached through a dispatch
-// table, one per instruction-set level of package isa: plain Go (generic), AVX2+FMA assembly
-// (avx2) or, at avx512, the AVX-512 GEMM kernels and Winograd F(4x4) output transform with the
-// avx2 code for the rest. The AVX-512 kernels of this package are described in the kasm IR by
-// package internal/winoasm and printed by winogen.go (go generate), as package gemm's are; the
-// tests run the same descriptions in the kasm interpreter on every machine, and check the
-// assembly against it bit for bit where the CPU has AVX-512 (conv_winograd_kasm_test.go). The
+// transforms, the pooling rows, training's elementwise kernels, the sigmoid) are reached through
+// a dispatch table, one per instruction-set level of package isa: plain Go (generic), AVX2+FMA
+// assembly (avx2) or, at avx512, the AVX-512 GEMM kernels, Winograd F(4x4) output transform and
+// sigmoid with the avx2 code for the rest. The AVX-512 kernels of this package, and both
+// sigmoid kernels, are described in the kasm IR by packages internal/winoasm and
+// internal/sigasm and printed by winogen.go and siggen.go (go generate), as package gemm's are;
+// the tests run the same descriptions in the kasm interpreter on every machine, and check the
+// assembly against it bit for bit where the CPU has the level (conv_winograd_kasm_test.go,
+// elementwise_kasm_test.go). The
 // level is chosen once per process (isa.Selected: the CPU's features, DNX_CPU, the purego tag);
 // each kernel object keeps the table it was built with, and every table function is called once
 // per row, tile or panel, so dispatch costs one indirect call there and none per element. One

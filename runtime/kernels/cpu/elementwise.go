@@ -28,6 +28,7 @@ type Unary struct {
 	Lo, Hi      float32 // FuncClip
 	Alpha, Beta float32 // FuncLeakyRelu, FuncHardSigmoid
 
+	code  *kernels  // the level its sigmoid runs at (nil: active; tests pass others)
 	tasks sync.Pool // of *unaryTask
 }
 
@@ -57,7 +58,7 @@ func (t *unaryTask) Do(lo, hi int) {
 	in, out := t.in[lo:hi], t.out[lo:hi]
 	switch k.Func {
 	case FuncSigmoid:
-		sigmoidRow(in, out)
+		orActive(k.code).sigmoid(in, out)
 	case FuncClip:
 		// min and max compile to branch-free MINSS/MAXSS (NaN still propagates); a compare and
 		// branch per element mispredicts on activations, which straddle the bounds: 5x slower
@@ -246,4 +247,40 @@ func sigmoidRow(in, out []float32) {
 		e := p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(int32(n)-n1+127)<<23)
 		out[i] = 1 / (1 + e)
 	}
+}
+
+// sigmoidConsts is the constants block of the assembly sigmoid kernels (see package
+// internal/sigasm, whose Row* constants give its layout; TestSigmoidConsts checks the two
+// agree): rows of 16 equal lanes, then a tail mask table of 16 lanes of all ones and 16 of 0.
+var sigmoidConsts = newSigmoidConsts()
+
+func newSigmoidConsts() []float32 {
+	f := math.Float32bits
+	rows := []uint32{
+		0x80000000,   // -0: the sign bit
+		f(-87.33654), // the clamp
+		f(88.72283),
+		f(1.44269504088896341), // log2(e)
+		f(256.5),               // the bias that makes truncation round
+		f(256),
+		f(-0.693359375),    // -ln2Hi
+		f(2.12194440e-4),   // -ln2Lo
+		f(1.9875691500e-4), // the polynomial, highest coefficient first
+		f(1.3981999507e-3),
+		f(8.3334519073e-3),
+		f(4.1665795894e-2),
+		f(1.6666665459e-1),
+		f(5.0000001201e-1),
+		f(1),
+		1,          // the int32 1
+		0xFFFFFFFF, // the mask table
+		0,
+	}
+	c := make([]float32, 16*len(rows))
+	for i, r := range rows {
+		for l := range 16 {
+			c[16*i+l] = math.Float32frombits(r)
+		}
+	}
+	return c
 }

@@ -239,6 +239,19 @@ const (
 	VUNPCKHPS  Op = "VUNPCKHPS"  // VUNPCKHPS b, a, d: per 128-bit lane d = a2 b2 a3 b3
 	VSHUFPS    Op = "VSHUFPS"    // VSHUFPS $i, b, a, d: per 128-bit lane d = a[i0] a[i1] b[i2] b[i3] (2 bits each)
 	VSHUFF32X4 Op = "VSHUFF32X4" // VSHUFF32X4 $i, b, a, d (zmm): 128-bit lanes d = a[i0] a[i1] b[i2] b[i3]
+
+	// The element-wise functions (the vector sigmoid): a minimum, a correctly rounded division,
+	// the float/int32 conversions and the 32-bit integer lane arithmetic that builds powers of two
+	// in the exponent bits. All are VEX (ymm) and AVX-512 F (zmm) instructions, and maskable.
+	VMINPS     Op = "VMINPS"     // VMINPS b, a, d: d = a < b ? a : b (b when either is NaN, or both are 0)
+	VDIVPS     Op = "VDIVPS"     // VDIVPS b, a, d: d = a / b, correctly rounded
+	VCVTTPS2DQ Op = "VCVTTPS2DQ" // VCVTTPS2DQ a, d: int32 lanes, truncated; NaN and out of range give 0x80000000
+	VCVTDQ2PS  Op = "VCVTDQ2PS"  // VCVTDQ2PS a, d: float32 of int32 lanes, rounded to nearest even
+	VPADDD     Op = "VPADDD"     // VPADDD b, a, d: d = a + b in int32 lanes (wrapping)
+	VPSUBD     Op = "VPSUBD"     // VPSUBD b, a, d: d = a - b in int32 lanes (wrapping)
+	VPSLLD     Op = "VPSLLD"     // VPSLLD $n, a, d: d = a << n (0 when n > 31)
+	VPSRLD     Op = "VPSRLD"     // VPSRLD $n, a, d: d = a >> n, logical (0 when n > 31)
+	VPSRAD     Op = "VPSRAD"     // VPSRAD $n, a, d: d = a >> n, arithmetic (n > 31 counts as 31)
 )
 
 // Inst is one instruction, or a label definition when Def is set.

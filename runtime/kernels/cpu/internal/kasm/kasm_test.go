@@ -346,3 +346,140 @@ func TestSub(t *testing.T) {
 		}
 	}
 }
+
+// TestElementwiseOps runs the instructions of the vector sigmoid on ymm and zmm registers, and
+// under an opmask (merging and zeroing) on zmm: each lane of Z3 must be want(a, b) for the lanes
+// a of Z1 and b of Z2 (b is the memory operand in the "memory" cases).
+func TestElementwiseOps(t *testing.T) {
+	f32 := math.Float32bits
+	nan := uint32(0x7F800001)
+	// Lane pairs (Z1, Z2) covering signs, zeros, NaNs, infinities and the int32 range.
+	pairs := [][2]uint32{
+		{f32(1.5), f32(-2.25)}, {f32(-7.75), f32(3)}, {f32(0), f32(float32(math.Copysign(0, -1)))},
+		{nan, f32(1)}, {f32(1), nan}, {f32(float32(math.Inf(1))), f32(2)}, {f32(6), f32(0)},
+		{f32(2147483648), f32(-2147483648)}, {f32(-2147483904), f32(1e10)}, {f32(384.5), f32(130.5)},
+		{0x80000000, 0x7FFFFFFF}, {0xFFFFFFFF, 1}, {0x00000181, 0x00000082}, {f32(-0.5), f32(-3.99)},
+		{0x40000000, 0xC0000000}, {f32(1e-40), f32(3)},
+	}
+	neg := func(x uint32) bool { return x>>31 != 0 }
+	tests := []struct {
+		name string
+		op   Op
+		imm  int64 // shifts: the count
+		want func(a, b uint32) uint32
+	}{
+		{"min", VMINPS, 0, func(a, b uint32) uint32 {
+			if math.Float32frombits(a) < math.Float32frombits(b) {
+				return a
+			}
+			return b
+		}},
+		{"div", VDIVPS, 0, func(a, b uint32) uint32 {
+			switch {
+			case isNaN(a):
+				return quiet(a)
+			case isNaN(b):
+				return quiet(b)
+			}
+			r := math.Float32frombits(a) / math.Float32frombits(b)
+			if r != r {
+				return defaultNaN
+			}
+			return f32(r)
+		}},
+		{"cvtt", VCVTTPS2DQ, 0, func(a, _ uint32) uint32 {
+			x := float64(math.Float32frombits(a))
+			if x != x || x >= 1<<31 || x < -(1<<31) {
+				return 0x80000000
+			}
+			return uint32(int32(math.Trunc(x)))
+		}},
+		{"cvtdq", VCVTDQ2PS, 0, func(a, _ uint32) uint32 { return f32(float32(float64(int32(a)))) }},
+		{"paddd", VPADDD, 0, func(a, b uint32) uint32 { return a + b }},
+		{"psubd", VPSUBD, 0, func(a, b uint32) uint32 { return a - b }},
+		{"pslld 23", VPSLLD, 23, func(a, _ uint32) uint32 { return a << 23 }},
+		{"pslld 32", VPSLLD, 32, func(a, _ uint32) uint32 { return 0 }},
+		{"psrld 1", VPSRLD, 1, func(a, _ uint32) uint32 { return a >> 1 }},
+		{"psrad 1", VPSRAD, 1, func(a, _ uint32) uint32 {
+			if neg(a) {
+				return a>>1 | 0x80000000
+			}
+			return a >> 1
+		}},
+		{"psrad 40", VPSRAD, 40, func(a, _ uint32) uint32 {
+			if neg(a) {
+				return 0xFFFFFFFF
+			}
+			return 0
+		}},
+	}
+	var mem Memory
+	memB := make([]uint32, 16)
+	for i := range memB {
+		memB[i] = pairs[i][1]
+	}
+	bA := mem.Map("b", Bytes(memB))
+	for _, tc := range tests {
+		for _, form := range []string{"ymm", "zmm", "zmm memory", "zmm merge", "zmm zero"} {
+			reg := ZReg
+			lanes := 16
+			if form == "ymm" {
+				reg, lanes = YReg, 8
+			}
+			in := Inst{Op: tc.op}
+			switch tc.op {
+			case VCVTTPS2DQ, VCVTDQ2PS:
+				in.Args = []Operand{reg(1), reg(3)}
+			case VPSLLD, VPSRLD, VPSRAD:
+				in.Args = []Operand{Imm(tc.imm), reg(1), reg(3)}
+			default:
+				in.Args = []Operand{reg(2), reg(1), reg(3)}
+				if form == "zmm memory" {
+					in.Args[0] = Ptr(AX)
+				}
+			}
+			if form == "zmm merge" || form == "zmm zero" {
+				in.Mask, in.Zeroing = KReg(1), form == "zmm zero"
+			}
+			m := Machine{Mem: &mem}
+			for i := range 16 {
+				m.V[1][i], m.V[2][i], m.V[3][i] = pairs[i][0], pairs[i][1], 0x12345678
+			}
+			m.K[1] = 0b1010_0110_1100_0101
+			f := NewFunc("t", "", "b")
+			f.I(MOVQ, f.Param("b"), AX)
+			f.Add(in)
+			f.I(RET)
+			if err := m.Run(f, bA); err != nil {
+				t.Fatalf("%s %s: %v", tc.name, form, err)
+			}
+			for i := range 16 {
+				want := tc.want(pairs[i][0], pairs[i][1])
+				switch {
+				case i >= lanes:
+					want = 0 // VEX clears the register above the ymm
+				case in.Mask.Kind == K && m.K[1]>>i&1 == 0 && in.Zeroing:
+					want = 0
+				case in.Mask.Kind == K && m.K[1]>>i&1 == 0:
+					want = 0x12345678
+				}
+				if m.V[3][i] != want {
+					t.Errorf("%s %s: lane %d (a %#x, b %#x) = %#x, want %#x", tc.name, form, i, pairs[i][0], pairs[i][1], m.V[3][i], want)
+				}
+			}
+		}
+	}
+	// The printed forms.
+	for _, c := range []struct {
+		in   Inst
+		want string
+	}{
+		{Inst{Op: VPSLLD, Args: []Operand{Imm(23), YReg(1), YReg(2)}}, "VPSLLD $23, Y1, Y2"},
+		{Inst{Op: VDIVPS, Args: []Operand{ZReg(1), ZReg(2), ZReg(3)}, Mask: KReg(1)}, "VDIVPS Z1, Z2, K1, Z3"},
+		{Inst{Op: VCVTTPS2DQ, Args: []Operand{YReg(4), YReg(5)}}, "VCVTTPS2DQ Y4, Y5"},
+	} {
+		if got := c.in.String(); got != c.want {
+			t.Errorf("got %q, want %q", got, c.want)
+		}
+	}
+}

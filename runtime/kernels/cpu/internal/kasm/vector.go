@@ -132,7 +132,63 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		return "", nil
 	case VUNPCKLPS, VUNPCKHPS, VSHUFPS, VSHUFF32X4:
 		return "", m.shuffle(in)
-	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VSUBPS, VMULPS, VMAXPS:
+	case VCVTTPS2DQ, VCVTDQ2PS:
+		// "op a, d": a may be memory (or a broadcast element).
+		if len(a) != 2 {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		s, err := m.vecSrc(in, a[0], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		v := make([]uint32, d.Lanes())
+		for i, x := range s {
+			if in.Op == VCVTDQ2PS {
+				v[i] = math.Float32bits(float32(int32(x)))
+			} else {
+				v[i] = cvttps2dq(x)
+			}
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VPSLLD, VPSRLD, VPSRAD:
+		// "op $n, a, d" (register a).
+		if len(a) != 3 {
+			return "", errForm
+		}
+		n, ok := a[0].(Imm)
+		if !ok {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		s, err := m.vecSrc(Inst{}, a[1], d.Lanes())
+		if err != nil {
+			return "", err
+		}
+		c := uint64(n) & 0xFF
+		v := make([]uint32, d.Lanes())
+		for i, x := range s {
+			switch {
+			case in.Op == VPSRAD:
+				v[i] = uint32(int32(x) >> min(c, 31))
+			case c > 31:
+				v[i] = 0
+			case in.Op == VPSLLD:
+				v[i] = x << c
+			default:
+				v[i] = x >> c
+			}
+		}
+		m.writeVec(in, d, v)
+		return "", nil
+	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VSUBPS, VMULPS, VMAXPS, VMINPS, VDIVPS, VPADDD, VPSUBD:
 		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
 		if len(a) != 3 {
 			return "", errForm
@@ -378,8 +434,9 @@ func isNaN(x uint32) bool { return x&0x7FFFFFFF > 0x7F800000 }
 func quiet(x uint32) uint32 { return x | 0x00400000 }
 
 // binop computes one lane of op with Intel's operands src1, src2. A NaN result is src1's NaN,
-// else src2's (quieted), else the default NaN; VMAXPS returns src2 when either is NaN, or when
-// they are equal (max(+0, -0) is -0), exactly as the instruction does.
+// else src2's (quieted), else the default NaN; VMAXPS and VMINPS return src2 when either is NaN,
+// or when they are equal (max(+0, -0) is -0), exactly as the instructions do. VPADDD and VPSUBD
+// are int32 lane arithmetic, wrapping.
 func binop(op Op, s1, s2 uint32) uint32 {
 	switch op {
 	case VXORPS, VPXORD:
@@ -393,6 +450,15 @@ func binop(op Op, s1, s2 uint32) uint32 {
 			return s1
 		}
 		return s2
+	case VMINPS:
+		if math.Float32frombits(s1) < math.Float32frombits(s2) {
+			return s1
+		}
+		return s2
+	case VPADDD:
+		return s1 + s2
+	case VPSUBD:
+		return s1 - s2
 	}
 	if isNaN(s1) {
 		return quiet(s1)
@@ -407,6 +473,8 @@ func binop(op Op, s1, s2 uint32) uint32 {
 		r = x + y
 	case VSUBPS:
 		r = x - y
+	case VDIVPS:
+		r = x / y
 	default:
 		r = x * y
 	}
@@ -414,6 +482,16 @@ func binop(op Op, s1, s2 uint32) uint32 {
 		return defaultNaN
 	}
 	return math.Float32bits(r)
+}
+
+// cvttps2dq converts one lane as VCVTTPS2DQ does: toward zero, and the "integer indefinite"
+// 0x80000000 for NaN and for values outside the int32 range.
+func cvttps2dq(x uint32) uint32 {
+	f := float64(math.Float32frombits(x))
+	if f != f || f >= 1<<31 || f < -(1<<31) {
+		return 0x80000000
+	}
+	return uint32(int32(f))
 }
 
 // fmaBits returns a*b + c rounded once. o1, o2, o3 are the Intel operands 1..3 of the
