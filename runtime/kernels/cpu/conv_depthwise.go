@@ -40,6 +40,10 @@ func (t *depthwiseTask) Do(lo, hi int) {
 			dst[i] = b
 		}
 		w := t.c.w[m*s.KH*s.KW : (m+1)*s.KH*s.KW]
+		if s.KH == 3 && s.KW == 3 && s.DilationH == 1 && s.DilationW == 1 {
+			t.rows3x3(src, dst, w, b, plane)
+			continue
+		}
 		for kh := 0; kh < s.KH; kh++ {
 			dy := kh * s.DilationH
 			for kw := 0; kw < s.KW; kw++ {
@@ -61,6 +65,50 @@ func (t *depthwiseTask) Do(lo, hi int) {
 					dst[i] = 0
 				}
 			}
+		}
+	}
+}
+
+// rows3x3 computes one output channel of a 3x3 depthwise convolution (dilation 1, any stride;
+// MobileNet's and EfficientNet's) an output row at a time with all nine taps together, where the
+// general loop makes nine passes over the whole output plane: one store per output instead of
+// nine loads and nine stores. The sum runs in the same order (bias, then taps row by row), so the
+// results are bit-identical to the general loop's; ReLU (PostRelu) is applied in the same pass.
+func (t *depthwiseTask) rows3x3(src, dst, w []float32, b float32, plane int) {
+	s := &t.c.spec
+	sh, sw, wq, ow := s.StrideH, s.StrideW, t.pg.wq, t.ow
+	var taps [9][]float32 // the input row each tap reads, for the current output row
+	var base [9]int
+	for kh := 0; kh < 3; kh++ {
+		for kw := 0; kw < 3; kw++ {
+			base[kh*3+kw] = ((kh%sh)*sw+kw%sw)*plane + (kh/sh)*wq + kw/sw
+		}
+	}
+	w0, w1, w2, w3, w4, w5, w6, w7, w8 := w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
+	relu := s.PostRelu
+	for oy := 0; oy < t.oh; oy++ {
+		row := dst[oy*ow : (oy+1)*ow]
+		for k := range taps {
+			o := base[k] + oy*wq
+			taps[k] = src[o : o+ow]
+		}
+		x0, x1, x2, x3, x4, x5, x6, x7, x8 := taps[0][:ow], taps[1][:ow], taps[2][:ow], taps[3][:ow],
+			taps[4][:ow], taps[5][:ow], taps[6][:ow], taps[7][:ow], taps[8][:ow]
+		for i := range row {
+			v := b
+			v += w0 * x0[i]
+			v += w1 * x1[i]
+			v += w2 * x2[i]
+			v += w3 * x3[i]
+			v += w4 * x4[i]
+			v += w5 * x5[i]
+			v += w6 * x6[i]
+			v += w7 * x7[i]
+			v += w8 * x8[i]
+			if relu && v < 0 {
+				v = 0
+			}
+			row[i] = v
 		}
 	}
 }
