@@ -223,29 +223,13 @@ func exp32(x float32) float32 {
 	return p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(n2+127)<<23)
 }
 
-// sigmoidRow computes out[i] = 1/(1+e**-in[i]) with exp32's arithmetic written out in the loop:
-// exp32 is past the inliner's budget, and the call cost a third of the time.
+// sigmoidRow computes out[i] = 1/(1+e**-in[i]) with exp32: the generic level's sigmoid (the
+// assembly levels run internal/sigasm's kernels). Writing exp32 out in the loop measured no
+// faster: the arithmetic, not the call, is the cost of scalar code here.
 func sigmoidRow(in, out []float32) {
-	const (
-		log2e = 1.44269504088896341
-		ln2Hi = 0.693359375
-		ln2Lo = -2.12194440e-4
-	)
 	out = out[:len(in)]
 	for i, v := range in {
-		x := min(max(-v, -87.33654), 88.72283)
-		n := float32(int32(x*log2e+256.5) - 256)
-		r := x - n*ln2Hi - n*ln2Lo
-		p := float32(1.9875691500e-4)
-		p = p*r + 1.3981999507e-3
-		p = p*r + 8.3334519073e-3
-		p = p*r + 4.1665795894e-2
-		p = p*r + 1.6666665459e-1
-		p = p*r + 5.0000001201e-1
-		p = p*r*r + r + 1
-		n1 := int32(n) >> 1
-		e := p * math.Float32frombits(uint32(n1+127)<<23) * math.Float32frombits(uint32(int32(n)-n1+127)<<23)
-		out[i] = 1 / (1 + e)
+		out[i] = 1 / (1 + exp32(-v))
 	}
 }
 
