@@ -57,7 +57,7 @@ keep() {
 }
 
 if [ "$JSON" = 0 ]; then
-	echo "cpu: $(lscpu | sed -n "s/^Model name: *//p" | head -1); family $(lscpu | sed -n "s/^CPU family: *//p" | head -1)); dnx kernels: $($DNX inspect --devices --json 2>/dev/null | jq -r '.devices[] | select(.kind == "cpu") | .details.kernels' 2>/dev/null); threads $THREADS"
+	echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $(lscpu | sed -n 's/^CPU family: *//p' | head -1)); dnx kernels: $($DNX inspect --devices --json 2>/dev/null | jq -r '.devices[] | select(.kind == "cpu") | .details.kernels' 2>/dev/null); threads $THREADS"
 	printf "%-28s %8s %10s %10s %10s\n" case ratio dnx_ms ort_ms dnx_rss_mb
 fi
 for c in "${cases[@]}"; do
