@@ -56,6 +56,10 @@ func (d *Device) Lower(n *graph.Node, in, out []device.Operand) (device.Kernel, 
 		return d.convKernel(n, x, y, &op.Conv, op)
 	case *ops.Gemm:
 		return d.linearKernel(n, x, y, op)
+	case *ops.Transpose:
+		return transposeKernel(op, x, y)
+	case *ops.Slice:
+		return sliceKernel(n, op, in, y)
 	case *ops.MaxPool:
 		switch {
 		case len(xs) != 4:
