@@ -148,6 +148,7 @@ func fusedSchemas() []Schema {
 	return []Schema{
 		{Domain: DomainDNX, OpType: "FusedConv", Since: 1, Decode: decodeFusedConv},
 		{Domain: DomainDNX, OpType: "FusedAveragePool", Since: 1, Decode: decodeFusedAveragePool},
+		{Domain: DomainDNX, OpType: "SiLU", Since: 1, Decode: decodeSiLU},
 	}
 }
 
@@ -225,4 +226,22 @@ func decodeFlag(op string, n *Node, name string) (bool, error) {
 		return false, fmt.Errorf("%w: %s %s = %d, want 0 or 1", ErrAttr, op, name, v)
 	}
 	return v == 1, nil
+}
+
+// SiLU is Y = X * sigmoid(X) element-wise, on float types: dnx's fusion (passes.FuseSiLU) of
+// ONNX's Sigmoid followed by Mul(X, Sigmoid(X)), which PyTorch exports for nn.SiLU (EfficientNet's
+// activation). It has no attributes.
+type SiLU struct{}
+
+// OpType returns "SiLU".
+func (*SiLU) OpType() string { return "SiLU" }
+
+// Infer returns X's type.
+func (*SiLU) Infer(in []*Arg) ([]Type, error) { return ewInferUnary("SiLU", in, ewFloatClass) }
+
+func decodeSiLU(n *Node) (Op, error) {
+	if err := CheckArity(n, 1, 1, 1, 1); err != nil {
+		return nil, err
+	}
+	return &SiLU{}, nil
 }

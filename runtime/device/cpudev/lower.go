@@ -90,6 +90,8 @@ func (d *Device) Lower(n *graph.Node, in, out []device.Operand) (device.Kernel, 
 		}}, ""
 	case *ops.Sigmoid:
 		return d.unaryKernel(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
+	case *ops.SiLU:
+		return d.unaryKernel(x, y, "silu", &cpu.Unary{Func: cpu.FuncSiLU})
 	case *ops.LeakyRelu:
 		return d.unaryKernel(x, y, "leaky-relu", &cpu.Unary{Func: cpu.FuncLeakyRelu, Alpha: op.Alpha})
 	case *ops.HardSigmoid:

@@ -7,7 +7,7 @@ import (
 
 // kernels is the code of one instruction-set level (see package isa) for the kernels of this
 // package that have more than one implementation: the Winograd transforms, the pooling rows,
-// training's elementwise kernels, the sigmoid, and the GEMM's micro-kernels and packer. There is one
+// training's elementwise kernels, the sigmoid and the other element-wise kernels, and the GEMM's micro-kernels and packer. There is one
 // immutable table per level, built at start-up. A kernel object (Conv2D, ConvCM, Pool2D) holds
 // the table it was built with, so that the level is part of its prepared state: the process runs
 // the selected level (active) and a test runs any level the machine has, side by side, with no
@@ -53,6 +53,16 @@ type kernels struct {
 	// sigmoid writes out[i] = 1/(1+e**-in[i]) (see sigmoidRow; the assembly fuses multiply-adds,
 	// so its bits may differ from sigmoidRow's, within the same 2e-7 of the float64 sigmoid).
 	sigmoid func(in, out []float32)
+	// silu writes out[i] = in[i] * sigmoid(in[i]) (see siluRow).
+	silu func(in, out []float32)
+	// clip, hardSigmoid and hardSwish are Unary's functions with the block c of their
+	// parameters (see Unary.unaryBlock, clipRow, hardSigmoidRow, hardSwishRow).
+	clip, hardSigmoid, hardSwish func(in, out, c []float32)
+	// binary is Binary's arithmetic on one run: b has len(a) elements, or one that every
+	// element of a meets (see binaryGo). The value is passed in b, not as a float32 whose
+	// address the assembly call would take: through a func value that address escapes, and
+	// every call allocated.
+	binary func(f BinaryFunc, bFirst bool, a, b, out []float32)
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -70,6 +80,12 @@ var goTable = kernels{
 	bnSums:    bnSumsGo,
 	bnDX:      bnDXGo,
 	sigmoid:   sigmoidRow,
+
+	silu:        siluRow,
+	clip:        clipRow,
+	hardSigmoid: hardSigmoidRow,
+	hardSwish:   hardSwishRow,
+	binary:      binaryGo,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

@@ -13,8 +13,9 @@ import (
 var avx2Table = avx2Kernels()
 
 // avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
-// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512) and the AVX-512 sigmoid
-// (sigmoidAsm512); this package's other kernels (the Winograd input transforms and F(2x2)
+// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512) and the AVX-512 element-wise
+// kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
+// internal/sigasm and internal/ewasm); this package's other kernels (the Winograd input transforms and F(2x2)
 // output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
 
@@ -27,6 +28,9 @@ func avx512Kernels() *kernels {
 	k.gemm = gemm.KernelsFor(isa.AVX512)
 	k.winoOut = winoOutAsm512
 	k.sigmoid = sigmoidAsm512
+	k.silu = siluAsm512
+	k.clip, k.hardSigmoid, k.hardSwish = clipAsm512, hardSigmoidAsm512, hardSwishAsm512
+	k.binary = binaryAsm512
 	return &k
 }
 
@@ -48,5 +52,11 @@ func avx2Kernels() *kernels {
 		bnSums:    bnSumsAsm,
 		bnDX:      bnDXAsm,
 		sigmoid:   sigmoidAsm2,
+
+		silu:        siluAsm2,
+		clip:        clipAsm2,
+		hardSigmoid: hardSigmoidAsm2,
+		hardSwish:   hardSwishAsm2,
+		binary:      binaryAsm2,
 	}
 }

@@ -20,6 +20,8 @@ const (
 	FuncHardSigmoid
 	// FuncHardSwish: x * max(0, min(1, x/6 + 1/2)).
 	FuncHardSwish
+	// FuncSiLU: x * sigmoid(x) (the sigmoid of FuncSigmoid, then one multiply).
+	FuncSiLU
 )
 
 // Unary is an element-wise function over dense float32 slices, split over the Workers' threads.
@@ -28,9 +30,47 @@ type Unary struct {
 	Lo, Hi      float32 // FuncClip
 	Alpha, Beta float32 // FuncLeakyRelu, FuncHardSigmoid
 
-	code  *kernels  // the level its sigmoid runs at (nil: active; tests pass others)
+	code  *kernels  // the level its kernels run at (nil: active; tests pass others)
 	tasks sync.Pool // of *unaryTask
+
+	once  sync.Once
+	block []float32 // the parameters and tail masks the kernels read (see unaryBlock)
 }
+
+// unaryBlock returns the block of k's parameters (ewasm's Par* layout, then the mask table),
+// which every level's clip, hardSigmoid and hardSwish read.
+func (k *Unary) unaryBlock() []float32 {
+	k.once.Do(func() {
+		b := make([]float32, ewUnaryFloats)
+		switch k.Func {
+		case FuncClip:
+			b[0], b[1] = k.Lo, k.Hi
+		case FuncHardSigmoid:
+			b[0], b[1] = k.Alpha, k.Beta
+		}
+		b[2], b[3], b[4] = 1, 6, 0.5
+		for i := range 16 {
+			b[ewMaskOff+i] = math.Float32frombits(0xFFFFFFFF)
+		}
+		k.block = b
+	})
+	return k.block
+}
+
+// The layout of the unary kernels' block (ewasm.ParA..., MaskOff; TestEWConsts checks them),
+// and ewMasks, the binary kernels' mask table: 16 lanes of all ones, then 16 of zeros.
+const (
+	ewMaskOff     = 16
+	ewUnaryFloats = ewMaskOff + 32
+)
+
+var ewMasks = func() []float32 {
+	m := make([]float32, 32)
+	for i := range 16 {
+		m[i] = math.Float32frombits(0xFFFFFFFF)
+	}
+	return m
+}()
 
 type unaryTask struct {
 	k       *Unary
@@ -38,8 +78,10 @@ type unaryTask struct {
 	wg      Group
 }
 
-// unaryGrain is the elements per parallel chunk: small tensors stay on one thread.
-const unaryGrain = 16384
+// unaryGrain is the elements per parallel chunk of Unary and Binary: a tensor of up to
+// unaryGrain elements runs on the calling thread, with no hand-off to a worker (waking one costs
+// more than the vector kernels take for 32K elements: ~3-10 us at 0.1-0.3 ns per element).
+const unaryGrain = 32768
 
 // Run computes out[i] = f(in[i]); len(out) must equal len(in).
 func (k *Unary) Run(workers *Workers, in, out []float32) {
@@ -48,6 +90,9 @@ func (k *Unary) Run(workers *Workers, in, out []float32) {
 		t = &unaryTask{}
 	}
 	t.k, t.in, t.out = k, in, out
+	if k.Func == FuncClip || k.Func == FuncHardSigmoid || k.Func == FuncHardSwish {
+		k.unaryBlock()
+	}
 	workers.Run(t, len(in), unaryGrain, &t.wg)
 	t.in, t.out = nil, nil
 	k.tasks.Put(t)
@@ -56,17 +101,14 @@ func (k *Unary) Run(workers *Workers, in, out []float32) {
 func (t *unaryTask) Do(lo, hi int) {
 	k := t.k
 	in, out := t.in[lo:hi], t.out[lo:hi]
+	code := orActive(k.code)
 	switch k.Func {
 	case FuncSigmoid:
-		orActive(k.code).sigmoid(in, out)
+		code.sigmoid(in, out)
+	case FuncSiLU:
+		code.silu(in, out)
 	case FuncClip:
-		// min and max compile to branch-free MINSS/MAXSS (NaN still propagates); a compare and
-		// branch per element mispredicts on activations, which straddle the bounds: 5x slower
-		// on MobileNetV2's ReLU6 (1.4 vs 6.9 ns per element, measured).
-		out = out[:len(in)]
-		for i, v := range in {
-			out[i] = min(max(v, k.Lo), k.Hi)
-		}
+		code.clip(in, out, k.block)
 	case FuncLeakyRelu:
 		for i, v := range in {
 			if v < 0 {
@@ -75,13 +117,39 @@ func (t *unaryTask) Do(lo, hi int) {
 			out[i] = v
 		}
 	case FuncHardSigmoid:
-		for i, v := range in {
-			out[i] = max(0, min(1, k.Alpha*v+k.Beta))
-		}
+		code.hardSigmoid(in, out, k.block)
 	case FuncHardSwish:
-		for i, v := range in {
-			out[i] = v * max(0, min(1, v/6+0.5))
-		}
+		code.hardSwish(in, out, k.block)
+	}
+}
+
+// clipRow is the generic level's Clip: c[0] and c[1] are the bounds (see Unary.unaryBlock).
+// min and max compile to branch-free MINSS/MAXSS (NaN still propagates); a compare and branch
+// per element mispredicts on activations, which straddle the bounds: 5x slower on MobileNetV2's
+// ReLU6 (1.4 vs 6.9 ns per element, measured).
+func clipRow(in, out, c []float32) {
+	lo, hi := c[0], c[1]
+	out = out[:len(in)]
+	for i, v := range in {
+		out[i] = min(max(v, lo), hi)
+	}
+}
+
+// hardSigmoidRow is the generic level's HardSigmoid: max(0, min(1, alpha*x + beta)) with alpha
+// and beta c[0] and c[1].
+func hardSigmoidRow(in, out, c []float32) {
+	alpha, beta := c[0], c[1]
+	out = out[:len(in)]
+	for i, v := range in {
+		out[i] = max(0, min(1, alpha*v+beta))
+	}
+}
+
+// hardSwishRow is the generic level's HardSwish: x * max(0, min(1, x/6 + 0.5)).
+func hardSwishRow(in, out, _ []float32) {
+	out = out[:len(in)]
+	for i, v := range in {
+		out[i] = v * max(0, min(1, v/6+0.5))
 	}
 }
 
@@ -105,6 +173,7 @@ type Binary struct {
 	Per    int
 	BFirst bool
 
+	code  *kernels  // the level it runs at (nil: active; tests pass others)
 	tasks sync.Pool // of *binaryTask
 }
 
@@ -128,16 +197,27 @@ func (k *Binary) Run(workers *Workers, a, b, out []float32) {
 
 func (t *binaryTask) Do(lo, hi int) {
 	k := t.k
+	run := orActive(k.code).binary
 	if k.Per == 1 {
-		binaryRun(k.Func, k.BFirst, t.a[lo:hi], t.b[lo:hi], 0, t.out[lo:hi])
+		run(k.Func, k.BFirst, t.a[lo:hi], t.b[lo:hi], t.out[lo:hi])
 		return
 	}
-	for i := lo; i < hi; {
-		bv := i / k.Per
+	bv := lo / k.Per // one division per chunk, not per run
+	for i := lo; i < hi; bv++ {
 		end := min(hi, (bv+1)*k.Per)
-		binaryRun(k.Func, k.BFirst, t.a[i:end], nil, t.b[bv], t.out[i:end])
+		run(k.Func, k.BFirst, t.a[i:end], t.b[bv:bv+1], t.out[i:end])
 		i = end
 	}
+}
+
+// binaryGo is the generic level's binary: binaryRun on b of len(a) elements, or of one that
+// every element of a meets.
+func binaryGo(f BinaryFunc, bFirst bool, a, b, out []float32) {
+	if len(b) == len(a) {
+		binaryRun(f, bFirst, a, b, 0, out)
+		return
+	}
+	binaryRun(f, bFirst, a, nil, b[0], out)
 }
 
 // binaryRun computes out = a op b elementwise, or a op y for every element when b is nil;
@@ -230,6 +310,16 @@ func sigmoidRow(in, out []float32) {
 	out = out[:len(in)]
 	for i, v := range in {
 		out[i] = 1 / (1 + exp32(-v))
+	}
+}
+
+// siluRow computes out[i] = in[i] * sigmoid(in[i]), the sigmoid as sigmoidRow computes it: the
+// generic level's SiLU.
+func siluRow(in, out []float32) {
+	out = out[:len(in)]
+	for i, v := range in {
+		s := 1 / (1 + exp32(-v))
+		out[i] = v * s
 	}
 }
 

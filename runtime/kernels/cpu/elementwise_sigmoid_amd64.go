@@ -23,3 +23,21 @@ func sigmoidAsm512(in, out []float32) {
 	out = out[:len(in)]
 	sigmoidAVX512(&in[0], &out[0], len(in), &sigmoidConsts[0])
 }
+
+// siluAsm2 is siluRow with the AVX2+FMA kernel (siluAVX2): sigmoidAsm2's sigmoid times x.
+func siluAsm2(in, out []float32) {
+	if len(in) == 0 {
+		return
+	}
+	out = out[:len(in)]
+	siluAVX2(&in[0], &out[0], len(in), &sigmoidConsts[0])
+}
+
+// siluAsm512 is siluAsm2 with the AVX-512 kernel (siluAVX512), which gives the same bits.
+func siluAsm512(in, out []float32) {
+	if len(in) == 0 {
+		return
+	}
+	out = out[:len(in)]
+	siluAVX512(&in[0], &out[0], len(in), &sigmoidConsts[0])
+}

@@ -15,3 +15,15 @@ func sigmoidAVX2(x, y *float32, n int, c *float32)
 //
 //go:noescape
 func sigmoidAVX512(x, y *float32, n int, c *float32)
+
+// siluAVX2 is siluRow in assembly, described in package internal/sigasm, which
+// documents its arguments.
+//
+//go:noescape
+func siluAVX2(x, y *float32, n int, c *float32)
+
+// siluAVX512 is siluRow in assembly, described in package internal/sigasm, which
+// documents its arguments.
+//
+//go:noescape
+func siluAVX512(x, y *float32, n int, c *float32)

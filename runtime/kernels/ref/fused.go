@@ -2,6 +2,7 @@ package ref
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -9,7 +10,22 @@ import (
 
 // fusedKernels returns the kernels of dnx's internal fused operators (domain ops.DomainDNX).
 func fusedKernels() map[string]Kernel {
-	return map[string]Kernel{"FusedConv": fusedConvKernel, "FusedAveragePool": fusedAveragePoolKernel}
+	return map[string]Kernel{"FusedConv": fusedConvKernel, "FusedAveragePool": fusedAveragePoolKernel, "SiLU": siluKernel}
+}
+
+// siluKernel runs SiLU: Y = X * sigmoid(X) on float types, the sigmoid as sigmoidKernel computes
+// it.
+func siluKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
+	if _, err := opAs[*ops.SiLU](op); err != nil {
+		return nil, err
+	}
+	return ewUnaryFloat("SiLU", in, nOut, func(v float64) float64 {
+		if v >= 0 {
+			return v / (1 + math.Exp(-v))
+		}
+		e := math.Exp(v)
+		return v * e / (1 + e)
+	})
 }
 
 // fusedConvKernel runs FusedConv by composing the reference kernels: the prologue, per input

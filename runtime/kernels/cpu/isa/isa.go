@@ -218,7 +218,7 @@ func (s Selection) String() string {
 // codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
 	if l == AVX512 {
-		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) output transform and sigmoid; the other kernels (Winograd input transforms and F(2x2) output, pooling, BatchNormalization) are avx2"
+		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) output transform and element-wise kernels; the other kernels (Winograd input transforms and F(2x2) output, pooling, BatchNormalization) are avx2"
 	}
 	return ""
 }

@@ -1,0 +1,42 @@
+package passes
+
+import (
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/ops"
+)
+
+// FuseSiLU turns Sigmoid(x) -> Mul(x, s) (either operand order), which is how PyTorch exports
+// nn.SiLU (x * sigmoid(x): EfficientNet's activation), into one dnx-domain SiLU node, so that x
+// is read once and the sigmoid's output never reaches memory. It applies when the Mul is the
+// Sigmoid output's only reader (that output is not a graph output) and multiplies it by the
+// Sigmoid's own input. The SiLU keeps the Sigmoid's node name and takes the Mul's output name.
+type FuseSiLU struct{}
+
+// Name returns "FuseSiLU".
+func (FuseSiLU) Name() string { return "FuseSiLU" }
+
+// Run implements Pass.
+func (FuseSiLU) Run(g *graph.Graph) (bool, error) {
+	return forEachNode(g, func(mul *graph.Node) (bool, error) {
+		m, ok := mul.Op.(*ops.Arith)
+		if !ok || m.Kind != ops.ArithMul || m.Legacy || ops.NormalizeDomain(mul.Domain) != "" || len(mul.Inputs) != 2 || len(mul.Outputs) != 1 {
+			return false, nil
+		}
+		for i := range 2 {
+			s, x := mul.Inputs[i], mul.Inputs[1-i]
+			if s == nil || x == nil || s.Producer == nil {
+				continue
+			}
+			sig := s.Producer
+			if _, ok := sig.Op.(*ops.Sigmoid); !ok || ops.NormalizeDomain(sig.Domain) != "" || len(sig.Inputs) != 1 || sig.Inputs[0] != x {
+				continue
+			}
+			if !soleReader(g, s, mul) || !s.Type.DType.IsFloat() {
+				continue
+			}
+			setDNX(sig, &ops.SiLU{}, ops.Attributes{})
+			return true, absorb(g, s, mul)
+		}
+		return false, nil
+	})
+}
