@@ -73,8 +73,8 @@ func (p *Pipeline) Run(g *graph.Graph) (bool, error) {
 
 // Inference returns the full inference pipeline: eliminations, constant folding, Conv-BN folding,
 // average pools moved before their 1x1 convolutions, the BN-ReLU prologue fusions into FusedConv
-// and FusedAveragePool, the Conv-ReLU epilogue fusion, the Sigmoid-Mul fusion into SiLU, and
-// dead code elimination. Its result runs on dnx only (graph.Export refuses the fused operators).
+// and FusedAveragePool, the Conv-ReLU epilogue fusion, the Sigmoid-Mul fusion into SiLU, the
+// HardSigmoid-Mul fusion into HardSwish, and dead code elimination. Its result runs on dnx only (graph.Export refuses the fused operators).
 func Inference() *Pipeline {
 	return &Pipeline{Label: "Inference", Passes: []Pass{
 		EliminateIdentity{},
@@ -85,6 +85,7 @@ func Inference() *Pipeline {
 		FuseBNReluConv{},
 		FuseConvActivation{},
 		FuseSiLU{},
+		FuseHardSwish{},
 		DeadCodeElimination{},
 	}}
 }
