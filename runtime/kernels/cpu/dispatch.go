@@ -53,6 +53,10 @@ type kernels struct {
 	// sigmoid writes out[i] = 1/(1+e**-in[i]) (see sigmoidRow; the assembly fuses multiply-adds,
 	// so its bits may differ from sigmoidRow's, within the same 2e-7 of the float64 sigmoid).
 	sigmoid func(in, out []float32)
+
+	// dw3x3 is one output channel of a 3x3 depthwise convolution, all its rows (see dw3x3Go; the
+	// assembly gives the same bits).
+	dw3x3 func(dst, src, w []float32, b float32, relu bool, g dwGeom)
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -70,6 +74,7 @@ var goTable = kernels{
 	bnSums:    bnSumsGo,
 	bnDX:      bnDXGo,
 	sigmoid:   sigmoidRow,
+	dw3x3:     dw3x3Go,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

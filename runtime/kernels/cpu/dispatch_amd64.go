@@ -13,9 +13,10 @@ import (
 var avx2Table = avx2Kernels()
 
 // avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
-// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512) and the AVX-512 sigmoid
-// (sigmoidAsm512); this package's other kernels (the Winograd input transforms and F(2x2)
-// output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
+// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512), the AVX-512 sigmoid
+// (sigmoidAsm512) and the AVX-512 3x3 depthwise rows (dw3x3Asm512); this package's other
+// kernels (the Winograd input transforms and F(2x2) output, pooling rows, BatchNormalization,
+// staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
 
 func avx512Kernels() *kernels {
@@ -27,6 +28,7 @@ func avx512Kernels() *kernels {
 	k.gemm = gemm.KernelsFor(isa.AVX512)
 	k.winoOut = winoOutAsm512
 	k.sigmoid = sigmoidAsm512
+	k.dw3x3 = dw3x3Asm512
 	return &k
 }
 
@@ -48,5 +50,6 @@ func avx2Kernels() *kernels {
 		bnSums:    bnSumsAsm,
 		bnDX:      bnDXAsm,
 		sigmoid:   sigmoidAsm2,
+		dw3x3:     dw3x3Asm2,
 	}
 }
