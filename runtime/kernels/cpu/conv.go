@@ -216,9 +216,14 @@ func (c *Conv2D) Algorithm(n, h, w, threads int) string {
 
 // Level returns the instruction-set level whose code Run executes: that of the GEMM
 // micro-kernels and Winograd transforms it was built with (an avx512 process runs the avx2
-// ones), or isa.Generic for the depthwise path, which is plain Go at every level.
+// ones); on the depthwise path, that of the 3x3 row kernels (dw3x3) for a 3x3 kernel with
+// dilation 1, or isa.Generic for the other shapes, whose loops are plain Go at every level.
 func (c *Conv2D) Level() isa.Level {
 	if c.path == pathDepthwise {
+		s := &c.spec
+		if s.KH == 3 && s.KW == 3 && s.DilationH == 1 && s.DilationW == 1 {
+			return c.code.level
+		}
 		return isa.Generic
 	}
 	return c.code.level
@@ -710,6 +715,12 @@ func (t *prepTask) Do(lo, hi int) {
 						prologueRow(seg, xr[ix:ix+len(seg)], scale, shift, affine, relu)
 						continue
 					}
+					if !affine && !relu {
+						// The usual case (a depthwise layer after a separate activation): a
+						// strided gather, without the prologue's branches.
+						stridedCopy(row[j0:j1], xr[ix:], s.StrideW)
+						continue
+					}
 					for j := j0; j < j1; j++ {
 						v := xr[ix]
 						if affine {
@@ -724,6 +735,23 @@ func (t *prepTask) Do(lo, hi int) {
 				}
 			}
 		}
+	}
+}
+
+// stridedCopy sets dst[j] = src[j*stride] (stride >= 2), four at a time.
+func stridedCopy(dst, src []float32, stride int) {
+	if len(dst) == 0 {
+		return
+	}
+	src = src[:(len(dst)-1)*stride+1]
+	if stride == 2 {
+		for len(dst) >= 4 && len(src) >= 8 {
+			dst[0], dst[1], dst[2], dst[3] = src[0], src[2], src[4], src[6]
+			dst, src = dst[4:], src[8:]
+		}
+	}
+	for j := range dst {
+		dst[j] = src[j*stride]
 	}
 }
 

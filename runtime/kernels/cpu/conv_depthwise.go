@@ -36,13 +36,13 @@ func (t *depthwiseTask) Do(lo, hi int) {
 		if s.Bias != nil {
 			b = s.Bias[m]
 		}
-		for i := range dst {
-			dst[i] = b
-		}
 		w := t.c.w[m*s.KH*s.KW : (m+1)*s.KH*s.KW]
 		if s.KH == 3 && s.KW == 3 && s.DilationH == 1 && s.DilationW == 1 {
 			t.rows3x3(src, dst, w, b, plane)
 			continue
+		}
+		for i := range dst {
+			dst[i] = b
 		}
 		for kh := 0; kh < s.KH; kh++ {
 			dy := kh * s.DilationH
@@ -74,26 +74,42 @@ func (t *depthwiseTask) Do(lo, hi int) {
 // general loop makes nine passes over the whole output plane: one store per output instead of
 // nine loads and nine stores. The sum runs in the same order (bias, then taps row by row), so the
 // results are bit-identical to the general loop's; ReLU (PostRelu) is applied in the same pass.
+// The rows run in the level's kernel (dw3x3Go, or the assembly of dwasm, which gives the same
+// bits): with the phase-split layout every tap of every stride reads a contiguous input row.
 func (t *depthwiseTask) rows3x3(src, dst, w []float32, b float32, plane int) {
 	s := &t.c.spec
-	sh, sw, wq, ow := s.StrideH, s.StrideW, t.pg.wq, t.ow
-	var taps [9][]float32 // the input row each tap reads, for the current output row
-	var base [9]int
+	sh, sw := s.StrideH, s.StrideW
+	g := dwGeom{wq: t.pg.wq, oh: t.oh, ow: t.ow}
 	for kh := 0; kh < 3; kh++ {
 		for kw := 0; kw < 3; kw++ {
-			base[kh*3+kw] = ((kh%sh)*sw+kw%sw)*plane + (kh/sh)*wq + kw/sw
+			g.base[kh*3+kw] = ((kh%sh)*sw+kw%sw)*plane + (kh/sh)*t.pg.wq + kw/sw
 		}
 	}
+	t.c.code.dw3x3(dst, src, w, b, s.PostRelu, g)
+}
+
+// dwGeom is where the nine taps of a 3x3 depthwise channel read: tap k of output row oy reads
+// src[base[k] + oy*wq:][:ow] (base[0] is 0), and the output is oh rows of ow.
+type dwGeom struct {
+	base       [9]int
+	wq, oh, ow int
+}
+
+// dw3x3Go is the portable kernel of rows3x3: for each output row oy and column i,
+//
+//	v = b + w0*x0[i] + w1*x1[i] + ... + w8*x8[i]   (left to right, each product rounded)
+//	dst[oy*ow + i] = relu ? (v < 0 ? 0 : v) : v
+//
+// with x_k = src[g.base[k] + oy*g.wq:].
+func dw3x3Go(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+	ow := g.ow
 	w0, w1, w2, w3, w4, w5, w6, w7, w8 := w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
-	relu := s.PostRelu
-	for oy := 0; oy < t.oh; oy++ {
+	for oy := 0; oy < g.oh; oy++ {
 		row := dst[oy*ow : (oy+1)*ow]
-		for k := range taps {
-			o := base[k] + oy*wq
-			taps[k] = src[o : o+ow]
-		}
-		x0, x1, x2, x3, x4, x5, x6, x7, x8 := taps[0][:ow], taps[1][:ow], taps[2][:ow], taps[3][:ow],
-			taps[4][:ow], taps[5][:ow], taps[6][:ow], taps[7][:ow], taps[8][:ow]
+		o := oy * g.wq
+		x0, x1, x2 := src[g.base[0]+o:][:ow], src[g.base[1]+o:][:ow], src[g.base[2]+o:][:ow]
+		x3, x4, x5 := src[g.base[3]+o:][:ow], src[g.base[4]+o:][:ow], src[g.base[5]+o:][:ow]
+		x6, x7, x8 := src[g.base[6]+o:][:ow], src[g.base[7]+o:][:ow], src[g.base[8]+o:][:ow]
 		for i := range row {
 			v := b
 			v += w0 * x0[i]

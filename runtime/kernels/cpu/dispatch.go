@@ -63,6 +63,10 @@ type kernels struct {
 	// address the assembly call would take: through a func value that address escapes, and
 	// every call allocated.
 	binary func(f BinaryFunc, bFirst bool, a, b, out []float32)
+
+	// dw3x3 is one output channel of a 3x3 depthwise convolution, all its rows (see dw3x3Go; the
+	// assembly gives the same bits).
+	dw3x3 func(dst, src, w []float32, b float32, relu bool, g dwGeom)
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -86,6 +90,7 @@ var goTable = kernels{
 	hardSigmoid: hardSigmoidRow,
 	hardSwish:   hardSwishRow,
 	binary:      binaryGo,
+	dw3x3:     dw3x3Go,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

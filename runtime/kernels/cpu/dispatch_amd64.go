@@ -13,10 +13,12 @@ import (
 var avx2Table = avx2Kernels()
 
 // avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
-// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512) and the AVX-512 element-wise
+// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512), the AVX-512 element-wise
 // kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
-// internal/sigasm and internal/ewasm); this package's other kernels (the Winograd input transforms and F(2x2)
-// output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil below AVX-512.
+// internal/sigasm and internal/ewasm) and the AVX-512 3x3 depthwise rows (dw3x3Asm512,
+// internal/dwasm); this package's other kernels (the Winograd input transforms and F(2x2)
+// output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and
+// isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
 
 func avx512Kernels() *kernels {
@@ -31,6 +33,7 @@ func avx512Kernels() *kernels {
 	k.silu = siluAsm512
 	k.clip, k.hardSigmoid, k.hardSwish = clipAsm512, hardSigmoidAsm512, hardSwishAsm512
 	k.binary = binaryAsm512
+	k.dw3x3 = dw3x3Asm512
 	return &k
 }
 
@@ -58,5 +61,6 @@ func avx2Kernels() *kernels {
 		hardSigmoid: hardSigmoidAsm2,
 		hardSwish:   hardSwishAsm2,
 		binary:      binaryAsm2,
+		dw3x3:     dw3x3Asm2,
 	}
 }
