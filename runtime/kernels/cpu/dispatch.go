@@ -90,7 +90,7 @@ var goTable = kernels{
 	hardSigmoid: hardSigmoidRow,
 	hardSwish:   hardSwishRow,
 	binary:      binaryGo,
-	dw3x3:     dw3x3Go,
+	dw3x3:       dw3x3Go,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

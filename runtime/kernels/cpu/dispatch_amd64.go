@@ -61,6 +61,6 @@ func avx2Kernels() *kernels {
 		hardSigmoid: hardSigmoidAsm2,
 		hardSwish:   hardSwishAsm2,
 		binary:      binaryAsm2,
-		dw3x3:     dw3x3Asm2,
+		dw3x3:       dw3x3Asm2,
 	}
 }
