@@ -35,7 +35,8 @@ type StepInfo struct {
 	// ("gemm-1x1", "gemm-direct", "gemm-direct-padded", "implicit-gemm", "winograd-f2x2",
 	// "winograd-f4x4", "depthwise"); "maxpool", "avgpool-2x2" (DenseNet's transition pool),
 	// "avgpool", "global-avgpool", "relu", "bn-affine", an element-wise function ("sigmoid",
-	// "clip", ...) or an arithmetic one ("add", "mul", ...).
+	// "silu", "clip", ...), an arithmetic one ("add", "mul", ...), or a data movement
+	// ("transpose", "slice").
 	Kernel string
 	// Why is, for KernelReference, the reason no fast kernel runs the node; for KernelConcatCopy,
 	// what is copied.
