@@ -111,25 +111,8 @@ func (g *gen) loop(ptrs []Reg, mask int, body func(u int, load func(j int, p Reg
 		}
 		f.I(SUBQ, Imm(int64(u*lanes)), CX)
 	}
-	f.I(CMPQ, CX, Imm(int64(Unroll*lanes)))
-	f.I(JLT, Label(p+"one"))
-	f.Label(Label(p + "loop"))
-	full(Unroll)
-	f.I(CMPQ, CX, Imm(int64(Unroll*lanes)))
-	f.I(JGE, Label(p+"loop"))
-	f.Label(Label(p + "one"))
-	f.I(CMPQ, CX, Imm(int64(lanes)))
-	f.I(JLT, Label(p+"tail"))
-	full(1)
-	f.I(JMP, Label(p+"one"))
-	f.Label(Label(p + "tail"))
-	f.I(TESTQ, CX, CX)
-	f.I(JZ, Label(p+"done"))
-	// The mask of the first CX lanes: the table's lanes from 16 - CX.
-	f.I(MOVQ, Imm(16), AX)
-	f.I(SUBQ, CX, AX)
 	m := g.reg(15)
-	f.I(VMOVUPS, At(mask, DX).Idx(AX, 4), m)
+	f.Stream(p, lanes, Unroll, full, m, At(mask, DX))
 	if g.kind == Y {
 		body(1, func(_ int, ptr Reg, d Reg) { f.I(VMASKMOVPS, Ptr(ptr), m, d) }, func(_ int, s Reg) { f.I(VMASKMOVPS, s, m, Ptr(DI)) })
 	} else {

@@ -312,3 +312,31 @@ func (f *Func) Label(l Label) { f.Body = append(f.Body, Inst{Def: l}) }
 
 // Add appends in as it is (for the decorated AVX-512 forms, such as Bcst).
 func (f *Func) Add(in Inst) { f.Body = append(f.Body, in) }
+
+// Stream emits the loop skeleton of a streaming element-wise kernel over CX elements of lanes
+// per vector: full(unroll) while at least unroll vectors remain, then full(1) while a vector
+// remains; full emits the work on u vectors and advances the pointers and CX. The code then
+// falls through at prefix+"tail" with 0 <= CX < lanes; when CX is 0 it jumps to prefix+"done",
+// which the caller places after its tail. Before the tail it loads the mask of the first CX
+// lanes into mask, from a table of 16 all-ones lanes followed by 16 zero lanes at mem (the
+// table's lanes from 16 - CX; AX is clobbered).
+func (f *Func) Stream(prefix string, lanes, unroll int, full func(u int), mask Reg, mem Mem) {
+	f.I(CMPQ, CX, Imm(int64(unroll*lanes)))
+	f.I(JLT, Label(prefix+"one"))
+	f.Label(Label(prefix + "loop"))
+	full(unroll)
+	f.I(CMPQ, CX, Imm(int64(unroll*lanes)))
+	f.I(JGE, Label(prefix+"loop"))
+	f.Label(Label(prefix + "one"))
+	f.I(CMPQ, CX, Imm(int64(lanes)))
+	f.I(JLT, Label(prefix+"tail"))
+	full(1)
+	f.I(JMP, Label(prefix+"one"))
+	f.Label(Label(prefix + "tail"))
+	f.I(TESTQ, CX, CX)
+	f.I(JZ, Label(prefix+"done"))
+	// The mask of the first CX lanes: the table's lanes from 16 - CX.
+	f.I(MOVQ, Imm(16), AX)
+	f.I(SUBQ, CX, AX)
+	f.I(VMOVUPS, mem.Idx(AX, 4), mask)
+}

@@ -187,25 +187,8 @@ func build(name string, kind Kind, lanes, unroll int, silu bool) *Func {
 	if silu {
 		p = fmt.Sprintf("silu%d", lanes)
 	}
-	f.I(CMPQ, CX, Imm(int64(unroll*lanes)))
-	f.I(JLT, Label(p+"one"))
-	f.Label(Label(p + "loop"))
-	full(unroll)
-	f.I(CMPQ, CX, Imm(int64(unroll*lanes)))
-	f.I(JGE, Label(p+"loop"))
-	f.Label(Label(p + "one"))
-	f.I(CMPQ, CX, Imm(int64(lanes)))
-	f.I(JLT, Label(p+"tail"))
-	full(1)
-	f.I(JMP, Label(p+"one"))
-	f.Label(Label(p + "tail"))
-	f.I(TESTQ, CX, CX)
-	f.I(JZ, Label(p+"done"))
-	// The mask of the first CX lanes: the table's lanes from 16 - CX.
-	f.I(MOVQ, Imm(16), AX)
-	f.I(SUBQ, CX, AX)
 	mask := reg(15)
-	f.I(VMOVUPS, At(64*RowMask, DX).Idx(AX, 4), mask)
+	f.Stream(p, lanes, unroll, full, mask, At(64*RowMask, DX))
 	if kind == Y {
 		body(1, func(_ int, d Reg) { f.I(VMASKMOVPS, Ptr(SI), mask, d) }, func(_ int, s Reg) { f.I(VMASKMOVPS, s, mask, Ptr(DI)) })
 	} else {
