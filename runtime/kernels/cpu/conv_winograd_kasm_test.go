@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
@@ -15,26 +14,6 @@ import (
 // the kasm interpreter, on every machine and in every build, against references in Go; where the
 // CPU has AVX-512 (winoOut4HW, conv_winograd_kasm_amd64_test.go) the generated assembly runs on
 // the same inputs and must agree with the interpreter bit for bit, which checks the printing.
-
-// TestWinoGeneratedFilesMatchIR: the generated files are what the IR prints (a stale file fails
-// here, with `go generate` as the fix).
-func TestWinoGeneratedFilesMatchIR(t *testing.T) {
-	for _, c := range []struct {
-		path string
-		want []byte
-	}{
-		{"conv_winograd_avx512_amd64.s", winoasm.AVX512File().Bytes()},
-		{"conv_winograd_avx512_decl_amd64.go", winoasm.AVX512Decl()},
-	} {
-		got, err := os.ReadFile(c.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(c.want) {
-			t.Errorf("%s differs from what the IR prints: run go generate", c.path)
-		}
-	}
-}
 
 // TestWinoOut4Consts: the constants block the Go wrapper fills is the layout the kernel reads.
 func TestWinoOut4Consts(t *testing.T) {
