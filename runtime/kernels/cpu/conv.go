@@ -717,8 +717,12 @@ func (t *prepTask) Do(lo, hi int) {
 					}
 					if !affine && !relu {
 						// The usual case (a depthwise layer after a separate activation): a
-						// strided gather, without the prologue's branches.
-						stridedCopy(row[j0:j1], xr[ix:], s.StrideW)
+						// strided gather, without the prologue's branches. A row with no data
+						// columns (j0 == j1: padding wider than the image) reads nothing, and
+						// ix may then lie past the row.
+						if j1 > j0 {
+							stridedCopy(row[j0:j1], xr[ix:], s.StrideW)
+						}
 						continue
 					}
 					for j := j0; j < j1; j++ {

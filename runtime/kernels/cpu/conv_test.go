@@ -45,6 +45,7 @@ func convCases() []convCase {
 		{name: "groups 2 pointwise", n: 1, cin: 8, cout: 10, h: 5, w: 6, kh: 1, kw: 1, group: 2, bias: true, pre: true, path: pathPointwise},
 		{name: "depthwise", n: 2, cin: 6, cout: 6, h: 9, w: 8, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}, group: 6, bias: true, postRelu: true, pre: true, preRelu: true, path: pathDepthwise},
 		{name: "depthwise x2 stride 2", n: 1, cin: 3, cout: 6, h: 10, w: 11, kh: 5, kw: 3, sh: 2, sw: 2, pads: [4]int{2, 1, 2, 1}, group: 3, path: pathDepthwise},
+		{name: "1x1 stride 4 on a narrow image (phases without data)", n: 1, cin: 3, cout: 2, h: 5, w: 2, kh: 1, kw: 1, sh: 4, sw: 4, path: pathImplicit},
 		{name: "depthwise 3x3 stride 2", n: 2, cin: 5, cout: 5, h: 11, w: 10, kh: 3, kw: 3, sh: 2, sw: 2, pads: [4]int{1, 1, 1, 1}, group: 5, bias: true, postRelu: true, path: pathDepthwise},
 		{name: "depthwise 3x3 x2 stride 1 x 2", n: 1, cin: 3, cout: 6, h: 7, w: 9, kh: 3, kw: 3, sw: 2, pads: [4]int{1, 0, 1, 2}, group: 3, path: pathDepthwise},
 		{name: "1x1 stride 2", n: 1, cin: 16, cout: 8, h: 9, w: 9, kh: 1, kw: 1, sh: 2, sw: 2, path: pathImplicit},
