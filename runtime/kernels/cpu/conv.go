@@ -680,6 +680,22 @@ func (c *Conv2D) prepare(workers *Workers, w *convWorker, in Image, b int, pg pa
 func (t *prepTask) Do(lo, hi int) {
 	s := &t.c.spec
 	hw := t.h * t.w
+	// A phase (py, px) of the stride that no tap reads is not copied: a 1x1 stride-2 convolution
+	// (ResNet's shortcut) reads one phase of four, and copying all four made its input copy cost
+	// several times its GEMM. Its plane stays unwritten; the GEMM's rows never point into it.
+	var usedY, usedX [8]bool
+	if s.StrideH > len(usedY) || s.StrideW > len(usedX) {
+		for i := range usedY {
+			usedY[i], usedX[i] = true, true
+		}
+	} else {
+		for kh := 0; kh < s.KH; kh++ {
+			usedY[(kh*s.DilationH)%s.StrideH] = true
+		}
+		for kw := 0; kw < s.KW; kw++ {
+			usedX[(kw*s.DilationW)%s.StrideW] = true
+		}
+	}
 	for ch := lo; ch < hi; ch++ {
 		x := t.src[ch*hw : (ch+1)*hw]
 		dst := t.padded[ch*t.pg.chan_ : (ch+1)*t.pg.chan_]
@@ -692,6 +708,9 @@ func (t *prepTask) Do(lo, hi int) {
 		plane := t.pg.hq * t.pg.wq
 		for py := 0; py < s.StrideH; py++ {
 			for px := 0; px < s.StrideW; px++ {
+				if py < len(usedY) && px < len(usedX) && (!usedY[py] || !usedX[px]) {
+					continue
+				}
 				pl := dst[(py*s.StrideW+px)*plane : (py*s.StrideW+px+1)*plane]
 				for i := 0; i < t.pg.hq; i++ {
 					row := pl[i*t.pg.wq : (i+1)*t.pg.wq]
