@@ -12,7 +12,6 @@ import (
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/ref"
 	"github.com/dnx-ml/dnx/runtime/membudget"
-	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -84,14 +83,7 @@ func TestLayoutKernels(t *testing.T) {
 // inputs after x.
 func layoutGraph(t *testing.T, op string, xs tensor.Shape, consts []*tensor.Tensor, attrs []*onnxpb.AttributeProto) *graph.Graph {
 	t.Helper()
-	shape := &onnxpb.TensorShapeProto{}
-	for _, d := range xs {
-		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
-	}
-	g := &onnxpb.GraphProto{Name: proto.String(op),
-		Input: []*onnxpb.ValueInfoProto{{Name: proto.String("x"), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(tensor.Float32)), Shape: shape}}}}},
-		Output: []*onnxpb.ValueInfoProto{{Name: proto.String("y")}}}
+	g := &onnxpb.GraphProto{Name: proto.String(op), Input: []*onnxpb.ValueInfoProto{floatInfo("x", xs)}}
 	in := []string{"x"}
 	for i, c := range consts {
 		name := string(rune('a' + i))
@@ -102,12 +94,5 @@ func layoutGraph(t *testing.T, op string, xs tensor.Shape, consts []*tensor.Tens
 		g.Initializer = append(g.Initializer, tp)
 		in = append(in, name)
 	}
-	g.Node = []*onnxpb.NodeProto{{Name: proto.String("n"), OpType: proto.String(op), Input: in, Output: []string{"y"}, Attribute: attrs}}
-	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
-		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
-	gr, err := graph.Import(m, "", ops.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return gr
+	return importNode(t, g, op, in, attrs)
 }

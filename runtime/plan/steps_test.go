@@ -24,20 +24,11 @@ import (
 // (when wShape is not nil) a constant of ones, or a second graph input when wInput is set.
 func oneNode(t *testing.T, op string, xs, wShape []int, wInput bool, attrs ...*onnxpb.AttributeProto) *graph.Graph {
 	t.Helper()
-	info := func(name string, dims []int) *onnxpb.ValueInfoProto {
-		shape := &onnxpb.TensorShapeProto{}
-		for _, d := range dims {
-			shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
-		}
-		return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
-			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(tensor.Float32)), Shape: shape}}}}
-	}
-	g := &onnxpb.GraphProto{Name: proto.String(op), Input: []*onnxpb.ValueInfoProto{info("x", xs)},
-		Output: []*onnxpb.ValueInfoProto{{Name: proto.String("y")}}}
+	g := &onnxpb.GraphProto{Name: proto.String(op), Input: []*onnxpb.ValueInfoProto{floatInfo("x", xs)}}
 	in := []string{"x"}
 	switch {
 	case wShape != nil && wInput:
-		g.Input = append(g.Input, info("w", wShape))
+		g.Input = append(g.Input, floatInfo("w", wShape))
 		in = append(in, "w")
 	case wShape != nil:
 		w := tensor.New(tensor.Float32, tensor.Shape(wShape))
@@ -51,6 +42,24 @@ func oneNode(t *testing.T, op string, xs, wShape []int, wInput bool, attrs ...*o
 		g.Initializer = append(g.Initializer, tp)
 		in = append(in, "w")
 	}
+	return importNode(t, g, op, in, attrs)
+}
+
+// floatInfo declares a float32 graph input of static shape dims.
+func floatInfo(name string, dims []int) *onnxpb.ValueInfoProto {
+	shape := &onnxpb.TensorShapeProto{}
+	for _, d := range dims {
+		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(d)}})
+	}
+	return &onnxpb.ValueInfoProto{Name: proto.String(name), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+		TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(tensor.Float32)), Shape: shape}}}}
+}
+
+// importNode completes g (its inputs and initializers set) with one node "n" of op reading in
+// and writing the graph output "y", and imports it at opset 13.
+func importNode(t *testing.T, g *onnxpb.GraphProto, op string, in []string, attrs []*onnxpb.AttributeProto) *graph.Graph {
+	t.Helper()
+	g.Output = []*onnxpb.ValueInfoProto{{Name: proto.String("y")}}
 	g.Node = []*onnxpb.NodeProto{{Name: proto.String("n"), OpType: proto.String(op), Input: in, Output: []string{"y"}, Attribute: attrs}}
 	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
 		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
