@@ -127,34 +127,28 @@ func (m *memory) Host(o device.Operand) ([]float32, bool) {
 
 // Write implements device.Memory.
 func (m *memory) Write(o device.Operand, src []float32) error {
-	if err := check(o, len(src), len(m.arena)); err != nil {
-		return err
-	}
-	if dst, ok := m.Host(o); ok {
-		copy(dst, src)
-		return nil
-	}
-	im := m.image(o)
-	per := im.C * im.H * im.W
-	for n := 0; n < im.N; n++ {
-		copy(im.Item(n), src[n*per:(n+1)*per])
-	}
-	return nil
+	return m.items(o, src, func(dev, host []float32) { copy(dev, host) })
 }
 
 // Read implements device.Memory.
 func (m *memory) Read(o device.Operand, dst []float32) error {
-	if err := check(o, len(dst), len(m.arena)); err != nil {
+	return m.items(o, dst, func(dev, host []float32) { copy(host, dev) })
+}
+
+// items checks operand o against a dense host buffer and calls move on matching pieces of the
+// arena and the buffer: the whole value when it is dense, else one batch item at a time.
+func (m *memory) items(o device.Operand, host []float32, move func(dev, host []float32)) error {
+	if err := check(o, len(host), len(m.arena)); err != nil {
 		return err
 	}
-	if src, ok := m.Host(o); ok {
-		copy(dst, src)
+	if dev, ok := m.Host(o); ok {
+		move(dev, host)
 		return nil
 	}
 	im := m.image(o)
 	per := im.C * im.H * im.W
 	for n := 0; n < im.N; n++ {
-		copy(dst[n*per:(n+1)*per], im.Item(n))
+		move(im.Item(n), host[n*per:(n+1)*per])
 	}
 	return nil
 }
