@@ -23,30 +23,10 @@ func (FuseHardSwish) Name() string { return "FuseHardSwish" }
 
 // Run implements Pass.
 func (FuseHardSwish) Run(g *graph.Graph) (bool, error) {
-	return forEachNode(g, func(mul *graph.Node) (bool, error) {
-		m, ok := mul.Op.(*ops.Arith)
-		if !ok || m.Kind != ops.ArithMul || m.Legacy || ops.NormalizeDomain(mul.Domain) != "" || len(mul.Inputs) != 2 || len(mul.Outputs) != 1 {
-			return false, nil
-		}
-		for i := range 2 {
-			h, x := mul.Inputs[i], mul.Inputs[1-i]
-			if h == nil || x == nil || h.Producer == nil {
-				continue
-			}
-			hs := h.Producer
-			op, ok := hs.Op.(*ops.HardSigmoid)
-			if !ok || ops.NormalizeDomain(hs.Domain) != "" || len(hs.Inputs) != 1 || hs.Inputs[0] != x {
-				continue
-			}
-			if math.Abs(float64(op.Alpha)-1.0/6) > 1e-6 || op.Beta != 0.5 {
-				continue
-			}
-			if !soleReader(g, h, mul) || !h.Type.DType.IsFloat() {
-				continue
-			}
-			hs.Op, hs.OpType, hs.Domain, hs.Opset, hs.Attrs = &ops.HardSwish{}, "HardSwish", "", max(hs.Opset, 14), ops.Attributes{}
-			return true, absorb(g, h, mul)
-		}
-		return false, nil
+	return fuseSelfGate(g, func(n *graph.Node) bool {
+		op, ok := n.Op.(*ops.HardSigmoid)
+		return ok && math.Abs(float64(op.Alpha)-1.0/6) <= 1e-6 && op.Beta == 0.5
+	}, func(n *graph.Node) {
+		n.Op, n.OpType, n.Domain, n.Opset, n.Attrs = &ops.HardSwish{}, "HardSwish", "", max(n.Opset, 14), ops.Attributes{}
 	})
 }

@@ -17,6 +17,18 @@ func (FuseSiLU) Name() string { return "FuseSiLU" }
 
 // Run implements Pass.
 func (FuseSiLU) Run(g *graph.Graph) (bool, error) {
+	return fuseSelfGate(g, func(n *graph.Node) bool {
+		_, ok := n.Op.(*ops.Sigmoid)
+		return ok
+	}, func(n *graph.Node) { setDNX(n, &ops.SiLU{}, ops.Attributes{}) })
+}
+
+// fuseSelfGate finds gate(x) -> Mul(x, gate(x)) (either operand order), where isGate accepts the
+// gate node (of the default domain, one input), the Mul is the gate output's only reader (that
+// output is not a graph output) and multiplies it by the gate's own input: become then rewrites
+// the gate node into the fused operator, which takes the Mul's output; the node keeps its name.
+// FuseSiLU and FuseHardSwish are this rewrite with different gates.
+func fuseSelfGate(g *graph.Graph, isGate func(n *graph.Node) bool, become func(n *graph.Node)) (bool, error) {
 	return forEachNode(g, func(mul *graph.Node) (bool, error) {
 		m, ok := mul.Op.(*ops.Arith)
 		if !ok || m.Kind != ops.ArithMul || m.Legacy || ops.NormalizeDomain(mul.Domain) != "" || len(mul.Inputs) != 2 || len(mul.Outputs) != 1 {
@@ -27,14 +39,14 @@ func (FuseSiLU) Run(g *graph.Graph) (bool, error) {
 			if s == nil || x == nil || s.Producer == nil {
 				continue
 			}
-			sig := s.Producer
-			if _, ok := sig.Op.(*ops.Sigmoid); !ok || ops.NormalizeDomain(sig.Domain) != "" || len(sig.Inputs) != 1 || sig.Inputs[0] != x {
+			gate := s.Producer
+			if ops.NormalizeDomain(gate.Domain) != "" || len(gate.Inputs) != 1 || gate.Inputs[0] != x || !isGate(gate) {
 				continue
 			}
 			if !soleReader(g, s, mul) || !s.Type.DType.IsFloat() {
 				continue
 			}
-			setDNX(sig, &ops.SiLU{}, ops.Attributes{})
+			become(gate)
 			return true, absorb(g, s, mul)
 		}
 		return false, nil
