@@ -276,9 +276,11 @@ func binaryRun(f BinaryFunc, bFirst bool, a, b []float32, y float32, out []float
 // exp32 returns e**x in float32 arithmetic, within 2 ulp of the float64 result (checked by
 // TestExp32 over the whole range), branch-free: the argument is reduced to
 // r = x - n*ln(2), |r| <= ln(2)/2, e**r comes from Cephes' degree-6 minimax polynomial, and 2**n
-// is built in the exponent bits. It is what makes Sigmoid (and SiLU, x*Sigmoid(x): EfficientNet)
-// cheap: math.Exp in float64 cost 3x more per element. x is clamped to the finite float32 range
-// of the result (e**-87.3 is the smallest normal); NaN stays NaN.
+// is built in the exponent bits. It is the arithmetic the assembly Sigmoid and SiLU kernels
+// vectorize (internal/sigasm), kept here as the generic level's and the tests' reference; in
+// scalar Go it costs about what float64 math.Exp does (8.3 vs 8.6 ns per sigmoid, measured).
+// x is clamped to the finite float32 range of the result (e**-87.3 is the smallest normal); NaN
+// stays NaN.
 func exp32(x float32) float32 {
 	const (
 		log2e = 1.44269504088896341
