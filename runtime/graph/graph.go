@@ -123,19 +123,28 @@ func (g *Graph) SetInputShapes(shapes map[string]tensor.Shape) error {
 		if v == nil || v.Producer != nil || v.IsConst() {
 			return fmt.Errorf("the model has no input %q", name)
 		}
-		decl, ok := g.inputTypes[v]
-		if !ok {
-			decl = v.Type
-		}
-		if !decl.Unranked && len(decl.Shape) != len(shape) {
-			return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, decl)
-		}
-		for i, d := range decl.Shape {
-			if d.IsKnown() && d.Value != int64(shape[i]) {
-				return fmt.Errorf("input %q: shape %v does not fit %s", name, shape, decl)
-			}
+		if err := g.CheckInputShape(v, shape); err != nil {
+			return err
 		}
 		v.Type = ops.Type{DType: v.Type.DType, Shape: ops.DimsOf(shape)}
 	}
 	return g.inferTypes()
+}
+
+// CheckInputShape reports an error unless shape fits the type graph input v has as declared in
+// the file: the same rank, and every known dim equal.
+func (g *Graph) CheckInputShape(v *Value, shape tensor.Shape) error {
+	decl, ok := g.inputTypes[v]
+	if !ok {
+		decl = v.Type
+	}
+	if !decl.Unranked && len(decl.Shape) != len(shape) {
+		return fmt.Errorf("input %q: shape %v does not fit %s", v.Name, shape, decl)
+	}
+	for i, d := range decl.Shape {
+		if d.IsKnown() && d.Value != int64(shape[i]) {
+			return fmt.Errorf("input %q: shape %v does not fit %s", v.Name, shape, decl)
+		}
+	}
+	return nil
 }

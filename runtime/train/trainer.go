@@ -237,26 +237,10 @@ func (t *Trainer) planFor(shape tensor.Shape, threads int) (*plan, error) {
 	return p, nil
 }
 
-// checkInputShape checks that shape fits the graph input's declared type (rank and every known
-// dim).
-func (t *Trainer) checkInputShape(shape tensor.Shape) error {
-	in := t.work.Inputs[0]
-	decl := in.Type
-	if !decl.Unranked && len(decl.Shape) != len(shape) {
-		return fmt.Errorf("%w: input %q: shape %v does not fit %s", ErrInput, in.Name, shape, decl)
-	}
-	for i, d := range decl.Shape {
-		if d.IsKnown() && d.Value != int64(shape[i]) {
-			return fmt.Errorf("%w: input %q: shape %v does not fit %s", ErrInput, in.Name, shape, decl)
-		}
-	}
-	return nil
-}
-
 // compileFor plans the working graph for an input of the given shape.
 func (t *Trainer) compileFor(shape tensor.Shape, threads int) (*plan, error) {
-	if err := t.checkInputShape(shape); err != nil {
-		return nil, err
+	if err := t.work.CheckInputShape(t.work.Inputs[0], shape); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	k, done, err := t.kernelsFor(threads)
 	if err != nil {
