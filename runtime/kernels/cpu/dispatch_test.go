@@ -3,31 +3,16 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa/isatest"
 )
 
-// testLevels returns the instruction-set levels this machine runs (isa.Levels: generic always,
-// avx2 and avx512 where the CPU has them), logging them so that the test output says which
-// kernels were checked.
-func testLevels(t testing.TB) []isa.Level {
-	t.Helper()
-	// isa read DNX_CPU at init, before go test logs the variables a test reads: reading it
-	// again here keys the test cache on it.
-	_ = os.Getenv(isa.EnvVar)
-	ls := isa.Levels()
-	names := make([]string, len(ls))
-	for i, l := range ls {
-		names[i] = l.Describe()
-	}
-	t.Logf("levels: %s; this process runs %s", strings.Join(names, ", "), isa.Selected())
-	return ls
-}
+// testLevels returns the instruction-set levels this machine runs, logged (isatest.Levels).
+func testLevels(t testing.TB) []isa.Level { return isatest.Levels(t) }
 
 // TestTables checks each level's table: complete, of the level it claims (avx512 running some
 // avx2 code), with GEMM kernels of the same level, and the process's table the selected one.

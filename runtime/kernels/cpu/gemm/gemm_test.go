@@ -4,29 +4,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
+	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa/isatest"
 )
 
-// testLevels returns the instruction-set levels this machine runs (isa.Levels), logging them so
-// that the test output says which kernels were checked.
-func testLevels(t testing.TB) []isa.Level {
-	t.Helper()
-	// isa read DNX_CPU at init, before go test logs the variables a test reads: reading it
-	// again here keys the test cache on it.
-	_ = os.Getenv(isa.EnvVar)
-	ls := isa.Levels()
-	names := make([]string, len(ls))
-	for i, l := range ls {
-		names[i] = l.Describe()
-	}
-	t.Logf("levels: %s; this process runs %s", strings.Join(names, ", "), isa.Selected())
-	return ls
-}
+// testLevels returns the instruction-set levels this machine runs, logged (isatest.Levels).
+func testLevels(t testing.TB) []isa.Level { return isatest.Levels(t) }
 
 // matB is a BPanel over a row-major K x N matrix.
 type matB struct {
