@@ -229,7 +229,7 @@ func TestExportRefusesFusedOps(t *testing.T) {
 	}
 	for _, n := range g.Nodes {
 		if c, ok := n.Op.(*ops.Conv); ok {
-			f := &ops.FusedConv{Conv: *c, PostRelu: true}
+			f := &ops.FusedConv{Conv: *c, Post: ops.Activation{Kind: ops.ActRelu}}
 			n.Op, n.OpType, n.Domain, n.Attrs = f, f.OpType(), ops.DomainDNX, ops.FusedConvAttrs(n.Attrs, f)
 			_, err := graph.Export(g)
 			if !errors.Is(err, graph.ErrNotExportable) || !strings.Contains(err.Error(), n.Name) {

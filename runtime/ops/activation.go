@@ -3,6 +3,8 @@ package ops
 import (
 	"fmt"
 	"math"
+
+	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
 // Relu is Y = max(X, 0) element-wise. Opset 14 added the signed integer types; dnx accepts any
@@ -163,6 +165,40 @@ type Clip struct {
 
 // OpType returns "Clip".
 func (*Clip) OpType() string { return "Clip" }
+
+// StaticBounds returns the bounds as float32 when they are known before running: the attributes
+// (opset < 11), or, for the input form, min and max, the values of inputs 1 and 2 (nil when the
+// input is absent; a present input must be a constant float32 scalar, given as its tensor, else
+// ok is false). An absent bound is infinite. NaN bounds are not static bounds (ok false).
+func (o *Clip) StaticBounds(min, max *tensor.Tensor, minPresent, maxPresent bool) (lo, hi float32, ok bool) {
+	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
+	if !o.BoundInputs {
+		if o.HasMin {
+			lo = o.Min
+		}
+		if o.HasMax {
+			hi = o.Max
+		}
+	} else {
+		for _, b := range []struct {
+			t       *tensor.Tensor
+			present bool
+			dst     *float32
+		}{{min, minPresent, &lo}, {max, maxPresent, &hi}} {
+			if !b.present {
+				continue
+			}
+			if b.t == nil || b.t.DType != tensor.Float32 || b.t.Len() != 1 {
+				return 0, 0, false
+			}
+			*b.dst = tensor.Data[float32](b.t)[0]
+		}
+	}
+	if math.IsNaN(float64(lo)) || math.IsNaN(float64(hi)) {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
 
 func decodeClip(n *Node, since int) (Op, error) {
 	if since >= 11 {

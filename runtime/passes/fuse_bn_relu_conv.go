@@ -75,7 +75,7 @@ func (FuseBNReluConv) Run(g *graph.Graph) (bool, error) {
 			conv, fused := convLike(c)
 			f := &ops.FusedConv{Conv: *conv, PreScale: scale, PreShift: shift, PreRelu: relu != nil}
 			if fused != nil {
-				f.PostRelu = fused.PostRelu
+				f.Residual, f.Post = fused.Residual, fused.Post
 			}
 			if err := g.SetInput(c, 0, x); err != nil {
 				return false, err

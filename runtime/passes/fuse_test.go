@@ -1,8 +1,12 @@
 package passes
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/dnx-ml/dnx/onnx/onnxpb"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/ops"
@@ -50,17 +54,53 @@ func TestFuseConvActivation(t *testing.T) {
 		{"NOT: Conv output is a graph output", func(t *testing.T) *graph.Graph {
 			return base(t).node("Relu", []string{"c"}, []string{"y"}).output("y", "c").build()
 		}, false, map[string]int{"Conv": 1, "Relu": 1}},
-		{"NOT: Sigmoid is not fused", func(t *testing.T) *graph.Graph {
-			return base(t).node("Sigmoid", []string{"c"}, []string{"y"}).output("y").build()
-		}, false, map[string]int{"Conv": 1, "Sigmoid": 1}},
+		{"NOT: Relu after a Conv that already has an activation", func(t *testing.T) *graph.Graph {
+			g := base(t).node("Sigmoid", []string{"c"}, []string{"s"}).node("Relu", []string{"s"}, []string{"y"}).output("y").build()
+			if _, err := (FuseConvActivation{}).Run(g); err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}, false, map[string]int{"FusedConv": 1, "Relu": 1}},
+		{"NOT: Clip with a bound computed at run time", func(t *testing.T) *graph.Graph {
+			return base(t).input("hi", 1).node("Clip", []string{"c", "", "hi"}, []string{"y"}).output("y").build()
+		}, false, map[string]int{"Conv": 1, "Clip": 1}},
+	}
+	for _, a := range []struct {
+		op    string
+		in    []string
+		attrs []*onnxpb.AttributeProto
+		opset int64
+		want  ops.Activation
+	}{
+		{"Relu", nil, nil, 13, ops.Activation{Kind: ops.ActRelu}},
+		{"Clip", []string{"lo", "hi"}, nil, 13, ops.Activation{Kind: ops.ActClip, Alpha: 0, Beta: 6}},
+		{"Clip", []string{"", "hi"}, nil, 13, ops.Activation{Kind: ops.ActClip, Alpha: float32(math.Inf(-1)), Beta: 6}},
+		{"Clip", nil, []*onnxpb.AttributeProto{aFloat("min", -1), aFloat("max", 1)}, 6, ops.Activation{Kind: ops.ActClip, Alpha: -1, Beta: 1}},
+		{"LeakyRelu", nil, []*onnxpb.AttributeProto{aFloat("alpha", 0.1)}, 13, ops.Activation{Kind: ops.ActLeakyRelu, Alpha: 0.1}},
+		{"HardSigmoid", nil, []*onnxpb.AttributeProto{aFloat("alpha", 0.25), aFloat("beta", 0.4)}, 13, ops.Activation{Kind: ops.ActHardSigmoid, Alpha: 0.25, Beta: 0.4}},
+		{"HardSwish", nil, nil, 14, ops.Activation{Kind: ops.ActHardSwish}},
+		{"Sigmoid", nil, nil, 13, ops.Activation{Kind: ops.ActSigmoid}},
+	} {
+		name := fmt.Sprintf("Conv -> %s %v", a.op, a.in)
+		t.Run(name, func(t *testing.T) {
+			b := newModel(t, a.opset).input("x", "batch", 3, 6, 6).init("w", w).init("b", randTensor(rng, -1, 1, 4)).
+				init("lo", tensor.FromSlice(tensor.Shape{}, []float32{0})).init("hi", tensor.FromSlice(tensor.Shape{}, []float32{6})).
+				node("Conv", []string{"x", "w", "b"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)).
+				node(a.op, append([]string{"c"}, a.in...), []string{"y"}, a.attrs...).output("y")
+			g := checkPass(t, b.build(), FuseConvActivation{}, true, map[string]int{"FusedConv": 1})
+			if f := fusedOf(t, g, "y"); f.Post != a.want || f.Residual {
+				t.Errorf("fused %+v, want epilogue %+v", f, a.want)
+			}
+			checkDecodes(t, g)
+		})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := checkPass(t, c.build(t), FuseConvActivation{}, c.changed, c.ops)
 			if c.changed {
 				f := fusedOf(t, g, g.Nodes[0].Outputs[0].Name)
-				if !f.PostRelu || f.HasPrologue() || !f.Conv.HasBias {
-					t.Errorf("fused op = %+v, want PostRelu with the Conv's bias and no prologue", f)
+				if f.Post.Kind != ops.ActRelu || f.HasPrologue() || !f.Conv.HasBias {
+					t.Errorf("fused op = %+v, want a ReLU epilogue with the Conv's bias and no prologue", f)
 				}
 				if g.Nodes[0].Name != "Conv_1" {
 					t.Errorf("fused node is named %q, want the Conv's name", g.Nodes[0].Name)
@@ -108,7 +148,7 @@ func TestFuseBNReluConv(t *testing.T) {
 				return b.node("Conv", []string{"r", "w2"}, []string{"z"}).output("y", "z")
 			})
 		}, true, map[string]int{"Concat": 1, "FusedConv": 2}, true},
-		{"into a FusedConv with PostRelu", func(t *testing.T) *graph.Graph {
+		{"into a FusedConv with a ReLU epilogue", func(t *testing.T) *graph.Graph {
 			g := bnReluConv(t, true, func(b *modelBuilder) *modelBuilder {
 				return b.node("Relu", []string{"y"}, []string{"z"}).output("z")
 			})
@@ -192,6 +232,13 @@ func TestFusedConvAttrsDecode(t *testing.T) {
 	if _, err := Inference().Run(g); err != nil {
 		t.Fatal(err)
 	}
+	checkDecodes(t, g)
+}
+
+// checkDecodes decodes every FusedConv node of g again from its attributes and inputs and checks
+// that it gives the same op.
+func checkDecodes(t *testing.T, g *graph.Graph) {
+	t.Helper()
 	for _, n := range g.Nodes {
 		want, ok := n.Op.(*ops.FusedConv)
 		if !ok {
@@ -207,7 +254,7 @@ func TestFusedConvAttrsDecode(t *testing.T) {
 			t.Fatalf("%s: %v", n, err)
 		}
 		f := got.(*ops.FusedConv)
-		if f.PreRelu != want.PreRelu || f.PostRelu != want.PostRelu || !tensorEq(f.PreScale, want.PreScale) ||
+		if f.PreRelu != want.PreRelu || f.Post != want.Post || f.Residual != want.Residual || !tensorEq(f.PreScale, want.PreScale) ||
 			!tensorEq(f.PreShift, want.PreShift) || f.Conv.HasBias != want.Conv.HasBias {
 			t.Errorf("%s: decoded %+v, want %+v", n, f, want)
 		}
@@ -216,4 +263,74 @@ func TestFusedConvAttrsDecode(t *testing.T) {
 
 func tensorEq(a, b []float32) bool {
 	return tensor.AllClose(tensor.FromSlice(tensor.Shape{len(a)}, a), tensor.FromSlice(tensor.Shape{len(b)}, b), 0, 0) == nil
+}
+
+func TestFuseConvAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(40, 41))
+	w := randTensor(rng, -1, 1, 4, 4, 3, 3)
+	w2 := randTensor(rng, -1, 1, 4, 4, 1, 1)
+	base := func(t *testing.T) *modelBuilder {
+		return newModel(t, 13).input("x", "batch", 4, 6, 6).init("w", w).init("w2", w2).init("b", randTensor(rng, -1, 1, 4)).
+			node("Conv", []string{"x", "w", "b"}, []string{"c"}, aInts("pads", 1, 1, 1, 1))
+	}
+	cases := []struct {
+		name     string
+		build    func(t *testing.T) *graph.Graph
+		pass     Pass
+		changed  bool
+		ops      map[string]int
+		residual string // the fused node's residual input
+		post     ops.ActivationKind
+	}{
+		{"Add(conv, x) -> Relu (ResNet)", func(t *testing.T) *graph.Graph {
+			return base(t).node("Add", []string{"c", "x"}, []string{"s"}).node("Relu", []string{"s"}, []string{"y"}).output("y").build()
+		}, Inference(), true, map[string]int{"FusedConv": 1}, "x", ops.ActRelu},
+		{"Add(x, conv) without bias", func(t *testing.T) *graph.Graph {
+			return newModel(t, 13).input("x", "batch", 4, 6, 6).init("w", w).
+				node("Conv", []string{"x", "w"}, []string{"c"}, aInts("pads", 1, 1, 1, 1)).
+				node("Add", []string{"x", "c"}, []string{"y"}).output("y").build()
+		}, FuseConvAdd{}, true, map[string]int{"FusedConv": 1}, "x", ops.ActNone},
+		{"two convolutions: the later one takes the other", func(t *testing.T) *graph.Graph {
+			return base(t).node("Conv", []string{"x", "w2"}, []string{"d"}).
+				node("Add", []string{"c", "d"}, []string{"y"}).output("y").build()
+		}, FuseConvAdd{}, true, map[string]int{"FusedConv": 1, "Conv": 1}, "c", ops.ActNone},
+		{"residual produced after the conv in node order", func(t *testing.T) *graph.Graph {
+			return base(t).node("Relu", []string{"x"}, []string{"r"}).
+				node("Add", []string{"c", "r"}, []string{"y"}).output("y").build()
+		}, FuseConvAdd{}, true, map[string]int{"FusedConv": 1, "Relu": 1}, "r", ops.ActNone},
+		{"NOT: broadcast residual", func(t *testing.T) *graph.Graph {
+			return base(t).init("z", randTensor(rng, -1, 1, 4, 1, 1)).
+				node("Add", []string{"c", "z"}, []string{"y"}).output("y").build()
+		}, FuseConvAdd{}, false, map[string]int{"Conv": 1, "Add": 1}, "", 0},
+		{"NOT: conv output read twice", func(t *testing.T) *graph.Graph {
+			return base(t).node("Add", []string{"c", "x"}, []string{"y"}).output("y", "c").build()
+		}, FuseConvAdd{}, false, map[string]int{"Conv": 1, "Add": 1}, "", 0},
+		{"NOT: conv with an activation already", func(t *testing.T) *graph.Graph {
+			g := base(t).node("Relu", []string{"c"}, []string{"r"}).node("Add", []string{"r", "x"}, []string{"y"}).output("y").build()
+			if _, err := (FuseConvActivation{}).Run(g); err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}, FuseConvAdd{}, false, map[string]int{"FusedConv": 1, "Add": 1}, "", 0},
+		{"NOT: Add(conv, conv) of one conv", func(t *testing.T) *graph.Graph {
+			return base(t).node("Add", []string{"c", "c"}, []string{"y"}).output("y").build()
+		}, FuseConvAdd{}, false, map[string]int{"Conv": 1, "Add": 1}, "", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := checkPass(t, c.build(t), c.pass, c.changed, c.ops)
+			if !c.changed {
+				return
+			}
+			f := fusedOf(t, g, "y")
+			n := g.Value("y").Producer
+			if !f.Residual || len(n.Inputs) != 4 || n.Inputs[3] != g.Value(c.residual) || f.Post.Kind != c.post {
+				t.Errorf("fused %+v reading %v, want residual %q and %v", f, n.Inputs, c.residual, c.post)
+			}
+			if err := g.Validate(); err != nil {
+				t.Error(err)
+			}
+			checkDecodes(t, g)
+		})
+	}
 }

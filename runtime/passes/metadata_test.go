@@ -56,7 +56,7 @@ func TestPipelinesKeepMetadata(t *testing.T) {
 		[]graph.MetadataProp{{Key: "labels", Value: "cat,dog,bird"}, {Key: "dnx.densenet.classes", Value: "2"}, {Key: "a", Value: ""}}}
 
 	rng := rand.New(rand.NewPCG(3, 4))
-	// Conv -> BN -> Identity -> Sigmoid: Portable and Inference fold the BN into the Conv and drop
+	// Conv -> BN -> Identity -> Flatten: Portable and Inference fold the BN into the Conv and drop
 	// the Identity; Training drops only the Identity.
 	convBN := func(t *testing.T) *onnxpb.ModelProto {
 		b := newModel(t, 13).input("x", "batch", 2, 4, 4).output("y").init("w", randTensor(rng, -1, 1, 3, 2, 1, 1))
@@ -64,7 +64,7 @@ func TestPipelinesKeepMetadata(t *testing.T) {
 		return b.node("Conv", []string{"x", "w"}, []string{"c"}).doc("conv").
 			node("BatchNormalization", append([]string{"c"}, bn...), []string{"n"}).doc("bn").
 			node("Identity", []string{"n"}, []string{"i"}).doc("identity").
-			node("Sigmoid", []string{"i"}, []string{"y"}).doc("sigmoid").model()
+			node("Flatten", []string{"i"}, []string{"y"}).doc("flatten").model()
 	}
 	// BN -> Relu -> Conv 1x1 -> AveragePool 2x2/2 -> Relu: Inference moves the pool before the
 	// Conv and fuses all but the pool into FusedConv and FusedAveragePool, which are not ONNX.
@@ -85,12 +85,12 @@ func TestPipelinesKeepMetadata(t *testing.T) {
 		docs       map[string]string
 		exportable bool
 	}{
-		{"Portable folds Conv-BN", convBN, Portable(), map[string]int{"Conv": 1, "Sigmoid": 1},
-			map[string]string{"Conv_1": "conv", "Sigmoid_4": "sigmoid"}, true},
-		{"Inference folds Conv-BN", convBN, Inference(), map[string]int{"Conv": 1, "Sigmoid": 1},
-			map[string]string{"Conv_1": "conv", "Sigmoid_4": "sigmoid"}, true},
-		{"Training keeps the BN", convBN, Training(), map[string]int{"Conv": 1, "BatchNormalization": 1, "Sigmoid": 1},
-			map[string]string{"Conv_1": "conv", "BatchNormalization_2": "bn", "Sigmoid_4": "sigmoid"}, true},
+		{"Portable folds Conv-BN", convBN, Portable(), map[string]int{"Conv": 1, "Flatten": 1},
+			map[string]string{"Conv_1": "conv", "Flatten_4": "flatten"}, true},
+		{"Inference folds Conv-BN", convBN, Inference(), map[string]int{"Conv": 1, "Flatten": 1},
+			map[string]string{"Conv_1": "conv", "Flatten_4": "flatten"}, true},
+		{"Training keeps the BN", convBN, Training(), map[string]int{"Conv": 1, "BatchNormalization": 1, "Flatten": 1},
+			map[string]string{"Conv_1": "conv", "BatchNormalization_2": "bn", "Flatten_4": "flatten"}, true},
 		{"Portable moves the pool", transition, Portable(), map[string]int{"BatchNormalization": 1, "Relu": 2, "AveragePool": 1, "Conv": 1},
 			map[string]string{"BatchNormalization_1": "bn", "Relu_2": "relu1", "Conv_3": "conv", "AveragePool_4": "pool", "Relu_5": "relu2"}, true},
 		{"Inference fuses into dnx operators", transition, Inference(), map[string]int{"FusedAveragePool": 1, "FusedConv": 1},

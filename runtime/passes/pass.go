@@ -73,7 +73,7 @@ func (p *Pipeline) Run(g *graph.Graph) (bool, error) {
 
 // Inference returns the full inference pipeline: eliminations, constant folding, Conv-BN folding,
 // average pools moved before their 1x1 convolutions, the BN-ReLU prologue fusions into FusedConv
-// and FusedAveragePool, the Conv-ReLU epilogue fusion, the Sigmoid-Mul fusion into SiLU, the
+// and FusedAveragePool, the Conv-Add residual and Conv-activation epilogue fusions, the Sigmoid-Mul fusion into SiLU, the
 // HardSigmoid-Mul fusion into HardSwish, and dead code elimination. Its result runs on dnx only (graph.Export refuses the fused operators).
 func Inference() *Pipeline {
 	return &Pipeline{Label: "Inference", Passes: []Pass{
@@ -83,6 +83,7 @@ func Inference() *Pipeline {
 		FoldConvBN{},
 		PoolBeforePointwiseConv{},
 		FuseBNReluConv{},
+		FuseConvAdd{},
 		FuseConvActivation{},
 		FuseSiLU{},
 		FuseHardSwish{},

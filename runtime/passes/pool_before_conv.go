@@ -34,7 +34,7 @@ func (PoolBeforePointwiseConv) Name() string { return "PoolBeforePointwiseConv" 
 func (PoolBeforePointwiseConv) Run(g *graph.Graph) (bool, error) {
 	return forEachNode(g, func(conv *graph.Node) (bool, error) {
 		c, fused := convLike(conv)
-		if c == nil || (fused != nil && fused.PostRelu) || !pointwise(conv, c) {
+		if c == nil || (fused != nil && (fused.Post.Kind != ops.ActNone || fused.Residual)) || !pointwise(conv, c) {
 			return false, nil
 		}
 		y := onlyOutput(conv)

@@ -126,7 +126,7 @@ func TestTransitionFusesIntoPool(t *testing.T) {
 		}
 		checkPass(t, g, PoolBeforePointwiseConv{}, true, map[string]int{"FusedAveragePool": 1, "FusedConv": 1})
 		checkTransition(t, g, "FusedConv")
-		if f := g.Value("y").Producer.Op.(*ops.FusedConv); f.HasPrologue() || f.PostRelu {
+		if f := g.Value("y").Producer.Op.(*ops.FusedConv); f.HasPrologue() || f.Post.Kind != ops.ActNone {
 			t.Errorf("convolution after the pool = %+v, want no prologue and no epilogue", f)
 		}
 	})

@@ -3,6 +3,7 @@ package cpudev
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/dnx-ml/dnx/runtime/device"
@@ -51,9 +52,16 @@ func (d *Device) Lower(n *graph.Node, in, out []device.Operand) (device.Kernel, 
 	not4D := fmt.Sprintf("input is %d-D (the fast pooling kernels are 2-D: NCHW)", len(xs))
 	switch op := n.Op.(type) {
 	case *ops.Conv:
-		return d.convKernel(n, x, y, op, nil)
+		return d.convKernel(n, x, y, device.Operand{}, op, nil)
 	case *ops.FusedConv:
-		return d.convKernel(n, x, y, &op.Conv, op)
+		var z device.Operand
+		if op.Residual {
+			if len(in) < 4 || in[3].Placement != device.InMemory {
+				return nil, "the residual (input 3) is not an activation in memory"
+			}
+			z = in[3]
+		}
+		return d.convKernel(n, x, y, z, &op.Conv, op)
 	case *ops.Gemm:
 		return d.linearKernel(n, x, y, op)
 	case *ops.Transpose:
@@ -212,6 +220,19 @@ func prologueName(affine, relu bool) string {
 	return ""
 }
 
+// epilogueName names a convolution's epilogue for the plan: "add" for a residual, the
+// activation in lower case ("relu", "clip", "hardswish", ...), or both joined by "+".
+func epilogueName(residual bool, a ops.Activation) string {
+	var parts []string
+	if residual {
+		parts = append(parts, "add")
+	}
+	if a.Kind != ops.ActNone {
+		parts = append(parts, strings.ToLower(a.Kind.String()))
+	}
+	return strings.Join(parts, "+")
+}
+
 // imageKernel runs an image-to-image kernel.
 type imageKernel struct {
 	d        *Device
@@ -234,12 +255,14 @@ func (k *imageKernel) Run(mem device.Memory) error {
 }
 
 // convKernel builds a packed-weight convolution for a 2-D Conv or FusedConv with constant
-// weights.
-func (d *Device) convKernel(n *graph.Node, x, y device.Operand, conv *ops.Conv, fused *ops.FusedConv) (device.Kernel, string) {
+// weights; z is the FusedConv's residual (Placement InMemory) or the zero Operand.
+func (d *Device) convKernel(n *graph.Node, x, y, z device.Operand, conv *ops.Conv, fused *ops.FusedConv) (device.Kernel, string) {
 	xs := x.Shape
 	switch {
 	case len(xs) != 4:
 		return nil, fmt.Sprintf("input is %d-D (the fast convolutions are 2-D: NCHW)", len(xs))
+	case z.Placement == device.InMemory && !slices.Equal(z.Shape, y.Shape):
+		return nil, fmt.Sprintf("the residual's shape %v differs from the output's %v", z.Shape, y.Shape)
 	case len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst():
 		return nil, "weights are not a constant"
 	}
@@ -270,7 +293,8 @@ func (d *Device) convKernel(n *graph.Node, x, y device.Operand, conv *ops.Conv, 
 		Group: conv.Group, Weights: tensor.Data[float32](w), Bias: bias,
 	}
 	if fused != nil {
-		spec.PreScale, spec.PreShift, spec.PreRelu, spec.PostRelu = fused.PreScale, fused.PreShift, fused.PreRelu, fused.PostRelu
+		spec.PreScale, spec.PreShift, spec.PreRelu = fused.PreScale, fused.PreShift, fused.PreRelu
+		spec.Residual, spec.Post = fused.Residual, fused.Post
 	}
 	k, err := d.conv(n, func() (*cpu.Conv2D, error) { return cpu.NewConv2D(spec) })
 	if err != nil {
@@ -280,12 +304,10 @@ func (d *Device) convKernel(n *graph.Node, x, y device.Operand, conv *ops.Conv, 
 		// the kernel and the op disagree on the geometry: keep the reference
 		return nil, fmt.Sprintf("the fast kernel's output size %dx%d differs from the op's %dx%d", oh, ow, geo.Out[0], geo.Out[1])
 	}
-	s := &convKernel{d: d, k: k, x: x, y: y, n: xs[0], h: xs[2], w: xs[3]}
+	s := &convKernel{d: d, k: k, x: x, y: y, z: z, n: xs[0], h: xs[2], w: xs[3]}
 	if fused != nil {
 		s.prologue = prologueName(fused.PreScale != nil, fused.PreRelu)
-		if fused.PostRelu {
-			s.epilogue = "relu"
-		}
+		s.epilogue = epilogueName(fused.Residual, fused.Post)
 	}
 	return s, ""
 }
@@ -296,8 +318,9 @@ type convKernel struct {
 	d                  *Device
 	k                  *cpu.Conv2D
 	x, y               device.Operand
-	n, h, w            int    // the planned input size, which decides the algorithm
-	prologue, epilogue string // what the FusedConv fuses
+	z                  device.Operand // the residual, or the zero Operand
+	n, h, w            int            // the planned input size, which decides the algorithm
+	prologue, epilogue string         // what the FusedConv fuses
 }
 
 // Info names the algorithm the kernel picks for the planned input size, as Run will.
@@ -311,7 +334,11 @@ func (k *convKernel) Scratch() int { return k.k.ScratchSize(k.n, k.h, k.w, k.d.T
 func (k *convKernel) Run(mem device.Memory) error {
 	m := of(mem)
 	// image() views a [M, K] Linear input as M images of K channels and 1x1 pixels already.
-	return k.k.Run(k.d.workers, m.image(k.x), m.image(k.y), m.scratch)
+	var z cpu.Image
+	if k.z.Placement == device.InMemory {
+		z = m.image(k.z)
+	}
+	return k.k.RunResidual(k.d.workers, m.image(k.x), z, m.image(k.y), m.scratch)
 }
 
 // linearKernel runs Gemm with constant B and C and an activation A of shape [M, K] (PyTorch's
@@ -379,29 +406,19 @@ func (d *Device) linearKernel(n *graph.Node, x, y device.Operand, op *ops.Gemm) 
 	return &convKernel{d: d, k: conv, x: x, y: y, n: xs[0], h: 1, w: 1}, ""
 }
 
-// clipBounds returns Clip's bounds when they are static (attributes, or constant inputs).
+// clipBounds returns Clip's bounds when they are static (see ops.Clip.StaticBounds).
 func clipBounds(n *graph.Node, op *ops.Clip) (lo, hi float32, ok bool) {
-	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
-	if !op.BoundInputs {
-		if op.HasMin {
-			lo = op.Min
+	var b [2]*tensor.Tensor
+	var present [2]bool
+	for i := range b {
+		if len(n.Inputs) > i+1 && n.Inputs[i+1] != nil {
+			present[i] = true
+			if v := n.Inputs[i+1]; v.IsConst() {
+				b[i] = v.Const
+			}
 		}
-		if op.HasMax {
-			hi = op.Max
-		}
-		return lo, hi, true
 	}
-	for i, dst := range []*float32{&lo, &hi} {
-		if len(n.Inputs) <= i+1 || n.Inputs[i+1] == nil {
-			continue
-		}
-		v := n.Inputs[i+1]
-		if !v.IsConst() || v.Const.DType != tensor.Float32 || v.Const.Len() != 1 {
-			return 0, 0, false
-		}
-		*dst = tensor.Data[float32](v.Const)[0]
-	}
-	return lo, hi, true
+	return op.StaticBounds(b[0], b[1], present[0], present[1])
 }
 
 // unaryKernel runs an element-wise function, named name, over a dense value.

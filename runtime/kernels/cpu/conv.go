@@ -17,7 +17,8 @@ import (
 //	iy = oy*StrideH + kh*DilationH - PadT,  ix = ox*StrideW + kw*DilationW - PadL
 //	P[n,c,iy,ix] = pre_c(X[n,c,iy,ix]) inside X, 0 in the padding
 //	pre_c(x) = x*PreScale[c] + PreShift[c] (when given), then max(., 0) when PreRelu
-//	post(y) = max(y, 0) when PostRelu, y otherwise
+//	post(y) = max(y, 0) when PostRelu; Post(y + Z[n,m,oy,ox]) with a Residual Z (RunResidual),
+//	          Post(y) with a Post activation; y otherwise
 //
 // The prologue is an unfolded BatchNormalization-ReLU that feeds the convolution (DenseNet's
 // norm-relu-conv); padding is applied after it, so padded taps contribute exactly 0. Strides,
@@ -34,6 +35,10 @@ type ConvSpec struct {
 	PreScale, PreShift     []float32 // [Cin] each, or both nil
 	PreRelu                bool
 	PostRelu               bool
+	// Residual: RunResidual's Z, of the output's shape, is added after the bias.
+	Residual bool
+	// Post is applied last (after the residual). A ReLU may be given here or as PostRelu.
+	Post ops.Activation
 }
 
 // convPath is the algorithm a Conv2D uses.
@@ -81,6 +86,7 @@ type Conv2D struct {
 	a      []*gemm.PackedA // per group (GEMM paths); see packed
 	w      []float32       // weights as given (depthwise path)
 	wino   *winograd       // pathDirect: the Winograd form, used where it is faster (conv_winograd.go), or nil
+	post   *Unary          // the epilogue's activation past PostRelu, or nil (conv_epilogue.go)
 	// packA packs a on first use where a Winograd form exists: most such convolutions only ever
 	// run it, and a second packed copy of their weights would be dead memory (8 MiB of
 	// DenseNet-121's peak RSS).
@@ -114,7 +120,14 @@ func newConv2D(spec ConvSpec, path convPath, code *kernels) (*Conv2D, error) {
 	case s.Cin%s.Group != 0 || s.Cout%s.Group != 0:
 		return nil, fmt.Errorf("%w: conv %d->%d channels not divisible by group %d", ops.ErrShape, s.Cin, s.Cout, s.Group)
 	}
+	if err := normalizeEpilogue(&s); err != nil {
+		return nil, err
+	}
 	c := &Conv2D{spec: s, code: code, cg: s.Cin / s.Group, mg: s.Cout / s.Group}
+	var err error
+	if c.post, err = newPost(&s, code); err != nil {
+		return nil, err
+	}
 	c.kg = c.cg * s.KH * s.KW
 	if len(s.Weights) != s.Cout*c.kg {
 		return nil, fmt.Errorf("%w: conv weights have %d values, want %dx%dx%dx%d", ops.ErrShape, len(s.Weights), s.Cout, c.cg, s.KH, s.KW)
@@ -321,6 +334,11 @@ type convWorker struct {
 	dw    depthwiseTask
 	wg    Group
 	err   error
+	// res is the run's residual (Data nil without one); b the batch item being computed.
+	res    Image
+	b      int
+	post   convPost
+	finish finishTask
 }
 
 func (c *Conv2D) getState() *convState {
@@ -344,8 +362,29 @@ func (c *Conv2D) putState(st *convState) {
 // Run computes out = conv(in). out may be a channel slice of a larger buffer (its batch stride is
 // then larger than C*H*W) and must not overlap in. workers may be nil: the work then runs on the
 // calling goroutine. scratch must hold ScratchSize(in.N, in.H, in.W, workers.Threads()) floats.
+// A convolution with a Residual runs with RunResidual.
 func (c *Conv2D) Run(workers *Workers, in, out Image, scratch []float32) error {
+	return c.RunResidual(workers, in, Image{}, out, scratch)
+}
+
+// RunResidual is Run with the residual res (an image of out's shape, which must overlap neither in
+// nor out) added to the output before the Post activation. res must be empty (Image{}) unless the
+// spec has a Residual.
+func (c *Conv2D) RunResidual(workers *Workers, in, res, out Image, scratch []float32) error {
 	s := &c.spec
+	switch {
+	case s.Residual && res.Data == nil:
+		return fmt.Errorf("%w: conv has a residual input but none was given", ops.ErrShape)
+	case !s.Residual && res.Data != nil:
+		return fmt.Errorf("%w: conv has no residual input but one was given", ops.ErrShape)
+	case res.Data != nil:
+		if err := res.Check(); err != nil {
+			return fmt.Errorf("conv residual: %w", err)
+		}
+		if res.N != out.N || res.C != out.C || res.H != out.H || res.W != out.W {
+			return fmt.Errorf("%w: conv residual is %dx%dx%dx%d, output %dx%dx%dx%d", ops.ErrShape, res.N, res.C, res.H, res.W, out.N, out.C, out.H, out.W)
+		}
+	}
 	if err := in.Check(); err != nil {
 		return fmt.Errorf("conv input: %w", err)
 	}
@@ -367,15 +406,24 @@ func (c *Conv2D) Run(workers *Workers, in, out Image, scratch []float32) error {
 	if need := c.ScratchSize(in.N, in.H, in.W, threads); len(scratch) < need {
 		return fmt.Errorf("cpu: conv scratch has %d floats, needs %d", len(scratch), need)
 	}
-	if c.useWinograd(in.N, in.H, in.W, threads) {
-		return c.wino.run(workers, in, out, scratch, threads)
-	}
 	st := c.getState()
 	defer c.putState(st)
-	c.setOffsets(st, in.H, in.W)
 	if len(st.workers) < threads {
 		st.workers = make([]convWorker, threads)
 	}
+	for i := range st.workers[:threads] {
+		st.workers[i].res = res
+	}
+	if c.useWinograd(in.N, in.H, in.W, threads) {
+		if err := c.wino.run(workers, in, out, scratch, threads); err != nil {
+			return err
+		}
+		if c.hasTail() {
+			c.finishItems(workers, &st.workers[0], out, res)
+		}
+		return nil
+	}
+	c.setOffsets(st, in.H, in.W)
 	if c.batchParallel(in.N, threads) {
 		st.batch = batchTask{c: c, st: st, in: in, out: out, scratch: scratch, per: c.itemScratch(in.H, in.W, 1)}
 		workers.Run(&st.batch, threads, 1, &st.wg)
@@ -425,11 +473,15 @@ func (t *batchTask) Do(lo, hi int) {
 
 // runItem computes batch item b, its GEMMs spread over threads slots of workers.
 func (c *Conv2D) runItem(workers *Workers, st *convState, w *convWorker, in, out Image, b int, scratch []float32, threads int) error {
+	w.b = b
 	switch c.path {
 	case pathPointwise:
 		return c.runPointwise(workers, st, w, in, out, b, scratch, threads)
 	case pathDepthwise:
 		c.runDepthwise(workers, w, in, out, b, scratch)
+		if c.hasTail() {
+			c.finishItem(workers, w, out, w.res, b)
+		}
 		return nil
 	case pathDirect:
 		if c.usePadded(in.H, in.W) {
@@ -506,10 +558,17 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 	return ep
 }
 
-// gemmItem runs the GEMM of group g for one batch item: C (output channels of the group, n
-// columns, rows ldc apart) = A_g * B, with B packed by bp.
-func (c *Conv2D) gemmItem(workers *Workers, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int) error {
-	if err := w.job.Init(c.code.gemm, c.packed()[g], bp, n, dst, ldc, c.epilogue(g), scratch, threads); err != nil {
+// gemmItem runs the GEMM of group g for one batch item w.b: C (output channels of the group, n
+// columns, rows ldc apart) = A_g * B, with B packed by bp. When C is the output itself (n = ldc =
+// OH*OW: isOutput, not runPadded's flat buffer), the epilogue's tail (residual, activation) is applied to
+// each block as the GEMM finishes it.
+func (c *Conv2D) gemmItem(workers *Workers, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int, isOutput bool) error {
+	ep := c.epilogue(g)
+	if c.hasTail() && isOutput {
+		w.post = convPost{c: c, dst: dst, res: itemResidual(w.res, w.b, g*c.mg, n)}
+		ep.Post = &w.post
+	}
+	if err := w.job.Init(c.code.gemm, c.packed()[g], bp, n, dst, ldc, ep, scratch, threads); err != nil {
 		return fmt.Errorf("cpu: conv: %w", err)
 	}
 	parallel(workers, &w.job, w.job.Slots(), 1, &w.wg)
@@ -536,7 +595,7 @@ func (c *Conv2D) runPointwise(workers *Workers, st *convState, w *convWorker, in
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*hw:]
-		if err := c.gemmItem(workers, w, g, &w.panel, dst, hw, hw, scratch, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.panel, dst, hw, hw, scratch, threads, true); err != nil {
 			return err
 		}
 	}
@@ -557,7 +616,7 @@ func (c *Conv2D) runImplicit(workers *Workers, st *convState, w *convWorker, in,
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*oh*ow:]
-		if err := c.gemmItem(workers, w, g, &w.panel, dst, oh*ow, oh*ow, gs, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.panel, dst, oh*ow, oh*ow, gs, threads, true); err != nil {
 			return err
 		}
 	}
@@ -576,7 +635,7 @@ func (c *Conv2D) runDirect(workers *Workers, st *convState, w *convWorker, in, o
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
 		dst := out.Data[b*out.BatchStride+g*c.mg*ohw:]
-		if err := c.gemmItem(workers, w, g, &w.tap, dst, ohw, ohw, scratch, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.tap, dst, ohw, ohw, scratch, threads, true); err != nil {
 			return err
 		}
 	}

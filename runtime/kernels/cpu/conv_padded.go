@@ -40,10 +40,13 @@ func (c *Conv2D) runPadded(workers *Workers, st *convState, w *convWorker, in, o
 		if err := w.pad.rows.Init(c.code.gemm, src, st.offs, nil, nil, false); err != nil {
 			return fmt.Errorf("cpu: conv: %w", err)
 		}
-		if err := c.gemmItem(workers, w, g, &w.pad, flat, nf, nf, gs, threads); err != nil {
+		if err := c.gemmItem(workers, w, g, &w.pad, flat, nf, nf, gs, threads, false); err != nil {
 			return err
 		}
 		w.unpad = unpadTask{flat: flat, nf: nf, wq: pg.wq, out: out.Data[b*out.BatchStride+g*c.mg*oh*ow:], oh: oh, ow: ow}
+		if c.hasTail() {
+			w.unpad.c, w.unpad.res = c, itemResidual(w.res, b, g*c.mg, oh*ow)
+		}
 		parallel(workers, &w.unpad, c.mg, max(1, 8192/max(oh*ow, 1)), &w.wg)
 	}
 	return nil
@@ -64,12 +67,15 @@ func (p *paddedPanel) PackB(dst []float32, width, k0, k1, n0, nr int) {
 func (p *paddedPanel) DirectRows() *gemm.Rows { return &p.rows }
 
 // unpadTask copies output channels [lo, hi) from the flat GEMM result (row m: nf columns,
-// pixel (oy, ox) at oy*wq + ox) to the output image.
+// pixel (oy, ox) at oy*wq + ox) to the output image, then applies the epilogue's tail to each
+// channel when c is set (res: the residual at the output's positions, or nil).
 type unpadTask struct {
 	flat   []float32
 	nf, wq int
 	out    []float32
 	oh, ow int
+	c      *Conv2D
+	res    []float32
 }
 
 // Do implements Task.
@@ -79,6 +85,9 @@ func (t *unpadTask) Do(lo, hi int) {
 		dst := t.out[m*t.oh*t.ow : (m+1)*t.oh*t.ow]
 		for oy := 0; oy < t.oh; oy++ {
 			copy(dst[oy*t.ow:(oy+1)*t.ow], src[oy*t.wq:oy*t.wq+t.ow])
+		}
+		if t.c != nil {
+			t.c.finishRows(t.out, t.res, m*t.oh*t.ow, 1, t.oh*t.ow, t.oh*t.ow)
 		}
 	}
 }

@@ -98,9 +98,11 @@ func (k *Unary) Run(workers *Workers, in, out []float32) {
 	k.tasks.Put(t)
 }
 
-func (t *unaryTask) Do(lo, hi int) {
-	k := t.k
-	in, out := t.in[lo:hi], t.out[lo:hi]
+func (t *unaryTask) Do(lo, hi int) { t.k.apply(t.in[lo:hi], t.out[lo:hi]) }
+
+// apply computes out[i] = f(in[i]) on the calling goroutine (the block must exist: see
+// unaryBlock).
+func (k *Unary) apply(in, out []float32) {
 	code := orActive(k.code)
 	switch k.Func {
 	case FuncSigmoid:

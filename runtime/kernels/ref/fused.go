@@ -3,6 +3,7 @@ package ref
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -34,8 +35,9 @@ func siluKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, err
 //	X'[n,c,...] = PreScale[c] * X[n,c,...] + PreShift[c],  then X' = max(X', 0) if PreRelu
 //
 // computed in float64 into a temporary of X's type; then convKernel on (X', W, B), whose zero
-// padding therefore pads the normalized values; then reluKernel when PostRelu. It is the oracle
-// for fused CPU kernels, not a fast path: the temporary is exactly what fusion avoids.
+// padding therefore pads the normalized values; then arithKernel's Add of the residual Z (input
+// 3) when there is one; then the activation's own reference kernel (activationKernel). It is the
+// oracle for fused CPU kernels, not a fast path: the temporaries are exactly what fusion avoids.
 func fusedConvKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor, error) {
 	f, err := opAs[*ops.FusedConv](op)
 	if err != nil {
@@ -53,17 +55,54 @@ func fusedConvKernel(op ops.Op, in []*tensor.Tensor, nOut int) ([]*tensor.Tensor
 			return nil, err
 		}
 	}
-	convIn := append([]*tensor.Tensor{x}, in[1:]...)
+	convIn := append([]*tensor.Tensor{x}, in[1:min(len(in), 3)]...)
 	out, err := convKernel(&f.Conv, convIn, 1)
 	if err != nil {
 		return nil, fmt.Errorf("ref: FusedConv: %w", err)
 	}
-	if f.PostRelu {
-		if out, err = reluKernel(&ops.Relu{}, out, 1); err != nil {
+	if f.Residual {
+		if len(in) < 4 || in[3] == nil {
+			return nil, fmt.Errorf("ref: FusedConv has a residual but input 3 is absent")
+		}
+		if !slices.Equal(in[3].Shape, out[0].Shape) {
+			return nil, fmt.Errorf("ref: FusedConv residual has shape %v, Y has %v", in[3].Shape, out[0].Shape)
+		}
+		if out, err = arithKernel(&ops.Arith{Kind: ops.ArithAdd}, []*tensor.Tensor{out[0], in[3]}, 1); err != nil {
+			return nil, fmt.Errorf("ref: FusedConv residual: %w", err)
+		}
+	}
+	if f.Post.Kind != ops.ActNone {
+		op, k, err := activationKernel(f.Post)
+		if err != nil {
 			return nil, fmt.Errorf("ref: FusedConv: %w", err)
+		}
+		if out, err = k(op, out, 1); err != nil {
+			return nil, fmt.Errorf("ref: FusedConv %s: %w", f.Post.Kind, err)
 		}
 	}
 	return out, nil
+}
+
+// activationKernel returns the operator an epilogue activation stands for and its reference
+// kernel, so that a fused epilogue computes exactly what the separate operator would.
+func activationKernel(a ops.Activation) (ops.Op, Kernel, error) {
+	switch a.Kind {
+	case ops.ActRelu:
+		return &ops.Relu{}, reluKernel, nil
+	case ops.ActClip:
+		return &ops.Clip{Min: a.Alpha, Max: a.Beta, HasMin: true, HasMax: true}, clipKernel, nil
+	case ops.ActLeakyRelu:
+		return &ops.LeakyRelu{Alpha: a.Alpha}, leakyReluKernel, nil
+	case ops.ActHardSigmoid:
+		return &ops.HardSigmoid{Alpha: a.Alpha, Beta: a.Beta}, hardSigmoidKernel, nil
+	case ops.ActHardSwish:
+		return &ops.HardSwish{}, hardSwishKernel, nil
+	case ops.ActSigmoid:
+		return &ops.Sigmoid{}, sigmoidKernel, nil
+	case ops.ActSiLU:
+		return &ops.SiLU{}, siluKernel, nil
+	}
+	return nil, nil, fmt.Errorf("activation %v has no kernel", a.Kind)
 }
 
 // fusedAveragePoolKernel runs FusedAveragePool as the prologue (see fusedConvKernel) into a

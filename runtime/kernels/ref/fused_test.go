@@ -24,16 +24,16 @@ func fusedDecode(t *testing.T, nIn int, conv ops.Attributes, f *ops.FusedConv) *
 func TestFusedConvHandComputed(t *testing.T) {
 	// X channel 0 = [1, -1, 0] -> 2x+1 = [3, -1, 1] -> relu [3, 0, 1]
 	// X channel 1 = [2, 0, -3] -> -x+0.5 = [-1.5, 0.5, 3.5] -> relu [0, 0.5, 3.5]
-	// 1x1 conv summing both channels: [3, 0.5, 4.5]; bias -4 and PostRelu: [0, 0, 0.5].
+	// 1x1 conv summing both channels: [3, 0.5, 4.5]; bias -4 and a ReLU epilogue: [0, 0, 0.5].
 	x := f32(tensor.Shape{1, 2, 1, 3}, 1, -1, 0, 2, 0, -3)
 	w := f32(tensor.Shape{1, 2, 1, 1}, 1, 1)
 	pro := &ops.FusedConv{PreScale: []float32{2, -1}, PreShift: []float32{1, 0.5}, PreRelu: true}
 	nnRun(t, fusedDecode(t, 2, nil, pro), []*tensor.Tensor{x, w}, f32(tensor.Shape{1, 1, 1, 3}, 3, 0.5, 4.5))
 	both := *pro
-	both.PostRelu = true
+	both.Post = ops.Activation{Kind: ops.ActRelu}
 	nnRun(t, fusedDecode(t, 3, nil, &both), []*tensor.Tensor{x, w, f32(tensor.Shape{1}, -4)}, f32(tensor.Shape{1, 1, 1, 3}, 0, 0, 0.5))
 	// Epilogue only: the plain convolution [3, -1, -3] with bias -4 -> relu.
-	post := &ops.FusedConv{PostRelu: true}
+	post := &ops.FusedConv{Post: ops.Activation{Kind: ops.ActRelu}}
 	nnRun(t, fusedDecode(t, 3, nil, post), []*tensor.Tensor{x, w, f32(tensor.Shape{1}, 4)}, f32(tensor.Shape{1, 1, 1, 3}, 7, 3, 1))
 	// ReLU-only prologue.
 	relu := &ops.FusedConv{PreRelu: true}
@@ -93,7 +93,10 @@ func TestFusedConvMatchesComposition(t *testing.T) {
 			}
 			in = convertAll(in, c.dtype)
 			const eps = 1e-5
-			f := &ops.FusedConv{PreRelu: c.preRel, PostRelu: c.post}
+			f := &ops.FusedConv{PreRelu: c.preRel}
+			if c.post {
+				f.Post = ops.Activation{Kind: ops.ActRelu}
+			}
 			if c.pre {
 				g, b, m, v := gamma.Float64s(), beta.Float64s(), mean.Float64s(), vr.Float64s()
 				for i := 0; i < c.C; i++ {
@@ -167,7 +170,7 @@ func TestFusedConvErrors(t *testing.T) {
 	w := f32(tensor.Shape{1, 2, 1, 1}, 1, 1)
 	three := fusedDecode(t, 2, nil, &ops.FusedConv{PreScale: []float32{1, 1, 1}, PreShift: []float32{0, 0, 0}})
 	nnRunErr(t, three, []*tensor.Tensor{x, w}, 1)
-	ok := fusedDecode(t, 2, nil, &ops.FusedConv{PostRelu: true})
+	ok := fusedDecode(t, 2, nil, &ops.FusedConv{Post: ops.Activation{Kind: ops.ActRelu}})
 	nnRunErr(t, ok, []*tensor.Tensor{x, w}, 2)
 	nnRunErr(t, ok, []*tensor.Tensor{x}, 1)
 	nnRunErr(t, ok, []*tensor.Tensor{tensor.FromSlice(tensor.Shape{1, 2, 1, 1}, []int32{1, 2}), w}, 1)

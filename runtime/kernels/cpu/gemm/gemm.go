@@ -103,10 +103,21 @@ type DirectB interface {
 //	C[m][n] = act(sum + (C[m][n] if Accumulate) + Bias[m])
 //
 // with act = max(x, 0) when ReLU (NaN stays NaN), the identity otherwise. Bias may be nil.
+// Post, when not nil, is then called on each block of C as soon as it is final, while it is
+// still in cache (a residual sum or an activation the micro-kernels do not apply).
 type Epilogue struct {
 	Bias       []float32
 	ReLU       bool
 	Accumulate bool
+	Post       TilePost
+}
+
+// TilePost finishes blocks of C. Finish(off, rows, cols, ldc) is called once the rows r < rows
+// of cols floats at C[off + r*ldc] (C as given to Job.Init) hold their final values, after the
+// bias and ReLU; every element of C is in exactly one such block. Calls come from the worker
+// slots, concurrently, for disjoint blocks.
+type TilePost interface {
+	Finish(off, rows, cols, ldc int)
 }
 
 // micro-kernel flags.
@@ -276,6 +287,9 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 		for p := p0; p < p1; p++ {
 			n0 := p * NR
 			j.finishZeroK(q0*MR, min(m, q1*MR), n0, min(NR, j.n-n0))
+			if j.ep.Post != nil {
+				j.ep.Post.Finish(q0*MR*j.ldc+n0, min(m, q1*MR)-q0*MR, min(NR, j.n-n0), j.ldc)
+			}
 		}
 		return
 	}
@@ -286,6 +300,10 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 			j.fullPanel(q0, q1, n0, bb, ct)
 		} else {
 			j.edgePanel(q0, q1, n0, nr, bb, ct)
+		}
+		if j.ep.Post != nil {
+			// The panel's rows of this block are final: finish them while they are in cache.
+			j.ep.Post.Finish(q0*MR*j.ldc+n0, min(m, q1*MR)-q0*MR, nr, j.ldc)
 		}
 	}
 }

@@ -1,0 +1,131 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/dnx-ml/dnx/runtime/ops"
+)
+
+// The epilogue of a convolution past bias and ReLU: the residual of a FusedConv (ResNet's and
+// MobileNetV2's Conv -> Add) and any activation other than a ReLU without residual, which the
+// GEMM micro-kernels and the Winograd and depthwise kernels apply themselves (ConvSpec.PostRelu).
+// It runs on blocks of the output as soon as they are final: the GEMM paths call it per tile
+// block (gemm.TilePost), while the block is in cache; the other paths per output channel.
+
+// newPost returns the activation of spec's epilogue as a Unary on the level code, or nil when
+// there is none left after PostRelu (normalizeEpilogue has run).
+func newPost(spec *ConvSpec, code *kernels) (*Unary, error) {
+	a := spec.Post
+	var u *Unary
+	switch a.Kind {
+	case ops.ActNone:
+		return nil, nil
+	case ops.ActRelu:
+		// ReLU after a residual sum: Clip to [0, +Inf] is max(x, 0), NaN included.
+		u = &Unary{Func: FuncClip, Lo: 0, Hi: float32(math.Inf(1))}
+	case ops.ActClip:
+		u = &Unary{Func: FuncClip, Lo: a.Alpha, Hi: a.Beta}
+	case ops.ActLeakyRelu:
+		u = &Unary{Func: FuncLeakyRelu, Alpha: a.Alpha}
+	case ops.ActHardSigmoid:
+		u = &Unary{Func: FuncHardSigmoid, Alpha: a.Alpha, Beta: a.Beta}
+	case ops.ActHardSwish:
+		u = &Unary{Func: FuncHardSwish}
+	case ops.ActSigmoid:
+		u = &Unary{Func: FuncSigmoid}
+	case ops.ActSiLU:
+		u = &Unary{Func: FuncSiLU}
+	default:
+		return nil, fmt.Errorf("%w: conv epilogue activation %v", ops.ErrAttr, a.Kind)
+	}
+	u.code = code
+	u.unaryBlock()
+	return u, nil
+}
+
+// normalizeEpilogue makes PostRelu the one way a ReLU without a residual is asked for (the
+// kernels apply it in registers), and Post the way for everything else: a ReLU after a residual
+// must come after the sum, which the kernels' own ReLU would precede.
+func normalizeEpilogue(s *ConvSpec) error {
+	if s.PostRelu && s.Post.Kind != ops.ActNone && s.Post.Kind != ops.ActRelu {
+		return fmt.Errorf("%w: conv has both PostRelu and a %v epilogue", ops.ErrAttr, s.Post.Kind)
+	}
+	relu := s.PostRelu || s.Post.Kind == ops.ActRelu
+	switch {
+	case relu && !s.Residual:
+		s.PostRelu, s.Post = true, ops.Activation{}
+	case relu:
+		s.PostRelu, s.Post = false, ops.Activation{Kind: ops.ActRelu}
+	}
+	return nil
+}
+
+// hasTail reports whether the epilogue has work past bias and PostRelu.
+func (c *Conv2D) hasTail() bool { return c.post != nil || c.spec.Residual }
+
+// finishRows applies the residual and the activation to rows r < rows of cols floats at
+// dst[off + r*ld:], the residual read at the same positions of res (nil without one).
+func (c *Conv2D) finishRows(dst, res []float32, off, rows, cols, ld int) {
+	for r := 0; r < rows; r++ {
+		o := off + r*ld
+		row := dst[o : o+cols]
+		if res != nil {
+			c.code.binary(FuncAdd, false, row, res[o:o+cols], row)
+		}
+		if c.post != nil {
+			c.post.apply(row, row)
+		}
+	}
+}
+
+// convPost is the gemm.TilePost of one GEMM: dst is the C given to the job, res the residual at
+// the same positions (nil without one).
+type convPost struct {
+	c        *Conv2D
+	dst, res []float32
+}
+
+// Finish implements gemm.TilePost.
+func (p *convPost) Finish(off, rows, cols, ldc int) {
+	p.c.finishRows(p.dst, p.res, off, rows, cols, ldc)
+}
+
+// finishTask finishes whole output channels [lo, hi) of one batch item (the paths whose kernels
+// write the output channel by channel: Winograd, depthwise).
+type finishTask struct {
+	c        *Conv2D
+	dst, res []float32 // the item's output channels and residual, hw floats each
+	hw       int
+}
+
+// Do implements Task.
+func (t *finishTask) Do(lo, hi int) {
+	t.c.finishRows(t.dst, t.res, lo*t.hw, hi-lo, t.hw, t.hw)
+}
+
+// finishItems applies the epilogue's tail to every batch item of out (the Winograd path, which
+// runs the whole batch at once).
+func (c *Conv2D) finishItems(workers *Workers, w *convWorker, out, res Image) {
+	for b := 0; b < out.N; b++ {
+		c.finishItem(workers, w, out, res, b)
+	}
+}
+
+// finishItem applies the epilogue's tail to batch item b of out, channels in parallel.
+func (c *Conv2D) finishItem(workers *Workers, w *convWorker, out, res Image, b int) {
+	hw := out.H * out.W
+	w.finish = finishTask{c: c, dst: out.Item(b)[:out.C*hw], hw: hw}
+	if res.Data != nil {
+		w.finish.res = res.Item(b)[:out.C*hw]
+	}
+	parallel(workers, &w.finish, out.C, max(1, 16384/max(hw, 1)), &w.wg)
+}
+
+// itemResidual returns batch item b's residual from channel c0 on (nil without a residual).
+func itemResidual(res Image, b, c0, hw int) []float32 {
+	if res.Data == nil {
+		return nil
+	}
+	return res.Data[b*res.BatchStride+c0*hw:]
+}
