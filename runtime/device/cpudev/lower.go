@@ -93,9 +93,14 @@ func (d *Device) Lower(n *graph.Node, in, out []device.Operand) (device.Kernel, 
 		if len(xs) != 4 {
 			return nil, not4D
 		}
-		return &imageKernel{d: d, x: x, y: y, name: "global-avgpool", code: isa.Generic, f: func(workers *cpu.Workers, in, out cpu.Image) error {
-			return cpu.GlobalAvgPool(workers, in, out)
-		}}, ""
+		pool := &cpu.GlobalPool{}
+		return &imageKernel{d: d, x: x, y: y, name: "global-avgpool", code: isa.Generic, f: pool.Run}, ""
+	case *ops.ReduceMean:
+		if why := spatialMean(n, op, xs); why != "" {
+			return nil, why
+		}
+		pool := &cpu.GlobalPool{}
+		return &imageKernel{d: d, x: x, y: y, name: "global-avgpool", code: isa.Generic, f: pool.Run}, ""
 	case *ops.Sigmoid:
 		return d.unaryKernel(x, y, "sigmoid", &cpu.Unary{Func: cpu.FuncSigmoid})
 	case *ops.SiLU:
@@ -404,6 +409,36 @@ func (d *Device) linearKernel(n *graph.Node, x, y device.Operand, op *ops.Gemm) 
 		return nil, "cpu.NewConv2D: " + err.Error()
 	}
 	return &convKernel{d: d, k: conv, x: x, y: y, n: xs[0], h: 1, w: 1}, ""
+}
+
+// spatialMean says why ReduceMean n does not average the spatial axes of a 4-D input, as
+// GlobalAveragePool does ("" when it does): the axes must be {2, 3} (or {-2, -1}), from the
+// attribute or a constant input.
+func spatialMean(n *graph.Node, op *ops.ReduceMean, xs tensor.Shape) string {
+	if len(xs) != 4 {
+		return fmt.Sprintf("input is %d-D (the fast mean is over H and W of NCHW)", len(xs))
+	}
+	axes := op.Axes
+	if op.AxesInput {
+		if len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() || n.Inputs[1].Const.DType != tensor.Int64 {
+			return "axes are not a constant int64 input"
+		}
+		axes = tensor.Data[int64](n.Inputs[1].Const)
+	}
+	var seen [4]bool
+	for _, a := range axes {
+		if a < 0 {
+			a += 4
+		}
+		if a < 0 || a > 3 {
+			return fmt.Sprintf("axis out of range in %v", axes)
+		}
+		seen[a] = true
+	}
+	if len(axes) != 2 || !seen[2] || !seen[3] {
+		return fmt.Sprintf("axes %v (the fast mean is over H and W: axes 2 and 3)", axes)
+	}
+	return ""
 }
 
 // clipBounds returns Clip's bounds when they are static (see ops.Clip.StaticBounds).

@@ -245,24 +245,68 @@ func avgInterior(src, out []float32, x0, y0, wd int, w *Window2D) {
 	}
 }
 
-// GlobalAvgPool averages each channel plane: Y[n,c] = mean over h,w of X[n,c,h,w]. out has H=W=1.
-func GlobalAvgPool(workers *Workers, in, out Image) error {
+// GlobalPool averages each channel plane: Y[n,c] = mean over h,w of X[n,c,h,w] (GlobalAveragePool,
+// and ReduceMean over H and W). The channels are split over the workers, since a plane's sum is
+// a chain of dependent adds and a squeeze-and-excitation block pools a whole 112x112x96
+// activation. A GlobalPool is safe for concurrent Runs; the zero value is ready to use.
+type GlobalPool struct {
+	tasks sync.Pool // of *globalPoolTask
+}
+
+// Run computes out (H = W = 1) from in. workers may be nil: the calling goroutine then does it all.
+func (k *GlobalPool) Run(workers *Workers, in, out Image) error {
 	if out.N != in.N || out.C != in.C || out.H*out.W != 1 {
 		return fmt.Errorf("cpu: global pool output %dx%dx%dx%d does not fit input %dx%d", out.N, out.C, out.H, out.W, in.N, in.C)
 	}
-	hw := in.H * in.W
-	inv := 1 / float32(hw)
-	for n := 0; n < in.N; n++ {
-		src, dst := in.Item(n), out.Item(n)
-		for c := 0; c < in.C; c++ {
-			var s float32
-			for _, v := range src[c*hw : (c+1)*hw] {
-				s += v
-			}
-			dst[c] = s * inv
-		}
+	t, _ := k.tasks.Get().(*globalPoolTask)
+	if t == nil {
+		t = &globalPoolTask{}
 	}
+	t.in, t.out, t.hw = in, out, in.H*in.W
+	parallel(workers, t, in.N*in.C, max(1, 16384/max(t.hw, 1)), &t.g)
+	t.in, t.out = Image{}, Image{}
+	k.tasks.Put(t)
 	return nil
+}
+
+// globalPoolTask averages planes [lo, hi) of n*C + c.
+type globalPoolTask struct {
+	in, out Image
+	hw      int
+	g       Group
+}
+
+// Do implements Task.
+func (t *globalPoolTask) Do(lo, hi int) {
+	inv := 1 / float32(t.hw)
+	for p := lo; p < hi; p++ {
+		n, c := p/t.in.C, p%t.in.C
+		src := t.in.Data[n*t.in.BatchStride+c*t.hw:][:t.hw]
+		t.out.Data[n*t.out.BatchStride+c] = sum8(src) * inv
+	}
+}
+
+// sum8 returns the sum of x in eight interleaved partial sums (x[i] goes to sum i%8), added
+// pairwise at the end: eight independent add chains instead of one, and less rounding error
+// than one running sum.
+func sum8(x []float32) float32 {
+	var s [8]float32
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		v := x[i : i+8 : i+8]
+		s[0] += v[0]
+		s[1] += v[1]
+		s[2] += v[2]
+		s[3] += v[3]
+		s[4] += v[4]
+		s[5] += v[5]
+		s[6] += v[6]
+		s[7] += v[7]
+	}
+	for j := 0; i < len(x); i, j = i+1, j+1 {
+		s[j] += x[i]
+	}
+	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
 }
 
 // Affine applies a per-channel affine map, optionally followed by ReLU (inference BatchNorm):
