@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/dnx-ml/dnx/internal/plural"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -16,12 +15,15 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/dnx-ml/dnx/internal/plural"
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/runtime/exec"
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/membudget"
+	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 	ucli "github.com/urfave/cli/v2"
 )
@@ -48,6 +50,7 @@ func benchCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
 			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE` (replaced once the runs succeed)"},
+			&ucli.IntFlag{Name: "steps", Usage: "time every step of the plan over the timed runs and report the `N` slowest, and the time per kernel"},
 			maxMemoryFlag(),
 			deviceFlag(),
 		},
@@ -79,6 +82,20 @@ type benchReport struct {
 	Planned       bool    `json:"planned"`
 	PlanFastSteps int     `json:"fast_steps,omitempty"`
 	PlanSteps     int     `json:"steps,omitempty"`
+	// With --steps: the slowest steps and the time per kernel, per run.
+	SlowSteps  []stepTime        `json:"slow_steps,omitempty"`
+	KernelTime map[string]number `json:"kernel_ms,omitempty"`
+}
+
+// stepTime is one step's share of a run (--steps).
+type stepTime struct {
+	Node    string `json:"node"`
+	Op      string `json:"op"`
+	Kernel  string `json:"kernel"`
+	Fused   string `json:"fused,omitempty"`
+	Shape   []int  `json:"shape,omitempty"`
+	MS      number `json:"ms"`
+	Percent number `json:"percent"`
 }
 
 func benchAction(c *ucli.Context) error {
@@ -199,10 +216,22 @@ func benchAction(c *ucli.Context) error {
 		}
 		defer pprof.StopCPUProfile() // a no-op once stopped below
 	}
+	nSteps := c.Int("steps")
+	if nSteps < 0 {
+		return usagef("bench: --steps must be >= 0")
+	}
+	runCtx := c.Context
+	var stepTimes plan.StepTimes
+	if nSteps > 0 {
+		if c.Bool("reference") {
+			return usagef("bench: --steps times the steps of a plan; --reference runs none")
+		}
+		runCtx = plan.WithStepTimes(runCtx, &stepTimes)
+	}
 	times := make([]float64, iters)
 	for i := range times {
 		t := time.Now()
-		if _, err := sess.Run(c.Context, in); err != nil {
+		if _, err := sess.Run(runCtx, in); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		times[i] = float64(time.Since(t).Microseconds()) / 1000
@@ -228,6 +257,13 @@ func benchAction(c *ucli.Context) error {
 		rep.Throughput = roundMS(float64(rep.Batch) * 1000 / float64(rep.MedianMS))
 	}
 	rep.PeakRSSBytes = peakRSS()
+	if nSteps > 0 {
+		p, err := sess.Plan(shapes)
+		if err != nil || stepTimes.Runs == 0 {
+			return fmt.Errorf("bench: --steps: %s runs on the reference path, which has no steps to time", path)
+		}
+		rep.SlowSteps, rep.KernelTime = slowSteps(p.Steps(), &stepTimes, nSteps)
+	}
 
 	w := c.App.Writer
 	if c.Bool("json") {
@@ -251,7 +287,95 @@ func benchAction(c *ucli.Context) error {
 	if rep.MaxAbsDiff != nil {
 		fmt.Fprintf(w, "Check       max |output - expected| = %.3g\n", float64(*rep.MaxAbsDiff))
 	}
+	if nSteps > 0 {
+		printSteps(w, rep)
+	}
 	return nil
+}
+
+// slowSteps returns the n slowest steps of a plan, by their mean time per run, and the time per
+// run of each kernel (steps with no work at run time left out).
+func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n int) ([]stepTime, map[string]number) {
+	var total time.Duration
+	for _, d := range t.Total {
+		total += d
+	}
+	perRun := func(d time.Duration) number { return roundMS(float64(d.Microseconds()) / 1000 / float64(t.Runs)) }
+	pct := func(d time.Duration) number {
+		if total == 0 {
+			return 0
+		}
+		return number(math.Round(1000*float64(d)/float64(total)) / 10)
+	}
+	kernels := map[string]time.Duration{}
+	idx := make([]int, 0, len(info))
+	for i, s := range info {
+		switch s.Kernel {
+		case plan.KernelFolded, plan.KernelAlias, plan.KernelConcatInPlace:
+			continue
+		}
+		kernels[s.Kernel] += t.Total[i]
+		idx = append(idx, i)
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return t.Total[idx[a]] > t.Total[idx[b]] })
+	var out []stepTime
+	for _, i := range idx[:min(n, len(idx))] {
+		s := info[i]
+		st := stepTime{Node: s.Node, Op: s.Op, Kernel: s.Kernel, MS: perRun(t.Total[i]), Percent: pct(t.Total[i])}
+		switch {
+		case s.Prologue != "" && s.Epilogue != "":
+			st.Fused = s.Prologue + " prologue, " + s.Epilogue + " epilogue"
+		case s.Prologue != "":
+			st.Fused = s.Prologue + " prologue"
+		case s.Epilogue != "":
+			st.Fused = s.Epilogue + " epilogue"
+		}
+		if len(s.Outputs) > 0 {
+			st.Shape = s.Outputs[0].Shape
+		}
+		out = append(out, st)
+	}
+	km := map[string]number{}
+	for k, d := range kernels {
+		km[k] = perRun(d)
+	}
+	return out, km
+}
+
+// printSteps prints --steps' tables: time per kernel, then the slowest steps.
+func printSteps(w io.Writer, rep benchReport) {
+	type kt struct {
+		kernel string
+		ms     number
+	}
+	var ks []kt
+	var sum number
+	for k, v := range rep.KernelTime {
+		ks = append(ks, kt{k, v})
+		sum += v
+	}
+	sort.Slice(ks, func(a, b int) bool {
+		return ks[a].ms > ks[b].ms || (ks[a].ms == ks[b].ms && ks[a].kernel < ks[b].kernel)
+	})
+	fmt.Fprintf(w, "\nTime per kernel (ms per run, summed over its steps; %.3f ms in steps)\n", float64(sum))
+	for _, k := range ks {
+		share := 0.0
+		if sum > 0 {
+			share = 100 * float64(k.ms) / float64(sum)
+		}
+		fmt.Fprintf(w, "  %-22s %9.3f  %5.1f%%\n", k.kernel, float64(k.ms), share)
+	}
+	fmt.Fprintf(w, "\nSlowest steps (ms per run)\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ms\t%\tnode\top\tkernel\tfused\toutput")
+	for _, s := range rep.SlowSteps {
+		fused := s.Fused
+		if fused == "" {
+			fused = "-"
+		}
+		fmt.Fprintf(tw, "  %.3f\t%.1f\t%s\t%s\t%s\t%s\t%s\n", float64(s.MS), float64(s.Percent), s.Node, s.Op, s.Kernel, fused, shapeText(s.Shape))
+	}
+	tw.Flush()
 }
 
 // roundMS rounds to the microsecond for printing.

@@ -141,3 +141,38 @@ func TestPlurals(t *testing.T) {
 		})
 	}
 }
+
+// --steps times every step of the plan: the JSON report lists the slowest steps, each with its
+// node, kernel and share, and the time per kernel; the text report prints both tables.
+func TestBenchSteps(t *testing.T) {
+	model := filepath.Join(tiny(t), "model.onnx")
+	rep := parseBench(t, mustSucceed(t, "bench", model, "--iters", "3", "--warmup", "1", "--steps", "4", "--json"))
+	steps, _ := rep["slow_steps"].([]any)
+	kernels, _ := rep["kernel_ms"].(map[string]any)
+	if len(steps) != 4 || len(kernels) == 0 {
+		t.Fatalf("slow_steps %v, kernel_ms %v; want 4 steps and some kernels", rep["slow_steps"], rep["kernel_ms"])
+	}
+	prev := 1e9
+	for _, s := range steps {
+		st := s.(map[string]any)
+		ms, _ := st["ms"].(float64)
+		if st["node"] == nil || st["kernel"] == "" || st["kernel"] == "folded" || ms > prev {
+			t.Errorf("step %v: want a named, timed, non-folded step, slowest first", st)
+		}
+		prev = ms
+		if _, ok := kernels[st["kernel"].(string)]; !ok {
+			t.Errorf("kernel %v of a slow step has no kernel_ms entry", st["kernel"])
+		}
+	}
+	out := mustSucceed(t, "bench", model, "--iters", "2", "--warmup", "0", "--steps", "3")
+	for _, want := range []string{"Time per kernel", "Slowest steps", "kernel"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report has no %q:\n%s", want, out)
+		}
+	}
+	for _, args := range [][]string{{"--steps", "-1"}, {"--steps", "2", "--reference"}} {
+		if _, stderr, status := dnx(t, append([]string{"bench", model, "--iters", "1"}, args...)...); status != exitUsage || !strings.Contains(stderr, "--steps") {
+			t.Errorf("%v: status %d, stderr %q; want a usage error naming --steps", args, status, stderr)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/graph"
@@ -357,13 +358,27 @@ func (p *Plan) RunInto(ctx context.Context, inputs, outs []*tensor.Tensor) error
 			return fmt.Errorf("input %q: %w", p.values[id].v.Name, err)
 		}
 	}
+	times := stepTimesOf(ctx)
+	if times != nil && len(times.Total) != len(p.steps) {
+		times.Total, times.Runs = make([]time.Duration, len(p.steps)), 0
+	}
 	for i, s := range p.steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		var t0 time.Time
+		if times != nil {
+			t0 = time.Now()
+		}
 		if err := s.run(p, st); err != nil {
 			return fmt.Errorf("%s: %w", p.nodes[i], err)
 		}
+		if times != nil {
+			times.Total[i] += time.Since(t0)
+		}
+	}
+	if times != nil {
+		times.Runs++
 	}
 	for i, id := range p.outputs {
 		v := &p.values[id]

@@ -43,7 +43,8 @@ type StepInfo struct {
 	Why string
 	// Prologue is what the kernel applies to its input as it reads it: "bn-relu" (a fused
 	// pre-activation BatchNormalization-ReLU), "bn" or "relu"; "" for none. Epilogue is what it
-	// applies to its output: "relu" or "".
+	// applies to its output: "add" (a fused residual), an activation ("relu", "clip",
+	// "hardswish", "silu", ...), both ("add+relu"), or "".
 	Prologue, Epilogue string
 	// ISA is the instruction-set level (or device code) that runs the step
 	// (device.KernelInfo.Code; on the CPU isa.Level's name: "avx512", "avx2", "generic" for
