@@ -221,3 +221,41 @@ func BenchmarkConvStride1Paths(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConvResNetAlgorithms compares the algorithms for ResNet's 3x3 stride-1 convolutions
+// at batch 1 on 2 threads: Winograd F(4x4), F(2x2), and the direct convolution (padded copy or
+// implicit GEMM, whichever usePadded picks), where the weights (9.4 MiB at 512 channels, 16.8
+// MiB as F(2x2)'s transformed ones) no longer fit the caches and the run reads them from memory.
+func BenchmarkConvResNetAlgorithms(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 5))
+	workers := NewWorkers(2)
+	defer workers.Close()
+	for _, bc := range []benchConv{
+		{"c=64,hw=56", 64, 64, 3, 1, 56, false, true},
+		{"c=128,hw=28", 128, 128, 3, 1, 28, false, true},
+		{"c=256,hw=14", 256, 256, 3, 1, 14, false, true},
+		{"c=512,hw=7", 512, 512, 3, 1, 7, false, true},
+	} {
+		conv, err := NewConv2D(bc.spec(r))
+		if err != nil {
+			b.Fatal(err)
+		}
+		in := Dense(randFloats(r, bc.cin*bc.hw*bc.hw), 1, bc.cin, bc.hw, bc.hw)
+		out := Dense(make([]float32, bc.cout*bc.hw*bc.hw), 1, bc.cout, bc.hw, bc.hw)
+		for _, force := range []int{4, 2, -1} {
+			name := map[int]string{4: "winograd-f4x4", 2: "winograd-f2x2", -1: "direct"}[force]
+			b.Run(bc.name+"/"+name, func(b *testing.B) {
+				conv.wino.force = force
+				defer func() { conv.wino.force = 0 }()
+				scratch := make([]float32, conv.ScratchSize(1, bc.hw, bc.hw, 2))
+				cpu0 := convCPUTime()
+				for b.Loop() {
+					if err := conv.Run(workers, in, out, scratch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				reportConv(b, bc.flops(1), cpu0)
+			})
+		}
+	}
+}
