@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ratios.sh prints the dnx/ONNX Runtime latency table of the speed issue: for each model, the median
 # of per-round ratios from ../shared/tools/ort/compare.sh (ORT and dnx alternating, same threads, same
-# input), with both medians and dnx's peak RSS. Run by hand, not by CI (it takes minutes and needs
+# input), with both medians and both peak RSS (ORT's is the node process that runs ort_bench.js;
+# the header gives an empty node process's RSS, the part that is node's, not ORT's). Run by hand, not by CI (it takes minutes and needs
 # ORT: ../shared/tools/ort/setup.sh):
 #
 #     bench/ratios.sh [--threads 2] [--rounds 3] [--iters 20] [--json] [--zoo /tmp/zoo] [FILTER...]
@@ -58,7 +59,8 @@ keep() {
 
 if [ "$JSON" = 0 ]; then
 	echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $(lscpu | sed -n 's/^CPU family: *//p' | head -1)); dnx kernels: $($DNX inspect --devices --json 2>/dev/null | jq -r '.devices[] | select(.kind == "cpu") | .details.kernels' 2>/dev/null); threads $THREADS"
-	printf "%-28s %8s %10s %10s %10s\n" case ratio dnx_ms ort_ms dnx_rss_mb
+	echo "peak RSS of an empty node process (part of ort_rss_mb): $(/usr/bin/time -f %M node -e '' 2>&1 | awk '{ printf "%d", $1 / 1024 }') MiB"
+	printf "%-28s %8s %10s %10s %10s %10s\n" case ratio dnx_ms ort_ms dnx_rss_mb ort_rss_mb
 fi
 for c in "${cases[@]}"; do
 	read -r label model input batch <<<"$c"
@@ -70,14 +72,16 @@ for c in "${cases[@]}"; do
 	ort=$(printf '%s\n' "$out" | awk '$1 == "median" { print $2 }')
 	dnx=$(printf '%s\n' "$out" | awk '$1 == "median" { print $3 }')
 	rss=$("$DNX" bench "$model" --input "$input" --threads "$THREADS" --iters 3 --warmup 1 --batch "$batch" --json 2>/dev/null | jq -r '.peak_rss_bytes / 1048576 | floor' 2>/dev/null)
+	# GNU time's %M: the node process's peak RSS in KiB, on its own line after ort_bench.js's output.
+	ort_rss=$(/usr/bin/time -f 'maxrss %M' node "$SHARED/tools/ort/ort_bench.js" "$model" --input "$input" --threads "$THREADS" --iters 3 --warmup 1 --batch "$batch" 2>&1 >/dev/null | awk '$1 == "maxrss" { printf "%d", $2 / 1024 }')
 	if [ -z "$ratio" ]; then
 		ratio=error
 		echo "ratios.sh: $label: $(tail -n 1 "$TMP/err")" >&2
 	fi
 	if [ "$JSON" = 1 ]; then
-		jq -cn --arg case "$label" --arg ratio "$ratio" --arg dnx "$dnx" --arg ort "$ort" --arg rss "$rss" --arg threads "$THREADS" \
-			'{case: $case, ratio: ($ratio | tonumber? // null), dnx_ms: ($dnx | tonumber? // null), ort_ms: ($ort | tonumber? // null), dnx_peak_rss_mib: ($rss | tonumber? // null), threads: ($threads | tonumber)}'
+		jq -cn --arg case "$label" --arg ratio "$ratio" --arg dnx "$dnx" --arg ort "$ort" --arg rss "$rss" --arg ortrss "$ort_rss" --arg threads "$THREADS" \
+			'{case: $case, ratio: ($ratio | tonumber? // null), dnx_ms: ($dnx | tonumber? // null), ort_ms: ($ort | tonumber? // null), dnx_peak_rss_mib: ($rss | tonumber? // null), ort_peak_rss_mib: ($ortrss | tonumber? // null), threads: ($threads | tonumber)}'
 	else
-		printf "%-28s %8s %10s %10s %10s\n" "$label" "$ratio" "$dnx" "$ort" "$rss"
+		printf "%-28s %8s %10s %10s %10s %10s\n" "$label" "$ratio" "$dnx" "$ort" "$rss" "$ort_rss"
 	fi
 done
