@@ -287,10 +287,8 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 		for p := p0; p < p1; p++ {
 			n0 := p * NR
 			j.finishZeroK(q0*MR, min(m, q1*MR), n0, min(NR, j.n-n0))
-			if j.ep.Post != nil {
-				j.ep.Post.Finish(q0*MR*j.ldc+n0, min(m, q1*MR)-q0*MR, min(NR, j.n-n0), j.ldc)
-			}
 		}
+		j.finishTile(q0, q1, p0, p1)
 		return
 	}
 	for p := p0; p < p1; p++ {
@@ -301,11 +299,19 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 		} else {
 			j.edgePanel(q0, q1, n0, nr, bb, ct)
 		}
-		if j.ep.Post != nil {
-			// The panel's rows of this block are final: finish them while they are in cache.
-			j.ep.Post.Finish(q0*MR*j.ldc+n0, min(m, q1*MR)-q0*MR, nr, j.ldc)
-		}
 	}
+	j.finishTile(q0, q1, p0, p1)
+}
+
+// finishTile calls the epilogue's Post on the tile of row panels [q0, q1) and column panels
+// [p0, p1), now final and still in cache: once per tile, not per panel, so that each call's
+// rows are as long as the tile (the Post's per-row cost is a function call).
+func (j *Job) finishTile(q0, q1, p0, p1 int) {
+	if j.ep.Post == nil {
+		return
+	}
+	m0, n0 := q0*j.mr, p0*j.nr
+	j.ep.Post.Finish(m0*j.ldc+n0, min(j.a.M, q1*j.mr)-m0, min(j.n, p1*j.nr)-n0, j.ldc)
 }
 
 // fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,

@@ -104,6 +104,18 @@ func naive(m, k, n int, a []float32, lda int, b []float32, c []float32, ldc int,
 	return want, mag
 }
 
+// doublePost is a TilePost that doubles the elements of each block it is given.
+type doublePost struct{ c []float32 }
+
+func (p *doublePost) Finish(off, rows, cols, ldc int) {
+	for r := 0; r < rows; r++ {
+		row := p.c[off+r*ldc:][:cols]
+		for i := range row {
+			row[i] *= 2
+		}
+	}
+}
+
 // runJob runs j's slots on threads goroutines, each taking slots round robin.
 func runJob(j *Job, threads int) {
 	var wg sync.WaitGroup
@@ -136,9 +148,11 @@ func TestGEMMMatchesNaive(t *testing.T) {
 		a := randSlice(r, max(m*lda, 1))
 		b := randSlice(r, k*n)
 		direct, bDirect := newRowsB(r, k, n)
-		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc"} {
+		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc", "bias+relu+post"} {
 			var ep Epilogue
 			switch epName {
+			case "bias+relu+post":
+				ep = Epilogue{Bias: randSlice(r, m), ReLU: true}
 			case "bias":
 				ep.Bias = randSlice(r, m)
 			case "relu":
@@ -163,6 +177,16 @@ func TestGEMMMatchesNaive(t *testing.T) {
 						c := randSlice(r, m*ldc)
 						c0 := append([]float32(nil), c...)
 						want, mag := naive(m, k, n, a, lda, bm, c0, ldc, ep)
+						var post *doublePost
+						if epName == "bias+relu+post" {
+							// Post doubles every element: the result must be twice the product,
+							// so each element is finished once, after its final value.
+							post = &doublePost{c: c}
+							ep.Post = post
+							for i := range want {
+								want[i], mag[i] = 2*want[i], 2*mag[i]
+							}
+						}
 						var j Job
 						scratch := make([]float32, ScratchSize(k, n, threads))
 						if err := j.Init(code, pa, bp, n, c, ldc, ep, scratch, threads); err != nil {
