@@ -151,3 +151,76 @@ func winoOutAsm512(m int, mm []float32, ps, n int, y []float32, ldy int, bias fl
 // zmm kernel's masked loads and lane moves buy nothing; its 4- and 8-tile paths are kept, and
 // tested, for CPUs where they may measure otherwise.
 const winoOut4Max2 = 8
+
+// winoInputAsm512 is winoInputAsm at the avx512 level: the segments winoIn512Use picks run
+// winoIn4AVX512 or winoIn2AVX512 (generated from internal/winoasm), 16 columns and 16 tiles per
+// zmm, the others winoInputAsm, as do segments whose column loads (16 floats from each input
+// row's start, at least) would run past the input. The kernels write V up to 8 tiles past n
+// (winoIn512Writes), T rows ulo+16 columns at least.
+func winoInputAsm512(f *winoForm, item []float32, hw int, off [6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) {
+	if !winoIn512Use(f.m, n) {
+		winoInputAsm(f, item, hw, off, zeros, ulo, nu, n, v, ps, ldv, rows, wt, c0, c1)
+		return
+	}
+	winoInput512(f, item, hw, off, zeros, ulo, nu, n, v, ps, ldv, rows, wt, c0, c1)
+}
+
+// winoInput512 is winoInputAsm512 for any tile size: the AVX-512 kernel where it can run.
+func winoInput512(f *winoForm, item []float32, hw int, off [6]int, zeros []float32, ulo, nu, n int, v []float32, ps, ldv int, rows []float32, wt, c0, c1 int) {
+	if nu <= 0 || ulo+16 > wt || !winoIn512Fits(item, hw, off, f.alpha, nu, c1) {
+		winoInputAsm(f, item, hw, off, zeros, ulo, nu, n, v, ps, ldv, rows, wt, c0, c1)
+		return
+	}
+	cin := c1 - c0
+	if cin <= 0 {
+		return
+	}
+	s := &f.c.spec
+	m, alpha := f.m, f.alpha
+	item, v = item[c0*hw:], v[c0*ldv:]
+	winoCheck("transform rows", rows, winoIn512Reads(m, alpha, wt, ulo, nu, n))
+	winoCheck("V", v, (alpha*alpha-1)*ps+(cin-1)*ldv+winoIn512Writes(n))
+	// A row of padding reads 16 floats of zeros (the first nu are 0).
+	winoCheck("zero row", zeros, max(nu, 16))
+	var x [6]*float32
+	var keep [6]bool
+	for r := range x {
+		x[r] = &zeros[0]
+		if r < alpha && off[r] >= 0 {
+			x[r], keep[r] = &item[off[r]], true
+		}
+	}
+	var b winoIn512
+	// Channel planes 4 KiB and more apart are prefetched, as winoInputAsm does.
+	winoIn512Fill(&b, m, nu, n, cin, hw, wt, ps, ldv, keep, s.PreScale != nil, s.PreScale != nil || s.PreRelu, s.PreRelu, hw >= 1024)
+	scale, shift := &b.one, &b.zero
+	if s.PreScale != nil {
+		scale, shift = &s.PreScale[c0], &s.PreShift[c0]
+	}
+	if m == 4 {
+		winoIn4AVX512(&rows[ulo], &rows[0], x[0], x[1], x[2], x[3], x[4], x[5], scale, shift, &v[0], &b)
+	} else {
+		winoIn2AVX512(&rows[ulo], &rows[0], x[0], x[1], x[2], x[3], x[4], x[5], scale, shift, &v[0], &b)
+	}
+}
+
+// winoIn512Fits reports whether the column pass's loads of channels up to c1 lie in item: they
+// read max(nu, 16) floats of each input row (off[r] >= 0) of hw-float planes.
+func winoIn512Fits(item []float32, hw int, off [6]int, alpha, nu, c1 int) bool {
+	for r := 0; r < alpha; r++ {
+		if off[r] >= 0 && (c1-1)*hw+off[r]+max(nu, 16) > len(item) {
+			return false
+		}
+	}
+	return true
+}
+
+// winoIn512Use reports whether winoInputAsm512 runs the AVX-512 kernel for a segment of n tiles
+// of F(m x m): F(4x4) only. On a shared 2-vCPU Zen 5 (AMD EPYC Turin), BenchmarkWinoInTransform
+// (and an interleaved A/B of the two levels, minimum of 300 runs) measured winoIn4AVX512 3-11%
+// faster than winoInput4AVX2 on DenseNet-121's 56x56 and 28x28 and ResNet-18's 56x56 and 28x28
+// convolutions (rows of 14 and 7 tiles), and winoIn2AVX512 the same as winoInput2AVX2 at 14x14
+// (7 tiles) and 20% slower at 7x7 (4 tiles, 7 input columns: the per-channel setup outweighs the
+// half-empty vectors' savings), so F(2x2) stays AVX2; its kernel is kept, and tested, for CPUs
+// where it may measure otherwise.
+func winoIn512Use(m, n int) bool { return m == 4 }

@@ -9,3 +9,15 @@ package cpu
 //
 //go:noescape
 func winoOut4AVX512(mm *float32, ps, n int, y *float32, ldy int, c *float32, tmask, fmask int)
+
+// winoIn4AVX512 is winoInputGo for F(4x4) in AVX-512 F assembly, described in package
+// internal/winoasm (In), which documents its arguments.
+//
+//go:noescape
+func winoIn4AVX512(tc, t, x0, x1, x2, x3, x4, x5, scale, shift, v *float32, b *winoIn512)
+
+// winoIn2AVX512 is winoInputGo for F(2x2) in AVX-512 F assembly, described in package
+// internal/winoasm (In), which documents its arguments.
+//
+//go:noescape
+func winoIn2AVX512(tc, t, x0, x1, x2, x3, x4, x5, scale, shift, v *float32, b *winoIn512)

@@ -133,3 +133,42 @@ func BenchmarkWinoOutTransform(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWinoInTransform times the input transform alone at each level this machine has, as
+// a one-thread Run of one image calls it: the geometry (chunks, row segments, strides) and the
+// tile size are the convolution's (winoChoice), at the 3x3 shapes of DenseNet-121 (128 -> 32,
+// with its BN-ReLU prologue) and ResNet-18 (no prologue). The input stays in cache between
+// iterations. Mtiles/s counts the tiles of one channel (an alpha x alpha input patch into V).
+func BenchmarkWinoInTransform(b *testing.B) {
+	shapes := []benchConv{}
+	for _, hw := range []int{56, 28, 14, 7} {
+		shapes = append(shapes, benchConv{fmt.Sprintf("densenet,c=128,hw=%d", hw), 128, 32, 3, 1, hw, true, false})
+	}
+	for _, s := range []struct{ c, hw int }{{64, 56}, {128, 28}, {256, 14}} {
+		shapes = append(shapes, benchConv{fmt.Sprintf("resnet,c=%d,hw=%d", s.c, s.hw), s.c, s.c, 3, 1, s.hw, false, false})
+	}
+	for _, bc := range shapes {
+		r := rand.New(rand.NewPCG(8, 8))
+		spec := bc.spec(r)
+		m := winoChoice(1, bc.hw, bc.hw, bc.cin, bc.cout, 1)
+		in := Dense(randFloats(r, bc.cin*bc.hw*bc.hw), 1, bc.cin, bc.hw, bc.hw)
+		for _, level := range testLevels(b) {
+			conv, err := newConv2D(spec, pathDirect, tableFor(level))
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := newWinograd(conv).form(m)
+			g := f.geom(1, bc.hw, bc.hw, 1)
+			v := make([]float32, f.alpha*f.alpha*g.psV+16)
+			rows := make([]float32, (f.alpha+f.m+1)*g.wt)
+			b.Run(fmt.Sprintf("%s,F%d,rowtiles=%d/%s", bc.name, m, g.tilesX, level), func(b *testing.B) {
+				for range b.N {
+					for g0 := 0; g0 < g.tiles; g0 += g.nt {
+						f.inputTransform(in, &g, v, rows, g0, min(g0+g.nt, g.tiles), 0, bc.cin)
+					}
+				}
+				b.ReportMetric(float64(b.N)*float64(g.tiles*bc.cin)/b.Elapsed().Seconds()/1e6, "Mtiles/s")
+			})
+		}
+	}
+}

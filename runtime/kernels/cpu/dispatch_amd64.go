@@ -13,12 +13,14 @@ import (
 var avx2Table = avx2Kernels()
 
 // avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
-// the AVX-512 Winograd F(4x4) output transform (winoOutAsm512), the AVX-512 element-wise
+// the AVX-512 Winograd F(4x4) input and output transforms (winoInputAsm512, winoOutAsm512: each
+// runs its AVX-512 kernel only on the shapes where it measured faster, winoIn512Use and
+// winoOut4Max2, and the AVX2 one on the others, F(2x2) included), the AVX-512 element-wise
 // kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
 // internal/sigasm and internal/ewasm) and the AVX-512 3x3 depthwise rows (dw3x3Asm512,
-// internal/dwasm); this package's other kernels (the Winograd input transforms and F(2x2)
-// output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and
-// isa.AVX512.Describe says so. nil below AVX-512.
+// internal/dwasm); this package's other kernels (the Winograd F(2x2) transforms, pooling rows,
+// BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil
+// below AVX-512.
 var avx512Table = avx512Kernels()
 
 func avx512Kernels() *kernels {
@@ -28,6 +30,7 @@ func avx512Kernels() *kernels {
 	k := *avx2Table
 	k.level = isa.AVX512
 	k.gemm = gemm.KernelsFor(isa.AVX512)
+	k.winoInput = winoInputAsm512
 	k.winoOut = winoOutAsm512
 	k.sigmoid = sigmoidAsm512
 	k.silu = siluAsm512

@@ -245,7 +245,7 @@ func out4Group(f *Func, w int) {
 func AVX512File() *File {
 	return &File{
 		Header: AsmHeader("winogen.go"),
-		Funcs:  []*Func{Out4()},
+		Funcs:  []*Func{Out4(), In(4), In(2)},
 	}
 }
 
@@ -256,5 +256,10 @@ func AVX512Decl() []byte {
 	b.WriteString("// winoOut4AVX512 is winoOutGo for F(4x4) in AVX-512 F assembly, described in package\n")
 	b.WriteString("// internal/winoasm (Out4), which documents its arguments.\n//\n//go:noescape\n")
 	b.WriteString(out4Sig + "\n")
+	for _, m := range []int{4, 2} {
+		fmt.Fprintf(&b, "\n// winoIn%dAVX512 is winoInputGo for F(%dx%d) in AVX-512 F assembly, described in package\n", m, m, m)
+		b.WriteString("// internal/winoasm (In), which documents its arguments.\n//\n//go:noescape\n")
+		b.WriteString(inSig(m) + "\n")
+	}
 	return b.Bytes()
 }
