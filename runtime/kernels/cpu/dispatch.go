@@ -22,7 +22,7 @@ import (
 // call costs nothing measurable. Arguments are heap slices or values: a pointer to the caller's
 // stack passed through a func value would make the compiler move that memory to the heap.
 type kernels struct {
-	level isa.Level     // the level whose table this is (avx512: AVX-512 GEMM and F(4x4) output transform, the rest AVX2)
+	level isa.Level     // the level whose table this is (avx512: see isa.AVX512.Describe for which kernels are AVX-512)
 	gemm  *gemm.Kernels // the micro-kernels and B packer, of the same level
 
 	// winoInput is inputSegment's transform of input channels [c0, c1) (see winoInputGo).
