@@ -415,13 +415,7 @@ func (c *Conv2D) RunResidual(workers *Workers, in, res, out Image, scratch []flo
 		st.workers[i].res = res
 	}
 	if c.useWinograd(in.N, in.H, in.W, threads) {
-		if err := c.wino.run(workers, in, out, scratch, threads); err != nil {
-			return err
-		}
-		if c.hasTail() {
-			c.finishItems(workers, &st.workers[0], out, res)
-		}
-		return nil
+		return c.wino.run(workers, in, res, out, scratch, threads)
 	}
 	c.setOffsets(st, in.H, in.W)
 	if c.batchParallel(in.N, threads) {

@@ -11,7 +11,8 @@ import (
 // MobileNetV2's Conv -> Add) and any activation other than a ReLU without residual, which the
 // GEMM micro-kernels and the Winograd and depthwise kernels apply themselves (ConvSpec.PostRelu).
 // It runs on blocks of the output as soon as they are final: the GEMM paths call it per tile
-// block (gemm.TilePost), while the block is in cache; the other paths per output channel.
+// (gemm.TilePost) and the Winograd output transform per segment of rows, while the block is in
+// cache; the depthwise path per output channel.
 
 // newPost returns the activation of spec's epilogue as a Unary on the level code, or nil when
 // there is none left after PostRelu (normalizeEpilogue has run).
@@ -91,8 +92,8 @@ func (p *convPost) Finish(off, rows, cols, ldc int) {
 	p.c.finishRows(p.dst, p.res, off, rows, cols, ldc)
 }
 
-// finishTask finishes whole output channels [lo, hi) of one batch item (the paths whose kernels
-// write the output channel by channel: Winograd, depthwise).
+// finishTask finishes whole output channels [lo, hi) of one batch item (the depthwise path, whose
+// kernels write the output channel by channel).
 type finishTask struct {
 	c        *Conv2D
 	dst, res []float32 // the item's output channels and residual, hw floats each
@@ -102,14 +103,6 @@ type finishTask struct {
 // Do implements Task.
 func (t *finishTask) Do(lo, hi int) {
 	t.c.finishRows(t.dst, t.res, lo*t.hw, hi-lo, t.hw, t.hw)
-}
-
-// finishItems applies the epilogue's tail to every batch item of out (the Winograd path, which
-// runs the whole batch at once).
-func (c *Conv2D) finishItems(workers *Workers, w *convWorker, out, res Image) {
-	for b := 0; b < out.N; b++ {
-		c.finishItem(workers, w, out, res, b)
-	}
 }
 
 // finishItem applies the epilogue's tail to batch item b of out, channels in parallel.

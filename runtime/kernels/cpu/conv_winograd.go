@@ -415,7 +415,7 @@ func (w *winograd) putState(st *winoState) {
 }
 
 // run computes out = conv(in) (shapes and scratch already checked by Conv2D.Run).
-func (w *winograd) run(workers *Workers, in, out Image, scratch []float32, threads int) error {
+func (w *winograd) run(workers *Workers, in, res, out Image, scratch []float32, threads int) error {
 	s := &w.c.spec
 	f := w.pick(in.N, in.H, in.W, threads)
 	f.pack()
@@ -432,13 +432,13 @@ func (w *winograd) run(workers *Workers, in, out Image, scratch []float32, threa
 	if g.split {
 		v := align64(scratch[:g.shared])
 		a2 := f.alpha * f.alpha
-		st.split = winoSplitTask{f: f, st: st, g: g, in: in, out: out, v: v[:a2*g.psV],
+		st.split = winoSplitTask{f: f, st: st, g: g, in: in, out: out, res: res, v: v[:a2*g.psV],
 			mm: v[a2*g.psV : a2*(g.psV+g.psM)], scratch: scratch[g.shared:]}
 		workers.Run(&st.split, g.slots, 1, &st.wg)
 		st.split.phase = 1
 		workers.Run(&st.split, g.slots, 1, &st.wg)
 	} else {
-		st.task = winoTask{f: f, st: st, g: g, in: in, out: out, scratch: scratch}
+		st.task = winoTask{f: f, st: st, g: g, in: in, out: out, res: res, scratch: scratch}
 		if workers == nil || g.slots == 1 {
 			st.task.Do(0, g.slots)
 		} else {
@@ -460,6 +460,7 @@ type winoTask struct {
 	st      *winoState
 	g       winoGeom
 	in, out Image
+	res     Image // the residual (Data nil without one)
 	scratch []float32
 	next    atomic.Int64
 }
@@ -498,7 +499,7 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), 0, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR()); err != nil {
 		return err
 	}
-	f.outputTransform(t.out, g, mm, rows, os, g0, g1, 0, s.Cout)
+	f.outputTransform(t.out, t.res, g, mm, rows, os, g0, g1, 0, s.Cout)
 	return nil
 }
 
@@ -545,14 +546,15 @@ func (f *winoForm) products(sl *winoSlot, offs []int32, g *winoGeom, v, mm, gs [
 	return nil
 }
 
-// outputTransform writes the output pixels of tiles [g0, g1) and output channels [mo0, mo1).
-func (f *winoForm) outputTransform(out Image, g *winoGeom, mm, rows, os []float32, g0, g1, mo0, mo1 int) {
+// outputTransform writes the output pixels of tiles [g0, g1) and output channels [mo0, mo1), the
+// epilogue's tail applied (res: the residual, Data nil without one).
+func (f *winoForm) outputTransform(out, res Image, g *winoGeom, mm, rows, os []float32, g0, g1, mo0, mo1 int) {
 	perItem := g.tilesY * g.tilesX
 	for gi := g0; gi < g1; {
 		b, tt := gi/perItem, gi%perItem
 		ty, tx := tt/g.tilesX, tt%g.tilesX
 		nseg := min(g1-gi, g.tilesX-tx)
-		f.outputSegment(out, b, ty, tx, nseg, mm[gi-g0:], g.psM, g.ldv, rows, g.wt, os, mo0, mo1)
+		f.outputSegment(out, res, b, ty, tx, nseg, mm[gi-g0:], g.psM, g.ldv, rows, g.wt, os, mo0, mo1)
 		gi += nseg
 	}
 }
@@ -566,6 +568,7 @@ type winoSplitTask struct {
 	st      *winoState
 	g       winoGeom
 	in, out Image
+	res     Image // the residual (Data nil without one)
 	v, mm   []float32
 	scratch []float32 // the slots' scratch, g.slotFloats each
 	phase   int
@@ -590,7 +593,7 @@ func (t *winoSplitTask) Do(lo, hi int) {
 			}
 			continue
 		}
-		f.outputTransform(t.out, g, t.mm, rows, os, 0, g.tiles, q0*f.c.code.gemm.MR(), min(s.Cout, q1*f.c.code.gemm.MR()))
+		f.outputTransform(t.out, t.res, g, t.mm, rows, os, 0, g.tiles, q0*f.c.code.gemm.MR(), min(s.Cout, q1*f.c.code.gemm.MR()))
 	}
 }
 
@@ -687,11 +690,13 @@ func winoInputGo(f *winoForm, item []float32, hw int, off [6]int, zeros []float3
 // S_i[q] = sum_k A^T[q][k] M[i*alpha+k], then down, Y[y][q] = post(bias + sum_i A^T[y][i] S_i[q]),
 // written into m rows of scratch (tiles side by side) and copied into the output, clipped to its
 // size.
-func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, ldv int, rows []float32, wt int, os []float32, mo0, mo1 int) {
+func (f *winoForm) outputSegment(out, res Image, b, ty, tx, n int, mm []float32, ps, ldv int, rows []float32, wt int, os []float32, mo0, mo1 int) {
 	s := &f.c.spec
 	m := f.m
 	ohw := out.H * out.W
 	item := out.Data[b*out.BatchStride:][:s.Cout*ohw]
+	tail := f.c.hasTail()
+	resItem := itemResidual(res, b, 0, ohw)
 	ox0 := m * tx
 	cols := min(m*n, out.W-ox0)
 	nrows := min(m, out.H-m*ty)
@@ -705,6 +710,10 @@ func (f *winoForm) outputSegment(out Image, b, ty, tx, n int, mm []float32, ps, 
 		for y := 0; y < nrows; y++ {
 			oy := m*ty + y
 			copy(dst[oy*out.W+ox0:oy*out.W+ox0+cols], rows[y*wt:y*wt+cols])
+		}
+		if tail {
+			// The residual and activation while the segment's rows are in cache.
+			f.c.finishRows(item, resItem, mo*ohw+m*ty*out.W+ox0, nrows, cols, out.W)
 		}
 	}
 }
