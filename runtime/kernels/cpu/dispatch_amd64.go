@@ -15,8 +15,8 @@ var avx2Table = avx2Kernels()
 // avx512Table is the AVX2 table with the AVX-512 GEMM kernels (gemm.KernelsFor(isa.AVX512)),
 // the AVX-512 Winograd F(4x4) output transform (winoOutAsm512), the AVX-512 element-wise
 // kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
-// internal/sigasm and internal/ewasm) and the AVX-512 3x3 depthwise rows (dw3x3Asm512,
-// internal/dwasm); this package's other kernels (the Winograd input transforms and F(2x2)
+// internal/sigasm and internal/ewasm) and the AVX-512 depthwise rows and stride-2 column split
+// (dwRowsAsm512, dwSplitAsm512, internal/dwasm); this package's other kernels (the Winograd input transforms and F(2x2)
 // output, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and
 // isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
@@ -33,7 +33,8 @@ func avx512Kernels() *kernels {
 	k.silu = siluAsm512
 	k.clip, k.hardSigmoid, k.hardSwish = clipAsm512, hardSigmoidAsm512, hardSwishAsm512
 	k.binary = binaryAsm512
-	k.dw3x3 = dw3x3Asm512
+	k.dwRows = dwRowsAsm512
+	k.dwSplit = dwSplitAsm512
 	return &k
 }
 
@@ -61,6 +62,7 @@ func avx2Kernels() *kernels {
 		hardSigmoid: hardSigmoidAsm2,
 		hardSwish:   hardSwishAsm2,
 		binary:      binaryAsm2,
-		dw3x3:       dw3x3Asm2,
+		dwRows:      dwRowsAsm2,
+		dwSplit:     dwSplitGo,
 	}
 }
