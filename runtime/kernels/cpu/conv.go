@@ -229,16 +229,9 @@ func (c *Conv2D) Algorithm(n, h, w, threads int) string {
 
 // Level returns the instruction-set level whose code Run executes: that of the GEMM
 // micro-kernels and Winograd transforms it was built with (an avx512 process runs the avx2
-// ones); on the depthwise path, that of the 3x3 row kernels (dw3x3) for a 3x3 kernel with
-// dilation 1, or isa.Generic for the other shapes, whose loops are plain Go at every level.
+// ones); on the depthwise path, that of the row kernels (dwRows), which take every kernel size,
+// stride and dilation.
 func (c *Conv2D) Level() isa.Level {
-	if c.path == pathDepthwise {
-		s := &c.spec
-		if s.KH == 3 && s.KW == 3 && s.DilationH == 1 && s.DilationW == 1 {
-			return c.code.level
-		}
-		return isa.Generic
-	}
 	return c.code.level
 }
 
@@ -290,17 +283,18 @@ func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
 // worker slots.
 func (c *Conv2D) itemScratch(h, w, threads int) int {
 	oh, ow := c.OutputSize(h, w)
+	if c.path == pathDepthwise {
+		// A padded copy of one channel (and a flat output plane) per chunk, no more.
+		return c.dwChunks(oh, ow, threads) * c.dwScratch(h, w)
+	}
 	size := 0
-	if c.path == pathImplicit || c.path == pathDepthwise || c.usePadded(h, w) {
+	if c.path == pathImplicit || c.usePadded(h, w) {
 		size = c.spec.Cin * c.padGeom(h, w).chan_
 	}
 	if c.usePadded(h, w) {
 		size += c.mg * c.flatN(h, w)
 	}
-	if c.path != pathDepthwise {
-		size += gemm.ScratchSize(c.kg, oh*ow, threads)
-	}
-	return size
+	return size + gemm.ScratchSize(c.kg, oh*ow, threads)
 }
 
 // batchParallel reports whether a batch of n runs one item per thread at a time (each item's
@@ -335,10 +329,9 @@ type convWorker struct {
 	wg    Group
 	err   error
 	// res is the run's residual (Data nil without one); b the batch item being computed.
-	res    Image
-	b      int
-	post   convPost
-	finish finishTask
+	res  Image
+	b    int
+	post convPost
 }
 
 func (c *Conv2D) getState() *convState {
@@ -472,10 +465,7 @@ func (c *Conv2D) runItem(workers *Workers, st *convState, w *convWorker, in, out
 	case pathPointwise:
 		return c.runPointwise(workers, st, w, in, out, b, scratch, threads)
 	case pathDepthwise:
-		c.runDepthwise(workers, w, in, out, b, scratch)
-		if c.hasTail() {
-			c.finishItem(workers, w, out, w.res, b)
-		}
+		c.runDepthwise(workers, w, in, out, b, scratch, threads)
 		return nil
 	case pathDirect:
 		if c.usePadded(in.H, in.W) {

@@ -1,130 +1,360 @@
 package cpu
 
-// depthwiseTask computes the output channels [lo, hi) of one batch item of a convolution with one
-// input channel per group, from the padded copy: for output channel m of group g = m / (Cout/Group),
+// depthwiseTask computes one batch item of a convolution with one input channel per group
+// (pathDepthwise): for output channel m of group g = m / (Cout/Group),
 //
-//	Y[m, oy, ox] = post(Bias[m] + sum_{kh,kw} W[m,kh,kw] * padded[g][phase(kh,kw)][oy + dy/sh][ox + dx/sw])
+//	Y[m, oy, ox] = post(Bias[m] + sum_{kh,kw} W[m,kh,kw] * P[g, oy*sh + kh*dh, ox*sw + kw*dw])
 //
-// with dy = kh*DilationH, dx = kw*DilationW and phase = (dy % sh, dx % sw). The innermost loop runs
-// over contiguous ox with a fixed weight.
+// with P the zero-padded input (prologue applied), the sum in the order bias, then taps row by
+// row (kh), left to right (kw), each product rounded and added in turn. Padded taps are added
+// too (w*0), so the result is that of the padded convolution bit for bit, signed zeros
+// included, whichever level runs the rows.
+//
+// The items of Do are chunks of consecutive output channels, at most one per thread. Each chunk
+// owns per floats of scratch: the padded copy of one input channel (split by stride phase, see
+// padGeom, so that every tap of every stride reads a contiguous run per output row) and, for
+// narrow images, a "flat" output plane. An input channel is copied just before its output
+// channels are computed, while it is in the core's cache; no padded copy of the whole input is
+// made (that copy, written out to L2/L3 and read back, cost MobileNetV2 more than the 3x3
+// kernels themselves).
 type depthwiseTask struct {
-	c      *Conv2D
-	pg     padGeom
-	padded []float32
-	out    []float32 // the batch item's output channels, oh*ow each
-	oh, ow int
+	c       *Conv2D
+	pg      padGeom
+	src     []float32 // the batch item's input, Cin planes of h*w
+	h, w    int
+	out     []float32 // the batch item's output channels, oh*ow each
+	res     []float32 // the batch item's residual, laid out as out (nil without one)
+	oh, ow  int
+	chunks  int       // Do's items
+	per     int       // scratch floats per chunk (dwScratch)
+	scratch []float32 // chunks*per floats
+	off     []int     // the taps' offsets in a padded channel, kh-major (see dwOffsets)
+	flat    bool      // the rows run as one flat row of the phase plane's width (see channel)
 }
 
-func (c *Conv2D) runDepthwise(workers *Workers, w *convWorker, in, out Image, b int, scratch []float32) {
-	pg := c.padGeom(in.H, in.W)
-	padded := scratch[:c.spec.Cin*pg.chan_]
-	c.prepare(workers, w, in, b, pg, padded)
-	w.dw = depthwiseTask{c: c, pg: pg, padded: padded, out: out.Item(b), oh: out.H, ow: out.W}
-	grain := max(1, 16384/max(out.H*out.W*c.spec.KH*c.spec.KW, 1))
-	parallel(workers, &w.dw, c.spec.Cout, grain, &w.wg)
+// dwFlat reports whether the output rows of a depthwise channel run as one "flat" row: the
+// kernel then computes (oh-1)*wq + ow consecutive columns of the padded plane's width wq (the
+// wq-ow columns past each output row are computed and dropped), and the rows are copied out.
+// Narrow images (MobileNet's and EfficientNet's 7x7 and 14x14 stages) would otherwise run one
+// short, masked vector per row, a dependent chain of adds per tap; a flat row fills the
+// unrolled loop. On Zen 5 (BenchmarkDepthwiseRows, flat=true against flat=false) flat was
+// faster at every row length up to 28 (two to four times at 7 and 14, 5x5 and 3x3) and about even
+// at 56 and 112, where the copy out and the wasted columns are not worth it.
+func dwFlat(ow, wq int) bool { return ow <= 28 && wq-ow <= ow }
+
+// dwScratch returns the floats of scratch one chunk of a depthwise convolution of an h x w
+// input needs: a padded channel and the flat output plane.
+func (c *Conv2D) dwScratch(h, w int) int {
+	pg := c.padGeom(h, w)
+	oh, _ := c.OutputSize(h, w)
+	return pg.chan_ + max(oh, 0)*pg.wq
 }
 
-// Do implements Task.
-func (t *depthwiseTask) Do(lo, hi int) {
-	s := &t.c.spec
-	plane := t.pg.hq * t.pg.wq
-	for m := lo; m < hi; m++ {
-		g := m / t.c.mg
-		src := t.padded[g*t.pg.chan_ : (g+1)*t.pg.chan_]
-		dst := t.out[m*t.oh*t.ow : (m+1)*t.oh*t.ow]
-		var b float32
-		if s.Bias != nil {
-			b = s.Bias[m]
+// dwChunks returns the channel chunks a depthwise convolution runs in on threads threads: one
+// per thread, but no fewer than about 16K multiply-adds each, so that small layers (7x7 planes)
+// do not pay a fork-join for nothing.
+func (c *Conv2D) dwChunks(oh, ow, threads int) int {
+	s := &c.spec
+	grain := max(1, 16384/max(oh*ow*s.KH*s.KW, 1))
+	return max(1, min(threads, (s.Cout+grain-1)/grain))
+}
+
+// dwOffsets sets off to the offsets of the taps in a padded, phase-split channel of geometry
+// pg: tap (kh, kw) of output pixel (oy, ox) reads off[kh*KW+kw] + oy*wq + ox.
+func (c *Conv2D) dwOffsets(off []int, pg padGeom) []int {
+	s := &c.spec
+	return dwTapOffsets(off, s.KH, s.KW, s.StrideH, s.StrideW, s.DilationH, s.DilationW, pg)
+}
+
+// dwTapOffsets is dwOffsets for a kh x kw kernel of strides sh, sw and dilations dh, dw (off is
+// reused when large enough).
+func dwTapOffsets(off []int, kh, kw, sh, sw, dh, dw int, pg padGeom) []int {
+	if cap(off) < kh*kw {
+		off = make([]int, kh*kw)
+	}
+	off = off[:kh*kw]
+	plane := pg.hq * pg.wq
+	for i := 0; i < kh; i++ {
+		for j := 0; j < kw; j++ {
+			dy, dx := i*dh, j*dw
+			phase := (dy%sh)*sw + dx%sw
+			off[i*kw+j] = phase*plane + (dy/sh)*pg.wq + dx/sw
 		}
-		w := t.c.w[m*s.KH*s.KW : (m+1)*s.KH*s.KW]
-		if s.KH == 3 && s.KW == 3 && s.DilationH == 1 && s.DilationW == 1 {
-			t.rows3x3(src, dst, w, b, plane)
+	}
+	return off
+}
+
+func (c *Conv2D) runDepthwise(workers *Workers, w *convWorker, in, out Image, b int, scratch []float32, threads int) {
+	pg := c.padGeom(in.H, in.W)
+	chunks := 1
+	if workers != nil {
+		chunks = c.dwChunks(out.H, out.W, threads)
+	}
+	per := c.dwScratch(in.H, in.W)
+	w.dw = depthwiseTask{c: c, pg: pg, src: in.Item(b), h: in.H, w: in.W, out: out.Item(b), oh: out.H, ow: out.W,
+		chunks: chunks, per: per, scratch: scratch[:chunks*per], off: c.dwOffsets(w.dw.off, pg), flat: dwFlat(out.W, pg.wq),
+		res: itemResidual(w.res, b, 0, out.H*out.W)}
+	parallel(workers, &w.dw, chunks, 1, &w.wg)
+}
+
+// Do implements Task over chunks [lo, hi).
+func (t *depthwiseTask) Do(lo, hi int) {
+	cout := t.c.spec.Cout
+	for ci := lo; ci < hi; ci++ {
+		sc := t.scratch[ci*t.per : (ci+1)*t.per]
+		plane, flat := sc[:t.pg.chan_], sc[t.pg.chan_:]
+		t.dwZeroPad(plane)
+		g := -1
+		for m := ci * cout / t.chunks; m < (ci+1)*cout/t.chunks; m++ {
+			if mg := m / t.c.mg; mg != g {
+				g = mg
+				t.fill(g, plane)
+			}
+			t.channel(m, plane, flat)
+			if t.c.hasTail() {
+				// The residual and activation while the channel's plane is in cache.
+				ohw := t.oh * t.ow
+				t.c.finishRows(t.out, t.res, m*ohw, 1, ohw, ohw)
+			}
+		}
+	}
+}
+
+// channel computes output channel m (its oh*ow plane of out, ReLU included) from plane, the
+// padded copy of its input channel, in the level's row kernel (dwRowsGo, or the assembly of
+// package dwasm, which gives the same bits). flat is scratch for oh*wq floats.
+func (t *depthwiseTask) channel(m int, plane, flat []float32) {
+	s := &t.c.spec
+	ohw := t.oh * t.ow
+	dst := t.out[m*ohw : (m+1)*ohw]
+	var b float32
+	if s.Bias != nil {
+		b = s.Bias[m]
+	}
+	taps := len(t.off)
+	w := t.c.w[m*taps : (m+1)*taps]
+	if !t.flat {
+		t.c.code.dwRows(dst, plane, w, b, s.PostRelu, dwGeom{off: t.off, wq: t.pg.wq, oh: t.oh, ow: t.ow})
+		return
+	}
+	wq := t.pg.wq
+	n := (t.oh-1)*wq + t.ow
+	t.c.code.dwRows(flat[:n], plane, w, b, s.PostRelu, dwGeom{off: t.off, wq: n, oh: 1, ow: n})
+	for oy := 0; oy < t.oh; oy++ {
+		dwCopy(dst[oy*t.ow:(oy+1)*t.ow], flat[oy*wq:])
+	}
+}
+
+// fill writes input channel ch, prologue applied, into dst as padGeom lays out one channel:
+// phase (py, px) of the stride, row i, column j holds padded pixel (py + i*sh, px + j*sw). Only
+// the pixels of the image are written: the padding around them is the same for every channel,
+// and Do zeroes it once per chunk (dwZeroPad).
+func (t *depthwiseTask) fill(ch int, dst []float32) {
+	s := &t.c.spec
+	hw := t.h * t.w
+	x := t.src[ch*hw : (ch+1)*hw]
+	var scale, shift float32 = 1, 0
+	affine := s.PreScale != nil
+	if affine {
+		scale, shift = s.PreScale[ch], s.PreShift[ch]
+	}
+	relu := s.PreRelu
+	sh, sw := s.StrideH, s.StrideW
+	wq := t.pg.wq
+	plane := t.pg.hq * wq
+	if sw == 2 && !affine && !relu && t.fill2(x, dst) {
+		return
+	}
+	for px := 0; px < sw; px++ {
+		j0, j1, ix := dwCols(t.w, s.PadL, sw, wq, px)
+		if j0 == j1 {
 			continue
 		}
-		for i := range dst {
-			dst[i] = b
-		}
-		for kh := 0; kh < s.KH; kh++ {
-			dy := kh * s.DilationH
-			for kw := 0; kw < s.KW; kw++ {
-				dx := kw * s.DilationW
-				wv := w[kh*s.KW+kw]
-				pl := src[((dy%s.StrideH)*s.StrideW+dx%s.StrideW)*plane:][:plane]
-				for oy := 0; oy < t.oh; oy++ {
-					row := dst[oy*t.ow : (oy+1)*t.ow]
-					xs := pl[(oy+dy/s.StrideH)*t.pg.wq+dx/s.StrideW:][:len(row)]
-					for i, v := range xs {
-						row[i] += wv * v
-					}
-				}
+		// Input row y is padded row y + PadT: row i of phase py (no division per row: it is
+		// slow next to a row of 7 or 14 floats).
+		py, i := s.PadT%sh, s.PadT/sh
+		for y := 0; y < t.h; y++ {
+			xr := x[y*t.w : (y+1)*t.w]
+			o := (py*sw+px)*plane + i*wq
+			if py++; py == sh {
+				py, i = 0, i+1
 			}
-		}
-		if s.PostRelu {
-			for i, v := range dst {
-				if v < 0 {
-					dst[i] = 0
+			seg := dst[o+j0 : o+j1]
+			switch {
+			case sw == 1 && !affine && !relu:
+				dwCopy(seg, xr[ix:])
+			case sw == 1:
+				prologueRow(seg, xr[ix:ix+len(seg)], scale, shift, affine, relu)
+			case !affine && !relu:
+				stridedCopy(seg, xr[ix:], sw)
+			default:
+				for j := range seg {
+					v := xr[ix+j*sw]
+					if affine {
+						v = v*scale + shift
+					}
+					if relu && v < 0 {
+						v = 0
+					}
+					seg[j] = v
 				}
 			}
 		}
 	}
 }
 
-// rows3x3 computes one output channel of a 3x3 depthwise convolution (dilation 1, any stride;
-// MobileNet's and EfficientNet's) an output row at a time with all nine taps together, where the
-// general loop makes nine passes over the whole output plane: one store per output instead of
-// nine loads and nine stores. The sum runs in the same order (bias, then taps row by row), so the
-// results are bit-identical to the general loop's; ReLU (PostRelu) is applied in the same pass.
-// The rows run in the level's kernel (dw3x3Go, or the assembly of dwasm, which gives the same
-// bits): with the phase-split layout every tap of every stride reads a contiguous input row.
-func (t *depthwiseTask) rows3x3(src, dst, w []float32, b float32, plane int) {
+// fill2 is fill for a horizontal stride of 2 without a prologue, where both phases of a
+// padded row have data and their first pixels are adjacent: it splits each input row into the
+// two phase rows in one pass. It reports false (and writes nothing) for other geometries.
+func (t *depthwiseTask) fill2(x, dst []float32) bool {
+	s := &t.c.spec
+	sh, wq := s.StrideH, t.pg.wq
+	plane := t.pg.hq * wq
+	a0, a1, ia := dwCols(t.w, s.PadL, 2, wq, 0)
+	b0, b1, ib := dwCols(t.w, s.PadL, 2, wq, 1)
+	if a0 == a1 || b0 == b1 || (ib != ia+1 && ib != ia-1) {
+		return false
+	}
+	// Phase e is the one whose first pixel comes first in the row; o the other.
+	e0, e1, o0, o1, oe, oo, ix := a0, a1, b0, b1, 0, plane, ia
+	if ib < ia {
+		e0, e1, o0, o1, oe, oo, ix = b0, b1, a0, a1, plane, 0, ib
+	}
+	py, i := s.PadT%sh, s.PadT/sh
+	for y := 0; y < t.h; y++ {
+		xr := x[y*t.w+ix : (y+1)*t.w]
+		o := py*2*plane + i*wq
+		if py++; py == sh {
+			py, i = 0, i+1
+		}
+		t.c.code.dwSplit(dst[o+oe+e0:o+oe+e1], dst[o+oo+o0:o+oo+o1], xr)
+	}
+	return true
+}
+
+// dwSplitGo sets e[j] = x[2j] for j < len(e) and o[j] = x[2j+1] for j < len(o): the even and
+// odd columns of a row (the kernel of fill2; dwSplitAVX512 moves the same floats).
+func dwSplitGo(e, o, x []float32) {
+	n := min(len(e), len(o), len(x)/2)
+	src := x[:2*n]
+	ee, oo := e[:n], o[:n]
+	for j := range ee {
+		ee[j] = src[2*j]
+		oo[j] = src[2*j+1]
+	}
+	if len(e) > n {
+		stridedCopy(e[n:], x[2*n:], 2)
+	}
+	if len(o) > n {
+		stridedCopy(o[n:], x[2*n+1:], 2)
+	}
+}
+
+// dwSplitArgs returns the arguments n and k of dwSplitAVX512 (see package dwasm) for rows of
+// ne even and no odd columns from an input of nx floats, and whether the kernel takes them:
+// ne - no must be 0 or 1, no >= 1, and the input must hold the ne + no floats read.
+func dwSplitArgs(ne, no, nx int) (n int, k [4]uint64, ok bool) {
+	if no < 1 || (ne != no && ne != no+1) || nx < ne+no {
+		return 0, k, false
+	}
+	n = no / 16
+	ce, co := ne-16*n, no-16*n
+	if m := ce + co; ce > 0 {
+		lanes := func(c int) uint64 { return 1<<uint(min(max(c, 0), 16)) - 1 }
+		k = [4]uint64{lanes(m), lanes(m - 16), lanes(ce), lanes(co)}
+	}
+	return n, k, true
+}
+
+// dwCopy copies src[:len(dst)] to dst: eight floats at a time (two 16-byte moves) for the short
+// rows of small planes, where a call to memmove costs more than the copy; copy for long ones.
+func dwCopy(dst, src []float32) {
+	if len(dst) >= 64 {
+		copy(dst, src[:len(dst)])
+		return
+	}
+	src = src[:len(dst)]
+	for len(dst) >= 8 {
+		v := *(*[8]float32)(src) // through a value: an array assignment that may overlap calls memmove
+		*(*[8]float32)(dst) = v
+		dst, src = dst[8:], src[8:]
+	}
+	for i := range dst {
+		dst[i] = src[i]
+	}
+}
+
+// dwCols returns the columns [j0, j1) of phase px of a padded row that hold image pixels (input
+// columns ix, ix+sw, ...) for an image w wide with pad padL on the left.
+func dwCols(w, padL, sw, wq, px int) (j0, j1, ix int) {
+	j0 = max(0, (padL-px+sw-1)/sw)
+	j1 = min(wq, (w+padL-px+sw-1)/sw)
+	if j1 < j0 {
+		j1 = j0
+	}
+	return j0, j1, px + j0*sw - padL
+}
+
+// dwZeroPad zeroes the padding of a padded channel dst (every float that fill does not write).
+func (t *depthwiseTask) dwZeroPad(dst []float32) {
 	s := &t.c.spec
 	sh, sw := s.StrideH, s.StrideW
-	g := dwGeom{wq: t.pg.wq, oh: t.oh, ow: t.ow}
-	for kh := 0; kh < 3; kh++ {
-		for kw := 0; kw < 3; kw++ {
-			g.base[kh*3+kw] = ((kh%sh)*sw+kw%sw)*plane + (kh/sh)*t.pg.wq + kw/sw
+	hq, wq := t.pg.hq, t.pg.wq
+	plane := hq * wq
+	for py := 0; py < sh; py++ {
+		for px := 0; px < sw; px++ {
+			pl := dst[(py*sw+px)*plane : (py*sw+px+1)*plane]
+			j0, j1, _ := dwCols(t.w, s.PadL, sw, wq, px)
+			for i := 0; i < hq; i++ {
+				row := pl[i*wq : (i+1)*wq]
+				if y := py + i*sh - s.PadT; y < 0 || y >= t.h {
+					zero(row)
+					continue
+				}
+				zero(row[:j0])
+				zero(row[j1:])
+			}
 		}
 	}
-	t.c.code.dw3x3(dst, src, w, b, s.PostRelu, g)
 }
 
-// dwGeom is where the nine taps of a 3x3 depthwise channel read: tap k of output row oy reads
-// src[base[k] + oy*wq:][:ow] (base[0] is 0), and the output is oh rows of ow.
+// dwGeom is where the taps of a depthwise channel read: tap k of output row oy reads
+// src[off[k] + oy*wq:][:ow], and the output is oh rows of ow, contiguous.
 type dwGeom struct {
-	base       [9]int
+	off        []int
 	wq, oh, ow int
 }
 
-// dw3x3Go is the portable kernel of rows3x3: for each output row oy and column i,
+// dwRowsGo is the portable row kernel of depthwiseTask.channel: for each output row oy and
+// column i,
 //
-//	v = b + w0*x0[i] + w1*x1[i] + ... + w8*x8[i]   (left to right, each product rounded)
-//	dst[oy*ow + i] = relu ? (v < 0 ? 0 : v) : v
+//	v = b; v += w[0]*x_0[i]; v += w[1]*x_1[i]; ...   (taps in the order of g.off, each product
+//	                                                  rounded to float32, then added)
+//	dst[oy*ow + i] = relu ? (v < 0 ? 0 : v) : v      (-0 and NaN stay)
 //
-// with x_k = src[g.base[k] + oy*g.wq:].
-func dw3x3Go(dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	ow := g.ow
-	w0, w1, w2, w3, w4, w5, w6, w7, w8 := w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8]
+// with x_k = src[g.off[k] + oy*g.wq:]. It runs tap by tap over a whole output row, which gives
+// each output the same operations in the same order as one output at a time. The float32
+// conversion of each product keeps the compiler from fusing it into the add (GOAMD64=v3).
+func dwRowsGo(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+	w = w[:len(g.off)]
 	for oy := 0; oy < g.oh; oy++ {
-		row := dst[oy*ow : (oy+1)*ow]
-		o := oy * g.wq
-		x0, x1, x2 := src[g.base[0]+o:][:ow], src[g.base[1]+o:][:ow], src[g.base[2]+o:][:ow]
-		x3, x4, x5 := src[g.base[3]+o:][:ow], src[g.base[4]+o:][:ow], src[g.base[5]+o:][:ow]
-		x6, x7, x8 := src[g.base[6]+o:][:ow], src[g.base[7]+o:][:ow], src[g.base[8]+o:][:ow]
+		row := dst[oy*g.ow : (oy+1)*g.ow]
 		for i := range row {
-			v := b
-			v += w0 * x0[i]
-			v += w1 * x1[i]
-			v += w2 * x2[i]
-			v += w3 * x3[i]
-			v += w4 * x4[i]
-			v += w5 * x5[i]
-			v += w6 * x6[i]
-			v += w7 * x7[i]
-			v += w8 * x8[i]
-			if relu && v < 0 {
-				v = 0
+			row[i] = b
+		}
+		for k, o := range g.off {
+			wk := w[k]
+			xs := src[o+oy*g.wq:][:len(row)]
+			for i, x := range xs {
+				row[i] += float32(wk * x)
 			}
-			row[i] = v
+		}
+		if relu {
+			for i, v := range row {
+				if v < 0 {
+					row[i] = 0
+				}
+			}
 		}
 	}
 }

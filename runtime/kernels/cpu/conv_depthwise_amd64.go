@@ -15,46 +15,61 @@ var dwMask = func() (m [32]uint32) {
 	return m
 }()
 
-// dw3x3Asm2 is dw3x3Go with the AVX2 kernel (dw3x3AVX2): the same bits.
-func dw3x3Asm2(dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	dw3x3Call(false, dst, src, w, b, relu, g)
+// dwRowsAsm2 is dwRowsGo with the AVX2 kernel (dwRowsAVX2): the same bits.
+func dwRowsAsm2(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+	dwRowsCall(false, dst, src, w, b, relu, g)
 }
 
-// dw3x3Asm512 is dw3x3Go with the AVX-512 kernel (dw3x3AVX512): the same bits.
-func dw3x3Asm512(dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	dw3x3Call(true, dst, src, w, b, relu, g)
+// dwRowsAsm512 is dwRowsGo with the AVX-512 kernel (dwRowsAVX512): the same bits.
+func dwRowsAsm512(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+	dwRowsCall(true, dst, src, w, b, relu, g)
 }
 
-// dw3x3Call checks the bounds that dw3x3Go's slicing would check (the kernel reads
-// src[base[k] + oy*wq:][:ow] for every tap and row and writes dst[:oh*ow]) and runs the AVX2
-// kernel, or the AVX-512 one when wide. The kernels are called directly, not through a func
-// value, so that off and c stay on the stack (go:noescape).
-func dw3x3Call(wide bool, dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	if g.oh <= 0 || g.ow <= 0 {
+// dwRowsCall checks the bounds that dwRowsGo's slicing would check (the kernel reads
+// src[off[k] + oy*wq:][:ow] for every tap and row, w[:taps], and writes dst[:oh*ow]) and runs
+// the AVX2 kernel, or the AVX-512 one when wide. The kernels are called directly, not through a
+// func value, so that c stays on the stack (go:noescape).
+func dwRowsCall(wide bool, dst, src, w []float32, b float32, relu bool, g dwGeom) {
+	taps := len(g.off)
+	if g.oh <= 0 || g.ow <= 0 || taps == 0 {
+		if taps == 0 && g.oh > 0 && g.ow > 0 {
+			dwRowsGo(dst, src, w, b, relu, g)
+		}
 		return
 	}
-	if g.base[0] != 0 || g.wq < g.ow {
-		panic("cpu: dw3x3: bad geometry")
+	if g.wq < g.ow {
+		panic("cpu: dwRows: bad geometry")
 	}
-	last := (g.oh-1)*g.wq + g.ow // one past the last float of a tap with base 0
-	var off [9]int
-	for i, o := range g.base {
+	last := (g.oh-1)*g.wq + g.ow // one past the last float of a tap with offset 0
+	for _, o := range g.off {
 		if o < 0 || o+last > len(src) {
-			panic("cpu: dw3x3: input out of range")
+			panic("cpu: dwRows: input out of range")
 		}
-		off[i] = 4 * o
 	}
+	_ = w[taps-1]
 	_ = dst[g.oh*g.ow-1]
-	var c [12]float32
-	copy(c[:9], w[:9])
-	c[9] = b
-	c[10] = float32(math.Inf(-1))
+	var c [2]float32
+	c[0] = b
+	c[1] = float32(math.Inf(-1))
 	if relu {
-		c[10] = 0
+		c[1] = 0
 	}
 	if wide {
-		dw3x3AVX512(&src[0], &dst[0], g.ow, g.oh, 4*(g.wq-g.ow), &off[0], &c[0], &dwMask[0])
+		dwRowsAVX512(&src[0], &dst[0], g.ow, g.oh, 4*(g.wq-g.ow), &g.off[0], &w[0], taps, &c[0], &dwMask[0])
 	} else {
-		dw3x3AVX2(&src[0], &dst[0], g.ow, g.oh, 4*(g.wq-g.ow), &off[0], &c[0], &dwMask[0])
+		dwRowsAVX2(&src[0], &dst[0], g.ow, g.oh, 4*(g.wq-g.ow), &g.off[0], &w[0], taps, &c[0], &dwMask[0])
 	}
+}
+
+// dwSplitIdx is the permutation of dwSplitAVX512: the even lanes of a vector, then the odd ones.
+var dwSplitIdx = [16]uint32{0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15}
+
+// dwSplitAsm512 is dwSplitGo in AVX-512 (dwSplitAVX512, tails included): the same floats.
+func dwSplitAsm512(e, o, x []float32) {
+	n, k, ok := dwSplitArgs(len(e), len(o), len(x))
+	if !ok {
+		dwSplitGo(e, o, x)
+		return
+	}
+	dwSplitAVX512(&x[0], &e[0], &o[0], n, &dwSplitIdx[0], &k[0])
 }

@@ -4,14 +4,20 @@
 
 package cpu
 
-// dw3x3AVX2 is dw3x3Go in assembly, described in package internal/dwasm, which
+// dwRowsAVX2 is dwRowsGo in assembly, described in package internal/dwasm, which
 // documents its arguments.
 //
 //go:noescape
-func dw3x3AVX2(x, y *float32, n, rows, skip int, off *int, c *float32, mask *uint32)
+func dwRowsAVX2(x, y *float32, n, rows, skip int, off *int, w *float32, taps int, c *float32, mask *uint32)
 
-// dw3x3AVX512 is dw3x3Go in assembly, described in package internal/dwasm, which
+// dwRowsAVX512 is dwRowsGo in assembly, described in package internal/dwasm, which
 // documents its arguments.
 //
 //go:noescape
-func dw3x3AVX512(x, y *float32, n, rows, skip int, off *int, c *float32, mask *uint32)
+func dwRowsAVX512(x, y *float32, n, rows, skip int, off *int, w *float32, taps int, c *float32, mask *uint32)
+
+// dwSplitAVX512 is dwSplitGo in assembly, described in package internal/dwasm, which
+// documents its arguments.
+//
+//go:noescape
+func dwSplitAVX512(x, e, o *float32, n int, idx *uint32, k *uint64)

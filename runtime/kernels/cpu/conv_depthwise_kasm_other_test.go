@@ -2,5 +2,8 @@
 
 package cpu
 
-// dw3x3HW: the assembly does not exist in this build; the interpreter runs alone.
-func dw3x3HW(name string) func(dst, src, w []float32, b float32, relu bool, g dwGeom) { return nil }
+// dwRowsHW: the assembly does not exist in this build; the interpreter runs alone.
+func dwRowsHW(name string) func(dst, src, w []float32, b float32, relu bool, g dwGeom) { return nil }
+
+// dwSplitHW: no assembly in this build.
+func dwSplitHW() func(e, o, x []float32) { return nil }

@@ -11,8 +11,8 @@ import (
 // MobileNetV2's Conv -> Add) and any activation other than a ReLU without residual, which the
 // GEMM micro-kernels and the Winograd and depthwise kernels apply themselves (ConvSpec.PostRelu).
 // It runs on blocks of the output as soon as they are final: the GEMM paths call it per tile
-// (gemm.TilePost) and the Winograd output transform per segment of rows, while the block is in
-// cache; the depthwise path per output channel.
+// (gemm.TilePost), the Winograd output transform per segment of rows and the depthwise path per
+// output channel, while the block is in cache.
 
 // newPost returns the activation of spec's epilogue as a Unary on the level code, or nil when
 // there is none left after PostRelu (normalizeEpilogue has run).
@@ -90,29 +90,6 @@ type convPost struct {
 // Finish implements gemm.TilePost.
 func (p *convPost) Finish(off, rows, cols, ldc int) {
 	p.c.finishRows(p.dst, p.res, off, rows, cols, ldc)
-}
-
-// finishTask finishes whole output channels [lo, hi) of one batch item (the depthwise path, whose
-// kernels write the output channel by channel).
-type finishTask struct {
-	c        *Conv2D
-	dst, res []float32 // the item's output channels and residual, hw floats each
-	hw       int
-}
-
-// Do implements Task.
-func (t *finishTask) Do(lo, hi int) {
-	t.c.finishRows(t.dst, t.res, lo*t.hw, hi-lo, t.hw, t.hw)
-}
-
-// finishItem applies the epilogue's tail to batch item b of out, channels in parallel.
-func (c *Conv2D) finishItem(workers *Workers, w *convWorker, out, res Image, b int) {
-	hw := out.H * out.W
-	w.finish = finishTask{c: c, dst: out.Item(b)[:out.C*hw], hw: hw}
-	if res.Data != nil {
-		w.finish.res = res.Item(b)[:out.C*hw]
-	}
-	parallel(workers, &w.finish, out.C, max(1, 16384/max(hw, 1)), &w.wg)
 }
 
 // itemResidual returns batch item b's residual from channel c0 on (nil without a residual).

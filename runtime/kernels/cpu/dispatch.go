@@ -64,9 +64,11 @@ type kernels struct {
 	// every call allocated.
 	binary func(f BinaryFunc, bFirst bool, a, b, out []float32)
 
-	// dw3x3 is one output channel of a 3x3 depthwise convolution, all its rows (see dw3x3Go; the
-	// assembly gives the same bits).
-	dw3x3 func(dst, src, w []float32, b float32, relu bool, g dwGeom)
+	// dwRows is one output channel of a depthwise convolution, all its rows, any number of taps
+	// (see dwRowsGo; the assembly gives the same bits).
+	dwRows func(dst, src, w []float32, b float32, relu bool, g dwGeom)
+	// dwSplit splits a row into its even (e) and odd (o) columns (see dwSplitGo).
+	dwSplit func(e, o, x []float32)
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -90,7 +92,8 @@ var goTable = kernels{
 	hardSigmoid: hardSigmoidRow,
 	hardSwish:   hardSwishRow,
 	binary:      binaryGo,
-	dw3x3:       dw3x3Go,
+	dwRows:      dwRowsGo,
+	dwSplit:     dwSplitGo,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

@@ -17,10 +17,10 @@ var avx2Table = avx2Kernels()
 // runs its AVX-512 kernel only on the shapes where it measured faster, winoIn512Use and
 // winoOut4Max2, and the AVX2 one on the others, F(2x2) included), the AVX-512 element-wise
 // kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
-// internal/sigasm and internal/ewasm) and the AVX-512 3x3 depthwise rows (dw3x3Asm512,
-// internal/dwasm); this package's other kernels (the Winograd F(2x2) transforms, pooling rows,
-// BatchNormalization, staging) have no AVX-512 versions, and isa.AVX512.Describe says so. nil
-// below AVX-512.
+// internal/sigasm and internal/ewasm) and the AVX-512 depthwise rows and stride-2 column split
+// (dwRowsAsm512, dwSplitAsm512, internal/dwasm); this package's other kernels (the Winograd F(2x2)
+// transforms, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and
+// isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
 
 func avx512Kernels() *kernels {
@@ -36,7 +36,8 @@ func avx512Kernels() *kernels {
 	k.silu = siluAsm512
 	k.clip, k.hardSigmoid, k.hardSwish = clipAsm512, hardSigmoidAsm512, hardSwishAsm512
 	k.binary = binaryAsm512
-	k.dw3x3 = dw3x3Asm512
+	k.dwRows = dwRowsAsm512
+	k.dwSplit = dwSplitAsm512
 	return &k
 }
 
@@ -64,6 +65,7 @@ func avx2Kernels() *kernels {
 		hardSigmoid: hardSigmoidAsm2,
 		hardSwish:   hardSwishAsm2,
 		binary:      binaryAsm2,
-		dw3x3:       dw3x3Asm2,
+		dwRows:      dwRowsAsm2,
+		dwSplit:     dwSplitGo,
 	}
 }

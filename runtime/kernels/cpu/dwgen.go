@@ -1,8 +1,8 @@
 //go:build ignore
 
-// dwgen writes conv_depthwise_amd64.s, the AVX2 and AVX-512 3x3 depthwise-convolution row
-// kernels, and conv_depthwise_decl_amd64.go, their Go declarations. Run it with `go generate` in
-// this folder.
+// dwgen writes conv_depthwise_amd64.s, the AVX2 and AVX-512 depthwise-convolution row kernels
+// (any kernel size: a loop over a table of taps) and the AVX-512 stride-2 column split, and
+// conv_depthwise_decl_amd64.go, their Go declarations. Run it with `go generate` in this folder.
 //
 // The kernels are described in the kasm IR by package internal/dwasm; this program only prints
 // them. The tests run the same descriptions in the kasm interpreter (conv_depthwise_kasm_test.go),

@@ -8,8 +8,8 @@
 // VL). The AVX512 level runs AVX-512 GEMM kernels (package gemm: the micro-kernels, the in-place
 // micro-kernel, the matrix-vector kernel and the B packer with its BatchNormalization-ReLU
 // prologue, on 32-column panels) and package cpu's Winograd F(4x4) input and output transforms, element-wise
-// kernels (Unary's Sigmoid, SiLU, Clip, HardSigmoid and HardSwish; Binary's arithmetic) and 3x3
-// depthwise convolution rows (MobileNet's and EfficientNet's depthwise layers); its other kernels
+// kernels (Unary's Sigmoid, SiLU, Clip, HardSigmoid and HardSwish; Binary's arithmetic) and
+// depthwise convolution rows of any kernel size (MobileNet's and EfficientNet's depthwise layers); its other kernels
 // (package cpu's Winograd F(2x2) input and output transforms, pooling rows,
 // BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
 // Selection.String say so, so that nothing claims to run code that is not there.
@@ -219,7 +219,7 @@ func (s Selection) String() string {
 // codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
 	if l == AVX512 {
-		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and 3x3 depthwise convolution rows; the other kernels (Winograd F(2x2) transforms, pooling, BatchNormalization) are avx2"
+		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and depthwise convolution rows; the other kernels (Winograd F(2x2) transforms, pooling, BatchNormalization) are avx2"
 	}
 	return ""
 }
