@@ -179,10 +179,42 @@ func (b *batcher) execute(sess *dnx.Session) {
 		}
 		batch, rows := []*pending{first}, first.rows
 		if b.model.batchable && rows < b.cfg.PreferredBatch && rows < b.cfg.MaxBatch {
-			batch, rows, carry = b.gather(batch, rows)
+			batch, _, carry = b.gather(batch, rows)
 		}
-		b.run(sess, batch, rows)
+		for len(batch) > 0 {
+			n, nrows := nextGroup(batch, b.cfg.MaxBatch)
+			b.run(sess, batch[:n], nrows)
+			batch = batch[n:]
+		}
 	}
+}
+
+// nextGroup returns how many requests from the front of a gathered batch run together, and
+// their rows. A session compiles one plan per batch size, so batches run at the sizes of
+// batchSizes (powers of two, and maxBatch) to bound the plans kept; rather than padding a batch
+// up to the next such size, the batch is cut into groups of those sizes, run one after the
+// other: 7 single-row requests run as 4, 2 and 1, not as 8 with a row of zeros. Padding
+// measured up to 37% of the work at an average batch of 4.6 (DenseNet-121, two instances), and
+// the results are the same either way (an image's result does not depend on its batch:
+// TestBatchInvariance). The front requests are taken while their rows fit the largest size
+// that the batch's rows reach; requests of several rows may still need padding (paddedRows).
+func nextGroup(batch []*pending, maxBatch int) (n, rows int) {
+	total := 0
+	for _, p := range batch {
+		total += p.rows
+	}
+	size := 1
+	for size*2 <= total && size*2 < maxBatch {
+		size *= 2
+	}
+	if total >= maxBatch {
+		size = maxBatch
+	}
+	for n < len(batch) && (n == 0 || rows+batch[n].rows <= size) {
+		rows += batch[n].rows
+		n++
+	}
+	return n, rows
 }
 
 // gather adds queued requests to batch for up to MaxQueueDelay, until it holds PreferredBatch
@@ -281,7 +313,8 @@ func fail(batch []*pending, err error) {
 // at most maxBatch. A session compiles (and keeps the memory of) one plan per batch size, so
 // running every size from 2 to MaxBatch would grow the server by MaxBatch activation arenas
 // (DenseNet-121 at --max-batch 16: 0.9 GiB more RSS, measured); powers of two bound that at
-// log2(MaxBatch)+1 plans, for at most twice the work on the padding rows of a batch.
+// log2(MaxBatch)+1 plans. nextGroup cuts batches of single-row requests to those sizes, so
+// padding is left for groups of multi-row requests whose rows do not add up to one.
 func paddedRows(rows, maxBatch int) int {
 	p := 1
 	for p < rows {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,7 +277,12 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 // grpcServer returns the gRPC server with the inference service registered.
 func (s *Server) grpcServer() *grpc.Server {
 	limit := int(min(s.cfg.MaxRequestBytes, 1<<31-1))
-	g := grpc.NewServer(grpc.MaxRecvMsgSize(limit), grpc.MaxSendMsgSize(1<<31-1))
+	// A pool of stream workers, rather than a new goroutine per call: a call runs the model on
+	// its goroutine, whose stack then grows (copied, several times) on every call when the
+	// goroutine is new, and stays grown in a worker. Calls past the pool still get goroutines of
+	// their own.
+	workers := uint32(max(runtime.GOMAXPROCS(0), s.cfg.Instances))
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(limit), grpc.MaxSendMsgSize(1<<31-1), grpc.NumStreamWorkers(workers))
 	inferencepb.RegisterGRPCInferenceServiceServer(g, &grpcService{s: s})
 	return g
 }

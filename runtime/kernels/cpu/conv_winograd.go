@@ -305,8 +305,14 @@ const winoMinChunk = 16
 // padded to 24 than as a partial panel; at 8 tiles or fewer the narrow 8-column kernel wins.
 // nr is the panel width of the GEMM kernels (Kernels.NR).
 func winoGemmCols(k, nr int) int {
-	if r := k % nr; r > 8 {
+	switch r := k % nr; {
+	case r > 8:
 		return k - r + nr
+	case r == 1:
+		// A one-column edge would run the matrix-vector kernel, whose sums round differently from
+		// the micro-kernels': a tile's result would then depend on where the batch's chunking puts
+		// it. One zero tile more makes it a two-column edge, run by the narrow kernel.
+		return k + 1
 	}
 	return k
 }
@@ -337,7 +343,11 @@ func (w *winograd) pick(n, h, wd, threads int) *winoForm {
 		return nil
 	}
 	oh, ow := w.c.OutputSize(h, wd)
-	if m := winoChoice(n, oh, ow, w.c.spec.Cin, w.c.spec.Cout, threads); m > 0 {
+	// The form is chosen for one image whatever n: the forms and the direct convolution round
+	// differently, and an image's result must not depend on the batch it runs in (dnx serve's
+	// dynamic batching stacks requests; serve.TestBatchInvariance). The tiles of a batch still
+	// share the chunks and GEMMs (see winoGemmCols for the columns at a chunk's edge).
+	if m := winoChoice(1, oh, ow, w.c.spec.Cin, w.c.spec.Cout, threads); m > 0 {
 		return w.form(m)
 	}
 	return nil

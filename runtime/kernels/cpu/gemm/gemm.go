@@ -370,7 +370,9 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 }
 
 // edgePanel computes the last, partial column panel (nr < NR columns at n0): B is packed for the
-// whole depth, then each row panel is computed into ct and merged.
+// whole depth, then each row panel is computed into ct, K block by K block as fullPanel sums
+// (so that a column rounds the same whichever panel it falls in: Winograd's GEMMs put an image's
+// tiles in different panels at different batch sizes), and merged.
 func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
 	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	for k0 := 0; k0 < k; k0 += j.kStep {
@@ -379,7 +381,9 @@ func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
 	}
 	if nr == 1 && j.kgemv != nil {
 		// One column: a matrix-vector product, which the narrowest kernel would do at 1/8 (or
-		// 1/16) of its speed. The packed column (stride NR) is compacted in place into x.
+		// 1/16) of its speed. The packed column (stride NR) is compacted in place into x. Its
+		// sums round differently from the kernels': callers whose columns can move between
+		// panels (Winograd's tiles) keep one-column edges out (winoGemmCols).
 		for kk := 1; kk < k; kk++ {
 			bb[kk] = bb[kk*NR]
 		}
@@ -397,7 +401,14 @@ func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
 	kern := j.kerns[(nr+j.step-1)/j.step-1] // only as many column groups as hold real columns
 	for q := q0; q < q1; q++ {
 		m0 := q * MR
-		kern(k, &j.a.data[q*k*MR], &bb[0], &ct[0], NR, nil, 0)
+		for k0 := 0; k0 < k; k0 += j.kStep {
+			k1 := min(k, k0+j.kStep)
+			tf := 0
+			if k0 > 0 {
+				tf = flagCarry
+			}
+			kern(k1-k0, &j.a.data[(q*k+k0)*MR], &bb[k0*NR], &ct[0], NR, nil, tf)
+		}
 		j.merge(ct, m0, min(MR, m-m0), n0, nr)
 	}
 }
