@@ -269,7 +269,7 @@ func (c *Conv2D) padGeom(h, w int) padGeom {
 // ScratchSize returns the floats of scratch Run needs for a batch of n h x w images on Workers of
 // threads threads.
 func (c *Conv2D) ScratchSize(n, h, w, threads int) int {
-	threads = max(threads, 1)
+	threads = c.runThreads(n, h, w, threads)
 	if c.useWinograd(n, h, w, threads) {
 		return c.wino.scratchSize(n, h, w, threads)
 	}
@@ -303,6 +303,23 @@ func (c *Conv2D) itemScratch(h, w, threads int) int {
 // fork-join per GEMM and the cost of cutting small images into tiles.
 func (c *Conv2D) batchParallel(n, threads int) bool {
 	return threads > 1 && n >= threads && (n%threads == 0 || n >= 3*threads)
+}
+
+// parallelMinMACs is the least work, in multiply-adds, a convolution splits over threads: below
+// it Run does everything on the calling goroutine. Handing half of a loop to a worker costs a
+// few microseconds when the worker is polling and 50-70 us when it has gone to sleep (between
+// the requests of a server, say), against ~5 us for 256K multiply-adds on one core: a model of
+// such convolutions (densenet_tiny: 56K each) ran 78 us a run on 1 thread and 110 us on 2.
+const parallelMinMACs = 256 << 10
+
+// runThreads returns the threads a Run over n h x w inputs uses when given threads: 1 below
+// parallelMinMACs.
+func (c *Conv2D) runThreads(n, h, w, threads int) int {
+	oh, ow := c.OutputSize(h, w)
+	if int64(n)*int64(c.spec.Cout)*int64(c.kg)*int64(max(oh, 0))*int64(max(ow, 0)) < parallelMinMACs {
+		return 1
+	}
+	return max(threads, 1)
 }
 
 // convState is the mutable state of one Run, recycled through Conv2D.free so that steady-state
@@ -398,6 +415,11 @@ func (c *Conv2D) RunResidual(workers *Workers, in, res, out Image, scratch []flo
 	}
 	if need := c.ScratchSize(in.N, in.H, in.W, threads); len(scratch) < need {
 		return fmt.Errorf("cpu: conv scratch has %d floats, needs %d", len(scratch), need)
+	}
+	if c.runThreads(in.N, in.H, in.W, threads) == 1 {
+		// Too little work to pay for a hand-off: run it all here (the algorithms and the sums
+		// do not depend on the threads).
+		workers, threads = nil, 1
 	}
 	st := c.getState()
 	defer c.putState(st)

@@ -295,3 +295,26 @@ func TestConvRunDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestConvSmallRunsInline: a convolution under parallelMinMACs runs on the calling goroutine
+// whatever the workers (its scratch is one thread's), and a larger one splits.
+func TestConvSmallRunsInline(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	small := convCase{n: 1, cin: 16, cout: 4, h: 16, w: 16, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}}
+	large := convCase{n: 1, cin: 64, cout: 64, h: 28, w: 28, kh: 3, kw: 3, pads: [4]int{1, 1, 1, 1}}
+	for _, c := range []struct {
+		tc     convCase
+		inline bool
+	}{{small, true}, {large, false}} {
+		conv, err := NewConv2D(c.tc.spec(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := conv.runThreads(c.tc.n, c.tc.h, c.tc.w, 2) == 1; got != c.inline {
+			t.Errorf("%dx%d->%d at %dx%d: inline %v, want %v", c.tc.kh, c.tc.cin, c.tc.cout, c.tc.h, c.tc.w, got, c.inline)
+		}
+		if c.inline && conv.ScratchSize(1, c.tc.h, c.tc.w, 2) != conv.ScratchSize(1, c.tc.h, c.tc.w, 1) {
+			t.Errorf("an inline convolution's scratch depends on the threads")
+		}
+	}
+}
