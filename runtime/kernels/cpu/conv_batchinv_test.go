@@ -32,12 +32,7 @@ func TestConvBatchInvariant(t *testing.T) {
 		{520, 16, 7, 7, 1, 0},   // a 1x1 conv past one K block, 49 columns
 		{64, 1000, 1, 1, 1, 0},  // a Linear layer (1x1 pixels)
 	}
-	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range workerSets[1:] {
-			p.Close()
-		}
-	}()
+	workerSets := testWorkerSets(t)
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, level := range testLevels(t) {
 		code := tableFor(level)

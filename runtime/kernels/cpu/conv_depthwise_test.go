@@ -44,12 +44,7 @@ func dwConvCases() []convCase {
 // TestDepthwiseMatchesReference runs dwConvCases at every level against the reference.
 func TestDepthwiseMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range workerSets[1:] {
-			p.Close()
-		}
-	}()
+	workerSets := testWorkerSets(t)
 	for _, level := range testLevels(t) {
 		code := tableFor(level)
 		for _, tc := range dwConvCases() {

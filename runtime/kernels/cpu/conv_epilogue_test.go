@@ -18,12 +18,7 @@ import (
 // the activation's own reference kernel).
 func TestConvEpilogueMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
-	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range workerSets[1:] {
-			p.Close()
-		}
-	}()
+	workerSets := testWorkerSets(t)
 	shapes := []convCase{
 		{name: "1x1", n: 2, cin: 24, cout: 20, h: 7, w: 9, kh: 1, kw: 1, bias: true},
 		{name: "3x3 direct", n: 1, cin: 8, cout: 11, h: 10, w: 9, kh: 3, kw: 3, pads: [4]int{1, 0, 2, 1}, bias: true},

@@ -150,12 +150,7 @@ const sentinel = float32(-12345.5)
 // machine has, against the reference kernel.
 func TestConvMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range workerSets[1:] {
-			p.Close()
-		}
-	}()
+	workerSets := testWorkerSets(t)
 	for _, level := range testLevels(t) {
 		code := tableFor(level)
 		for _, tc := range convCases() {

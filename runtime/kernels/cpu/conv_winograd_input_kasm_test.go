@@ -365,19 +365,8 @@ func TestWinoIn512Interpreted(t *testing.T) {
 
 // TestWinoIn512CatchesBugs plants bugs in the descriptions and requires checkIn to catch each.
 func TestWinoIn512CatchesBugs(t *testing.T) {
-	find := func(f *kasm.Func, nth int, match func(kasm.Inst) bool) int {
-		for i, in := range f.Body {
-			if in.Def == "" && match(in) {
-				if nth == 0 {
-					return i
-				}
-				nth--
-			}
-		}
-		t.Fatal("planted bug: no such instruction")
-		return -1
-	}
-	op := func(o kasm.Op) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.Op == o } }
+	find := func(f *kasm.Func, nth int, match func(kasm.Inst) bool) int { return plantAt(t, f, nth, match) }
+	op := isOp
 	bugs := []struct {
 		name  string
 		plant func(f *kasm.Func)

@@ -176,20 +176,8 @@ func TestWinoOut4Interpreted(t *testing.T) {
 // TestWinoOut4CatchesBugs plants bugs in winoOut4AVX512's description and requires checkOut4 to
 // catch each: the checks are shown to fail when the kernel is wrong.
 func TestWinoOut4CatchesBugs(t *testing.T) {
-	// find returns the index of the n-th (0-based) instruction for which match holds.
-	find := func(f *kasm.Func, nth int, match func(kasm.Inst) bool) int {
-		for i, in := range f.Body {
-			if in.Def == "" && match(in) {
-				if nth == 0 {
-					return i
-				}
-				nth--
-			}
-		}
-		t.Fatal("planted bug: no such instruction")
-		return -1
-	}
-	op := func(o kasm.Op) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.Op == o } }
+	find := func(f *kasm.Func, nth int, match func(kasm.Inst) bool) int { return plantAt(t, f, nth, match) }
+	op := isOp
 	bugs := []struct {
 		name  string
 		plant func(f *kasm.Func)

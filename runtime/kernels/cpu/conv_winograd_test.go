@@ -126,12 +126,7 @@ func winogradCases() []convCase {
 func TestWinogradMatchesReference(t *testing.T) {
 	const rtol, atol = 1e-4, 1e-5
 	r := rand.New(rand.NewPCG(11, 12))
-	workerSets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range workerSets[1:] {
-			p.Close()
-		}
-	}()
+	workerSets := testWorkerSets(t)
 	worst := map[int]float64{}
 	levels := testLevels(t)
 	for _, tc := range winogradCases() {

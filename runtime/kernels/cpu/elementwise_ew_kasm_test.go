@@ -200,16 +200,8 @@ func TestEWInterpreted(t *testing.T) {
 
 // TestEWCatchesBugs plants bugs in the descriptions and requires checkEW to catch each.
 func TestEWCatchesBugs(t *testing.T) {
-	find := func(f *kasm.Func, match func(kasm.Inst) bool) int {
-		for i, in := range f.Body {
-			if in.Def == "" && match(in) {
-				return i
-			}
-		}
-		t.Fatalf("%s: planted bug: no such instruction", f.Name)
-		return -1
-	}
-	op := func(o kasm.Op) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.Op == o } }
+	find := func(f *kasm.Func, match func(kasm.Inst) bool) int { return plantAt(t, f, 0, match) }
+	op := isOp
 	remove := func(f *kasm.Func, i int) { f.Body = append(f.Body[:i], f.Body[i+1:]...) }
 	swap := func(f *kasm.Func, i int) {
 		a := f.Body[i].Args

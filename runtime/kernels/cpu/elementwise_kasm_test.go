@@ -213,16 +213,8 @@ func TestSigmoidInterpreted(t *testing.T) {
 // TestSigmoidCatchesBugs plants bugs in both kernels' descriptions and requires checkSigmoid to
 // catch each.
 func TestSigmoidCatchesBugs(t *testing.T) {
-	find := func(f *kasm.Func, match func(kasm.Inst) bool) int {
-		for i, in := range f.Body {
-			if in.Def == "" && match(in) {
-				return i
-			}
-		}
-		t.Fatal("planted bug: no such instruction")
-		return -1
-	}
-	op := func(o kasm.Op) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.Op == o } }
+	find := func(f *kasm.Func, match func(kasm.Inst) bool) int { return plantAt(t, f, 0, match) }
+	op := isOp
 	reads := func(o kasm.Op, row int) func(kasm.Inst) bool {
 		return func(in kasm.Inst) bool {
 			m, ok := in.Args[0].(kasm.Mem)

@@ -114,12 +114,7 @@ func BenchmarkAvgPoolTransition(b *testing.B) {
 func TestGlobalPool(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	var k GlobalPool
-	pools := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
-	defer func() {
-		for _, p := range pools[1:] {
-			p.Close()
-		}
-	}()
+	pools := testWorkerSets(t)
 	for _, hw := range [][2]int{{1, 1}, {1, 7}, {7, 7}, {3, 5}, {14, 14}, {112, 112}} {
 		for _, extra := range []int{0, 3} {
 			n, c := 2, 5

@@ -70,3 +70,15 @@ func TestWorkersConcurrentCallers(t *testing.T) {
 	}
 	outer.Wait()
 }
+
+// testWorkerSets returns the worker sets the kernel tests run each case on: none (the calling
+// goroutine), 2 threads and 3 (an odd split); the pools close when the test ends.
+func testWorkerSets(t testing.TB) []*Workers {
+	sets := []*Workers{nil, NewWorkers(2), NewWorkers(3)}
+	t.Cleanup(func() {
+		for _, p := range sets[1:] {
+			p.Close()
+		}
+	})
+	return sets
+}
