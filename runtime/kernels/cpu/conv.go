@@ -87,6 +87,8 @@ type Conv2D struct {
 	w      []float32       // weights as given (depthwise path)
 	wino   *winograd       // pathDirect: the Winograd form, used where it is faster (conv_winograd.go), or nil
 	post   *Unary          // the epilogue's activation past PostRelu, or nil (conv_epilogue.go)
+	// dwClamp bounds the depthwise path's outputs in its kernels (ReLU, ReLU6).
+	dwClamp dwClamp
 	// packA packs a on first use where a Winograd form exists: most such convolutions only ever
 	// run it, and a second packed copy of their weights would be dead memory (8 MiB of
 	// DenseNet-121's peak RSS).
@@ -150,6 +152,17 @@ func newConv2D(spec ConvSpec, path convPath, code *kernels) (*Conv2D, error) {
 		c.path = pathDirect
 	default:
 		c.path = pathImplicit
+	}
+	c.dwClamp = dwNoClamp
+	if c.path == pathDepthwise {
+		// The depthwise kernels bound their outputs in registers: ReLU, and Clip (ReLU6) when
+		// no residual comes before it; then there is no tail to apply.
+		switch {
+		case s.PostRelu:
+			c.dwClamp.lo = 0
+		case !s.Residual && s.Post.Kind == ops.ActClip:
+			c.dwClamp, c.post = dwClamp{s.Post.Alpha, s.Post.Beta}, nil
+		}
 	}
 	if path >= 0 {
 		c.path = path

@@ -1,5 +1,7 @@
 package cpu
 
+import "math"
+
 // depthwiseTask computes one batch item of a convolution with one input channel per group
 // (pathDepthwise): for output channel m of group g = m / (Cout/Group),
 //
@@ -134,12 +136,12 @@ func (t *depthwiseTask) channel(m int, plane, flat []float32) {
 	taps := len(t.off)
 	w := t.c.w[m*taps : (m+1)*taps]
 	if !t.flat {
-		t.c.code.dwRows(dst, plane, w, b, s.PostRelu, dwGeom{off: t.off, wq: t.pg.wq, oh: t.oh, ow: t.ow})
+		t.c.code.dwRows(dst, plane, w, b, t.c.dwClamp, dwGeom{off: t.off, wq: t.pg.wq, oh: t.oh, ow: t.ow})
 		return
 	}
 	wq := t.pg.wq
 	n := (t.oh-1)*wq + t.ow
-	t.c.code.dwRows(flat[:n], plane, w, b, s.PostRelu, dwGeom{off: t.off, wq: n, oh: 1, ow: n})
+	t.c.code.dwRows(flat[:n], plane, w, b, t.c.dwClamp, dwGeom{off: t.off, wq: n, oh: 1, ow: n})
 	for oy := 0; oy < t.oh; oy++ {
 		dwCopy(dst[oy*t.ow:(oy+1)*t.ow], flat[oy*wq:])
 	}
@@ -325,17 +327,26 @@ type dwGeom struct {
 	wq, oh, ow int
 }
 
+// dwClamp bounds a depthwise channel's outputs: v = max(lo, v) (lo > v ? lo : v), then
+// min(v, hi) (hi < v ? hi : v), each keeping NaN (and max keeping -0 against a 0 floor). The
+// kernel applies it in registers: ReLU is {0, +Inf}, ReLU6 {0, 6}, none {-Inf, +Inf}.
+type dwClamp struct{ lo, hi float32 }
+
+// dwNoClamp leaves every value as it is.
+var dwNoClamp = dwClamp{float32(math.Inf(-1)), float32(math.Inf(1))}
+
 // dwRowsGo is the portable row kernel of depthwiseTask.channel: for each output row oy and
 // column i,
 //
 //	v = b; v += w[0]*x_0[i]; v += w[1]*x_1[i]; ...   (taps in the order of g.off, each product
 //	                                                  rounded to float32, then added)
-//	dst[oy*ow + i] = relu ? (v < 0 ? 0 : v) : v      (-0 and NaN stay)
+//	v = cl.lo > v ? cl.lo : v; v = cl.hi < v ? cl.hi : v   (-0 and NaN stay)
+//	dst[oy*ow + i] = v
 //
 // with x_k = src[g.off[k] + oy*g.wq:]. It runs tap by tap over a whole output row, which gives
 // each output the same operations in the same order as one output at a time. The float32
 // conversion of each product keeps the compiler from fusing it into the add (GOAMD64=v3).
-func dwRowsGo(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+func dwRowsGo(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
 	w = w[:len(g.off)]
 	for oy := 0; oy < g.oh; oy++ {
 		row := dst[oy*g.ow : (oy+1)*g.ow]
@@ -349,11 +360,15 @@ func dwRowsGo(dst, src, w []float32, b float32, relu bool, g dwGeom) {
 				row[i] += float32(wk * x)
 			}
 		}
-		if relu {
+		if cl != dwNoClamp {
 			for i, v := range row {
-				if v < 0 {
-					row[i] = 0
+				if cl.lo > v {
+					v = cl.lo
 				}
+				if cl.hi < v {
+					v = cl.hi
+				}
+				row[i] = v
 			}
 		}
 	}

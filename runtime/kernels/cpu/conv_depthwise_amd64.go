@@ -2,8 +2,6 @@
 
 package cpu
 
-import "math"
-
 //go:generate go run dwgen.go -o conv_depthwise_amd64.s -decl conv_depthwise_decl_amd64.go
 
 // dwMask is the tail mask table of the depthwise kernels: 16 lanes of all ones, then 16 of
@@ -16,24 +14,24 @@ var dwMask = func() (m [32]uint32) {
 }()
 
 // dwRowsAsm2 is dwRowsGo with the AVX2 kernel (dwRowsAVX2): the same bits.
-func dwRowsAsm2(dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	dwRowsCall(false, dst, src, w, b, relu, g)
+func dwRowsAsm2(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
+	dwRowsCall(false, dst, src, w, b, cl, g)
 }
 
 // dwRowsAsm512 is dwRowsGo with the AVX-512 kernel (dwRowsAVX512): the same bits.
-func dwRowsAsm512(dst, src, w []float32, b float32, relu bool, g dwGeom) {
-	dwRowsCall(true, dst, src, w, b, relu, g)
+func dwRowsAsm512(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
+	dwRowsCall(true, dst, src, w, b, cl, g)
 }
 
 // dwRowsCall checks the bounds that dwRowsGo's slicing would check (the kernel reads
 // src[off[k] + oy*wq:][:ow] for every tap and row, w[:taps], and writes dst[:oh*ow]) and runs
 // the AVX2 kernel, or the AVX-512 one when wide. The kernels are called directly, not through a
 // func value, so that c stays on the stack (go:noescape).
-func dwRowsCall(wide bool, dst, src, w []float32, b float32, relu bool, g dwGeom) {
+func dwRowsCall(wide bool, dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
 	taps := len(g.off)
 	if g.oh <= 0 || g.ow <= 0 || taps == 0 {
 		if taps == 0 && g.oh > 0 && g.ow > 0 {
-			dwRowsGo(dst, src, w, b, relu, g)
+			dwRowsGo(dst, src, w, b, cl, g)
 		}
 		return
 	}
@@ -48,12 +46,7 @@ func dwRowsCall(wide bool, dst, src, w []float32, b float32, relu bool, g dwGeom
 	}
 	_ = w[taps-1]
 	_ = dst[g.oh*g.ow-1]
-	var c [2]float32
-	c[0] = b
-	c[1] = float32(math.Inf(-1))
-	if relu {
-		c[1] = 0
-	}
+	c := [3]float32{b, cl.lo, cl.hi}
 	if wide {
 		dwRowsAVX512(&src[0], &dst[0], g.ow, g.oh, 4*(g.wq-g.ow), &g.off[0], &w[0], taps, &c[0], &dwMask[0])
 	} else {

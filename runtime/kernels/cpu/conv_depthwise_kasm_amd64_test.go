@@ -6,7 +6,7 @@ import "github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 
 // dwRowsHW returns the wrapper of the assembly kernel called name (dwRowsAsm2, dwRowsAsm512),
 // when this CPU runs its level (nil otherwise).
-func dwRowsHW(name string) func(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+func dwRowsHW(name string) func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
 	k, l := dwRowsAsm2, isa.AVX2
 	if name == "dwRowsAVX512" {
 		k, l = dwRowsAsm512, isa.AVX512

@@ -3,7 +3,7 @@
 package cpu
 
 // dwRowsHW: the assembly does not exist in this build; the interpreter runs alone.
-func dwRowsHW(name string) func(dst, src, w []float32, b float32, relu bool, g dwGeom) { return nil }
+func dwRowsHW(name string) func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) { return nil }
 
 // dwSplitHW: no assembly in this build.
 func dwSplitHW() func(e, o, x []float32) { return nil }

@@ -20,17 +20,26 @@ import (
 // and must agree with the interpreter bit for bit.
 
 // dwRowsRef is output column i of row oy: b + w[0]*x_0 + w[1]*x_1 + ... left to right, each
-// product and sum rounded to float32, then ReLU (v < 0 becomes 0; -0 and NaN stay).
-func dwRowsRef(src, w []float32, b float32, relu bool, g dwGeom, oy, i int) float32 {
+// product and sum rounded to float32, then the clamp (lo > v gives lo, hi < v gives hi; -0 and
+// NaN stay).
+func dwRowsRef(src, w []float32, b float32, cl dwClamp, g dwGeom, oy, i int) float32 {
 	v := b
 	for k, o := range g.off {
 		v = float32(v + float32(w[k]*src[o+oy*g.wq+i]))
 	}
-	if relu && v < 0 {
-		v = 0
+	if cl.lo > v {
+		v = cl.lo
+	}
+	if cl.hi < v {
+		v = cl.hi
 	}
 	return v
 }
+
+// dwClamps are the clamps the kernels are checked with: none, ReLU, a ReLU6 whose ceiling the
+// N(0,1) sums cross, a clip on both sides, and one whose floor is above its ceiling (ONNX's Clip
+// then gives the ceiling everywhere: the order of the two matters).
+var dwClamps = []dwClamp{dwNoClamp, {0, float32(math.Inf(1))}, {0, 0.75}, {-0.5, 0.5}, {0.5, -0.5}}
 
 // dwCase is one kernel input: the geometry of a kh x kw depthwise channel at stride s over its
 // phase-split padded plane (as depthwiseTask lays it out), the input cut to exactly the floats
@@ -40,12 +49,12 @@ type dwCase struct {
 	src  []float32
 	w    []float32
 	b    float32
-	relu bool
+	cl   dwClamp
 }
 
 // newDWCase returns a case of oh rows of ow outputs. negZero makes the input all zeros, the
 // weights negative and the bias -0, so that every output is -0, which must survive ReLU.
-func newDWCase(r *rand.Rand, ow, oh, kh, kw, s int, relu, negZero bool) dwCase {
+func newDWCase(r *rand.Rand, ow, oh, kh, kw, s int, cl dwClamp, negZero bool) dwCase {
 	var g dwGeom
 	g.ow, g.oh = ow, oh
 	hp, wp := (oh-1)*s+kh, (ow-1)*s+kw
@@ -57,7 +66,7 @@ func newDWCase(r *rand.Rand, ow, oh, kh, kw, s int, relu, negZero bool) dwCase {
 	if ow == 0 || oh == 0 {
 		n = 0
 	}
-	c := dwCase{g: g, src: make([]float32, n), w: make([]float32, kh*kw), b: float32(r.NormFloat64()), relu: relu}
+	c := dwCase{g: g, src: make([]float32, n), w: make([]float32, kh*kw), b: float32(r.NormFloat64()), cl: cl}
 	for i := range c.src {
 		c.src[i] = float32(r.NormFloat64())
 		if i%17 == 3 || negZero {
@@ -89,10 +98,8 @@ func runDW(f *kasm.Func, c dwCase) ([]float32, error) {
 	}
 	coef := make([]float32, dwasm.Coefs)
 	coef[dwasm.CoefBias] = c.b
-	coef[dwasm.CoefFloor] = float32(math.Inf(-1))
-	if c.relu {
-		coef[dwasm.CoefFloor] = 0
-	}
+	coef[dwasm.CoefFloor] = c.cl.lo
+	coef[dwasm.CoefCeil] = c.cl.hi
 	mask := make([]uint32, 32)
 	for i := range 16 {
 		mask[i] = 0xFFFFFFFF
@@ -123,10 +130,10 @@ func dwLens() []int {
 // dwKernels are the kernel sizes checked: kh, kw.
 var dwKernels = [][2]int{{1, 1}, {3, 3}, {5, 5}, {7, 7}, {3, 5}}
 
-// checkDW runs f on every length, kernel size, stride and ReLU setting (quick: fewer lengths
+// checkDW runs f on every length, kernel size, stride and clamp (quick: fewer lengths
 // for the larger kernels), and returns the first disagreement with dwRowsRef, with dwRowsGo, or
 // with the hardware (hw, when not nil).
-func checkDW(f *kasm.Func, hw func(dst, src, w []float32, b float32, relu bool, g dwGeom), quick bool) error {
+func checkDW(f *kasm.Func, hw func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom), quick bool) error {
 	r := rand.New(rand.NewPCG(61, 62))
 	for _, k := range dwKernels {
 		for _, n := range dwLens() {
@@ -134,11 +141,11 @@ func checkDW(f *kasm.Func, hw func(dst, src, w []float32, b float32, relu bool, 
 				continue
 			}
 			for _, stride := range []int{1, 2} {
-				for _, relu := range []bool{false, true} {
+				for _, cl := range dwClamps {
 					oh := 1 + (n+stride)%3
 					negZero := n%11 == 5
-					c := newDWCase(r, n, oh, k[0], k[1], stride, relu, negZero)
-					where := fmt.Sprintf("%dx%d, n = %d, rows = %d, stride %d, relu %v, -0 %v", k[0], k[1], n, oh, stride, relu, negZero)
+					c := newDWCase(r, n, oh, k[0], k[1], stride, cl, negZero)
+					where := fmt.Sprintf("%dx%d, n = %d, rows = %d, stride %d, clamp %v, -0 %v", k[0], k[1], n, oh, stride, cl, negZero)
 					if err := checkDWCase(f, hw, c); err != nil {
 						return fmt.Errorf("%s: %v", where, err)
 					}
@@ -149,19 +156,19 @@ func checkDW(f *kasm.Func, hw func(dst, src, w []float32, b float32, relu bool, 
 	return nil
 }
 
-func checkDWCase(f *kasm.Func, hw func(dst, src, w []float32, b float32, relu bool, g dwGeom), c dwCase) error {
+func checkDWCase(f *kasm.Func, hw func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom), c dwCase) error {
 	got, err := runDW(f, c)
 	if err != nil {
 		return err
 	}
 	goOut := make([]float32, len(got))
 	if len(goOut) > 0 {
-		dwRowsGo(goOut, c.src, c.w, c.b, c.relu, c.g)
+		dwRowsGo(goOut, c.src, c.w, c.b, c.cl, c.g)
 	}
 	n := c.g.ow
 	for oy := range c.g.oh {
 		for i := range n {
-			want := dwRowsRef(c.src, c.w, c.b, c.relu, c.g, oy, i)
+			want := dwRowsRef(c.src, c.w, c.b, c.cl, c.g, oy, i)
 			if g := got[oy*n+i]; math.Float32bits(g) != math.Float32bits(want) {
 				return fmt.Errorf("interpreter: (%d, %d) = %g (%#x), dwRowsRef %g (%#x)", oy, i, g, math.Float32bits(g), want, math.Float32bits(want))
 			}
@@ -173,7 +180,7 @@ func checkDWCase(f *kasm.Func, hw func(dst, src, w []float32, b float32, relu bo
 	if hw != nil {
 		y := make([]float32, len(got)+1)
 		y[len(got)] = 42 // a guard past the end
-		hw(y[:len(got)], c.src, c.w, c.b, c.relu, c.g)
+		hw(y[:len(got)], c.src, c.w, c.b, c.cl, c.g)
 		for i := range got {
 			if math.Float32bits(y[i]) != math.Float32bits(got[i]) {
 				return fmt.Errorf("hardware vs interpreter at %d: %#x, interpreter %#x", i, math.Float32bits(y[i]), math.Float32bits(got[i]))
@@ -214,7 +221,7 @@ func TestDepthwiseKasmFlat(t *testing.T) {
 			for _, hw0 := range []int{7, 14, 28} {
 				for _, s := range []int{1, 2} {
 					oh := (hw0-1)/s + 1
-					c := newDWCase(r, oh, oh, k[0], k[1], s, true, false)
+					c := newDWCase(r, oh, oh, k[0], k[1], s, dwClamp{0, 0.75}, false)
 					n := (oh-1)*c.g.wq + oh
 					c.g = dwGeom{off: c.g.off, wq: n, oh: 1, ow: n}
 					if err := checkDWCase(f, hw, c); err != nil {
@@ -227,7 +234,7 @@ func TestDepthwiseKasmFlat(t *testing.T) {
 }
 
 // TestDepthwiseKasmPlantedBugs: checkDW catches a wrong weight, a missing bias, a skipped tap,
-// a missing ReLU and a wrong tail mask.
+// a missing floor or ceiling, the two swapped, and a wrong tail mask.
 func TestDepthwiseKasmPlantedBugs(t *testing.T) {
 	bugs := []struct {
 		name   string
@@ -271,6 +278,21 @@ func TestDepthwiseKasmPlantedBugs(t *testing.T) {
 			n := len(f.Body)
 			f.Body = slices.DeleteFunc(f.Body, func(in kasm.Inst) bool { return in.Op == kasm.VMAXPS })
 			return len(f.Body) < n
+		}},
+		{"missing ceiling", func(f *kasm.Func) bool {
+			n := len(f.Body)
+			f.Body = slices.DeleteFunc(f.Body, func(in kasm.Inst) bool { return in.Op == kasm.VMINPS })
+			return len(f.Body) < n
+		}},
+		{"ceiling before the floor", func(f *kasm.Func) bool {
+			done := false
+			for i := 1; i < len(f.Body); i++ {
+				if f.Body[i].Op == kasm.VMINPS && f.Body[i-1].Op == kasm.VMAXPS {
+					f.Body[i-1], f.Body[i] = f.Body[i], f.Body[i-1]
+					done = true
+				}
+			}
+			return done
 		}},
 		{"tail mask one lane short", func(f *kasm.Func) bool {
 			for i, in := range f.Body {
@@ -352,7 +374,7 @@ func TestDepthwiseLevels(t *testing.T) {
 }
 
 // dwRowsAt returns the row kernel of level l (for the benchmarks).
-func dwRowsAt(l isa.Level) func(dst, src, w []float32, b float32, relu bool, g dwGeom) {
+func dwRowsAt(l isa.Level) func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom) {
 	return tableFor(l).dwRows
 }
 
@@ -385,7 +407,7 @@ func BenchmarkDepthwiseRows(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/flat=%v/%s", sh.name, flat, l), func(b *testing.B) {
 					for range b.N {
 						for m := range sh.c {
-							k(dst[m*ohw:(m+1)*ohw], src[m*pg.chan_:(m+1)*pg.chan_], w[taps*m:taps*(m+1)], 0.5, true, g)
+							k(dst[m*ohw:(m+1)*ohw], src[m*pg.chan_:(m+1)*pg.chan_], w[taps*m:taps*(m+1)], 0.5, dwClamp{0, 6}, g)
 						}
 					}
 					b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(sh.c*oh*oh), "ns/output")

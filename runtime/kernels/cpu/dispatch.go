@@ -66,7 +66,7 @@ type kernels struct {
 
 	// dwRows is one output channel of a depthwise convolution, all its rows, any number of taps
 	// (see dwRowsGo; the assembly gives the same bits).
-	dwRows func(dst, src, w []float32, b float32, relu bool, g dwGeom)
+	dwRows func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom)
 	// dwSplit splits a row into its even (e) and odd (o) columns (see dwSplitGo).
 	dwSplit func(e, o, x []float32)
 }

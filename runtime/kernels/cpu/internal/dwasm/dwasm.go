@@ -15,12 +15,14 @@ import (
 	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
 )
 
-// The coefficient block c the kernels read: the bias and the floor (0 for ReLU, -Inf without:
-// max(floor, v) is then v, -0 and NaN included), one float32 each.
+// The coefficient block c the kernels read, one float32 each: the bias, the floor (0 for ReLU,
+// -Inf without: max(floor, v) is then v, -0 and NaN included) and the ceiling (6 for ReLU6, +Inf
+// without: min(v, ceil) is then v, NaN included).
 const (
 	CoefBias  = 0
 	CoefFloor = 1
-	Coefs     = 2
+	CoefCeil  = 2
+	Coefs     = 3
 )
 
 // Args are the arguments of both kernels, in frame order:
@@ -54,7 +56,8 @@ const (
 //
 //	v = b; v += w[0]*x0[i]; v += w[1]*x1[i]; ...; v += w[taps-1]*x_{taps-1}[i]
 //	                                     (separate VMULPS and VADDPS, taps in table order)
-//	y[i] = max(floor, v)                 (VMAXPS v, floor: v when v is -0 or NaN)
+//	v = max(floor, v)                    (VMAXPS v, floor: v when v is -0 or NaN)
+//	y[i] = min(v, ceil)                  (VMINPS v, ceil: v when v is NaN)
 //
 // A block of vectors starts from the bias (b + p and p + b are the same float) and then runs a
 // loop over the taps: load the tap's offset, broadcast its weight, and for each vector of the
@@ -82,15 +85,16 @@ func build(name string, kind Kind, lanes, unroll int) *Func {
 	// rows left, R8 the offset table, R9 the weights, R10 the tap count, R11 the tap index, BX
 	// the tap's offset, AX scratch. Tap k reads 4*off[k](SI) + disp: (SI)(BX*4).
 	tapMem := func(disp int) Mem { return Mem{Base: SI, Index: BX, Scale: 4, Disp: int64(disp), ZeroDisp: true} }
-	// Vector registers: the tap's weight 0, bias 1, floor 2, the tail's mask 3, products from 4,
-	// accumulators from 4+unroll. (Functions of reg, which the AVX-512 tail switches to the ymm
-	// views.)
+	// Vector registers: the tap's weight 0, bias 1, floor 2, the tail's mask 3, ceiling 4,
+	// products from 5, accumulators from 5+unroll. (Functions of reg, which the AVX-512 tail
+	// switches to the ymm views.)
 	W := func() Reg { return reg(0) }
 	bias := func() Reg { return reg(1) }
 	floor := func() Reg { return reg(2) }
 	mask := func() Reg { return reg(3) }
-	tmp := func(j int) Reg { return reg(4 + j) }
-	acc := func(j int) Reg { return reg(4 + unroll + j) }
+	ceil := func() Reg { return reg(4) }
+	tmp := func(j int) Reg { return reg(5 + j) }
+	acc := func(j int) Reg { return reg(5 + unroll + j) }
 
 	f.I(MOVQ, f.Param("x"), SI)
 	f.I(MOVQ, f.Param("y"), DI)
@@ -101,6 +105,7 @@ func build(name string, kind Kind, lanes, unroll int) *Func {
 	f.I(MOVQ, f.Param("c"), AX)
 	f.I(VBROADCASTSS, At(4*CoefBias, AX), bias())
 	f.I(VBROADCASTSS, At(4*CoefFloor, AX), floor())
+	f.I(VBROADCASTSS, At(4*CoefCeil, AX), ceil())
 
 	p := fmt.Sprintf("d%d", lanes)
 	loops := 0
@@ -126,6 +131,7 @@ func build(name string, kind Kind, lanes, unroll int) *Func {
 		f.I(JLT, loop)
 		for j := 0; j < u; j++ {
 			f.I(VMAXPS, acc(j), floor(), acc(j)) // floor > v ? floor : v
+			f.I(VMINPS, acc(j), ceil(), acc(j))  // ceil < v ? ceil : v (NaN stays)
 			store(j, acc(j))
 		}
 	}
