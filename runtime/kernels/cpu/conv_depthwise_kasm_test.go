@@ -45,11 +45,11 @@ var dwClamps = []dwClamp{dwNoClamp, {0, float32(math.Inf(1))}, {0, 0.75}, {-0.5,
 // phase-split padded plane (as depthwiseTask lays it out), the input cut to exactly the floats
 // the taps read.
 type dwCase struct {
-	g    dwGeom
-	src  []float32
-	w    []float32
-	b    float32
-	cl   dwClamp
+	g   dwGeom
+	src []float32
+	w   []float32
+	b   float32
+	cl  dwClamp
 }
 
 // newDWCase returns a case of oh rows of ow outputs. negZero makes the input all zeros, the
