@@ -40,6 +40,8 @@ type kernels struct {
 
 	// rowStats returns the mean and biased variance of row (see rowStatsGo).
 	rowStats func(row []float32) (mean, variance float64)
+	// rowSum returns the float64 sum of row (see rowSumGo).
+	rowSum func(row []float32) float64
 	// affineRow writes y[i] = act(x[i]*a + b) (see affineRowGo).
 	affineRow func(x, y []float32, a, b float32, relu bool)
 	// stage writes dst[p*dstStride + c] = act(src[c*srcStride + p]*scale[c] + shift[c]) for
@@ -81,6 +83,7 @@ var goTable = kernels{
 	maxCols:   maxColsGo,
 	avg2x2Row: avg2x2RowGo,
 	rowStats:  rowStatsGo,
+	rowSum:    rowSumGo,
 	affineRow: affineRowGo,
 	stage:     stageGo,
 	bnSums:    bnSumsGo,

@@ -54,6 +54,7 @@ func avx2Kernels() *kernels {
 		maxCols:   maxColsAsm,
 		avg2x2Row: avg2x2RowAsm,
 		rowStats:  rowStatsAsm,
+		rowSum:    rowSumAsm,
 		affineRow: affineRowAsm,
 		stage:     stageAsm,
 		bnSums:    bnSumsAsm,

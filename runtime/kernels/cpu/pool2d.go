@@ -249,11 +249,13 @@ func avgInterior(src, out []float32, x0, y0, wd int, w *Window2D) {
 }
 
 // GlobalPool averages each channel plane: Y[n,c] = mean over h,w of X[n,c,h,w] (GlobalAveragePool,
-// and ReduceMean over H and W). The channels are split over the workers, since a plane's sum is
-// a chain of dependent adds and a squeeze-and-excitation block pools a whole 112x112x96
-// activation. A GlobalPool is safe for concurrent Runs; the zero value is ready to use.
+// and ReduceMean over H and W), each plane summed in float64 by the level's vector kernel
+// (kernels.rowSum): a squeeze-and-excitation block pools a whole 112x112x96 activation. Large
+// pools split their channels over the workers. A GlobalPool is safe for concurrent Runs; the zero
+// value is ready to use.
 type GlobalPool struct {
 	tasks sync.Pool // of *globalPoolTask
+	code  *kernels  // the level its sums run at (nil: active; tests pass others)
 }
 
 // Run computes out (H = W = 1) from in. workers may be nil: the calling goroutine then does it all.
@@ -265,7 +267,7 @@ func (k *GlobalPool) Run(workers *Workers, in, out Image) error {
 	if t == nil {
 		t = &globalPoolTask{}
 	}
-	t.in, t.out, t.hw = in, out, in.H*in.W
+	t.in, t.out, t.hw, t.code = in, out, in.H*in.W, k.code
 	// 64K floats or more per chunk: a split of less measured slower on 2 threads than none
 	// (DenseNet-121's 1024x7x7: 34 us on one thread, 131 us split in three).
 	parallel(workers, t, in.N*in.C, max(1, 65536/max(t.hw, 1)), &t.g)
@@ -278,41 +280,20 @@ func (k *GlobalPool) Run(workers *Workers, in, out Image) error {
 type globalPoolTask struct {
 	in, out Image
 	hw      int
+	code    *kernels
 	g       Group
 }
 
 // Do implements Task.
 func (t *globalPoolTask) Do(lo, hi int) {
-	inv := 1 / float32(t.hw)
+	sum := orActive(t.code).rowSum
 	for p := lo; p < hi; p++ {
 		n, c := p/t.in.C, p%t.in.C
 		src := t.in.Data[n*t.in.BatchStride+c*t.hw:][:t.hw]
-		t.out.Data[n*t.out.BatchStride+c] = sum8(src) * inv
+		t.out.Data[n*t.out.BatchStride+c] = float32(sum(src) / float64(t.hw))
 	}
 }
 
-// sum8 returns the sum of x in eight interleaved partial sums (x[i] goes to sum i%8), added
-// pairwise at the end: eight independent add chains instead of one, and less rounding error
-// than one running sum.
-func sum8(x []float32) float32 {
-	var s [8]float32
-	i := 0
-	for ; i+8 <= len(x); i += 8 {
-		v := x[i : i+8 : i+8]
-		s[0] += v[0]
-		s[1] += v[1]
-		s[2] += v[2]
-		s[3] += v[3]
-		s[4] += v[4]
-		s[5] += v[5]
-		s[6] += v[6]
-		s[7] += v[7]
-	}
-	for j := 0; i < len(x); i, j = i+1, j+1 {
-		s[j] += x[i]
-	}
-	return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
-}
 
 // Affine applies a per-channel affine map, optionally followed by ReLU (inference BatchNorm):
 // Y[n,c,i] = relu?(Scale[c]*X[n,c,i] + Shift[c]).

@@ -113,40 +113,44 @@ func BenchmarkAvgPoolTransition(b *testing.B) {
 // dense and channel-slice images, inline and on 2 and 3 threads.
 func TestGlobalPool(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	var k GlobalPool
 	pools := testWorkerSets(t)
-	for _, hw := range [][2]int{{1, 1}, {1, 7}, {7, 7}, {3, 5}, {14, 14}, {112, 112}} {
-		for _, extra := range []int{0, 3} {
-			n, c := 2, 5
-			h, w := hw[0], hw[1]
-			item := (c + extra) * h * w
-			in := Image{Data: randFloats(r, n*item), N: n, C: c, H: h, W: w, BatchStride: item}
-			for wi, workers := range pools {
-				out := Image{Data: make([]float32, n*(c+extra)), N: n, C: c, H: 1, W: 1, BatchStride: c + extra}
-				if err := k.Run(workers, in, out); err != nil {
-					t.Fatal(err)
-				}
-				for b := 0; b < n; b++ {
-					for ch := 0; ch < c; ch++ {
-						var s, mag float64
-						for _, v := range in.Data[b*item+ch*h*w:][:h*w] {
-							s += float64(v)
-							mag += math.Abs(float64(v))
-						}
-						want := s / float64(h*w)
-						if got := float64(out.Data[b*(c+extra)+ch]); math.Abs(got-want) > 1e-6*mag/float64(h*w)+1e-7 {
-							t.Errorf("%dx%d extra %d workers%d: item %d channel %d = %g, want %g", h, w, extra, wi, b, ch, got, want)
-						}
+	for _, level := range testLevels(t) {
+		k := GlobalPool{code: tableFor(level)}
+		for _, hw := range [][2]int{{1, 1}, {1, 7}, {7, 7}, {3, 5}, {14, 14}, {112, 112}} {
+			for _, extra := range []int{0, 3} {
+				n, c := 2, 5
+				h, w := hw[0], hw[1]
+				item := (c + extra) * h * w
+				in := Image{Data: randFloats(r, n*item), N: n, C: c, H: h, W: w, BatchStride: item}
+				for wi, workers := range pools {
+					out := Image{Data: make([]float32, n*(c+extra)), N: n, C: c, H: 1, W: 1, BatchStride: c + extra}
+					if err := k.Run(workers, in, out); err != nil {
+						t.Fatal(err)
 					}
-					for ch := c; ch < c+extra; ch++ {
-						if out.Data[b*(c+extra)+ch] != 0 {
-							t.Errorf("wrote past the output's channels")
+					for b := 0; b < n; b++ {
+						for ch := 0; ch < c; ch++ {
+							var s, mag float64
+							for _, v := range in.Data[b*item+ch*h*w:][:h*w] {
+								s += float64(v)
+								mag += math.Abs(float64(v))
+							}
+							want := s / float64(h*w)
+							// A float64 sum: the one rounding to float32.
+							if got := float64(out.Data[b*(c+extra)+ch]); math.Abs(got-want) > 1e-7*math.Abs(want)+1e-12 {
+								t.Errorf("%s %dx%d extra %d workers%d: item %d channel %d = %g, want %g", level, h, w, extra, wi, b, ch, got, want)
+							}
+						}
+						for ch := c; ch < c+extra; ch++ {
+							if out.Data[b*(c+extra)+ch] != 0 {
+								t.Errorf("wrote past the output's channels")
+							}
 						}
 					}
 				}
 			}
 		}
 	}
+	var k GlobalPool
 	if err := k.Run(nil, Dense(make([]float32, 8), 1, 2, 2, 2), Dense(make([]float32, 3), 1, 3, 1, 1)); err == nil {
 		t.Error("mismatched channels: no error")
 	}

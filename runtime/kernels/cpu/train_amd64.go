@@ -32,6 +32,19 @@ func sumAVX2(x *float32, n int) float64
 //go:noescape
 func sqDevAVX2(x *float32, n int, mean float64) float64
 
+// rowSumAsm is rowSumGo with the sum of whole vectors in assembly (sumAVX2).
+func rowSumAsm(row []float32) float64 {
+	m := len(row) &^ 7
+	var s float64
+	if m > 0 {
+		s = sumAVX2(&row[0], m)
+	}
+	for _, v := range row[m:] {
+		s += float64(v)
+	}
+	return s
+}
+
 // rowStatsAsm returns the mean and biased variance of row, in float64 and two passes (the
 // sums in assembly).
 func rowStatsAsm(row []float32) (mean, variance float64) {

@@ -44,6 +44,23 @@ func (k *kernels) channelStats(workers *Workers, x []float32, channels, rowLen, 
 }
 
 // rowStatsGo returns the mean and biased variance of row with four float64 accumulators.
+// rowSumGo returns the sum of row in float64, in four interleaved partial sums (the first pass
+// of rowStatsGo).
+func rowSumGo(row []float32) float64 {
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(row); i += 4 {
+		s0 += float64(row[i])
+		s1 += float64(row[i+1])
+		s2 += float64(row[i+2])
+		s3 += float64(row[i+3])
+	}
+	for ; i < len(row); i++ {
+		s0 += float64(row[i])
+	}
+	return s0 + s1 + s2 + s3
+}
+
 func rowStatsGo(row []float32) (mean, variance float64) {
 	n := len(row)
 	if n == 0 {
