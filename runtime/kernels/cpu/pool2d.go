@@ -294,7 +294,6 @@ func (t *globalPoolTask) Do(lo, hi int) {
 	}
 }
 
-
 // Affine applies a per-channel affine map, optionally followed by ReLU (inference BatchNorm):
 // Y[n,c,i] = relu?(Scale[c]*X[n,c,i] + Shift[c]).
 func Affine(in, out Image, scale, shift []float32, relu bool) error {
