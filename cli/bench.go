@@ -50,7 +50,7 @@ func benchCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "reference", Usage: "run the reference kernels (no planning, no fast kernels)"},
 			&ucli.BoolFlag{Name: "json", Usage: "print one JSON line"},
 			&ucli.StringFlag{Name: "cpuprofile", Usage: "write a pprof CPU profile of the timed runs to `FILE` (replaced once the runs succeed)"},
-			&ucli.IntFlag{Name: "steps", Usage: "time every step of the plan over the timed runs and report the `N` slowest, and the time per kernel"},
+			&ucli.IntFlag{Name: "steps", Usage: "time every step of the plan over the timed runs and report the `N` slowest (with GFLOP/s for convolutions), and the time per kernel"},
 			maxMemoryFlag(),
 			deviceFlag(),
 		},
@@ -96,6 +96,8 @@ type stepTime struct {
 	Shape   []int  `json:"shape,omitempty"`
 	MS      number `json:"ms"`
 	Percent number `json:"percent"`
+	// GFLOPS is 2*MACs over the step's time, for convolutions and Gemm (plan.StepInfo.MACs).
+	GFLOPS number `json:"gflops,omitempty"`
 }
 
 func benchAction(c *ucli.Context) error {
@@ -322,6 +324,9 @@ func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n int) ([]stepTime, map[
 	for _, i := range idx[:min(n, len(idx))] {
 		s := info[i]
 		st := stepTime{Node: s.Node, Op: s.Op, Kernel: s.Kernel, MS: perRun(t.Total[i]), Percent: pct(t.Total[i])}
+		if d := t.Total[i].Seconds() / float64(t.Runs); s.MACs > 0 && d > 0 {
+			st.GFLOPS = number(math.Round(10*2*float64(s.MACs)/d/1e9) / 10)
+		}
 		switch {
 		case s.Prologue != "" && s.Epilogue != "":
 			st.Fused = s.Prologue + " prologue, " + s.Epilogue + " epilogue"
@@ -367,13 +372,17 @@ func printSteps(w io.Writer, rep benchReport) {
 	}
 	fmt.Fprintf(w, "\nSlowest steps (ms per run)\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ms\t%\tnode\top\tkernel\tfused\toutput")
+	fmt.Fprintln(tw, "  ms\t%\tGFLOP/s\tnode\top\tkernel\tfused\toutput")
 	for _, s := range rep.SlowSteps {
 		fused := s.Fused
 		if fused == "" {
 			fused = "-"
 		}
-		fmt.Fprintf(tw, "  %.3f\t%.1f\t%s\t%s\t%s\t%s\t%s\n", float64(s.MS), float64(s.Percent), s.Node, s.Op, s.Kernel, fused, shapeText(s.Shape))
+		gf := "-"
+		if s.GFLOPS > 0 {
+			gf = fmt.Sprintf("%.1f", float64(s.GFLOPS))
+		}
+		fmt.Fprintf(tw, "  %.3f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", float64(s.MS), float64(s.Percent), gf, s.Node, s.Op, s.Kernel, fused, shapeText(s.Shape))
 	}
 	tw.Flush()
 }

@@ -153,8 +153,15 @@ func TestBenchSteps(t *testing.T) {
 		t.Fatalf("slow_steps %v, kernel_ms %v; want 4 steps and some kernels", rep["slow_steps"], rep["kernel_ms"])
 	}
 	prev := 1e9
+	convs := 0
 	for _, s := range steps {
 		st := s.(map[string]any)
+		if op, _ := st["op"].(string); strings.Contains(op, "Conv") {
+			if gf, _ := st["gflops"].(float64); gf <= 0 {
+				t.Errorf("convolution step %v has no GFLOP/s", st)
+			}
+			convs++
+		}
 		ms, _ := st["ms"].(float64)
 		if st["node"] == nil || st["kernel"] == "" || st["kernel"] == "folded" || ms > prev {
 			t.Errorf("step %v: want a named, timed, non-folded step, slowest first", st)
@@ -164,8 +171,11 @@ func TestBenchSteps(t *testing.T) {
 			t.Errorf("kernel %v of a slow step has no kernel_ms entry", st["kernel"])
 		}
 	}
+	if convs == 0 {
+		t.Errorf("no convolution among the slowest steps %v", steps)
+	}
 	out := mustSucceed(t, "bench", model, "--iters", "2", "--warmup", "0", "--steps", "3")
-	for _, want := range []string{"Time per kernel", "Slowest steps", "kernel"} {
+	for _, want := range []string{"Time per kernel", "Slowest steps", "GFLOP/s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report has no %q:\n%s", want, out)
 		}

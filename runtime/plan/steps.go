@@ -2,6 +2,8 @@ package plan
 
 import (
 	"github.com/dnx-ml/dnx/runtime/device"
+	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
 
@@ -51,6 +53,9 @@ type StepInfo struct {
 	// plain Go); "" where no device kernel runs (no work, or a reference kernel).
 	ISA     string
 	Outputs []StepOutput
+	// MACs is the multiply-adds of a convolution or Gemm with constant weights at the planned
+	// shapes (what GFLOP/s are measured against: 2 FLOPs each); 0 for other steps.
+	MACs int64
 }
 
 // Fast reports whether the step runs a device kernel or no work at all.
@@ -91,6 +96,9 @@ func (p *Plan) Steps() []StepInfo {
 		}
 		info := StepInfo{Node: n.Name, Op: op, Kernel: d.kernel, Why: d.why,
 			Prologue: d.prologue, Epilogue: d.epilogue, ISA: d.code}
+		if len(n.Outputs) > 0 && n.Outputs[0] != nil {
+			info.MACs = stepMACs(n, p.values[p.mustID(n.Outputs[0])].shape)
+		}
 		for _, v := range n.Outputs {
 			if v == nil {
 				continue
@@ -117,3 +125,26 @@ func (p *Plan) Threads() int { return p.dev.Threads() }
 
 // Device returns the device the plan runs on.
 func (p *Plan) Device() device.Device { return p.dev }
+
+// stepMACs returns the multiply-adds of n when it is a convolution or a Gemm with constant
+// weights, at the planned output shape out: each output element of a convolution reduces over
+// W's C/group x kernel, each of a Gemm over B's K. 0 for other nodes.
+func stepMACs(n *graph.Node, out tensor.Shape) int64 {
+	if len(n.Inputs) < 2 || n.Inputs[1] == nil || !n.Inputs[1].IsConst() || len(out) == 0 {
+		return 0
+	}
+	w := n.Inputs[1].Const.Shape
+	switch n.Op.(type) {
+	case *ops.Conv, *ops.FusedConv:
+		if len(w) < 2 || w[0] == 0 {
+			return 0
+		}
+		return int64(out.Size()) * int64(w.Size()/w[0])
+	case *ops.Gemm:
+		if len(out) != 2 || out[1] == 0 {
+			return 0
+		}
+		return int64(out.Size()) * int64(w.Size()/out[1])
+	}
+	return 0
+}
