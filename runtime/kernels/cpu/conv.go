@@ -89,6 +89,10 @@ type Conv2D struct {
 	post   *Unary          // the epilogue's activation past PostRelu, or nil (conv_epilogue.go)
 	// dwClamp bounds the depthwise path's outputs in its kernels (ReLU, ReLU6).
 	dwClamp dwClamp
+	// gemmClamp: a Clip (ReLU6) without residual, which the GEMM micro-kernels apply in their
+	// registers (gemm.Epilogue.Clamp) where the GEMM writes the output; the Winograd path still
+	// applies post as a tail.
+	gemmClamp bool
 	// packA packs a on first use where a Winograd form exists: most such convolutions only ever
 	// run it, and a second packed copy of their weights would be dead memory (8 MiB of
 	// DenseNet-121's peak RSS).
@@ -164,6 +168,7 @@ func newConv2D(spec ConvSpec, path convPath, code *kernels) (*Conv2D, error) {
 			c.dwClamp, c.post = dwClamp{s.Post.Alpha, s.Post.Beta}, nil
 		}
 	}
+	c.gemmClamp = c.path != pathDepthwise && !s.Residual && s.Post.Kind == ops.ActClip
 	if path >= 0 {
 		c.path = path
 	}
@@ -583,7 +588,11 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 // each block as the GEMM finishes it.
 func (c *Conv2D) gemmItem(workers *Workers, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int, isOutput bool) error {
 	ep := c.epilogue(g)
-	if c.hasTail() && isOutput {
+	if c.gemmClamp {
+		// In the micro-kernels' registers, on the flat buffer of runPadded too (an element-wise
+		// clamp commutes with the copy out).
+		ep.Clamp, ep.Lo, ep.Hi = true, c.spec.Post.Alpha, c.spec.Post.Beta
+	} else if c.hasTail() && isOutput {
 		w.post = convPost{c: c, dst: dst, res: itemResidual(w.res, w.b, g*c.mg, n)}
 		ep.Post = &w.post
 	}

@@ -102,13 +102,17 @@ type DirectB interface {
 //
 //	C[m][n] = act(sum + (C[m][n] if Accumulate) + Bias[m])
 //
-// with act = max(x, 0) when ReLU (NaN stays NaN), the identity otherwise. Bias may be nil.
-// Post, when not nil, is then called on each block of C as soon as it is final, while it is
-// still in cache (a residual sum or an activation the micro-kernels do not apply).
+// with act = max(x, 0) when ReLU (NaN stays NaN), the identity otherwise; then, when Clamp,
+// x = Lo > x ? Lo : x and x = Hi < x ? Hi : x (ReLU6 and Clip, in the micro-kernels' registers;
+// NaN stays NaN). Bias may be nil. Post, when not nil, is then called on each block of C as soon
+// as it is final, while it is still in cache (a residual sum or an activation the micro-kernels
+// do not apply).
 type Epilogue struct {
 	Bias       []float32
 	ReLU       bool
 	Accumulate bool
+	Clamp      bool
+	Lo, Hi     float32
 	Post       TilePost
 }
 
@@ -125,6 +129,7 @@ const (
 	flagCarry = 1 << iota // add the tile already in C
 	flagBias              // add bias[i] to row i
 	flagReLU              // max(x, 0)
+	flagClamp             // clamp to [bias[MR], bias[MR+1]]: the bias block has MR+2 floats
 )
 
 // kernelFunc computes the MR x NR tile (NR: its Kernels' panel width, or the first columns of it
@@ -134,10 +139,11 @@ const (
 type kernelFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 
 // slotFloats is the scratch of one worker slot: a K x NR panel of B (the full depth is needed for
-// panels at the right edge), an MR x NR tile, and room to align both to 64 bytes. It is sized for
-// MaxNR, so that the scratch a caller sizes does not depend on the level that uses it.
+// panels at the right edge), an MR x NR tile, a bias block of MR+2 floats (the clamp's, see
+// flagClamp), and room to align the first two to 64 bytes. It is sized for MaxNR and MaxMR, so
+// that the scratch a caller sizes does not depend on the level that uses it.
 func slotFloats(k int) int {
-	return max(k, 1)*MaxNR + MaxMR*MaxNR + 2*16
+	return max(k, 1)*MaxNR + MaxMR*MaxNR + (MaxMR + 2) + 2*16
 }
 
 // ScratchSize returns the number of floats of scratch a Job over K = k, N = n needs when run by
@@ -257,14 +263,16 @@ func (j *Job) Do(lo, hi int) {
 	for s := lo; s < hi && s < j.slots; s++ {
 		ws := j.scratch[s*per : (s+1)*per]
 		bb := align64(ws)
-		ct := align64(bb[max(j.a.K, 1)*j.nr:])[:j.mr*j.nr]
+		ct := align64(bb[max(j.a.K, 1)*j.nr:])
+		cb := ct[j.mr*j.nr:][:j.mr+2]
+		ct = ct[:j.mr*j.nr]
 		bb = bb[:max(j.a.K, 1)*j.nr]
 		for {
 			it := j.next.Add(1) - 1
 			if it >= items {
 				break
 			}
-			j.tile(int(it)%j.mBlocks, int(it)/j.mBlocks, bb, ct)
+			j.tile(int(it)%j.mBlocks, int(it)/j.mBlocks, bb, ct, cb)
 		}
 	}
 }
@@ -276,8 +284,9 @@ func align64(s []float32) []float32 {
 	return s[skip:]
 }
 
-// tile computes row block mb of column group ng.
-func (j *Job) tile(mb, ng int, bb, ct []float32) {
+// tile computes row block mb of column group ng; bb, ct and cb are the slot's B panel, tile and
+// bias block.
+func (j *Job) tile(mb, ng int, bb, ct, cb []float32) {
 	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	q0 := mb * j.mPerBlock
 	q1 := min((m+MR-1)/MR, q0+j.mPerBlock)
@@ -295,7 +304,7 @@ func (j *Job) tile(mb, ng int, bb, ct []float32) {
 		n0 := p * NR
 		nr := min(NR, j.n-n0)
 		if nr == NR {
-			j.fullPanel(q0, q1, n0, bb, ct)
+			j.fullPanel(q0, q1, n0, bb, ct, cb)
 		} else {
 			j.edgePanel(q0, q1, n0, nr, bb, ct)
 		}
@@ -315,8 +324,9 @@ func (j *Job) finishTile(q0, q1, p0, p1 int) {
 }
 
 // fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,
-// writing straight into C except for a partial last row panel.
-func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
+// writing straight into C except for a partial last row panel. With a clamp, the bias and the
+// bounds go to the kernels in the bias block cb (see flagClamp).
+func (j *Job) fullPanel(q0, q1, n0 int, bb, ct, cb []float32) {
 	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	full := j.kerns[NR/j.step-1]
 	for k0 := 0; k0 < k; k0 += j.kStep {
@@ -336,13 +346,23 @@ func (j *Job) fullPanel(q0, q1, n0 int, bb, ct []float32) {
 			if j.ep.ReLU {
 				flags |= flagReLU
 			}
+			if j.ep.Clamp {
+				flags |= flagClamp
+				cb[MR], cb[MR+1] = j.ep.Lo, j.ep.Hi
+			}
 		}
 		for q := q0; q < q1; q++ {
 			m0 := q * MR
 			ap := &j.a.data[(q*k+k0)*MR]
 			if m0+MR <= m {
 				var bias *float32
-				if flags&flagBias != 0 {
+				switch {
+				case flags&flagClamp != 0:
+					if flags&flagBias != 0 {
+						copy(cb[:MR], j.ep.Bias[m0:m0+MR])
+					}
+					bias = &cb[0]
+				case flags&flagBias != 0:
 					bias = &j.ep.Bias[m0]
 				}
 				if j.direct != nil {
@@ -433,6 +453,14 @@ func (j *Job) merge(t []float32, m0, mr, n0, nr int) {
 			}
 			if j.ep.ReLU && v < 0 {
 				v = 0
+			}
+			if j.ep.Clamp {
+				if j.ep.Lo > v {
+					v = j.ep.Lo
+				}
+				if j.ep.Hi < v {
+					v = j.ep.Hi
+				}
 			}
 			row[x] = v
 		}

@@ -98,6 +98,9 @@ func naive(m, k, n int, a []float32, lda int, b []float32, c []float32, ldc int,
 			if ep.ReLU && s < 0 {
 				s = 0
 			}
+			if ep.Clamp {
+				s = math.Min(math.Max(s, float64(ep.Lo)), float64(ep.Hi))
+			}
 			want[i*n+j], mag[i*n+j] = s, g
 		}
 	}
@@ -148,9 +151,13 @@ func TestGEMMMatchesNaive(t *testing.T) {
 		a := randSlice(r, max(m*lda, 1))
 		b := randSlice(r, k*n)
 		direct, bDirect := newRowsB(r, k, n)
-		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc", "bias+relu+post"} {
+		for _, epName := range []string{"plain", "bias", "relu", "bias+relu+acc", "acc", "bias+relu+post", "bias+clamp", "clamp+acc"} {
 			var ep Epilogue
 			switch epName {
+			case "bias+clamp":
+				ep = Epilogue{Bias: randSlice(r, m), Clamp: true, Lo: -0.5, Hi: 0.75}
+			case "clamp+acc":
+				ep = Epilogue{Accumulate: true, Clamp: true, Lo: 0, Hi: 6}
 			case "bias+relu+post":
 				ep = Epilogue{Bias: randSlice(r, m), ReLU: true}
 			case "bias":

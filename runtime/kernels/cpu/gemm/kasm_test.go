@@ -120,6 +120,14 @@ func kernRef(MR, w, kc int, a []float32, rows func(k int) []float32, c []float32
 			if flags&flagReLU != 0 && v < 0 {
 				v = 0
 			}
+			if flags&flagClamp != 0 {
+				if bias[MR] > v {
+					v = bias[MR]
+				}
+				if bias[MR+1] < v {
+					v = bias[MR+1]
+				}
+			}
 			c[i*ldc+j] = v
 		}
 	}
@@ -153,7 +161,8 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 	ldc := NR + 3
 	w := c.w * c.s.Lanes // columns
 	a := buf(r, c.kc*MR)
-	bias := buf(r, MR)
+	// The bias block: MR biases, then the clamp's bounds (flagClamp), which the N(0,1) sums cross.
+	bias := append(buf(r, MR), -0.5, 0.75)
 	// C: the interpreter maps exactly the floats the tile covers, so a store past column w of
 	// the last row faults; the columns past w of the other rows must come back unchanged.
 	c0 := buf(r, (MR-1)*ldc+w)
@@ -257,7 +266,7 @@ func kernCases(s gemmasm.Shape) []kernCase {
 		{-90, 7, 7, 300, -3, 0, 41, 12, -61, 5, 2, 1, 100},
 	}
 	for _, kc := range kcs {
-		for flags := 0; flags < 8; flags++ {
+		for flags := 0; flags < 16; flags++ {
 			for w := 1; w <= NR/s.Lanes; w++ {
 				cs = append(cs, kernCase{s: s, w: w, kc: kc, flags: flags})
 			}
@@ -638,6 +647,8 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		{"FMA into the wrong accumulator", full, is("VFMADD231PS Y12, Y15, Y0"), func(in *kasm.Inst) { in.Args[2] = kasm.YReg(1) }},
 		{"bias of row 0 on row 1", full, is("VBROADCASTSS 4(R9), Y15"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
 		{"ReLU drops NaN", full, is("VMAXPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
+		{"clamp's floor read as its ceiling", full, is("VBROADCASTSS 16(R9), Y15"), func(in *kasm.Inst) { in.Args[0] = kasm.At(20, kasm.R9) }},
+		{"clamp's ceiling drops NaN", full, is("VMINPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
 		{"narrow kernel stores 8 columns too many", tile.KernelName(1), is("VMOVUPS Y3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(32, kasm.DI) }},
 		{"direct kernel reads the next offset", tile.DirectName(), is("MOVLQSX 0(R8), R9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(4, kasm.R8) }},
 		{"packer keeps the padding after the affine map", tile.PackName(), is("VANDPS Y3, Y0, Y0"), func(in *kasm.Inst) { in.Op = kasm.VORPS }},
@@ -648,6 +659,7 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		{"AVX-512 FMA into the wrong accumulator", z.KernelName(2), is("VFMADD231PS Z16, Z18, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
 		{"AVX-512 row 7 multiplied by row 6's A", z.KernelName(2), is("VBROADCASTSS 28(AX), Z25"), func(in *kasm.Inst) { in.Args[0] = kasm.At(24, kasm.AX) }},
 		{"AVX-512 bias of row 0 on row 1", z.KernelName(2), is("VBROADCASTSS 4(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
+		{"AVX-512 clamp's ceiling on one accumulator only", z.KernelName(2), is("VMINPS Z1, Z31, Z1"), func(in *kasm.Inst) { in.Op = kasm.VMOVUPS; in.Args = []kasm.Operand{in.Args[0], in.Args[2]} }},
 		{"AVX-512 16-column kernel stores 16 columns too many", z.KernelName(1), is("VMOVUPS Z3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(64, kasm.DI) }},
 		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z17"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
 		{"AVX-512 packer loads unselected lanes", z.PackName(), is("VMOVUPS 64(R14), K1, Z1"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},

@@ -8,6 +8,8 @@ import "unsafe"
 //	T += c[i*ldc+j]   when flags&flagCarry
 //	T += bias[i]      when flags&flagBias
 //	T  = max(T, 0)    when flags&flagReLU (NaN stays NaN)
+//	T  = lo > T ? lo : T, then hi < T ? hi : T   when flags&flagClamp, with lo = bias[MR] and
+//	                  hi = bias[MR+1] (the bias block then has MR+2 floats; NaN stays NaN)
 //
 // and c[i*ldc+j] = T[i][j] for i < MR, j < nr.
 func kernGo(mr, nr, kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
@@ -48,26 +50,37 @@ func kernGoWidth(MR, nr, w, kc int, a, b, c *float32, ldc int, bias *float32, fl
 		}
 	}
 	cs := unsafe.Slice(c, (MR-1)*ldc+w)
-	var bs []float32
-	if flags&flagBias != 0 {
-		bs = unsafe.Slice(bias, MR)
-	}
 	for i := 0; i < MR; i++ {
 		row := cs[i*ldc : i*ldc+w]
 		for jj := 0; jj < w; jj++ {
-			v := t[i][jj]
-			if flags&flagCarry != 0 {
-				v += row[jj]
-			}
-			if flags&flagBias != 0 {
-				v += bs[i]
-			}
-			if flags&flagReLU != 0 && v < 0 {
-				v = 0
-			}
-			row[jj] = v
+			row[jj] = finishGo(MR, i, t[i][jj], row[jj], bias, flags)
 		}
 	}
+}
+
+// finishGo is the epilogue of output row i of the portable kernels: v plus the carry (c, the
+// element already in C), the bias, then ReLU and the clamp, as kernGo says.
+func finishGo(MR, i int, v, c float32, bias *float32, flags int) float32 {
+	if flags&flagCarry != 0 {
+		v += c
+	}
+	if flags&flagBias != 0 {
+		v += *(*float32)(unsafe.Add(unsafe.Pointer(bias), 4*i))
+	}
+	if flags&flagReLU != 0 && v < 0 {
+		v = 0
+	}
+	if flags&flagClamp != 0 {
+		lo := *(*float32)(unsafe.Add(unsafe.Pointer(bias), 4*MR))
+		hi := *(*float32)(unsafe.Add(unsafe.Pointer(bias), 4*(MR+1)))
+		if lo > v {
+			v = lo
+		}
+		if hi < v {
+			v = hi
+		}
+	}
+	return v
 }
 
 // packGo is the portable B packer for panels nr wide, and the specification of the assembly
@@ -143,17 +156,7 @@ func kernGoDirectNR(MR, nr, kc int, a, b *float32, offs *int32, c *float32, ldc 
 	for i := 0; i < MR; i++ {
 		row := cs[i*ldc : i*ldc+nr]
 		for jj := range row {
-			v := t[i][jj]
-			if flags&flagCarry != 0 {
-				v += row[jj]
-			}
-			if flags&flagBias != 0 {
-				v += *(*float32)(unsafe.Add(unsafe.Pointer(bias), 4*i))
-			}
-			if flags&flagReLU != 0 && v < 0 {
-				v = 0
-			}
-			row[jj] = v
+			row[jj] = finishGo(MR, i, t[i][jj], row[jj], bias, flags)
 		}
 	}
 }

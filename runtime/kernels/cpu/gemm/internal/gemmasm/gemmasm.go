@@ -290,11 +290,25 @@ func (s Shape) Kernel(u int, direct bool) *Func {
 	}
 	f.Label("nobias")
 	f.I(TESTQ, Imm(4), DX)
-	f.I(JZ, Label("store"))
+	f.I(JZ, Label("norelu"))
 	s.zero(f, tmp)
 	// vmaxps with the accumulator second returns it when it is NaN: ReLU keeps NaNs.
 	for i := 0; i < nacc; i++ {
 		f.I(VMAXPS, V(i), tmp, V(i))
+	}
+	f.Label("norelu")
+	// flags&8: clamp to [lo, hi], the two floats after the MR biases (ReLU6 and Clip in
+	// registers); the accumulator second keeps NaNs, as for ReLU.
+	f.I(TESTQ, Imm(8), DX)
+	f.I(JZ, Label("store"))
+	f.I(MOVQ, f.Param("bias"), R9)
+	f.I(VBROADCASTSS, At(4*mr, R9), tmp)
+	for i := 0; i < nacc; i++ {
+		f.I(VMAXPS, V(i), tmp, V(i))
+	}
+	f.I(VBROADCASTSS, At(4*mr+4, R9), tmp)
+	for i := 0; i < nacc; i++ {
+		f.I(VMINPS, V(i), tmp, V(i))
 	}
 	f.Label("store")
 	for r := 0; r < mr; r++ {
