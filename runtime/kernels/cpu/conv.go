@@ -439,6 +439,9 @@ func (c *Conv2D) RunResidual(workers *Workers, in, res, out Image, scratch []flo
 		// do not depend on the threads).
 		workers, threads = nil, 1
 	}
+	if c.useWinograd(in.N, in.H, in.W, threads) {
+		return c.wino.run(workers, in, res, out, scratch, threads)
+	}
 	st := c.getState()
 	defer c.putState(st)
 	if len(st.workers) < threads {
@@ -446,9 +449,6 @@ func (c *Conv2D) RunResidual(workers *Workers, in, res, out Image, scratch []flo
 	}
 	for i := range st.workers[:threads] {
 		st.workers[i].res = res
-	}
-	if c.useWinograd(in.N, in.H, in.W, threads) {
-		return c.wino.run(workers, in, res, out, scratch, threads)
 	}
 	c.setOffsets(st, in.H, in.W)
 	if c.batchParallel(in.N, threads) {
@@ -574,10 +574,15 @@ func parallel(workers *Workers, t Task, n, grain int, wg *Group) {
 	workers.Run(t, n, grain, wg)
 }
 
+// epilogue returns what group g's GEMM applies in its micro-kernels: the bias, ReLU, and a Clip
+// (ReLU6) without residual (gemmClamp; it commutes with runPadded's copy out).
 func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 	ep := gemm.Epilogue{ReLU: c.spec.PostRelu}
 	if c.spec.Bias != nil {
 		ep.Bias = c.spec.Bias[g*c.mg : (g+1)*c.mg]
+	}
+	if c.gemmClamp {
+		ep.Clamp, ep.Lo, ep.Hi = true, c.spec.Post.Alpha, c.spec.Post.Beta
 	}
 	return ep
 }
@@ -588,11 +593,7 @@ func (c *Conv2D) epilogue(g int) gemm.Epilogue {
 // each block as the GEMM finishes it.
 func (c *Conv2D) gemmItem(workers *Workers, w *convWorker, g int, bp gemm.BPanel, dst []float32, n, ldc int, scratch []float32, threads int, isOutput bool) error {
 	ep := c.epilogue(g)
-	if c.gemmClamp {
-		// In the micro-kernels' registers, on the flat buffer of runPadded too (an element-wise
-		// clamp commutes with the copy out).
-		ep.Clamp, ep.Lo, ep.Hi = true, c.spec.Post.Alpha, c.spec.Post.Beta
-	} else if c.hasTail() && isOutput {
+	if c.gemmTail() && isOutput {
 		w.post = convPost{c: c, dst: dst, res: itemResidual(w.res, w.b, g*c.mg, n)}
 		ep.Post = &w.post
 	}

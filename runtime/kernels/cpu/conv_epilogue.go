@@ -65,6 +65,10 @@ func normalizeEpilogue(s *ConvSpec) error {
 // hasTail reports whether the epilogue has work past bias and PostRelu.
 func (c *Conv2D) hasTail() bool { return c.post != nil || c.spec.Residual }
 
+// gemmTail reports whether the GEMM paths have a tail to apply: one their micro-kernels do not
+// (a Clip without residual they clamp in registers: gemmClamp).
+func (c *Conv2D) gemmTail() bool { return c.hasTail() && !c.gemmClamp }
+
 // finishRows applies the residual and the activation to rows r < rows of cols floats at
 // dst[off + r*ld:], the residual read at the same positions of res (nil without one).
 func (c *Conv2D) finishRows(dst, res []float32, off, rows, cols, ld int) {

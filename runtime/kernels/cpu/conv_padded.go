@@ -44,7 +44,7 @@ func (c *Conv2D) runPadded(workers *Workers, st *convState, w *convWorker, in, o
 			return err
 		}
 		w.unpad = unpadTask{flat: flat, nf: nf, wq: pg.wq, out: out.Data[b*out.BatchStride+g*c.mg*oh*ow:], oh: oh, ow: ow}
-		if c.hasTail() && !c.gemmClamp {
+		if c.gemmTail() {
 			w.unpad.c, w.unpad.res = c, itemResidual(w.res, b, g*c.mg, oh*ow)
 		}
 		parallel(workers, &w.unpad, c.mg, max(1, 8192/max(oh*ow, 1)), &w.wg)
