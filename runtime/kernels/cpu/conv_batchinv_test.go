@@ -7,8 +7,8 @@ import (
 )
 
 // TestConvBatchInvariant checks that a convolution's result for one image is bit-identical
-// whatever batch it runs in: alone, or as any item of a batch of 2 to 9, on one thread or
-// several, at every level. dnx serve's dynamic batching stacks requests and promises each the
+// whatever batch it runs in: alone, or as any item of a batch of 2 to 9, on the same threads
+// (one or several), at every level. dnx serve's dynamic batching stacks requests and promises each the
 // result of running it alone. Winograd puts the tiles of all a batch's images in the same GEMMs,
 // so an image's tiles land in different column panels (full, padded, partial edge) at different
 // batch sizes; the cases cover forms chosen by size, forced forms, depths past one K block
@@ -64,11 +64,13 @@ func TestConvBatchInvariant(t *testing.T) {
 				}
 				return out
 			}
-			alone := make([][]float32, maxN)
-			for i := range alone {
-				alone[i] = run(nil, 1, x[i*item:(i+1)*item])
-			}
 			for wi, workers := range workerSets {
+				// The algorithm may depend on the threads (winograd.pick), so an image alone runs
+				// on the same workers as the batches.
+				alone := make([][]float32, maxN)
+				for i := range alone {
+					alone[i] = run(workers, 1, x[i*item:(i+1)*item])
+				}
 				for n := 1; n <= maxN; n++ {
 					name := fmt.Sprintf("%s/%d->%d,%dx%d,k%d,force%d/workers%d/n%d (%s)", level, c.cin, c.cout, c.h, c.w, c.k, c.force, wi, n, conv.Algorithm(n, c.h, c.w, max(1, wi+1)))
 					out := run(workers, n, x[:n*item])

@@ -40,10 +40,12 @@ import (
 // own scratch: the input transform into V (alpha^2 x Cin x ldv), the alpha^2 GEMMs into M
 // (alpha^2 x Cout x ldv), then the output transform into the output image. There is one parallel
 // loop per Run, and a chunk's V (about 256 KiB) stays in L2 between its transform and its GEMMs.
-// When the tiles make fewer chunks than threads (one image of 14x14 or 7x7), the single chunk is
-// split instead (winoSplitTask): a first loop transforms the input by ranges of input channels
-// into a shared V, a second computes the GEMMs and the output transform by ranges of output
-// channels. With 2 threads that took DenseNet-121's 14x14 layers from 0.19 to ~0.1 ms.
+// When the tiles make a single chunk and there are several threads (one image of 14x14 or 7x7),
+// each slot does the chunk's input transform itself, into its own V, and the GEMMs and the output
+// transform for its range of output channels: one parallel loop, and no V that crosses between
+// the cores. The input transform is repeated on each core, which costs less than the hand-over:
+// a first design that split the transform by input channels into a shared V, then the GEMMs in a
+// second loop, ran DenseNet-121's 7x7 layers (128 -> 32) in 78 us on 2 threads against 38 us on 1.
 type winograd struct {
 	c *Conv2D
 	// forms[0] is F(2x2, 3x3), forms[1] F(4x4, 3x3); each packs its weights on first use.
@@ -228,10 +230,9 @@ type winoGeom struct {
 	ntPad          int // most GEMM columns of a chunk (winoGemmCols)
 	chunks         int
 	slots          int // worker slots: min(threads, chunks), or the split's
-	// split: the tiles make fewer chunks than threads, so the one chunk is split across the slots
-	// by channels (winoSplitTask) with V and M shared, in the first shared floats of scratch.
+	// split: the tiles make one chunk and there are several threads, so each slot transforms the
+	// whole chunk's input and computes a range of the output channels.
 	split      bool
-	shared     int
 	ldv        int // row stride of V and M
 	psV, psM   int // stride of the transform positions in V and M
 	wt         int // row stride of the transform rows
@@ -266,7 +267,7 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	g.ntPad = max(winoGemmCols(min(g.nt, g.tiles), f.nr), winoGemmCols(last, f.nr))
 	if g.chunks == 1 && threads > 1 {
 		g.split = true
-		g.slots = min(threads, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR(), s.Cin)
+		g.slots = min(threads, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR())
 	}
 	// Rows of V and M 32-byte aligned for the vector stores, with room for the transforms'
 	// overrun of up to 7 tiles past a row segment, not a multiple of 256 bytes apart (the GEMM
@@ -284,12 +285,7 @@ func (f *winoForm) geom(n, h, wd, threads int) winoGeom {
 	// transforms to run over the end of a row segment and, in a chunk's last segment, over the
 	// zero tiles up to the panel's end), m output rows, and a row of zeros.
 	g.wt = f.m*(g.tilesX+f.nr+8) + 4
-	g.slotFloats = (a+f.m+1)*g.wt + winoOutScratch + gemm.ScratchSize(s.Cin, g.ntPad, 1) + 16
-	if g.split {
-		g.shared = a*a*(g.psV+g.psM) + 16
-	} else {
-		g.slotFloats += a * a * (g.psV + g.psM)
-	}
+	g.slotFloats = (a+f.m+1)*g.wt + winoOutScratch + gemm.ScratchSize(s.Cin, g.ntPad, 1) + 16 + a*a*(g.psV+g.psM)
 	return g
 }
 
@@ -329,7 +325,7 @@ func (w *winograd) scratchSize(n, h, wd, threads int) int {
 		return 0
 	}
 	g := f.geom(n, h, wd, threads)
-	return g.shared + g.slots*g.slotFloats
+	return g.slots * g.slotFloats
 }
 
 // pick returns the form a Run of n h x w images on threads threads uses, or nil for the direct
@@ -347,10 +343,29 @@ func (w *winograd) pick(n, h, wd, threads int) *winoForm {
 	// differently, and an image's result must not depend on the batch it runs in (dnx serve's
 	// dynamic batching stacks requests; serve.TestBatchInvariance). The tiles of a batch still
 	// share the chunks and GEMMs (see winoGemmCols for the columns at a chunk's edge).
-	if m := winoChoice(1, oh, ow, w.c.spec.Cin, w.c.spec.Cout, threads); m > 0 {
-		return w.form(m)
+	m := winoChoice(1, oh, ow, w.c.spec.Cin, w.c.spec.Cout, threads)
+	if m == 0 {
+		return nil
 	}
-	return nil
+	// The threads are those of one image's Run, so that the choice is the same in every batch.
+	f := w.form(m)
+	if m == 2 && w.c.runThreads(1, h, wd, threads) > 1 && f.tilesOf(1, oh, ow) <= f.maxTiles {
+		// One image's F(2x2) tiles make a single chunk, which several threads would share by
+		// output channels, each repeating the input transform. The direct convolution, which
+		// splits its output pixels, measured faster on 2 threads (avx512 level, Zen 5;
+		// BenchmarkConvWinograd, BenchmarkConvResNetAlgorithms): 7x7 128 -> 32 (DenseNet-121)
+		// 36-42 us against 80, 7x7 512 -> 512 (ResNet) 1.12-1.19 ms against 1.33-1.67 ms, where
+		// the transformed weights (16/9 of the kernel's) come from memory at batch 1. On 1 thread
+		// F(2x2) stays faster there (38 against 45 us). F(4x4) needs 32 tiles, so its single
+		// chunks are 20x20 to 24x24 images; they keep the split (not measured otherwise).
+		return nil
+	}
+	return f
+}
+
+// tilesOf returns the tiles of n oh x ow outputs.
+func (f *winoForm) tilesOf(n, oh, ow int) int {
+	return n * ((oh + f.m - 1) / f.m) * ((ow + f.m - 1) / f.m)
 }
 
 // winoChoice returns the tile size m of the Winograd form to use for n oh x ow outputs of a
@@ -392,7 +407,6 @@ func winoChoice(n, oh, ow, cin, cout, threads int) int {
 type winoState struct {
 	offs  []int32 // GEMM row c -> c*ldv
 	task  winoTask
-	split winoSplitTask
 	slots []winoSlot
 	wg    Group
 }
@@ -418,7 +432,6 @@ func (w *winograd) getState() *winoState {
 
 func (w *winograd) putState(st *winoState) {
 	st.task = winoTask{}
-	st.split = winoSplitTask{}
 	w.mu.Lock()
 	w.free = append(w.free, st)
 	w.mu.Unlock()
@@ -439,21 +452,11 @@ func (w *winograd) run(workers *Workers, in, res, out Image, scratch []float32, 
 	if len(st.slots) < g.slots {
 		st.slots = make([]winoSlot, g.slots)
 	}
-	if g.split {
-		v := align64(scratch[:g.shared])
-		a2 := f.alpha * f.alpha
-		st.split = winoSplitTask{f: f, st: st, g: g, in: in, out: out, res: res, v: v[:a2*g.psV],
-			mm: v[a2*g.psV : a2*(g.psV+g.psM)], scratch: scratch[g.shared:]}
-		workers.Run(&st.split, g.slots, 1, &st.wg)
-		st.split.phase = 1
-		workers.Run(&st.split, g.slots, 1, &st.wg)
+	st.task = winoTask{f: f, st: st, g: g, in: in, out: out, res: res, scratch: scratch}
+	if workers == nil || g.slots == 1 {
+		st.task.Do(0, g.slots)
 	} else {
-		st.task = winoTask{f: f, st: st, g: g, in: in, out: out, res: res, scratch: scratch}
-		if workers == nil || g.slots == 1 {
-			st.task.Do(0, g.slots)
-		} else {
-			workers.Run(&st.task, g.slots, 1, &st.wg)
-		}
+		workers.Run(&st.task, g.slots, 1, &st.wg)
 	}
 	for i := range st.slots[:g.slots] {
 		if err := st.slots[i].err; err != nil {
@@ -477,9 +480,17 @@ type winoTask struct {
 
 // Do implements Task.
 func (t *winoTask) Do(lo, hi int) {
+	panels := (t.f.c.spec.Cout + t.f.c.code.gemm.MR() - 1) / t.f.c.code.gemm.MR()
 	for slot := lo; slot < hi; slot++ {
 		sl := &t.st.slots[slot]
 		sc := t.scratch[slot*t.g.slotFloats : (slot+1)*t.g.slotFloats]
+		if t.g.split {
+			q0, q1 := share(panels, t.g.slots, slot)
+			if err := t.f.chunk(t, sl, sc, 0, t.g.tiles, q0, q1); err != nil && sl.err == nil {
+				sl.err = err
+			}
+			continue
+		}
 		for {
 			ch := int(t.next.Add(1) - 1)
 			if ch >= t.g.chunks {
@@ -489,15 +500,16 @@ func (t *winoTask) Do(lo, hi int) {
 			if ch == t.g.chunks-1 {
 				g1 = t.g.tiles // the last chunk may have up to 7 more
 			}
-			if err := t.f.chunk(t, sl, sc, g0, g1); err != nil && sl.err == nil {
+			if err := t.f.chunk(t, sl, sc, g0, g1, 0, panels); err != nil && sl.err == nil {
 				sl.err = err
 			}
 		}
 	}
 }
 
-// chunk computes the output tiles [g0, g1) in the slot's own scratch sc.
-func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) error {
+// chunk computes the output tiles [g0, g1) of the output channels of row panels [q0, q1) of U in
+// the slot's own scratch sc.
+func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1, q0, q1 int) error {
 	s := &f.c.spec
 	g := &t.g
 	a2 := f.alpha * f.alpha
@@ -506,10 +518,11 @@ func (f *winoForm) chunk(t *winoTask, sl *winoSlot, sc []float32, g0, g1 int) er
 	mm := sc[len(v) : len(v)+a2*g.psM]
 	rows, os, gs := f.slotScratch(g, sc[len(v)+len(mm):])
 	f.inputTransform(t.in, g, v, rows, g0, g1, 0, s.Cin)
-	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), 0, (s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR()); err != nil {
+	if err := f.products(sl, t.st.offs, g, v, mm, gs, winoGemmCols(g1-g0, f.nr), q0, q1); err != nil {
 		return err
 	}
-	f.outputTransform(t.out, t.res, g, mm, rows, os, g0, g1, 0, s.Cout)
+	mr := f.c.code.gemm.MR()
+	f.outputTransform(t.out, t.res, g, mm, rows, os, g0, g1, q0*mr, min(s.Cout, q1*mr))
 	return nil
 }
 
@@ -566,44 +579,6 @@ func (f *winoForm) outputTransform(out, res Image, g *winoGeom, mm, rows, os []f
 		nseg := min(g1-gi, g.tilesX-tx)
 		f.outputSegment(out, res, b, ty, tx, nseg, mm[gi-g0:], g.psM, g.ldv, rows, g.wt, os, mo0, mo1)
 		gi += nseg
-	}
-}
-
-// winoSplitTask runs a Run's single chunk on several slots in two parallel loops (Do's items
-// are slots): phase 0 splits the input transform by input channels, phase 1 the GEMMs and the
-// output transform by row panels of output channels. V and M are shared; each slot has its own
-// transform rows and GEMM scratch.
-type winoSplitTask struct {
-	f       *winoForm
-	st      *winoState
-	g       winoGeom
-	in, out Image
-	res     Image // the residual (Data nil without one)
-	v, mm   []float32
-	scratch []float32 // the slots' scratch, g.slotFloats each
-	phase   int
-}
-
-// Do implements Task.
-func (t *winoSplitTask) Do(lo, hi int) {
-	f, g := t.f, &t.g
-	s := &f.c.spec
-	for slot := lo; slot < hi; slot++ {
-		sl := &t.st.slots[slot]
-		rows, os, gs := f.slotScratch(g, align64(t.scratch[slot*g.slotFloats:(slot+1)*g.slotFloats]))
-		if t.phase == 0 {
-			c0, c1 := share(s.Cin, g.slots, slot)
-			f.inputTransform(t.in, g, t.v, rows, 0, g.tiles, c0, c1)
-			continue
-		}
-		q0, q1 := share((s.Cout+f.c.code.gemm.MR()-1)/f.c.code.gemm.MR(), g.slots, slot)
-		if err := f.products(sl, t.st.offs, g, t.v, t.mm, gs, winoGemmCols(g.tiles, f.nr), q0, q1); err != nil {
-			if sl.err == nil {
-				sl.err = err
-			}
-			continue
-		}
-		f.outputTransform(t.out, t.res, g, t.mm, rows, os, 0, g.tiles, q0*f.c.code.gemm.MR(), min(s.Cout, q1*f.c.code.gemm.MR()))
 	}
 }
 
