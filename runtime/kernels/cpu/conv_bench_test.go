@@ -57,6 +57,10 @@ func BenchmarkConv(b *testing.B) {
 		{"3x3,c=128,k=32,hw=14", 128, 32, 3, 1, 14, false, false},
 		{"3x3,c=128,k=32,hw=7", 128, 32, 3, 1, 7, false, false},
 		{"stem,7x7/2,c=3,k=64,hw=224", 3, 64, 7, 2, 224, false, true},
+		// MobileNetV2's (and EfficientNet's, with 32 -> 32 of SiLU) and ShuffleNetV2's stems: 3x3
+		// stride 2 over 3 channels, a GEMM depth of 27.
+		{"stem,3x3/2,c=3,k=32,hw=224", 3, 32, 3, 2, 224, false, true},
+		{"stem,3x3/2,c=3,k=24,hw=224", 3, 24, 3, 2, 224, false, true},
 		// ResNet's downsampling convolutions: 3x3 stride 2 and the 1x1 stride-2 shortcut.
 		{"resnet,3x3/2,c=64,k=128,hw=56", 64, 128, 3, 2, 56, false, true},
 		{"resnet,3x3/2,c=256,k=512,hw=14", 256, 512, 3, 2, 14, false, true},

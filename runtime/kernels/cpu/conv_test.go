@@ -37,6 +37,13 @@ func convCases() []convCase {
 		{name: "stem 7x7/2", n: 1, cin: 3, cout: 64, h: 32, w: 32, kh: 7, kw: 7, sh: 2, sw: 2, pads: [4]int{3, 3, 3, 3}, bias: true, postRelu: true, path: pathImplicit},
 		{name: "stem 7x7/2 odd", n: 2, cin: 3, cout: 10, h: 33, w: 29, kh: 7, kw: 7, sh: 2, sw: 2, pads: [4]int{3, 3, 3, 3}, bias: true, postRelu: true, path: pathImplicit},
 		{name: "3x3/2 odd", n: 1, cin: 6, cout: 9, h: 13, w: 10, kh: 3, kw: 3, sh: 2, sw: 2, pads: [4]int{1, 1, 1, 1}, path: pathImplicit},
+		// Stride-2 rows split into both column phases in one pass (prepTask.splitPhaseRows): the
+		// even phase first (no left pad) or the odd one (left pad 1, 3), rows long enough for
+		// whole vectors and tails, and an image too narrow to split (the strided copy instead).
+		{name: "3x3/2 no pad", n: 1, cin: 3, cout: 8, h: 12, w: 70, kh: 3, kw: 3, sh: 2, sw: 2, bias: true, path: pathImplicit},
+		{name: "3x3/2 wide", n: 2, cin: 3, cout: 16, h: 9, w: 67, kh: 3, kw: 3, sh: 2, sw: 2, pads: [4]int{1, 1, 1, 1}, bias: true, postRelu: true, path: pathImplicit},
+		{name: "5x5/2 pads 3,1", n: 1, cin: 4, cout: 8, h: 11, w: 40, kh: 5, kw: 5, sh: 2, sw: 2, pads: [4]int{2, 3, 2, 1}, path: pathImplicit},
+		{name: "3x3/2 width 1", n: 1, cin: 2, cout: 3, h: 5, w: 1, kh: 3, kw: 3, sh: 2, sw: 2, pads: [4]int{1, 1, 1, 1}, path: pathImplicit},
 		{name: "strides 3x2", n: 1, cin: 4, cout: 5, h: 17, w: 12, kh: 3, kw: 2, sh: 3, sw: 2, pads: [4]int{0, 1, 2, 0}, pre: true, path: pathImplicit},
 		{name: "asymmetric pads", n: 1, cin: 8, cout: 11, h: 10, w: 9, kh: 3, kw: 3, pads: [4]int{1, 0, 2, 1}, bias: true, path: pathDirect},
 		{name: "dilation 2", n: 1, cin: 7, cout: 13, h: 15, w: 16, kh: 3, kw: 3, dh: 2, dw: 2, pads: [4]int{2, 2, 2, 2}, pre: true, preRelu: true, path: pathDirect},
