@@ -248,7 +248,8 @@ func (c *Conv2D) Algorithm(n, h, w, threads int) string {
 // Level returns the instruction-set level whose code Run executes: that of the GEMM
 // micro-kernels and Winograd transforms it was built with (an avx512 process runs the avx2
 // ones); on the depthwise path, that of the row kernels (dwRows), which take every kernel size,
-// stride and dilation.
+// stride and dilation, and of the channel kernels (dwChans) that run strides 1 and 2 without
+// dilation where the level has them.
 func (c *Conv2D) Level() isa.Level {
 	return c.code.level
 }
@@ -361,8 +362,10 @@ type convWorker struct {
 	unpad unpadTask
 	prep  prepTask
 	dw    depthwiseTask
-	wg    Group
-	err   error
+	// dwPlan is the depthwise channel path's tables, rebuilt in place by each Run.
+	dwPlan dwPlan
+	wg     Group
+	err    error
 	// res is the run's residual (Data nil without one); b the batch item being computed.
 	res  Image
 	b    int

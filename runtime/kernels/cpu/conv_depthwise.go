@@ -1,6 +1,9 @@
 package cpu
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // depthwiseTask computes one batch item of a convolution with one input channel per group
 // (pathDepthwise): for output channel m of group g = m / (Cout/Group),
@@ -19,6 +22,11 @@ import "math"
 // channels are computed, while it is in the core's cache; no padded copy of the whole input is
 // made (that copy, written out to L2/L3 and read back, cost MobileNetV2 more than the 3x3
 // kernels themselves).
+//
+// Where the level has a channel kernel (dwChanPlanes: AVX-512) and the convolution suits it
+// (stride 1 or 2, no dilation, no prologue: Conv2D.dwChanGeom), a chunk runs its channels
+// through it instead, dwChansGroup channels a call, the padded copy made inside the kernel
+// (conv_depthwise_chans.go); the per-channel code below is then skipped.
 type depthwiseTask struct {
 	c       *Conv2D
 	pg      padGeom
@@ -32,6 +40,10 @@ type depthwiseTask struct {
 	scratch []float32 // chunks*per floats
 	off     []int     // the taps' offsets in a padded channel, kh-major (see dwOffsets)
 	flat    bool      // the rows run as one flat row of the phase plane's width (see channel)
+	plan    *dwPlan   // the channel path's tables, or nil on the row path (conv_depthwise_chans.go)
+	// next is the channel path's next group of dwChansGroup channels: its chunks take groups
+	// from it rather than a fixed share each (see chansDynamic).
+	next atomic.Int32
 }
 
 // dwFlat reports whether the output rows of a depthwise channel run as one "flat" row: the
@@ -47,6 +59,9 @@ func dwFlat(ow, wq int) bool { return ow <= 28 && wq-ow <= ow }
 // dwScratch returns the floats of scratch one chunk of a depthwise convolution of an h x w
 // input needs: a padded channel and the flat output plane.
 func (c *Conv2D) dwScratch(h, w int) int {
+	if g, ok := c.dwChanGeom(h, w); ok {
+		return 2 * g.planeFloats(c.spec.KH, c.spec.KW)
+	}
 	pg := c.padGeom(h, w)
 	oh, _ := c.OutputSize(h, w)
 	return pg.chan_ + max(oh, 0)*pg.wq
@@ -96,6 +111,16 @@ func (c *Conv2D) runDepthwise(workers *Workers, w *convWorker, in, out Image, b 
 	w.dw = depthwiseTask{c: c, pg: pg, src: in.Item(b), h: in.H, w: in.W, out: out.Item(b), oh: out.H, ow: out.W,
 		chunks: chunks, per: per, scratch: scratch[:chunks*per], off: c.dwOffsets(w.dw.off, pg), flat: dwFlat(out.W, pg.wq),
 		res: itemResidual(w.res, b, 0, out.H*out.W)}
+	if g, ok := c.dwChanGeom(in.H, in.W); ok {
+		if !w.dwPlan.built || w.dwPlan.h != in.H || w.dwPlan.w != in.W {
+			// A convWorker belongs to one Conv2D (its convState is recycled through c.free):
+			// the plan changes only with the input size. Building it costs a pass over every
+			// float of the flat row (tens of microseconds on a 112x112 plane).
+			w.dwPlan.build(c, g, in.H, in.W)
+		}
+		w.dw.plan = &w.dwPlan
+		w.dw.next.Store(0)
+	}
 	parallel(workers, &w.dw, chunks, 1, &w.wg)
 }
 
@@ -104,6 +129,10 @@ func (t *depthwiseTask) Do(lo, hi int) {
 	cout := t.c.spec.Cout
 	for ci := lo; ci < hi; ci++ {
 		sc := t.scratch[ci*t.per : (ci+1)*t.per]
+		if t.plan != nil {
+			t.chansDynamic(sc[:2*t.plan.plane])
+			continue
+		}
 		plane, flat := sc[:t.pg.chan_], sc[t.pg.chan_:]
 		t.dwZeroPad(plane)
 		g := -1

@@ -66,3 +66,33 @@ func dwSplitAsm512(e, o, x []float32) {
 	}
 	dwSplitAVX512(&x[0], &e[0], &o[0], n, &dwSplitIdx[0], &k[0])
 }
+
+// dwChansAsm512 is dwChansGo with the AVX-512 channel kernels (dwChansS1AVX512,
+// dwChansS2AVX512): the same bits. It checks the bounds that dwChansGo's slicing would check,
+// from the plan, which the kernels trust for the rest (a row's chunk masks and stores lie within
+// its input row and the plane: TestDepthwiseChansKasm runs every plan shape in the interpreter,
+// which faults on any access outside the slices).
+func dwChansAsm512(pl *dwPlan, x, y, w, b []float32, nch int, p []float32, cl dwClamp) {
+	taps := len(pl.off)
+	if nch <= 0 {
+		return
+	}
+	if taps == 0 || pl.h <= 0 || pl.nvec <= 0 || pl.nc <= 0 || len(pl.rows) < 2*pl.h || len(pl.vec) < 3*pl.nvec ||
+		len(pl.chunks) < pl.s*pl.nc || (pl.s != 1 && pl.s != 2) {
+		panic("cpu: dwChans: bad plan")
+	}
+	_ = x[nch*pl.h*pl.w-1]
+	_ = y[nch*pl.ohw-1]
+	_ = w[nch*taps-1]
+	_ = b[nch-1]
+	_ = p[2*pl.plane-1]
+	c := [2]float32{cl.lo, cl.hi}
+	// Called directly, not through a func value, so that c stays on the stack (go:noescape).
+	if pl.s == 1 {
+		dwChansS1AVX512(&x[0], &y[0], &w[0], &b[0], nch, &p[0], 4*pl.plane, &pl.rows[0], pl.h, 4*pl.w, &pl.chunks[0], pl.nc,
+			&pl.off[0], taps, &pl.vec[0], pl.nvec, &c[0], &dwSplitIdx[0])
+		return
+	}
+	dwChansS2AVX512(&x[0], &y[0], &w[0], &b[0], nch, &p[0], 4*pl.plane, &pl.rows[0], pl.h, 4*pl.w, &pl.chunks[0], pl.nc,
+		&pl.off[0], taps, &pl.vec[0], pl.nvec, &c[0], &dwSplitIdx[0])
+}

@@ -21,3 +21,15 @@ func dwRowsAVX512(x, y *float32, n, rows, skip int, off *int, w *float32, taps i
 //
 //go:noescape
 func dwSplitAVX512(x, e, o *float32, n int, idx *uint32, k *uint64)
+
+// dwChansS1AVX512 is dwChansGo in assembly, described in package internal/dwasm, which
+// documents its arguments.
+//
+//go:noescape
+func dwChansS1AVX512(x, y, w, b *float32, nch int, p *float32, ps int, rows *int, h, rowlen int, chunks *uint64, nc int, off *int, taps int, vec *uint64, nvec int, c *float32, idx *uint32)
+
+// dwChansS2AVX512 is dwChansGo in assembly, described in package internal/dwasm, which
+// documents its arguments.
+//
+//go:noescape
+func dwChansS2AVX512(x, y, w, b *float32, nch int, p *float32, ps int, rows *int, h, rowlen int, chunks *uint64, nc int, off *int, taps int, vec *uint64, nvec int, c *float32, idx *uint32)

@@ -24,3 +24,11 @@ func dwSplitHW() func(e, o, x []float32) {
 	}
 	return dwSplitAsm512
 }
+
+// dwChansHW returns dwChansAsm512 when this CPU runs AVX-512 (nil otherwise).
+func dwChansHW() func(pl *dwPlan, x, y, w, b []float32, nch int, p []float32, cl dwClamp) {
+	if isa.Selected().Max < isa.AVX512 {
+		return nil
+	}
+	return dwChansAsm512
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // dwConvCases are depthwise convolutions checked against the reference convolution at every
@@ -75,32 +76,106 @@ var dwBenchShapes = []struct {
 }
 
 // BenchmarkDepthwiseConv runs depthwise convolutions (bias, ReLU) at each level, batch 1, one
-// thread, and reports ns per output: the padded copy and the rows together.
+// thread, and reports ns per output and GFLOP/s (2 per multiply-add, one core): the padded copy
+// and the taps together. Levels with a channel kernel also run their row kernel ("rows").
 func BenchmarkDepthwiseConv(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 3))
 	for _, sh := range dwBenchShapes {
-		p := sh.k / 2
-		spec := ConvSpec{Cin: sh.c, Cout: sh.c, Group: sh.c, KH: sh.k, KW: sh.k, StrideH: sh.s, StrideW: sh.s,
-			PadT: p, PadL: p, PadB: p, PadR: p, Weights: randFloats(r, sh.c*sh.k*sh.k), Bias: randFloats(r, sh.c), PostRelu: true}
+		spec := dwBenchSpec(r, sh.c, sh.k, sh.s)
 		for _, l := range testLevels(b) {
-			b.Run(fmt.Sprintf("%s/%s", sh.name, l), func(b *testing.B) {
-				conv, err := newConv2D(spec, -1, tableFor(l))
-				if err != nil {
-					b.Fatal(err)
+			for _, rows := range []bool{false, true} {
+				k := *tableFor(l)
+				name := fmt.Sprintf("%s/%s", sh.name, l)
+				if rows {
+					if !k.dwChanPlanes {
+						continue
+					}
+					k.dwChanPlanes = false
+					name += "/rows"
 				}
-				oh, ow := conv.OutputSize(sh.hw, sh.hw)
-				in := Dense(randFloats(r, sh.c*sh.hw*sh.hw), 1, sh.c, sh.hw, sh.hw)
-				out := Dense(make([]float32, sh.c*oh*ow), 1, sh.c, oh, ow)
-				scratch := make([]float32, conv.ScratchSize(1, sh.hw, sh.hw, 1))
-				workers := NewWorkers(1)
-				defer workers.Close()
-				b.ResetTimer()
-				for range b.N {
-					if err := conv.Run(workers, in, out, scratch); err != nil {
+				b.Run(name, func(b *testing.B) {
+					conv, err := newConv2D(spec, -1, &k)
+					if err != nil {
 						b.Fatal(err)
 					}
+					in, out, scratch := dwBenchBuffers(r, conv, sh.c, sh.hw, 1)
+					workers := NewWorkers(1)
+					defer workers.Close()
+					b.ResetTimer()
+					for range b.N {
+						if err := conv.Run(workers, in, out, scratch); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ns := b.Elapsed().Seconds() * 1e9 / float64(b.N)
+					outs := float64(len(out.Data))
+					b.ReportMetric(ns/outs, "ns/output")
+					b.ReportMetric(2*outs*float64(sh.k*sh.k)/ns, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+// dwBenchSpec is a c-channel k x k depthwise convolution of stride s with bias and ReLU, padded
+// to keep the size (stride 1).
+func dwBenchSpec(r *rand.Rand, c, k, s int) ConvSpec {
+	p := k / 2
+	return ConvSpec{Cin: c, Cout: c, Group: c, KH: k, KW: k, StrideH: s, StrideW: s,
+		PadT: p, PadL: p, PadB: p, PadR: p, Weights: randFloats(r, c*k*k), Bias: randFloats(r, c), PostRelu: true}
+}
+
+// dwBenchBuffers returns an input of c hw x hw channels, the output and the scratch of conv on
+// threads threads.
+func dwBenchBuffers(r *rand.Rand, conv *Conv2D, c, hw, threads int) (in, out Image, scratch []float32) {
+	oh, ow := conv.OutputSize(hw, hw)
+	in = Dense(randFloats(r, c*hw*hw), 1, c, hw, hw)
+	out = Dense(make([]float32, c*oh*ow), 1, c, oh, ow)
+	return in, out, make([]float32, conv.ScratchSize(1, hw, hw, threads))
+}
+
+// BenchmarkDepthwisePaths compares the channel path with the row path of the selected level on
+// a VM whose speed drifts: each iteration runs both, alternately, a few times each, and the
+// metrics are the best time of each (us) and their ratio (rows/chans: above 1, the channel path
+// is faster), at 1 and 2 threads.
+func BenchmarkDepthwisePaths(b *testing.B) {
+	if !active.dwChanPlanes {
+		b.Skip("the selected level has no channel kernel")
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, threads := range []int{1, 2} {
+		for _, sh := range dwBenchShapes {
+			b.Run(fmt.Sprintf("%s/threads=%d", sh.name, threads), func(b *testing.B) {
+				spec := dwBenchSpec(r, sh.c, sh.k, sh.s)
+				rows := *active
+				rows.dwChanPlanes = false
+				var convs [2]*Conv2D
+				for i, k := range []*kernels{&rows, active} {
+					c, err := newConv2D(spec, -1, k)
+					if err != nil {
+						b.Fatal(err)
+					}
+					convs[i] = c
 				}
-				b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/float64(sh.c*oh*ow), "ns/output")
+				in, out, scratch := dwBenchBuffers(r, convs[0], sh.c, sh.hw, threads)
+				scratch = make([]float32, max(len(scratch), convs[1].ScratchSize(1, sh.hw, sh.hw, threads)))
+				workers := NewWorkers(threads)
+				defer workers.Close()
+				best := [2]time.Duration{time.Hour, time.Hour}
+				for range b.N {
+					for i, c := range convs {
+						for range 3 {
+							t0 := time.Now()
+							if err := c.Run(workers, in, out, scratch); err != nil {
+								b.Fatal(err)
+							}
+							best[i] = min(best[i], time.Since(t0))
+						}
+					}
+				}
+				b.ReportMetric(best[0].Seconds()*1e6, "rows-us")
+				b.ReportMetric(best[1].Seconds()*1e6, "chans-us")
+				b.ReportMetric(best[0].Seconds()/best[1].Seconds(), "rows/chans")
 			})
 		}
 	}

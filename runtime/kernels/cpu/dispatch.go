@@ -71,6 +71,12 @@ type kernels struct {
 	dwRows func(dst, src, w []float32, b float32, cl dwClamp, g dwGeom)
 	// dwSplit splits a row into its even (e) and odd (o) columns (see dwSplitGo).
 	dwSplit func(e, o, x []float32)
+	// dwChans computes nch whole depthwise channels on a small plane, padded copy included
+	// (see dwChansGo; the assembly gives the same bits), and dwChanPlanes says whether the
+	// level's depthwise convolutions take that path where it applies (Conv2D.dwChanGeom):
+	// where it measured faster than the row kernel.
+	dwChans      func(pl *dwPlan, x, y, w, b []float32, nch int, p []float32, cl dwClamp)
+	dwChanPlanes bool
 }
 
 // goTable is the portable code, which defines what the others compute.
@@ -97,6 +103,10 @@ var goTable = kernels{
 	binary:      binaryGo,
 	dwRows:      dwRowsGo,
 	dwSplit:     dwSplitGo,
+	// The Go channel path is slower than the Go rows (0.3x to 1.4x their speed on Zen 5): it
+	// is the reference of the assembly, and runs only in tests.
+	dwChans:      dwChansGo,
+	dwChanPlanes: false,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

@@ -17,8 +17,8 @@ var avx2Table = avx2Kernels()
 // runs its AVX-512 kernel only on the shapes where it measured faster, winoIn512Use and
 // winoOut4Max2, and the AVX2 one on the others, F(2x2) included), the AVX-512 element-wise
 // kernels (sigmoid, SiLU, Clip, HardSigmoid, HardSwish, binary arithmetic: packages
-// internal/sigasm and internal/ewasm) and the AVX-512 depthwise rows and stride-2 column split
-// (dwRowsAsm512, dwSplitAsm512, internal/dwasm); this package's other kernels (the Winograd F(2x2)
+// internal/sigasm and internal/ewasm) and the AVX-512 depthwise rows, stride-2 column split and
+// channel kernels (dwRowsAsm512, dwSplitAsm512, dwChansAsm512, internal/dwasm); this package's other kernels (the Winograd F(2x2)
 // transforms, pooling rows, BatchNormalization, staging) have no AVX-512 versions, and
 // isa.AVX512.Describe says so. nil below AVX-512.
 var avx512Table = avx512Kernels()
@@ -38,6 +38,7 @@ func avx512Kernels() *kernels {
 	k.binary = binaryAsm512
 	k.dwRows = dwRowsAsm512
 	k.dwSplit = dwSplitAsm512
+	k.dwChans, k.dwChanPlanes = dwChansAsm512, true
 	return &k
 }
 
@@ -68,5 +69,9 @@ func avx2Kernels() *kernels {
 		binary:      binaryAsm2,
 		dwRows:      dwRowsAsm2,
 		dwSplit:     dwSplitGo,
+		// No AVX2 channel kernel: the row kernel runs small planes (dwChansGo would be
+		// slower than it).
+		dwChans:      dwChansGo,
+		dwChanPlanes: false,
 	}
 }

@@ -1,16 +1,19 @@
 // Package dwasm describes the depthwise-convolution row kernels of package cpu in the kasm IR,
-// for AVX2 (ymm) and AVX-512 F (zmm). One kernel serves every kernel size and stride: it loops
-// over a table of taps (an input offset and a weight each), so a 3x3, 5x5 or 7x7 depthwise
-// convolution, at any stride over a phase-split plane, is the same code with a longer table.
-// The generator (cpu/dwgen.go) prints the descriptions as conv_depthwise_amd64.s; the tests of
-// package cpu run the same descriptions in the kasm interpreter against a Go reference of the
-// same operation order (dwRowsRef), on every machine, and against the assembly where the CPU has
-// the ISA. Production code never imports this package.
+// for AVX2 (ymm) and AVX-512 F (zmm), the AVX-512 stride-2 column split, and the AVX-512 channel
+// kernels (chans.go), which compute whole channels, padded copy included. One row kernel serves
+// every kernel size and stride: it loops over a table of taps (an input offset and a weight
+// each), so a 3x3, 5x5 or 7x7 depthwise convolution, at any stride over a phase-split plane, is
+// the same code with a longer table; the channel kernels loop over the same table. The generator
+// (cpu/dwgen.go) prints the descriptions as conv_depthwise_amd64.s; the tests of package cpu run
+// the same descriptions in the kasm interpreter against a Go reference of the same operation
+// order (dwRowsRef, dwChanRef), on every machine, and against the assembly where the CPU has the
+// ISA. Production code never imports this package.
 package dwasm
 
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	. "github.com/dnx-ml/dnx/runtime/kernels/cpu/internal/kasm"
 )
@@ -282,7 +285,7 @@ func SplitAVX512() *Func {
 func AsmFile() *File {
 	return &File{
 		Header: AsmHeader("dwgen.go"),
-		Funcs:  []*Func{AVX2(), AVX512(), SplitAVX512()},
+		Funcs:  append([]*Func{AVX2(), AVX512(), SplitAVX512()}, ChansAll()...),
 	}
 }
 
@@ -292,8 +295,11 @@ func Decl() []byte {
 	b.WriteString(DeclHeader("dwgen.go", "cpu"))
 	for _, f := range AsmFile().Funcs {
 		ref, sig := "dwRowsGo", Sig(f.Name)
-		if f.Name == "dwSplitAVX512" {
+		switch {
+		case f.Name == "dwSplitAVX512":
 			ref, sig = "dwSplitGo", SplitSig(f.Name)
+		case strings.HasPrefix(f.Name, "dwChans"):
+			ref, sig = "dwChansGo", ChansSig(f.Name)
 		}
 		b.WriteString("\n// " + f.Name + " is " + ref + " in assembly, described in package internal/dwasm, which\n")
 		b.WriteString("// documents its arguments.\n//\n//go:noescape\n")

@@ -232,6 +232,11 @@ const (
 	VPERMPS       Op = "VPERMPS"       // VPERMPS data, idx, d: d[i] = data[idx[i] mod lanes] (maskable)
 	VEXTRACTF64X4 Op = "VEXTRACTF64X4" // VEXTRACTF64X4 $n, z, y: y = the 256-bit half n of z
 
+	// VCOMPRESSPS a, k, d (register forms, AVX-512 F): the lanes of a that k selects, packed in
+	// order into the low lanes of d; d's other lanes keep their values (merge-masking) or are
+	// zeroed (Zeroing). The depthwise kernels drop a flat row's padding columns with it.
+	VCOMPRESSPS Op = "VCOMPRESSPS"
+
 	// The transposes of the Winograd output transform (package cpu), which turn one vector per
 	// tile column into tile-major rows. VUNPCKLPS, VUNPCKHPS and VSHUFPS work within each 128-bit
 	// lane, VSHUFF32X4 moves whole 128-bit lanes; all are maskable.

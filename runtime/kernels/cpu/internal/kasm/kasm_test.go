@@ -483,3 +483,36 @@ func TestElementwiseOps(t *testing.T) {
 		}
 	}
 }
+
+// TestCompress runs VCOMPRESSPS: the selected lanes packed in order into the low lanes, the
+// others merged (kept) or zeroed, the source read before the destination is written.
+func TestCompress(t *testing.T) {
+	var m Machine
+	for i := range 16 {
+		m.V[1][i] = uint32(100 + i)
+		m.V[2][i] = 7
+	}
+	f := NewFunc("t", "")
+	f.I(MOVQ, Imm(0b1010_0000_0110_0001), CX)
+	f.I(KMOVW, CX, KReg(2))
+	f.Masked(VCOMPRESSPS, KReg(2), false, ZReg(1), ZReg(2))
+	f.Masked(VCOMPRESSPS, KReg(2), true, ZReg(1), ZReg(3))
+	f.Masked(VCOMPRESSPS, KReg(2), false, ZReg(1), ZReg(1)) // in place
+	f.I(RET)
+	if err := m.Run(f); err != nil {
+		t.Fatal(err)
+	}
+	picked := []uint32{100, 105, 106, 113, 115}
+	for i := range 16 {
+		merge, zero, self := uint32(7), uint32(0), uint32(100+i)
+		if i < len(picked) {
+			merge, zero, self = picked[i], picked[i], picked[i]
+		}
+		if m.V[2][i] != merge || m.V[3][i] != zero || m.V[1][i] != self {
+			t.Errorf("lane %d: merge %d, zeroing %d, in place %d; want %d, %d, %d", i, m.V[2][i], m.V[3][i], m.V[1][i], merge, zero, self)
+		}
+	}
+	if got := (Inst{Op: VCOMPRESSPS, Args: []Operand{ZReg(1), ZReg(2)}, Mask: KReg(2)}).String(); got != "VCOMPRESSPS Z1, K2, Z2" {
+		t.Errorf("printed %q", got)
+	}
+}

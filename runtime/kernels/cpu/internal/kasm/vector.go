@@ -115,6 +115,37 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		}
 		m.writeVec(in, d, v)
 		return "", nil
+	case VCOMPRESSPS:
+		// "VCOMPRESSPS a, k, d": the mask is not a write mask but the selection; the lanes
+		// past the packed ones merge or zero as under a write mask. Register forms only (the
+		// store form is slow on AMD and no kernel uses it).
+		if len(a) != 2 || in.Mask.Kind != K {
+			return "", errForm
+		}
+		d, err := m.vecDst(dst)
+		if err != nil {
+			return "", err
+		}
+		s, ok := a[0].(Reg)
+		if !ok || s.Lanes() != d.Lanes() {
+			return "", errForm
+		}
+		r := &m.V[d.N]
+		src := m.V[s.N] // a copy: s may be d
+		n := 0
+		for i := 0; i < d.Lanes(); i++ {
+			if in.Mask.N == 0 || m.K[in.Mask.N]>>i&1 != 0 {
+				r[n] = src[i]
+				n++
+			}
+		}
+		for i := n; i < d.Lanes(); i++ {
+			if in.Zeroing {
+				r[i] = 0
+			}
+		}
+		clear(r[d.Lanes():])
+		return "", nil
 	case VEXTRACTF64X4:
 		// "VEXTRACTF64X4 $n, z, y": lanes 8n..8n+7 of z into y (unmasked, register forms only).
 		if len(a) != 3 || in.Mask.Kind != NoKind {
