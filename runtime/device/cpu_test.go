@@ -21,7 +21,7 @@ func TestCPUKernelLevel(t *testing.T) {
 		err     string // substring of Check's error and the Reason; "" when available
 	}{
 		{"detected", isa.Selection{Level: isa.AVX2, Max: isa.AVX2, CPU: isa.AVX2}, "avx2 (detected)", ""},
-		{"avx512 says which kernels are AVX-512", isa.Selection{Level: isa.AVX512, Max: isa.AVX512, CPU: isa.AVX512}, "avx512 (detected; AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and depthwise convolution rows; the other kernels", ""},
+		{"avx512 says which kernels are AVX-512", isa.Selection{Level: isa.AVX512, Max: isa.AVX512, CPU: isa.AVX512}, "avx512 (detected; AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels, depthwise convolutions, max pooling and the 2x2 average pool; the other kernels", ""},
 		{"forced", isa.Selection{Level: isa.Generic, Max: isa.AVX512, CPU: isa.AVX512, Source: isa.Forced, Env: "generic"},
 			"generic (forced by DNX_CPU=generic; the CPU supports avx512)", ""},
 		{"purego", isa.Selection{Level: isa.Generic, CPU: isa.AVX2, Source: isa.PureGo}, "generic (purego build)", ""},

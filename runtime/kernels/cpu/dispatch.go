@@ -31,12 +31,23 @@ type kernels struct {
 	// for 192 floats.
 	winoOut func(m int, mm []float32, ps, n int, y []float32, ldy int, bias float32, relu bool, s []float32)
 
-	// maxRows sets dst[x] = max over r < rows of src[off + r*step + x] (see maxRowsGo).
+	// maxRows sets dst[x] = max over r < rows of src[off + r*step + x] (see maxRowsGo; the
+	// AVX2 row kernel that maxTaps loops over at that level).
 	maxRows func(dst, src []float32, off, step, rows int)
 	// maxCols sets dst[k] = max over j < taps of src[k*s + j*d] (see maxColsGo).
 	maxCols func(dst, src []float32, s, taps, d int)
+	// maxTaps sets dst[r*dp + x] = max over t < taps of src[r*sadv + t*step + x] for r < rows,
+	// x < n: both passes of a max pool over a plane (see maxTapsGo, maxPlane).
+	maxTaps func(dst []float32, dp int, src []float32, sadv, step, taps, rows, n int)
+	// maxTaps2 sets dst[r*dp + k] = max over t < taps of src[r*sadv + 2k + t*step]: the stride-2
+	// horizontal pass (see maxTaps2Go).
+	maxTaps2 func(dst []float32, dp int, src []float32, sadv, step, taps, rows, n int)
 	// avg2x2Row is one output row of the 2x2 average pool with a prologue (see avg2x2RowGo).
 	avg2x2Row func(dst, r0, r1 []float32, scale, shift, floor float32)
+	// avg2x2Plane is rows output rows of n floats, dp apart in dst, of the 2x2 average pool
+	// with a prologue over input rows wd apart in src: avg2x2Row on every row (see
+	// avg2x2PlaneRows; the AVX-512 kernel gives the AVX2 one's bits).
+	avg2x2Plane func(dst []float32, dp int, src []float32, wd, rows, n int, scale, shift, floor float32)
 
 	// rowStats returns the mean and biased variance of row (see rowStatsGo).
 	rowStats func(row []float32) (mean, variance float64)
@@ -107,6 +118,10 @@ var goTable = kernels{
 	// is the reference of the assembly, and runs only in tests.
 	dwChans:      dwChansGo,
 	dwChanPlanes: false,
+
+	maxTaps:     maxTapsGo,
+	maxTaps2:    maxTaps2Go,
+	avg2x2Plane: avg2x2PlaneGo,
 }
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.

@@ -34,7 +34,7 @@ type Pool2D struct {
 
 	tasks   sync.Pool // of *poolTask: reused so that Run does not allocate
 	planes  sync.Pool // of *[]float32: prologue planes, one per running Do (see prologuePlane)
-	maxRows sync.Pool // of *[]float32: a worker's max-pool row scratch (see maxPlane)
+	maxRows sync.Pool // of *[]float32: a worker's max-pool padded rows (see maxRowBuf, maxPlane)
 	code    *kernels  // the row kernels' level; nil (a literal Pool2D): the process's (active)
 }
 
@@ -44,7 +44,8 @@ type poolTask struct {
 	wg      Group
 }
 
-// Run pools in into out (both may be strided). It is safe for concurrent use.
+// Run pools in into out (both may be strided). workers may be nil: the calling goroutine then
+// does it all. It is safe for concurrent use.
 func (k *Pool2D) Run(workers *Workers, in, out Image) error {
 	w := k.Win
 	if out.N != in.N || out.C != in.C || out.H != w.OutH || out.W != w.OutW {
@@ -70,7 +71,7 @@ func (k *Pool2D) Run(workers *Workers, in, out Image) error {
 	// At least 8 planes, and 16K input floats, per chunk: a hand-off costs more than pooling a
 	// few small planes (densenet_tiny's 16-channel 16x16 transition: 15 us on 2 threads, 1 us on
 	// one).
-	workers.Run(t, in.N*in.C, max(8, 16384/max(in.H*in.W, 1)), &t.wg)
+	parallel(workers, t, in.N*in.C, max(8, 16384/max(in.H*in.W, 1)), &t.wg)
 	t.in, t.out = Image{}, Image{}
 	k.tasks.Put(t)
 	return nil
@@ -81,8 +82,8 @@ func (t *poolTask) Do(lo, hi int) {
 	code := orActive(k.code)
 	var row []float32
 	if k.Max {
-		// One row buffer per Do call: calls run concurrently, and each reuses a buffer from
-		// earlier Runs so that steady-state Runs do not allocate.
+		// One buffer of padded rows per Do call (see maxRowBuf): calls run concurrently, and
+		// each reuses a buffer from earlier Runs so that steady-state Runs do not allocate.
 		buf, _ := k.maxRows.Get().(*[]float32)
 		if buf == nil {
 			buf = new([]float32)
@@ -141,32 +142,6 @@ func tapRange(start, k, d, size int) (int, int) {
 		}
 	}
 	return lo, max(lo, hi)
-}
-
-// maxPlane max-pools one channel plane (h rows of wd floats) into dst, one output row at a time
-// in two passes over row, a buffer from maxRowBuf that lays out the padded input row:
-//
-//	row[pl+x] = max over taps i inside the image of src[(y0 + i*dh)*wd + x]   (vertical)
-//	dst[oy*OutW + ox] = max over j < KW of row[ox*sw + j*dw]                  (horizontal)
-//
-// where y0 = oy*sh - pt and the entries of row outside [pl, pl+wd) hold -Inf, so that taps in the
-// padding drop out of the max. Both passes propagate NaN; a window with no tap inside the image
-// gives -Inf, as in the reference.
-func maxPlane(code *kernels, src, dst, row []float32, h, wd int, w *Window2D) {
-	pl, cols := w.PadL, maxRowCols(wd, w)
-	for oy := 0; oy < w.OutH; oy++ {
-		y0 := oy*w.StrideH - w.PadT
-		i0, i1 := tapRange(y0, w.KH, w.DilationH, h)
-		if cols > 0 {
-			v := row[pl : pl+cols]
-			if i1 > i0 {
-				code.maxRows(v, src, (y0+i0*w.DilationH)*wd, w.DilationH*wd, i1-i0)
-			} else {
-				fill(v, float32(math.Inf(-1)))
-			}
-		}
-		code.maxCols(dst[oy*w.OutW:(oy+1)*w.OutW], row, w.StrideW, w.KW, w.DilationW)
-	}
 }
 
 // interior returns the output range [a, b) whose windows (start o*s - pad, extent ext) lie

@@ -33,3 +33,25 @@ func avg2x2RowAsm(dst, r0, r1 []float32, scale, shift, floor float32) {
 		avg2x2PreAVX2(&dst[n-8], &r0[2*(n-8)], &r1[2*(n-8)], 8, scale, shift, floor, 0.25)
 	}
 }
+
+// avg2x2PlaneAsm2 is avg2x2PlaneGo with the AVX2 row kernel, one call per output row.
+func avg2x2PlaneAsm2(dst []float32, dp int, src []float32, wd, rows, n int, scale, shift, floor float32) {
+	avg2x2PlaneRows(avg2x2RowAsm, dst, dp, src, wd, rows, n, scale, shift, floor)
+}
+
+// avg2x2PlaneAsm512 is avg2x2PlaneGo with the AVX-512 plane kernel (avg2x2PlaneAVX512), one
+// call for the plane; it gives avg2x2RowAsm's bits (same FMA, same summation order). The bounds
+// the row loop's slicing checks are checked here, before the assembly runs.
+func avg2x2PlaneAsm512(dst []float32, dp int, src []float32, wd, rows, n int, scale, shift, floor float32) {
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	if dp < n || wd < 2*n {
+		avg2x2PlaneRows(avg2x2RowAsm, dst, dp, src, wd, rows, n, scale, shift, floor)
+		return
+	}
+	_ = dst[(rows-1)*dp+n-1]
+	_ = src[(2*rows-1)*wd+2*n-1]
+	c := [4]float32{scale, shift, floor, 0.25}
+	avg2x2PlaneAVX512(&dst[0], &src[0], n, rows, wd, dp, &c[0], &poolTab[0])
+}

@@ -232,3 +232,84 @@ func TestMaxPool2DRunDoesNotAllocate(t *testing.T) {
 		t.Errorf("Run allocates %.1f times", a)
 	}
 }
+
+// maxPoolShapes are the max pools of GoogLeNet (3x3 stride 1 pad 1 in every inception block,
+// 3x3 and 2x2 stride-2 ceil-mode pools between the stages), ResNet's stem pool and SqueezeNet's
+// 3x3 stride-2 ceil-mode pools, at batch 1.
+var maxPoolShapes = []struct {
+	name    string
+	c, h, w int
+	win     ops.Window
+}{
+	{"googlenet-3x3s1-192x28", 192, 28, 28, poolWin(3, 1, 1, false)},
+	{"googlenet-3x3s1-512x14", 512, 14, 14, poolWin(3, 1, 1, false)},
+	{"googlenet-3x3s1-832x7", 832, 7, 7, poolWin(3, 1, 1, false)},
+	{"googlenet-3x3s2c-64x112", 64, 112, 112, poolWin(3, 2, 0, true)},
+	{"googlenet-3x3s2c-192x56", 192, 56, 56, poolWin(3, 2, 0, true)},
+	{"googlenet-3x3s2c-480x28", 480, 28, 28, poolWin(3, 2, 0, true)},
+	{"googlenet-2x2s2c-832x14", 832, 14, 14, poolWin(2, 2, 0, true)},
+	{"resnet-3x3s2p1-64x112", 64, 112, 112, poolWin(3, 2, 1, false)},
+	{"squeezenet-3x3s2c-64x111", 64, 111, 111, poolWin(3, 2, 0, true)},
+	{"squeezenet-3x3s2c-128x55", 128, 55, 55, poolWin(3, 2, 0, true)},
+	{"squeezenet-3x3s2c-256x27", 256, 27, 27, poolWin(3, 2, 0, true)},
+}
+
+// poolWin is a square k x k window of stride s and pad p on every side.
+func poolWin(k, s, p int, ceil bool) ops.Window {
+	return ops.Window{Kernel: []int{k, k}, Strides: []int{s, s}, Dilations: []int{1, 1}, Pads: []int{p, p, p, p}, CeilMode: ceil}
+}
+
+// BenchmarkMaxPool runs Pool2D max pools at the shapes of maxPoolShapes on one thread, at each
+// level this machine has, and reports the input and output bytes moved per second (GB/s, one
+// core).
+func BenchmarkMaxPool(b *testing.B) {
+	p := NewWorkers(1)
+	defer p.Close()
+	for _, s := range maxPoolShapes {
+		geo, err := s.win.PoolShapes("pool", []int{1, s.c, s.h, s.w})
+		if err != nil {
+			b.Fatal(err)
+		}
+		oh, ow := geo.Out[0], geo.Out[1]
+		x := maxTestData(rand.New(rand.NewPCG(1, 2)), s.c*s.h*s.w, 0)
+		y := make([]float32, s.c*oh*ow)
+		for _, level := range testLevels(b) {
+			k := &Pool2D{Win: Window2D{KH: s.win.Kernel[0], KW: s.win.Kernel[1], StrideH: geo.Stride[0], StrideW: geo.Stride[1],
+				DilationH: 1, DilationW: 1, PadT: geo.PadBegin[0], PadL: geo.PadBegin[1], OutH: oh, OutW: ow},
+				Max: true, code: tableFor(level)}
+			b.Run(fmt.Sprintf("%s/%s", s.name, level), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if err := k.Run(p, Dense(x, 1, s.c, s.h, s.w), Dense(y, 1, s.c, oh, ow)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(4*(len(x)+len(y)))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}
+
+// TestMaxPool2DRealShapes compares MaxPool with the reference at the shapes of maxPoolShapes
+// (whole plane kernels over many channels, split over the workers) at every level this machine
+// has, with no Workers (nil: the caller pools every plane) and on 1, 2 and 3 threads, with NaN
+// inputs.
+func TestMaxPool2DRealShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, threads := range []int{0, 1, 2, 3} {
+		var p *Workers
+		if threads > 0 {
+			p = NewWorkers(threads)
+		}
+		for _, s := range maxPoolShapes {
+			x := maxTestData(rng, s.c*s.h*s.w, 0.001)
+			for _, level := range testLevels(t) {
+				if _, err := runMaxPoolVsRef(p, x, 1, s.c, s.h, s.w, s.win, tableFor(level)); err != nil {
+					t.Fatalf("%s, %s, %d threads: %v", s.name, level, threads, err)
+				}
+			}
+		}
+		if p != nil {
+			p.Close()
+		}
+	}
+}

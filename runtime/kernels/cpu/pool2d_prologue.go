@@ -51,13 +51,25 @@ func pre1(v, scale, shift, floor float32) float32 {
 }
 
 // avg2x2Plane pools one plane with a 2x2 window of stride 2 and no padding, whose windows all
-// lie inside the image (OutH*2 <= h, OutW*2 <= wd), applying the prologue f to every tap.
+// lie inside the image (OutH*2 <= h, OutW*2 <= wd), applying the prologue f to every tap: one
+// kernels.avg2x2Plane call for the whole plane (DenseNet-121's last transition has 7-wide rows,
+// where a call per row costs as much as the row).
 func avg2x2Plane(code *kernels, src, dst []float32, wd int, w *Window2D, scale, shift, floor float32) {
-	for oy := 0; oy < w.OutH; oy++ {
-		r0 := src[2*oy*wd:]
-		r1 := src[(2*oy+1)*wd:]
-		code.avg2x2Row(dst[oy*w.OutW:(oy+1)*w.OutW], r0, r1, scale, shift, floor)
+	code.avg2x2Plane(dst, w.OutW, src, wd, w.OutH, w.OutW, scale, shift, floor)
+}
+
+// avg2x2PlaneRows is kernels.avg2x2Plane as a loop over the level's row kernel (row, avg2x2Row
+// of the generic and avx2 levels): output row r of n floats at dst[r*dp:] from input rows 2r and
+// 2r+1 at src[2r*wd:] and src[(2r+1)*wd:].
+func avg2x2PlaneRows(row func(dst, r0, r1 []float32, scale, shift, floor float32), dst []float32, dp int, src []float32, wd, rows, n int, scale, shift, floor float32) {
+	for r := 0; r < rows; r++ {
+		row(dst[r*dp:][:n], src[2*r*wd:], src[(2*r+1)*wd:], scale, shift, floor)
 	}
+}
+
+// avg2x2PlaneGo is the portable kernels.avg2x2Plane (see avg2x2PlaneRows).
+func avg2x2PlaneGo(dst []float32, dp int, src []float32, wd, rows, n int, scale, shift, floor float32) {
+	avg2x2PlaneRows(avg2x2RowGo, dst, dp, src, wd, rows, n, scale, shift, floor)
 }
 
 // Algorithm names the row kernels Run uses on an h x wd image: "maxpool", "avgpool-2x2" (the

@@ -153,3 +153,99 @@ func TestAvg2x2Row(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAvgPool2x2Levels runs DenseNet-121's three transition pools (BN-ReLU prologue, 2x2
+// stride 2, moved before the 1x1 convolution: 256x56x56, 512x28x28, 1024x14x14) on one thread at
+// each level this machine has, and reports the bytes read and written per second (GB/s, one core).
+func BenchmarkAvgPool2x2Levels(b *testing.B) {
+	p := NewWorkers(1)
+	defer p.Close()
+	for _, s := range []struct{ c, hw int }{{256, 56}, {512, 28}, {1024, 14}} {
+		x := make([]float32, s.c*s.hw*s.hw)
+		for i := range x {
+			x[i] = float32(i%7) - 3
+		}
+		oh := s.hw / 2
+		y := make([]float32, s.c*oh*oh)
+		scale, shift := make([]float32, s.c), make([]float32, s.c)
+		for i := range scale {
+			scale[i], shift[i] = 1.5, -0.25
+		}
+		for _, level := range testLevels(b) {
+			k := &Pool2D{Win: Window2D{KH: 2, KW: 2, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, OutH: oh, OutW: oh},
+				PreScale: scale, PreShift: shift, PreRelu: true, code: tableFor(level)}
+			b.Run(fmt.Sprintf("densenet-%dx%d/%s", s.c, s.hw, level), func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					if err := k.Run(p, Dense(x, 1, s.c, s.hw, s.hw), Dense(y, 1, s.c, oh, oh)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(4*(len(x)+len(y)))*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}
+
+// TestAvgPool2x2RealShapes compares the 2x2 stride-2 average pool with a prologue (the one-pass
+// plane kernels) with the reference at DenseNet-like shapes and odd sizes, at every level this
+// machine has, with no Workers (nil) and on 1, 2 and 3 threads; the avx2 and avx512 levels must
+// also agree bit for bit (same FMA, same summation order).
+func TestAvgPool2x2RealShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	kernel := ref.Kernels()["FusedAveragePool"]
+	for _, threads := range []int{0, 1, 2, 3} {
+		var p *Workers
+		if threads > 0 {
+			p = NewWorkers(threads)
+		}
+		for _, s := range []struct{ c, h, w int }{{64, 56, 56}, {128, 28, 28}, {256, 14, 14}, {40, 7, 7}, {24, 33, 31}, {9, 2, 65}} {
+			for form := range 3 {
+				op := &ops.FusedAveragePool{Pool: ops.AveragePool{Window: ops.Window{Kernel: []int{2, 2}, Strides: []int{2, 2}}},
+					PreRelu: form != 1}
+				if form != 2 {
+					op.PreScale, op.PreShift = make([]float32, s.c), make([]float32, s.c)
+					for i := range op.PreScale {
+						op.PreScale[i], op.PreShift[i] = float32(0.5+rng.Float64()), float32(rng.NormFloat64()*0.5)
+					}
+				}
+				x := make([]float32, s.c*s.h*s.w)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				want, err := kernel(op, []*tensor.Tensor{tensor.FromSlice(tensor.Shape{1, s.c, s.h, s.w}, x)}, 1)
+				if err != nil {
+					t.Fatalf("reference: %v", err)
+				}
+				oh, ow := s.h/2, s.w/2
+				k := &Pool2D{Win: Window2D{KH: 2, KW: 2, StrideH: 2, StrideW: 2, DilationH: 1, DilationW: 1, OutH: oh, OutW: ow},
+					PreScale: op.PreScale, PreShift: op.PreShift, PreRelu: op.PreRelu}
+				if a := k.Algorithm(s.h, s.w); a != "avgpool-2x2" {
+					t.Fatalf("%dx%d: algorithm %s", s.h, s.w, a)
+				}
+				var prev []float32
+				for _, level := range testLevels(t) {
+					k.code = tableFor(level)
+					got := make([]float32, s.c*oh*ow)
+					if err := k.Run(p, Dense(x, 1, s.c, s.h, s.w), Dense(got, 1, s.c, oh, ow)); err != nil {
+						t.Fatal(err)
+					}
+					name := fmt.Sprintf("%dx%dx%d form %d %s %d threads", s.c, s.h, s.w, form, level, threads)
+					if err := tensor.AllClose(tensor.FromSlice(want[0].Shape, got), want[0], 1e-5, 1e-6); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					if level.String() == "avx512" && prev != nil {
+						for i := range got {
+							if math.Float32bits(got[i]) != math.Float32bits(prev[i]) {
+								t.Fatalf("%s: output %d is %v, avx2 %v", name, i, got[i], prev[i])
+							}
+						}
+					}
+					prev = got
+				}
+			}
+		}
+		if p != nil {
+			p.Close()
+		}
+	}
+}

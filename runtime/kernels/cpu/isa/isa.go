@@ -9,9 +9,11 @@
 // micro-kernel, the matrix-vector kernel and the B packer with its BatchNormalization-ReLU
 // prologue, on 32-column panels) and package cpu's Winograd F(4x4) input and output transforms, element-wise
 // kernels (Unary's Sigmoid, SiLU, Clip, HardSigmoid and HardSwish; Binary's arithmetic) and
-// depthwise convolution rows of any kernel size (MobileNet's and EfficientNet's depthwise layers); its other kernels
-// (package cpu's Winograd F(2x2) input and output transforms, pooling rows,
-// BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
+// depthwise convolutions (rows of any kernel size, and whole channels at strides 1 and 2: MobileNet's
+// and EfficientNet's depthwise layers),
+// max pooling and the 2x2 stride-2 average pool with its BatchNormalization-ReLU prologue
+// (DenseNet's transitions); its other kernels (package cpu's Winograd F(2x2) input and output
+// transforms, global pooling sums, BatchNormalization and staging kernels) are the AVX2 ones, and Level.Describe and
 // Selection.String say so, so that nothing claims to run code that is not there.
 //
 // # Choice
@@ -219,7 +221,7 @@ func (s Selection) String() string {
 // codeNote says which kernels of a level are another level's code ("" when none).
 func codeNote(l Level) string {
 	if l == AVX512 {
-		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and depthwise convolution rows; the other kernels (Winograd F(2x2) transforms, pooling, BatchNormalization) are avx2"
+		return "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels, depthwise convolutions, max pooling and the 2x2 average pool; the other kernels (Winograd F(2x2) transforms, global pooling, BatchNormalization) are avx2"
 	}
 	return ""
 }

@@ -31,7 +31,7 @@ func TestChoose(t *testing.T) {
 		{name: "avx2", f: avx2, asm: true, level: AVX2, source: Detected, reason: "detected", str: "avx2 (detected)", maxLevel: AVX2},
 		{name: "avx2 without fma", f: avx2NoFMA, asm: true, level: Generic, source: Detected, maxLevel: Generic},
 		{name: "avx512f without bw/vl", f: avx512FOnly, asm: true, level: AVX2, source: Detected, maxLevel: AVX2},
-		{name: "zen5", f: zen5, asm: true, level: AVX512, source: Detected, str: "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and depthwise convolution rows; the other kernels", maxLevel: AVX512},
+		{name: "zen5", f: zen5, asm: true, level: AVX512, source: Detected, str: "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels, depthwise convolutions, max pooling and the 2x2 average pool; the other kernels", maxLevel: AVX512},
 		{name: "zen5 forced avx2", env: "avx2", f: zen5, asm: true, level: AVX2, source: Forced, reason: "forced by DNX_CPU=avx2; the CPU supports avx512", maxLevel: AVX512},
 		{name: "zen5 forced generic, any case", env: " Generic", f: zen5, asm: true, level: Generic, source: Forced, reason: "DNX_CPU= Generic", maxLevel: AVX512},
 		{name: "zen5 forced to itself", env: "avx512", f: zen5, asm: true, level: AVX512, source: Forced, maxLevel: AVX512},
@@ -79,8 +79,8 @@ func TestLevelNames(t *testing.T) {
 	if AVX512.Code() != AVX512 || AVX2.Code() != AVX2 || Generic.Code() != Generic {
 		t.Error("Code: every level runs its own tables")
 	}
-	if d := AVX512.Describe(); !strings.Contains(d, "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels and depthwise convolution rows;") ||
-		!strings.Contains(d, "(Winograd F(2x2) transforms, pooling, BatchNormalization) are avx2") {
+	if d := AVX512.Describe(); !strings.Contains(d, "AVX-512 GEMM and matrix-vector kernels, Winograd F(4x4) input and output transforms, element-wise kernels, depthwise convolutions, max pooling and the 2x2 average pool;") ||
+		!strings.Contains(d, "(Winograd F(2x2) transforms, global pooling, BatchNormalization) are avx2") {
 		t.Errorf("AVX512.Describe() = %q does not say which kernels are AVX-512 and which avx2", d)
 	}
 	if d := AVX2.Describe(); d != "avx2" {

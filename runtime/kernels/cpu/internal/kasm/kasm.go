@@ -257,6 +257,10 @@ const (
 	VPSLLD     Op = "VPSLLD"     // VPSLLD $n, a, d: d = a << n (0 when n > 31)
 	VPSRLD     Op = "VPSRLD"     // VPSRLD $n, a, d: d = a >> n, logical (0 when n > 31)
 	VPSRAD     Op = "VPSRAD"     // VPSRAD $n, a, d: d = a >> n, arithmetic (n > 31 counts as 31)
+
+	// The NaN-propagating max of the pooling kernels: an AVX-512 compare into an opmask, which
+	// then lets a merge-masked VMAXPS skip the lanes whose accumulator is already NaN.
+	VCMPPS Op = "VCMPPS" // VCMPPS $p, b, a, k (zmm or ymm, opmask k): bit i = a[i] p b[i], under a mask 0 where unselected
 )
 
 // Inst is one instruction, or a label definition when Def is set.

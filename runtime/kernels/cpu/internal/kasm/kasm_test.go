@@ -516,3 +516,51 @@ func TestCompress(t *testing.T) {
 		t.Errorf("printed %q", got)
 	}
 }
+
+// TestVCMPPS runs the AVX-512 compare into an opmask for each predicate the interpreter knows,
+// with NaN on either side, unmasked and under a mask (whose unselected bits come out 0).
+func TestVCMPPS(t *testing.T) {
+	nan := float32(math.NaN())
+	a := []float32{1, 2, 3, nan, 5, nan, -1, 0}
+	b := []float32{1, 3, 2, 4, nan, nan, -1, -0.0}
+	cases := []struct {
+		p    int64
+		want uint64 // bit i: a[i] p b[i]
+	}{
+		{0, 0b10000001 | 1<<6}, // EQ (0 == -0)
+		{1, 0b00000010},        // LT
+		{2, 0b11000011},        // LE
+		{3, 0b00111000},        // UNORD
+		{4, 0b00111110},        // NEQ
+		{5, 0b11111101},        // NLT
+		{6, 0b00111100},        // NLE
+		{7, 0b11000111},        // ORD
+	}
+	for _, c := range cases {
+		for _, mask := range []uint64{0, 0b01010101} {
+			var m Machine
+			for i := range a {
+				m.V[1][i] = math.Float32bits(a[i])
+				m.V[2][i] = math.Float32bits(b[i])
+			}
+			m.K[3] = mask
+			f := NewFunc("t", "")
+			if mask == 0 {
+				f.I(VCMPPS, Imm(c.p), YReg(2), YReg(1), KReg(1))
+			} else {
+				f.Masked(VCMPPS, KReg(3), false, Imm(c.p), YReg(2), YReg(1), KReg(1))
+			}
+			f.I(RET)
+			if err := m.Run(f); err != nil {
+				t.Fatal(err)
+			}
+			want := c.want
+			if mask != 0 {
+				want &= mask
+			}
+			if m.K[1] != want {
+				t.Errorf("predicate %d mask %#b: K1 = %#b, want %#b", c.p, mask, m.K[1], want)
+			}
+		}
+	}
+}

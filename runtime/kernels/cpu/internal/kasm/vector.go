@@ -91,6 +91,8 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		}
 		m.K[k.N] = bits
 		return "", nil
+	case VCMPPS:
+		return "", m.cmpps(in)
 	case VPERMPS:
 		// "VPERMPS data, idx, d". The data operand is read whole even under a mask: any lane
 		// may select any element, so the hardware does not suppress faults on it.
