@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/dnx-ml/dnx/runtime/ops"
 )
 
 // TestConvBatchInvariant checks that a convolution's result for one image is bit-identical
@@ -18,19 +20,22 @@ import (
 func TestConvBatchInvariant(t *testing.T) {
 	type tc struct {
 		cin, cout, h, w, k, force int
+		clip                      bool // ReLU6 (a clamp in the GEMM kernels) instead of ReLU
 	}
 	cases := []tc{
-		{16, 4, 16, 16, 3, 0},   // densenet_tiny's 3x3 convs
-		{16, 4, 8, 8, 3, 0},     //
-		{128, 32, 14, 14, 3, 0}, // DenseNet-121's blocks 3 and 4
-		{128, 32, 7, 7, 3, 0},   //
-		{40, 8, 10, 10, 3, 2},   // 25 tiles per image
-		{40, 8, 14, 14, 3, 2},   // 49 tiles per image
-		{300, 8, 10, 10, 3, 2},  // two K blocks
-		{300, 8, 13, 13, 3, 4},  //
-		{300, 8, 14, 14, 3, 0},  //
-		{520, 16, 7, 7, 1, 0},   // a 1x1 conv past one K block, 49 columns
-		{64, 1000, 1, 1, 1, 0},  // a Linear layer (1x1 pixels)
+		{16, 4, 16, 16, 3, 0, false},   // densenet_tiny's 3x3 convs
+		{16, 4, 8, 8, 3, 0, false},     //
+		{128, 32, 14, 14, 3, 0, false}, // DenseNet-121's blocks 3 and 4
+		{128, 32, 7, 7, 3, 0, false},   //
+		{40, 8, 10, 10, 3, 2, false},   // 25 tiles per image
+		{40, 8, 14, 14, 3, 2, false},   // 49 tiles per image
+		{300, 8, 10, 10, 3, 2, false},  // two K blocks
+		{300, 8, 13, 13, 3, 4, false},  //
+		{300, 8, 14, 14, 3, 0, false},  //
+		{520, 16, 7, 7, 1, 0, false},   // a 1x1 conv past one K block, 49 columns
+		{64, 1000, 1, 1, 1, 0, false},  // a Linear layer (1x1 pixels)
+		{160, 20, 7, 7, 1, 0, true},    // ReLU6 1x1 convs at 7x7 (MobileNetV2): 49n columns, a
+		{300, 20, 14, 14, 1, 0, true},  // partial row panel at MR = 8 and, at 14x14, two K blocks
 	}
 	workerSets := testWorkerSets(t)
 	r := rand.New(rand.NewPCG(3, 4))
@@ -39,7 +44,10 @@ func TestConvBatchInvariant(t *testing.T) {
 		for _, c := range cases {
 			pad := c.k / 2
 			spec := ConvSpec{Cin: c.cin, Cout: c.cout, KH: c.k, KW: c.k, PadT: pad, PadL: pad, PadB: pad, PadR: pad,
-				Weights: randFloats(r, c.cout*c.cin*c.k*c.k), Bias: randFloats(r, c.cout), PostRelu: true}
+				Weights: randFloats(r, c.cout*c.cin*c.k*c.k), Bias: randFloats(r, c.cout), PostRelu: !c.clip}
+			if c.clip {
+				spec.Post = ops.Activation{Kind: ops.ActClip, Alpha: 0, Beta: 6}
+			}
 			conv, err := newConv2D(spec, -1, code)
 			if err != nil {
 				t.Fatal(err)

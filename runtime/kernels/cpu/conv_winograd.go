@@ -296,9 +296,11 @@ const winoMinChunk = 16
 // winoGemmCols returns the columns of the GEMMs of a chunk of k tiles. They run over whole
 // NR-column panels, padding the last with tiles of zeros (which the input transform writes),
 // unless it has at most 8 tiles: the micro-kernel reads full panels of V in place, where the
-// partial panel's B is packed, computed by a narrower kernel and merged into C element by
-// element. Measured on 128 -> 32 channels (nr = 24): the 16 tiles of a 14x14 image ran 2x faster
-// padded to 24 than as a partial panel; at 8 tiles or fewer the narrow 8-column kernel wins.
+// partial panel's B is packed and computed by an edge kernel. Measured on 128 -> 32 channels
+// (nr = 24), when the partial panel was still merged into C element by element by scalar Go:
+// the 16 tiles of a 14x14 image ran 2x faster padded to 24 than as a partial panel; at 8 tiles
+// or fewer the narrow 8-column kernel won. (The edge kernels now write C directly, masked; the
+// threshold has not been measured again since.)
 // nr is the panel width of the GEMM kernels (Kernels.NR).
 func winoGemmCols(k, nr int) int {
 	switch r := k % nr; {
@@ -307,7 +309,7 @@ func winoGemmCols(k, nr int) int {
 	case r == 1:
 		// A one-column edge would run the matrix-vector kernel, whose sums round differently from
 		// the micro-kernels': a tile's result would then depend on where the batch's chunking puts
-		// it. One zero tile more makes it a two-column edge, run by the narrow kernel.
+		// it. One zero tile more makes it a two-column edge, run by an edge kernel.
 		return k + 1
 	}
 	return k

@@ -62,3 +62,55 @@ func BenchmarkGEMM(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGEMMSmallN measures C = A*B at the 1x1 convolutions of MobileNetV2 and
+// EfficientNet-B0 at batch 1 whose images are small (7x7: n = 49 = 32+17 columns at avx512,
+// 14x14: n = 196 = 6x32+4), where the partial right-edge column panel is a large share of the
+// work, and one 56x56 shape (n = 3136, 98 full panels) for comparison. The epilogue is that of
+// an expansion convolution (bias, ReLU6 as a clamp).
+func BenchmarkGEMMSmallN(b *testing.B) {
+	for _, sh := range [][3]int{{960, 160, 49}, {160, 960, 49}, {1280, 320, 49}, {576, 96, 196}, {96, 576, 196}, {384, 64, 196}, {144, 24, 3136}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", m, k, n, threads), func(b *testing.B) {
+				a := make([]float32, m*k)
+				src := make([]float32, k*n)
+				bias := make([]float32, m)
+				for i := range a {
+					a[i] = float32(i%7)/8 - 0.375
+				}
+				for i := range src {
+					src[i] = float32(i%5)/4 - 0.5
+				}
+				for i := range bias {
+					bias[i] = float32(i%3) - 1
+				}
+				offs := make([]int32, k)
+				for i := range offs {
+					offs[i] = int32(i * n)
+				}
+				var pb planeB
+				if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
+					b.Fatal(err)
+				}
+				pa := gemm.PackA(nil, m, k, a, k)
+				c := make([]float32, m*n)
+				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
+				workers := cpu.NewWorkers(threads)
+				defer workers.Close()
+				var wg cpu.Group
+				var j gemm.Job
+				ep := gemm.Epilogue{Bias: bias, Clamp: true, Lo: 0, Hi: 6}
+				b.ResetTimer()
+				cpu0 := cpuTime()
+				for range b.N {
+					if err := j.Init(nil, pa, &pb, n, c, n, ep, scratch, threads); err != nil {
+						b.Fatal(err)
+					}
+					workers.Run(&j, j.Slots(), 1, &wg)
+				}
+				reportFlops(b, 2*float64(m*k*n), cpu0)
+			})
+		}
+	}
+}

@@ -11,13 +11,14 @@ import "github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 // The fields are called once per register tile or packed panel, never per element, so the
 // indirect calls cost nothing measurable.
 type Kernels struct {
-	level  isa.Level    // the level whose code this is
-	mr     int          // tile rows: A is packed in panels of mr rows (PackA)
-	nr     int          // B panel width: the columns of a packed panel and of a full tile
-	step   int          // kern[i] computes the first step*(i+1) columns (one vector register each)
-	kern   []kernelFunc // nr/step kernels; the last computes the whole tile
-	direct directFunc   // the full kernel reading B rows in place
-	gemv   gemvFunc     // one row panel (mr rows) times a vector; nil: the narrowest kernel
+	level  isa.Level  // the level whose code this is
+	mr     int        // tile rows: A is packed in panels of mr rows (PackA)
+	nr     int        // B panel width: the columns of a packed panel and of a full tile
+	step   int        // the lanes of a vector register: edge[i] computes up to step*(i+1) columns
+	full   kernelFunc // the micro-kernel of the whole mr x nr tile
+	edge   []edgeFunc // nr/step edge kernels, for the last, partial column panel
+	direct directFunc // the full kernel reading B rows in place
+	gemv   gemvFunc   // one row panel (mr rows) times a vector; nil: the narrowest kernel
 	// pack selects the B packer. It is a value, not a func: through a func value the segment
 	// array that Rows.Pack builds on its stack would escape, one heap allocation per Pack (see
 	// packRows).
@@ -37,7 +38,7 @@ const (
 
 // goTable is the portable code, which defines what the others compute. Its panel width is that
 // of the avx2 kernels, so that the two levels split products identically.
-var goTable = Kernels{level: isa.Generic, mr: 4, nr: 24, step: 8, kern: goKernels(4, 24, 8), direct: kernGoDirect(4, 24), gemv: gemvGo}
+var goTable = Kernels{level: isa.Generic, mr: 4, nr: 24, step: 8, full: goFull(4, 24), edge: goEdges(4, 24, 8), direct: kernGoDirect(4, 24), gemv: gemvGo}
 
 // active is the table of the level this process runs at (isa.Selected), chosen once.
 var active = KernelsFor(isa.Selected().Level)

@@ -132,14 +132,14 @@ const (
 	flagClamp             // clamp to [bias[MR], bias[MR+1]]: the bias block has MR+2 floats
 )
 
-// kernelFunc computes the MR x NR tile (NR: its Kernels' panel width, or the first columns of it
-// for the narrower kernels) T = sum_{k<kc} a[k*MR+i] * b[k*NR+j], then
-// T += c (flagCarry), T += bias[i] (flagBias), T = max(T, 0) (flagReLU), and stores
+// kernelFunc computes the MR x NR tile (NR: its Kernels' panel width; edgeFunc is the same for
+// the first columns of it) T = sum_{k<kc} a[k*MR+i] * b[k*NR+j], then T += c (flagCarry),
+// T += bias[i] (flagBias), T = max(T, 0) (flagReLU), the clamp (flagClamp), and stores
 // c[i*ldc+j] = T[i][j].
 type kernelFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 
 // slotFloats is the scratch of one worker slot: a K x NR panel of B (the full depth is needed for
-// panels at the right edge), an MR x NR tile, a bias block of MR+2 floats (the clamp's, see
+// a one-column panel, see gemvPanel), an MR x NR tile, a bias block of MR+2 floats (the clamp's, see
 // flagClamp), and room to align the first two to 64 bytes. It is sized for MaxNR and MaxMR, so
 // that the scratch a caller sizes does not depend on the level that uses it.
 func slotFloats(k int) int {
@@ -167,9 +167,10 @@ type Job struct {
 	scratch []float32
 	// The code of the Kernels given to Init, copied into the Job, which every tile already
 	// reads: a call costs one load and one indirect call, per tile.
-	mr, nr, step int                   // the tile rows, the panel width, the columns per narrower kernel
-	kerns        [MaxNR / 8]kernelFunc // kerns[i] computes step*(i+1) columns; kerns[nr/step-1] all
-	direct       *Rows                 // B read in place (see DirectB), or nil
+	mr, nr, step int                 // the tile rows, the panel width, the lanes of a vector register
+	full         kernelFunc          // the whole tile
+	edges        [MaxNR / 8]edgeFunc // edges[i] computes up to step*(i+1) columns (see edgeFunc)
+	direct       *Rows               // B read in place (see DirectB), or nil
 	kdirect      directFunc
 	kgemv        gemvFunc // single-column products (a batch-1 Linear layer); nil: the narrowest kernel
 
@@ -205,8 +206,8 @@ func (j *Job) Init(code *Kernels, a *PackedA, b BPanel, n int, c []float32, ldc 
 	if len(scratch) < ScratchSize(k, n, threads) {
 		return fmt.Errorf("%w: scratch has %d floats, need %d", ErrArgs, len(scratch), ScratchSize(k, n, threads))
 	}
-	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, mr: kern.mr, nr: kern.nr, step: kern.step, kdirect: kern.direct, kgemv: kern.gemv}
-	copy(j.kerns[:], kern.kern)
+	*j = Job{a: a, b: b, n: n, c: c, ldc: ldc, ep: ep, scratch: scratch, mr: kern.mr, nr: kern.nr, step: kern.step, full: kern.full, kdirect: kern.direct, kgemv: kern.gemv}
+	copy(j.edges[:], kern.edge)
 	NR, MR := j.nr, j.mr
 	if d, ok := b.(DirectB); ok {
 		r := d.DirectRows()
@@ -303,10 +304,10 @@ func (j *Job) tile(mb, ng int, bb, ct, cb []float32) {
 	for p := p0; p < p1; p++ {
 		n0 := p * NR
 		nr := min(NR, j.n-n0)
-		if nr == NR {
-			j.fullPanel(q0, q1, n0, bb, ct, cb)
+		if nr == 1 && j.kgemv != nil {
+			j.gemvPanel(q0, q1, n0, bb, ct)
 		} else {
-			j.edgePanel(q0, q1, n0, nr, bb, ct)
+			j.panel(q0, q1, n0, nr, bb, ct, cb)
 		}
 	}
 	j.finishTile(q0, q1, p0, p1)
@@ -323,113 +324,157 @@ func (j *Job) finishTile(q0, q1, p0, p1 int) {
 	j.ep.Post.Finish(m0*j.ldc+n0, min(j.a.M, q1*j.mr)-m0, min(j.n, p1*j.nr)-n0, j.ldc)
 }
 
-// fullPanel computes rows [q0*MR, q1*MR) ∩ [0, M) of the NR columns at n0, K block by K block,
-// writing straight into C except for a partial last row panel. With a clamp, the bias and the
-// bounds go to the kernels in the bias block cb (see flagClamp).
-func (j *Job) fullPanel(q0, q1, n0 int, bb, ct, cb []float32) {
+// panel computes rows [q0*MR, q1*MR) ∩ [0, M) of the nr <= NR columns at n0, K block by K
+// block: each block's B panel is packed (or, for a full panel of a DirectB, read in place) and
+// stays in L1 while the row panels of A sweep over it, the micro-kernels writing straight into
+// C except for a partial last row panel (see target). A full panel runs the full kernel; the
+// last, partial one (nr < NR) the edge kernel of as many vector registers as hold real
+// columns, under the lane mask of the rest. Both take the flags and bias block of blockFlags
+// and target, and the edge kernels compute their columns exactly as the full kernel does, so
+// that a column rounds the same whichever panel it falls in (Winograd's GEMMs and the
+// convolutions put an image's columns in different panels at different batch sizes).
+func (j *Job) panel(q0, q1, n0, nr int, bb, ct, cb []float32) {
 	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
-	full := j.kerns[NR/j.step-1]
+	direct := j.direct != nil && nr == NR
+	var edge edgeFunc
+	var mask *int32
+	if nr < NR {
+		w := (nr + j.step - 1) / j.step // vector registers per row that hold real columns
+		edge, mask = j.edges[w-1], &edgeMask[16-(nr-j.step*(w-1))]
+	}
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
-		if j.direct == nil {
-			j.b.PackB(bb[:(k1-k0)*NR], NR, k0, k1, n0, NR)
+		if !direct {
+			j.b.PackB(bb[:(k1-k0)*NR], NR, k0, k1, n0, nr)
 		}
-		first, last := k0 == 0, k1 == k
-		flags := 0
-		if !first || j.ep.Accumulate {
-			flags |= flagCarry
-		}
-		if last {
-			if j.ep.Bias != nil {
-				flags |= flagBias
-			}
-			if j.ep.ReLU {
-				flags |= flagReLU
-			}
-			if j.ep.Clamp {
-				flags |= flagClamp
-				cb[MR], cb[MR+1] = j.ep.Lo, j.ep.Hi
-			}
-		}
+		flags := j.blockFlags(k0, k1, cb)
 		for q := q0; q < q1; q++ {
 			m0 := q * MR
 			ap := &j.a.data[(q*k+k0)*MR]
-			if m0+MR <= m {
-				var bias *float32
-				switch {
-				case flags&flagClamp != 0:
-					if flags&flagBias != 0 {
-						copy(cb[:MR], j.ep.Bias[m0:m0+MR])
-					}
-					bias = &cb[0]
-				case flags&flagBias != 0:
+			// A full row panel writes C, with the bias read in place unless the clamp's bias
+			// block is needed: inline, as the kernels may run only a few dozen k steps
+			// (a 1x1 convolution over 24 channels).
+			var c, bias *float32
+			ldc := j.ldc
+			if m0+MR <= m && flags&flagClamp == 0 {
+				c = &j.c[m0*j.ldc+n0]
+				if flags&flagBias != 0 {
 					bias = &j.ep.Bias[m0]
 				}
-				if j.direct != nil {
-					j.kdirect(k1-k0, ap, &j.direct.Src[n0], &j.direct.Offs[k0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
-				} else {
-					full(k1-k0, ap, &bb[0], &j.c[m0*j.ldc+n0], j.ldc, bias, flags)
-				}
-				continue
-			}
-			// Partial row panel: accumulate in ct across K blocks, then merge the real rows.
-			tf := 0
-			if !first {
-				tf = flagCarry
-			}
-			if j.direct != nil {
-				j.kdirect(k1-k0, ap, &j.direct.Src[n0], &j.direct.Offs[k0], &ct[0], NR, nil, tf)
 			} else {
-				full(k1-k0, ap, &bb[0], &ct[0], NR, nil, tf)
+				c, ldc, bias = j.target(m0, n0, nr, k0, flags, ct, cb)
 			}
-			if last {
-				j.merge(ct, m0, m-m0, n0, NR)
+			switch {
+			case direct:
+				j.kdirect(k1-k0, ap, &j.direct.Src[n0], &j.direct.Offs[k0], c, ldc, bias, flags)
+			case edge != nil:
+				edge(k1-k0, ap, &bb[0], c, ldc, bias, flags, mask)
+			default:
+				j.full(k1-k0, ap, &bb[0], c, ldc, bias, flags)
+			}
+			if k1 == k && m0+MR > m {
+				j.partialOut(ct, m0, n0, nr)
 			}
 		}
 	}
 }
 
-// edgePanel computes the last, partial column panel (nr < NR columns at n0): B is packed for the
-// whole depth, then each row panel is computed into ct, K block by K block as fullPanel sums
-// (so that a column rounds the same whichever panel it falls in: Winograd's GEMMs put an image's
-// tiles in different panels at different batch sizes), and merged.
-func (j *Job) edgePanel(q0, q1, n0, nr int, bb, ct []float32) {
+// edgeMask holds the lane masks of the edge kernels: &edgeMask[16-r] is the mask of the first
+// r lanes of a vector register (r <= 16 lanes at avx512, r <= 8 at avx2 and generic).
+var edgeMask = [32]int32{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+
+// gemvPanel computes a last column panel of one column (at n0) as matrix-vector products, which
+// the narrowest edge kernel would do at 1/8 (or 1/16) of its speed: B is packed for the whole
+// depth and the packed column (stride NR) compacted in place into x; each row panel's product
+// goes through the tile ct and merge. Its sums round differently from the kernels': callers
+// whose columns can move between panels (Winograd's tiles) keep one-column edges out
+// (winoGemmCols).
+func (j *Job) gemvPanel(q0, q1, n0 int, bb, ct []float32) {
 	m, k, NR, MR := j.a.M, j.a.K, j.nr, j.mr
 	for k0 := 0; k0 < k; k0 += j.kStep {
 		k1 := min(k, k0+j.kStep)
-		j.b.PackB(bb[k0*NR:k1*NR], NR, k0, k1, n0, nr)
+		j.b.PackB(bb[k0*NR:k1*NR], NR, k0, k1, n0, 1)
 	}
-	if nr == 1 && j.kgemv != nil {
-		// One column: a matrix-vector product, which the narrowest kernel would do at 1/8 (or
-		// 1/16) of its speed. The packed column (stride NR) is compacted in place into x. Its
-		// sums round differently from the kernels': callers whose columns can move between
-		// panels (Winograd's tiles) keep one-column edges out (winoGemmCols).
-		for kk := 1; kk < k; kk++ {
-			bb[kk] = bb[kk*NR]
-		}
-		x := bb[:k]
-		for q := q0; q < q1; q++ {
-			m0 := q * MR
-			j.kgemv(k, j.a.data[q*k*MR:], x, ct[:MR])
-			for i := MR - 1; i > 0; i-- {
-				ct[i*NR] = ct[i]
-			}
-			j.merge(ct, m0, min(MR, m-m0), n0, 1)
-		}
-		return
+	for kk := 1; kk < k; kk++ {
+		bb[kk] = bb[kk*NR]
 	}
-	kern := j.kerns[(nr+j.step-1)/j.step-1] // only as many column groups as hold real columns
+	x := bb[:k]
 	for q := q0; q < q1; q++ {
 		m0 := q * MR
-		for k0 := 0; k0 < k; k0 += j.kStep {
-			k1 := min(k, k0+j.kStep)
-			tf := 0
-			if k0 > 0 {
-				tf = flagCarry
-			}
-			kern(k1-k0, &j.a.data[(q*k+k0)*MR], &bb[k0*NR], &ct[0], NR, nil, tf)
+		j.kgemv(k, j.a.data[q*k*MR:], x, ct[:MR])
+		for i := MR - 1; i > 0; i-- {
+			ct[i*NR] = ct[i]
 		}
-		j.merge(ct, m0, min(MR, m-m0), n0, nr)
+		j.merge(ct, m0, min(MR, m-m0), n0, 1)
+	}
+}
+
+// blockFlags returns the micro-kernel flags of K block [k0, k1): the carry on every block but
+// the first (and on the first too when accumulating), then on the last the bias, ReLU and clamp
+// (whose bounds it writes into the bias block cb). Every panel, full or edge, and every row
+// panel, full or partial, uses these flags, so that an element of C rounds the same wherever
+// it is computed.
+func (j *Job) blockFlags(k0, k1 int, cb []float32) int {
+	flags := 0
+	if k0 > 0 || j.ep.Accumulate {
+		flags |= flagCarry
+	}
+	if k1 == j.a.K {
+		if j.ep.Bias != nil {
+			flags |= flagBias
+		}
+		if j.ep.ReLU {
+			flags |= flagReLU
+		}
+		if j.ep.Clamp {
+			flags |= flagClamp
+			cb[j.mr], cb[j.mr+1] = j.ep.Lo, j.ep.Hi
+		}
+	}
+	return flags
+}
+
+// target returns where the micro-kernel computing the row panel at m0 (nr columns at n0) for the
+// K block at k0 writes, and its bias block. A full row panel writes C; its bias is read in place
+// (or from cb, copied there with the clamp's bounds). A partial one (m0+MR > M) writes the tile
+// ct, which holds its rows of C for the carry of an accumulating first block, and whose biases
+// are copied into cb, padded with zeros (the kernels read MR of them): partialOut then copies
+// the real rows out once the last K block is done.
+func (j *Job) target(m0, n0, nr, k0, flags int, ct, cb []float32) (c *float32, ldc int, bias *float32) {
+	MR, NR := j.mr, j.nr
+	rows := min(MR, j.a.M-m0)
+	if rows == MR {
+		switch {
+		case flags&flagClamp != 0:
+			if flags&flagBias != 0 {
+				copy(cb[:MR], j.ep.Bias[m0:m0+MR])
+			}
+			bias = &cb[0]
+		case flags&flagBias != 0:
+			bias = &j.ep.Bias[m0]
+		}
+		return &j.c[m0*j.ldc+n0], j.ldc, bias
+	}
+	if k0 == 0 && flags&flagCarry != 0 {
+		for i := 0; i < rows; i++ {
+			copy(ct[i*NR:i*NR+nr], j.c[(m0+i)*j.ldc+n0:])
+		}
+	}
+	if flags&(flagBias|flagClamp) != 0 {
+		clear(cb[:MR])
+		if flags&flagBias != 0 {
+			copy(cb[:rows], j.ep.Bias[m0:])
+		}
+		bias = &cb[0]
+	}
+	return &ct[0], NR, bias
+}
+
+// partialOut copies the real rows of the partial row panel at m0, finished in ct by target's
+// kernels, to C (nr columns at n0).
+func (j *Job) partialOut(ct []float32, m0, n0, nr int) {
+	for i := 0; i < j.a.M-m0; i++ {
+		copy(j.c[(m0+i)*j.ldc+n0:][:nr], ct[i*j.nr:])
 	}
 }
 

@@ -250,7 +250,10 @@ func TestGEMMErrors(t *testing.T) {
 }
 
 // TestKernelsAgree runs the micro-kernels of each level against kernGo for every flag
-// combination and width (for the generic level, a comparison of kernGo with itself).
+// combination, and its edge kernels against the full one for every column count 1..NR-1: the
+// columns an edge kernel computes must be bit for bit those of the full kernel (an element may
+// not depend on the panel it falls in), and C past them untouched (for the generic level, the
+// first comparison is of kernGo with itself).
 func TestKernelsAgree(t *testing.T) {
 	for _, level := range testLevels(t) {
 		t.Run(level.String(), func(t *testing.T) { kernelsAgree(t, KernelsFor(level)) })
@@ -263,19 +266,97 @@ func kernelsAgree(t *testing.T, code *Kernels) {
 	for _, kc := range []int{0, 1, 2, 3, 4, 5, 8, 13, 256} {
 		a := randSlice(r, max(kc*MR, 1))
 		b := randSlice(r, max(kc*NR, 1))
-		bias := randSlice(r, MR)
-		for flags := 0; flags < 8; flags++ {
-			for w := range NR / code.step {
-				ldc := NR + 3
-				c1 := randSlice(r, MR*ldc)
-				c1[ldc+1] = float32(math.NaN())
-				c2 := append([]float32(nil), c1...)
-				code.kern[w](kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
-				goKernels(MR, NR, code.step)[w](kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
-				for i := range c1 {
-					d := math.Abs(float64(c1[i] - c2[i]))
-					if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
-						t.Fatalf("kc=%d flags=%d width %d: element %d: %s %g, go %g", kc, flags, code.step*(w+1), i, code.Level(), c1[i], c2[i])
+		bias := append(randSlice(r, MR), -0.5, 0.75) // the clamp's bounds after the biases
+		for flags := 0; flags < 16; flags++ {
+			ldc := NR + 3
+			c0 := randSlice(r, MR*ldc)
+			c0[ldc+1] = float32(math.NaN())
+			c1 := append([]float32(nil), c0...)
+			c2 := append([]float32(nil), c0...)
+			code.full(kc, &a[0], &b[0], &c1[0], ldc, &bias[0], flags)
+			goFull(MR, NR)(kc, &a[0], &b[0], &c2[0], ldc, &bias[0], flags)
+			for i := range c1 {
+				d := math.Abs(float64(c1[i] - c2[i]))
+				if d > 1e-5*(1+math.Abs(float64(c2[i]))) || math.IsNaN(float64(c1[i])) != math.IsNaN(float64(c2[i])) {
+					t.Fatalf("kc=%d flags=%d: element %d: %s %g, go %g", kc, flags, i, code.Level(), c1[i], c2[i])
+				}
+			}
+			for nr := 1; nr < NR; nr++ {
+				w := (nr + code.step - 1) / code.step
+				ce := append([]float32(nil), c0...)
+				code.edge[w-1](kc, &a[0], &b[0], &ce[0], ldc, &bias[0], flags, &edgeMask[16-(nr-code.step*(w-1))])
+				for i := 0; i < MR; i++ {
+					for x := 0; x < ldc; x++ {
+						want := c0[i*ldc+x]
+						if x < nr {
+							want = c1[i*ldc+x]
+						}
+						if got := ce[i*ldc+x]; math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("kc=%d flags=%d: %s edge kernel of %d columns: C[%d][%d] = %g, want %g", kc, flags, code.Level(), nr, i, x, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestEdgePanelBitIdentical: a column of C must come out bit for bit the same whether it lies in
+// a full column panel or in the partial right-edge one (which the edge kernels compute), with
+// every epilogue, several K blocks (the carry between them, and the accumulated C on the first),
+// and a partial bottom row panel: a convolution's image may not change with the batch it runs
+// in. The product over the first nr columns of B (an edge panel of nr < NR columns) is compared
+// with the same columns of the product over 2*NR+5 columns (a full panel). One column is left
+// out: it runs the matrix-vector kernel, whose sums round differently (see edgePanel).
+func TestEdgePanelBitIdentical(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, level := range testLevels(t) {
+		code := KernelsFor(level)
+		NR := code.nr
+		for _, sh := range [][2]int{{16, 7}, {13, 300}, {3, 600}} {
+			m, k := sh[0], sh[1]
+			nBig := 2*NR + 5
+			a := randSlice(r, m*k)
+			pa := PackA(code, m, k, a, k)
+			b := randSlice(r, k*nBig)
+			eps := map[string]Epilogue{
+				"plain":          {},
+				"bias+relu":      {Bias: randSlice(r, m), ReLU: true},
+				"acc+bias+clamp": {Accumulate: true, Bias: randSlice(r, m), Clamp: true, Lo: -0.5, Hi: 0.75},
+				"acc+relu+post":  {Accumulate: true, ReLU: true},
+			}
+			for name, ep := range eps {
+				run := func(n int, bm []float32, c []float32, ldc int) {
+					ep := ep
+					if name == "acc+relu+post" {
+						ep.Post = &doublePost{c: c}
+					}
+					var j Job
+					if err := j.Init(code, pa, &matB{bm, k, n}, n, c, ldc, ep, make([]float32, ScratchSize(k, n, 1)), 1); err != nil {
+						t.Fatal(err)
+					}
+					runJob(&j, 1)
+				}
+				c0 := randSlice(r, m*nBig)
+				big := append([]float32(nil), c0...)
+				run(nBig, b, big, nBig)
+				for nr := 2; nr < NR; nr++ {
+					bs := make([]float32, k*nr)
+					for kk := 0; kk < k; kk++ {
+						copy(bs[kk*nr:(kk+1)*nr], b[kk*nBig:])
+					}
+					small := append([]float32(nil), c0...) // same C, same ldc: columns past nr must stay
+					run(nr, bs, small, nBig)
+					for i := 0; i < m; i++ {
+						for x := 0; x < nBig; x++ {
+							want := c0[i*nBig+x]
+							if x < nr {
+								want = big[i*nBig+x]
+							}
+							if got := small[i*nBig+x]; math.Float32bits(got) != math.Float32bits(want) {
+								t.Fatalf("%s m=%d k=%d %s: edge panel of %d columns: C[%d][%d] = %g, full panel %g", level, m, k, name, nr, i, x, got, want)
+							}
+						}
 					}
 				}
 			}

@@ -8,18 +8,18 @@ import (
 )
 
 // hwCode returns the assembly that gemmasm describes for shape s (the AVX2 or the AVX-512 file),
-// when this CPU runs it (ok false otherwise): kern[w-1] computes s.Lanes*w columns.
-func hwCode(s gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFunc, ok bool) {
+// when this CPU runs it (ok false otherwise).
+func hwCode(s gemmasm.Shape) (kern *hwKernels, pack packFunc, ok bool) {
 	if s.Lanes == 16 {
 		if isa.Selected().Max < isa.AVX512 {
-			return nil, nil, nil, false
+			return nil, nil, false
 		}
-		return kernelsAVX512, kernDirectAVX512, packAVX512, true
+		return &hwKernels{kernAVX512, kernDirectAVX512, edgeKernelsAVX512}, packAVX512, true
 	}
 	if isa.Selected().Max < isa.AVX2 {
-		return nil, nil, nil, false
+		return nil, nil, false
 	}
-	return kernelsAVX2, kernDirectAVX2, packAVX2, true
+	return &hwKernels{kernAVX2, kernDirectAVX2, edgeKernelsAVX2}, packAVX2, true
 }
 
 // gemvHW is the signature of the generated matrix-vector kernels.

@@ -5,8 +5,8 @@ package gemm
 import "github.com/dnx-ml/dnx/runtime/kernels/cpu/gemm/internal/gemmasm"
 
 // hwCode reports that this build has no assembly: the interpreter checks run alone.
-func hwCode(gemmasm.Shape) (kern []kernelFunc, direct directFunc, pack packFunc, ok bool) {
-	return nil, nil, nil, false
+func hwCode(gemmasm.Shape) (kern *hwKernels, pack packFunc, ok bool) {
+	return nil, nil, false
 }
 
 // gemvHW is the signature of the generated matrix-vector kernels.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -133,20 +134,62 @@ func kernRef(MR, w, kc int, a []float32, rows func(k int) []float32, c []float32
 	}
 }
 
-// kernCase is one micro-kernel call of tile s: s.Lanes*w columns, kc steps, flags, and for the
-// direct kernel the row offsets (relative to b, in floats).
+// kernCase is one micro-kernel call of tile s: the full kernel (w = NR/Lanes registers per row),
+// or with edge the edge kernel of w registers per row computing s.Lanes*(w-1)+rem columns (rem
+// lanes of the last register, 1 <= rem <= Lanes); kc steps, flags, and for the direct kernel
+// the row offsets (relative to b, in floats).
 type kernCase struct {
 	s            gemmasm.Shape
 	w, kc, flags int
+	edge         bool
+	rem          int
 	direct       bool
 	offs         []int32
 }
 
 func (c kernCase) String() string {
-	if c.direct {
+	switch {
+	case c.direct:
 		return fmt.Sprintf("%s direct kc=%d flags=%d offs=%v", c.s.ISA(), c.kc, c.flags, c.offs)
+	case c.edge:
+		return fmt.Sprintf("%s edge w=%d cols=%d kc=%d flags=%d", c.s.ISA(), c.s.Lanes*c.w, c.cols(), c.kc, c.flags)
 	}
-	return fmt.Sprintf("%s w=%d kc=%d flags=%d", c.s.ISA(), c.s.Lanes*c.w, c.kc, c.flags)
+	return fmt.Sprintf("%s full kc=%d flags=%d", c.s.ISA(), c.kc, c.flags)
+}
+
+// cols returns the columns of C the case computes.
+func (c kernCase) cols() int {
+	if c.edge {
+		return c.s.Lanes*(c.w-1) + c.rem
+	}
+	return c.s.Lanes * c.w
+}
+
+// name returns the name of the case's kernel in the generated file.
+func (c kernCase) name() string {
+	switch {
+	case c.direct:
+		return c.s.DirectName()
+	case c.edge:
+		return c.s.EdgeName(c.w)
+	}
+	return c.s.KernelName()
+}
+
+// laneMask returns the edge kernels' mask of the first rem of lanes lanes (as edgeMask holds it),
+// with spare capacity so that the assembly may be given a pointer to it.
+func laneMask(rem, lanes int) []int32 {
+	m := make([]int32, lanes, lanes+16)
+	copy(m, edgeMask[16-rem:])
+	return m
+}
+
+// hwKernels is the assembly of one generated file: the full kernel, the direct kernel and the
+// edge kernels (edge[w-1] has w registers per row).
+type hwKernels struct {
+	full   kernelFunc
+	direct directFunc
+	edge   []edgeFunc
 }
 
 // kernResult says which comparisons a case made.
@@ -156,10 +199,11 @@ type kernResult struct{ hw bool }
 // fused reference (bit for bit), with kernGo (bit for bit when kc <= 1, where no rounding is
 // fused away; within tolerance otherwise) and, when hw is not nil, with the assembly (bit for
 // bit).
-func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirect directFunc) (kernResult, error) {
+func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw *hwKernels) (kernResult, error) {
 	NR, MR := c.s.NR, c.s.MR
 	ldc := NR + 3
-	w := c.w * c.s.Lanes // columns
+	w := c.cols()
+	wb := c.w * c.s.Lanes // the floats of a B row the kernel reads
 	a := buf(r, c.kc*MR)
 	// The bias block: MR biases, then the clamp's bounds (flagClamp), which the N(0,1) sums cross.
 	bias := append(buf(r, MR), -0.5, 0.75)
@@ -179,8 +223,8 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 		bIdx = -lo
 		rows = func(k int) []float32 { return b[bIdx+int(c.offs[k]):] }
 	} else {
-		// The last row is cut after w floats: a narrow kernel reading past its columns faults.
-		b = buf(r, max(c.kc-1, 0)*NR+w)
+		// The last row is cut after the wb floats the kernel reads: one reading past them faults.
+		b = buf(r, max(c.kc-1, 0)*NR+wb)
 		if c.kc == 0 {
 			b = b[:0]
 		}
@@ -201,6 +245,9 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 		offs := c.offs[:c.kc:c.kc]
 		oA := mem.Map("offs", kasm.Bytes(offs))
 		err = m.Run(fn, uint64(c.kc), aA, bA, oA, cA, uint64(ldc), biasA, uint64(c.flags))
+	} else if c.edge {
+		mA := mem.Map("mask", kasm.Bytes(laneMask(c.rem, c.s.Lanes)))
+		err = m.Run(fn, uint64(c.kc), aA, bA, cA, uint64(ldc), biasA, uint64(c.flags), mA)
 	} else {
 		err = m.Run(fn, uint64(c.kc), aA, bA, cA, uint64(ldc), biasA, uint64(c.flags))
 	}
@@ -217,8 +264,10 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 		full := append(append(make([]float32, 0, MR*ldc), c0...), make([]float32, ldc-w)...)
 		kernGoDirectNR(MR, NR, c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), &full[0], ldc, &bias[0], c.flags)
 		goC = full[:len(c0)]
+	} else if c.edge {
+		goEdges(MR, NR, c.s.Lanes)[c.w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags, ptr(laneMask(c.rem, c.s.Lanes)))
 	} else {
-		goKernels(MR, NR, c.s.Lanes)[c.w-1](c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
+		goFull(MR, NR)(c.kc, ptr(a), ptr(b), ptr(goC), ldc, &bias[0], c.flags)
 	}
 	cmp := closeTo
 	if c.kc <= 1 {
@@ -228,14 +277,17 @@ func checkKernel(r *rand.Rand, fn *kasm.Func, c kernCase, hw kernelFunc, hwDirec
 		return kernResult{}, err
 	}
 
-	if hw == nil && hwDirect == nil {
+	if hw == nil {
 		return kernResult{}, nil
 	}
 	hwC := append(make([]float32, 0, cap(c0)), c0...)
-	if c.direct {
-		hwDirect(c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), ptr(hwC), ldc, &bias[0], c.flags)
-	} else {
-		hw(c.kc, ptr(a), ptr(b), ptr(hwC), ldc, &bias[0], c.flags)
+	switch {
+	case c.direct:
+		hw.direct(c.kc, ptr(a), &b[:cap(b)][bIdx], ptr(c.offs), ptr(hwC), ldc, &bias[0], c.flags)
+	case c.edge:
+		hw.edge[c.w-1](c.kc, ptr(a), ptr(b), ptr(hwC), ldc, &bias[0], c.flags, ptr(laneMask(c.rem, c.s.Lanes)))
+	default:
+		hw.full(c.kc, ptr(a), ptr(b), ptr(hwC), ldc, &bias[0], c.flags)
 	}
 	return kernResult{hw: true}, bitsEqual("interpreter vs hardware", got, hwC)
 }
@@ -267,8 +319,17 @@ func kernCases(s gemmasm.Shape) []kernCase {
 	}
 	for _, kc := range kcs {
 		for flags := 0; flags < 16; flags++ {
-			for w := 1; w <= NR/s.Lanes; w++ {
-				cs = append(cs, kernCase{s: s, w: w, kc: kc, flags: flags})
+			u := NR / s.Lanes
+			cs = append(cs, kernCase{s: s, w: u, kc: kc, flags: flags})
+			// Every edge kernel with one column, a full last register, one lane short of it
+			// and one more count that varies with kc (so that every count is covered).
+			for w := 1; w <= u; w++ {
+				rems := []int{1, s.Lanes - 1, s.Lanes, 1 + (kc+flags)%s.Lanes}
+				for i, rem := range rems {
+					if !slices.Contains(rems[:i], rem) {
+						cs = append(cs, kernCase{s: s, w: w, kc: kc, flags: flags, edge: true, rem: rem})
+					}
+				}
 			}
 			for _, o := range offSets {
 				offs := make([]int32, kc, kc+1) // spare capacity: a valid pointer when kc = 0
@@ -299,24 +360,16 @@ func testKernelsInterpreted(t *testing.T, tile gemmasm.Shape) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hwKern, hwDirect, _, hwOK := hwCode(tile)
+	hw, _, hwOK := hwCode(tile)
+	if !hwOK {
+		hw = nil
+	}
 	r := rand.New(rand.NewPCG(11, 12))
 	ran, hwRan := 0, 0
 	for _, c := range kernCases(tile) {
-		name := tile.KernelName(c.w)
-		var hk kernelFunc
-		var hd directFunc
-		if c.direct {
-			name = tile.DirectName()
-			if hwOK {
-				hd = hwDirect
-			}
-		} else if hwOK {
-			hk = hwKern[c.w-1]
-		}
-		res, err := checkKernel(r, file.Func(name), c, hk, hd)
+		res, err := checkKernel(r, file.Func(c.name()), c, hw)
 		if err != nil {
-			t.Fatalf("%s %v: %v", name, c, err)
+			t.Fatalf("%s %v: %v", c.name(), c, err)
 		}
 		ran++
 		if res.hw {
@@ -473,7 +526,7 @@ func testPackInterpreted(t *testing.T, tile gemmasm.Shape) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, hwPack, hwOK := hwCode(tile)
+	_, hwPack, hwOK := hwCode(tile)
 	if !hwOK {
 		hwPack = nil
 	}
@@ -639,7 +692,17 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		edit   func(*kasm.Inst)
 	}
 	is := func(s string) func(kasm.Inst) bool { return func(in kasm.Inst) bool { return in.String() == s } }
-	full := tile.KernelName(tile.NR / tile.Lanes)
+	// nth matches the n-th instruction (from 1) that prints as s.
+	nth := func(s string, n int) func(kasm.Inst) bool {
+		seen := 0
+		return func(in kasm.Inst) bool {
+			if in.String() == s {
+				seen++
+			}
+			return seen == n && in.String() == s
+		}
+	}
+	full := tile.KernelName()
 	z := tiles[1].shape // the AVX-512 tile
 	muts := []mutation{
 		{"tail loop runs k%2 steps", full, is("ANDQ $3, CX"), func(in *kasm.Inst) { in.Args[0] = kasm.Imm(1) }},
@@ -649,18 +712,31 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 		{"ReLU drops NaN", full, is("VMAXPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
 		{"clamp's floor read as its ceiling", full, is("VBROADCASTSS 16(R9), Y15"), func(in *kasm.Inst) { in.Args[0] = kasm.At(20, kasm.R9) }},
 		{"clamp's ceiling drops NaN", full, is("VMINPS Y3, Y15, Y3"), func(in *kasm.Inst) { in.Args[0], in.Args[1] = in.Args[1], in.Args[0] }},
-		{"narrow kernel stores 8 columns too many", tile.KernelName(1), is("VMOVUPS Y3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(32, kasm.DI) }},
+		{"edge kernel stores its last register unmasked", tile.EdgeName(2), is("VMASKMOVPS Y3, Y14, 32(DI)"), func(in *kasm.Inst) {
+			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.YReg(3), kasm.At(32, kasm.DI)}}
+		}},
+		// Row 3's carry: the lanes past the columns of the last row lie outside C.
+		{"edge kernel carries its last register unmasked", tile.EdgeName(3), nth("VMASKMOVPS 64(R8), Y14, Y15", 4), func(in *kasm.Inst) {
+			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.At(64, kasm.R8), kasm.YReg(15)}}
+		}},
+		{"edge kernel masks its first register", tile.EdgeName(2), is("VMOVUPS Y2, 0(DI)"), func(in *kasm.Inst) {
+			*in = kasm.Inst{Op: kasm.VMASKMOVPS, Args: []kasm.Operand{kasm.YReg(2), kasm.YReg(14), kasm.At(0, kasm.DI)}}
+		}},
 		{"direct kernel reads the next offset", tile.DirectName(), is("MOVLQSX 0(R8), R9"), func(in *kasm.Inst) { in.Args[0] = kasm.At(4, kasm.R8) }},
 		{"packer keeps the padding after the affine map", tile.PackName(), is("VANDPS Y3, Y0, Y0"), func(in *kasm.Inst) { in.Op = kasm.VORPS }},
 		{"packer loads unselected lanes", tile.PackName(), is("VMASKMOVPS 32(R14), Y15, Y14"), func(in *kasm.Inst) {
 			*in = kasm.Inst{Op: kasm.VMOVUPS, Args: []kasm.Operand{kasm.At(32, kasm.R14), kasm.YReg(14)}}
 		}},
 		// The AVX-512 kernels and packer.
-		{"AVX-512 FMA into the wrong accumulator", z.KernelName(2), is("VFMADD231PS Z16, Z18, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
-		{"AVX-512 row 7 multiplied by row 6's A", z.KernelName(2), is("VBROADCASTSS 28(AX), Z25"), func(in *kasm.Inst) { in.Args[0] = kasm.At(24, kasm.AX) }},
-		{"AVX-512 bias of row 0 on row 1", z.KernelName(2), is("VBROADCASTSS 4(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
-		{"AVX-512 clamp's ceiling on one accumulator only", z.KernelName(2), is("VMINPS Z1, Z31, Z1"), func(in *kasm.Inst) { in.Op = kasm.VMOVUPS; in.Args = []kasm.Operand{in.Args[0], in.Args[2]} }},
-		{"AVX-512 16-column kernel stores 16 columns too many", z.KernelName(1), is("VMOVUPS Z3, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(64, kasm.DI) }},
+		{"AVX-512 FMA into the wrong accumulator", z.KernelName(), is("VFMADD231PS Z16, Z18, Z0"), func(in *kasm.Inst) { in.Args[2] = kasm.ZReg(1) }},
+		{"AVX-512 row 7 multiplied by row 6's A", z.KernelName(), is("VBROADCASTSS 28(AX), Z25"), func(in *kasm.Inst) { in.Args[0] = kasm.At(24, kasm.AX) }},
+		{"AVX-512 bias of row 0 on row 1", z.KernelName(), is("VBROADCASTSS 4(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.R9) }},
+		{"AVX-512 clamp's ceiling on one accumulator only", z.KernelName(), is("VMINPS Z1, Z31, Z1"), func(in *kasm.Inst) { in.Op = kasm.VMOVUPS; in.Args = []kasm.Operand{in.Args[0], in.Args[2]} }},
+		{"AVX-512 16-column edge kernel stores 16 columns too many", z.EdgeName(1), is("VMOVUPS Z3, K1, 0(DI)"), func(in *kasm.Inst) { in.Args[1] = kasm.At(64, kasm.DI) }},
+		{"AVX-512 edge kernel stores unselected lanes", z.EdgeName(2), is("VMOVUPS Z3, K1, 64(DI)"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
+		{"AVX-512 edge kernel's carry reads unselected lanes", z.EdgeName(2), is("VADDPS 64(R8), Z15, K1, Z15"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
+		{"AVX-512 edge kernel's mask shifted by a lane", z.EdgeName(1), is("VMOVUPS 0(R10), Z30"), func(in *kasm.Inst) { in.Args[0] = kasm.At(-4, kasm.R10) }},
+		{"AVX-512 edge kernel's bias skips row 5", z.EdgeName(2), is("VBROADCASTSS 20(R9), Z31"), func(in *kasm.Inst) { in.Args[0] = kasm.At(16, kasm.R9) }},
 		{"AVX-512 direct kernel skips the second half of a row", z.DirectName(), is("VMOVUPS 64(BX)(R9*4), Z17"), func(in *kasm.Inst) { in.Args[0] = kasm.At(0, kasm.BX).Idx(kasm.R9, 4) }},
 		{"AVX-512 packer loads unselected lanes", z.PackName(), is("VMOVUPS 64(R14), K1, Z1"), func(in *kasm.Inst) { in.Mask = kasm.Reg{} }},
 		{"AVX-512 packer keeps the padding after the affine map", z.PackName(), is("VMOVUPS.Z Z1, K3, Z1"), func(in *kasm.Inst) { in.Zeroing = false }},
@@ -717,10 +793,10 @@ func TestInterpretedChecksCatchBugs(t *testing.T) {
 				t.Fatal("no packer check failed")
 			}
 			for _, c := range kernCases(tile) {
-				if (mu.kernel == tile.DirectName()) != c.direct || (!c.direct && tile.KernelName(c.w) != mu.kernel) {
+				if c.name() != mu.kernel {
 					continue
 				}
-				if _, err := checkKernel(r, fn, c, nil, nil); err != nil {
+				if _, err := checkKernel(r, fn, c, nil); err != nil {
 					t.Logf("caught by %v: %v", c, err)
 					return
 				}

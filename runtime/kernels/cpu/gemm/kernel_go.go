@@ -16,15 +16,35 @@ func kernGo(mr, nr, kc int, a, b, c *float32, ldc int, bias *float32, flags int)
 	kernGoWidth(mr, nr, nr, kc, a, b, c, ldc, bias, flags)
 }
 
-// goKernels returns kernGo for panels nr wide computing step, 2*step, ... nr columns
-// (kernGoWidth), the portable counterpart of kernelsAVX2 (nr 24, step 8) and kernelsAVX512 (32,
-// 16).
-func goKernels(mr, nr, step int) []kernelFunc {
-	ks := make([]kernelFunc, nr/step)
+// goFull returns kernGo for mr x nr tiles as a kernelFunc, the portable counterpart of kernAVX2
+// and kernAVX512.
+func goFull(mr, nr int) kernelFunc {
+	return func(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
+		kernGo(mr, nr, kc, a, b, c, ldc, bias, flags)
+	}
+}
+
+// edgeFunc is the type of the edge kernels, which compute the last, partial column panel
+// straight into C: kernelFunc restricted to the first step*(w-1) columns of the tile (w: the
+// kernel's vector registers per row, step their lanes) and the lanes of the next step that
+// mask selects (step int32: -1 for a column of C, 0 past them; the selected lanes are a
+// prefix). Those columns are computed exactly as the full kernel computes them, and C past them
+// is not touched.
+type edgeFunc func(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
+
+// goEdges returns the portable edge kernels for panels nr wide, w = 1 .. nr/step registers of
+// step lanes: the counterpart of edgeKernelsAVX2 (nr 24, step 8) and edgeKernelsAVX512 (32, 16).
+func goEdges(mr, nr, step int) []edgeFunc {
+	ks := make([]edgeFunc, nr/step)
 	for i := range ks {
-		w := step * (i + 1)
-		ks[i] = func(kc int, a, b, c *float32, ldc int, bias *float32, flags int) {
-			kernGoWidth(mr, nr, w, kc, a, b, c, ldc, bias, flags)
+		ks[i] = func(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32) {
+			cols := step * i
+			for _, m := range unsafe.Slice(mask, step) {
+				if m != 0 {
+					cols++
+				}
+			}
+			kernGoWidth(mr, nr, cols, kc, a, b, c, ldc, bias, flags)
 		}
 	}
 	return ks

@@ -4,23 +4,31 @@
 
 package gemm
 
-// kernelsAVX2 are the assembly micro-kernels for 8, 16, ... 24 columns.
-var kernelsAVX2 = []kernelFunc{kernAVX2w8, kernAVX2w16, kernAVX2}
+// edgeKernelsAVX2 are the assembly edge kernels: edgeKernelsAVX2[w-1] computes up to 8*w columns.
+var edgeKernelsAVX2 = []edgeFunc{kernAVX2Edge8, kernAVX2Edge16, kernAVX2Edge24}
 
-// kernAVX2w8 is kernGo in AVX2+FMA assembly for the first 8 columns of the 24-column tile.
-//
-//go:noescape
-func kernAVX2w8(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
-
-// kernAVX2w16 is kernGo in AVX2+FMA assembly for the first 16 columns of the 24-column tile.
-//
-//go:noescape
-func kernAVX2w16(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
-
-// kernAVX2 is kernGo in AVX2+FMA assembly for the first 24 columns of the 24-column tile.
+// kernAVX2 is kernGo in AVX2+FMA assembly for the 24-column tile.
 //
 //go:noescape
 func kernAVX2(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
+
+// kernAVX2Edge8 is goEdges' edge kernel of 1 register(s) per row in AVX2+FMA assembly: up to 8 columns
+// of the 24-column tile, those of the last register selected by mask.
+//
+//go:noescape
+func kernAVX2Edge8(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
+
+// kernAVX2Edge16 is goEdges' edge kernel of 2 register(s) per row in AVX2+FMA assembly: up to 16 columns
+// of the 24-column tile, those of the last register selected by mask.
+//
+//go:noescape
+func kernAVX2Edge16(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
+
+// kernAVX2Edge24 is goEdges' edge kernel of 3 register(s) per row in AVX2+FMA assembly: up to 24 columns
+// of the 24-column tile, those of the last register selected by mask.
+//
+//go:noescape
+func kernAVX2Edge24(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
 
 // kernDirectAVX2 is kernGoDirect in AVX2+FMA assembly.
 //

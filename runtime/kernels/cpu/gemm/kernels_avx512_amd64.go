@@ -4,18 +4,25 @@
 
 package gemm
 
-// kernelsAVX512 are the assembly micro-kernels for 16, 32, ... 32 columns.
-var kernelsAVX512 = []kernelFunc{kernAVX512w16, kernAVX512}
+// edgeKernelsAVX512 are the assembly edge kernels: edgeKernelsAVX512[w-1] computes up to 16*w columns.
+var edgeKernelsAVX512 = []edgeFunc{kernAVX512Edge16, kernAVX512Edge32}
 
-// kernAVX512w16 is kernGo in AVX-512 F assembly for the first 16 columns of the 32-column tile.
-//
-//go:noescape
-func kernAVX512w16(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
-
-// kernAVX512 is kernGo in AVX-512 F assembly for the first 32 columns of the 32-column tile.
+// kernAVX512 is kernGo in AVX-512 F assembly for the 32-column tile.
 //
 //go:noescape
 func kernAVX512(kc int, a, b, c *float32, ldc int, bias *float32, flags int)
+
+// kernAVX512Edge16 is goEdges' edge kernel of 1 register(s) per row in AVX-512 F assembly: up to 16 columns
+// of the 32-column tile, those of the last register selected by mask.
+//
+//go:noescape
+func kernAVX512Edge16(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
+
+// kernAVX512Edge32 is goEdges' edge kernel of 2 register(s) per row in AVX-512 F assembly: up to 32 columns
+// of the 32-column tile, those of the last register selected by mask.
+//
+//go:noescape
+func kernAVX512Edge32(kc int, a, b, c *float32, ldc int, bias *float32, flags int, mask *int32)
 
 // kernDirectAVX512 is kernGoDirect in AVX-512 F assembly.
 //
