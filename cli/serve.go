@@ -22,8 +22,9 @@ func serveCommand() *ucli.Command {
 		Description: "Each model is served under its file's stem, or NAME; --model-repository DIR serves a folder in\n" +
 			"Triton's layout instead (DIR/NAME/VERSION/model.onnx). REST answers under /v2 on --http, gRPC\n" +
 			"(inference.GRPCInferenceService) on --grpc, and Prometheus metrics under /metrics on --metrics;\n" +
-			"\"off\" turns a listener off. Requests for the same model arriving within --max-queue-delay run as\n" +
-			"one batch of up to --max-batch rows (--max-batch 1: no batching); beyond --max-queue waiting\n" +
+			"\"off\" turns a listener off. Requests for the same model that queue together, or are being\n" +
+			"received within --max-queue-delay of the first, run as one batch of up to --max-batch rows\n" +
+			"(--max-batch 1: no batching); a request alone runs at once. Beyond --max-queue waiting\n" +
 			"requests, new ones get 503 at once. SIGTERM or SIGINT stops accepting, finishes the requests in\n" +
 			"flight and exits 0. Logs (log/slog) go to stderr.",
 		Flags: []ucli.Flag{
@@ -35,7 +36,7 @@ func serveCommand() *ucli.Command {
 			&ucli.IntFlag{Name: "instances", Value: 1, Usage: "sessions per model, each running one batch at a time"},
 			&ucli.IntFlag{Name: "max-batch", Value: 8, Usage: "most rows in a dynamic batch (1: no dynamic batching)"},
 			&ucli.IntFlag{Name: "preferred-batch", Usage: "run a batch at once when it reaches `N` rows (default: --max-batch)"},
-			&ucli.DurationFlag{Name: "max-queue-delay", Value: 2 * time.Millisecond, Usage: "how long a request waits for others to batch with"},
+			&ucli.DurationFlag{Name: "max-queue-delay", Value: 2 * time.Millisecond, Usage: "how long a batch waits for requests being received to join it"},
 			&ucli.IntFlag{Name: "max-queue", Value: 64, Usage: "requests that may wait per model; more get 503"},
 			&ucli.StringFlag{Name: "max-request-bytes", Value: "64MiB", Usage: "largest request body or gRPC message (`SIZE`: 64MiB, 1G)"},
 			&ucli.DurationFlag{Name: "request-timeout", Value: 60 * time.Second, Usage: "longest a request may take, body upload included (0: no limit)"},

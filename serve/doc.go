@@ -11,10 +11,11 @@
 //     (inferencepb);
 //   - Prometheus metrics (metrics.go) under Triton's names, so existing dashboards work.
 //
-// Every inference goes through a model's batcher (batcher.go), which runs requests arriving
-// within a short delay as one batch (dynamic batching) and refuses work at once when its bounded
-// queue is full, so that overload costs a 503 rather than unbounded memory. Each request's
-// results are its own rows of the batch, identical to an unbatched run.
+// Every inference goes through a model's batcher (batcher.go), which runs a request alone in the
+// server at once, on its own goroutine, runs requests that queue together or arrive within a
+// short delay as one batch (dynamic batching), and refuses work at once when its bounded queue
+// is full, so that overload costs a 503 rather than unbounded memory. Each request's results
+// are its own rows of the batch, identical to an unbatched run.
 //
 // Serve loads the models after the listeners are up (readiness is false until then) and stops
 // gracefully when its context is cancelled: the listeners close, requests in flight finish, and

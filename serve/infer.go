@@ -53,17 +53,17 @@ func (s *Server) infer(ctx context.Context, m *servedModel, req inferRequest, st
 	if err != nil {
 		return res, err
 	}
+	arrived := m.batch.arrive()
 	inputs, n, err := decodeInputs(m, req.inputs)
 	if err != nil {
+		arrived()
 		return res, err
 	}
-	key := ""
-	if m.batchable {
-		key = batchKey(inputs)
-	} else {
+	if !m.batchable {
 		n = 1
 	}
-	r, err := m.batch.submit(ctx, inputs, n, key)
+	arrived()
+	r, err := m.batch.submit(ctx, inputs, n)
 	if err != nil {
 		return res, err
 	}
@@ -115,7 +115,8 @@ func decodeInputs(m *servedModel, ins []wireInput) (map[string]*dnx.Tensor, int,
 	symbols := map[string]int64{}
 	rows := 1
 	for i, in := range ins {
-		field := fmt.Sprintf("%s %q", in.field, in.name)
+		// The field's name is made only for an error: a request that fits the model pays nothing.
+		field := fieldName{in.field, in.name}
 		info, ok := findValue(m.inputs, in.name)
 		if !ok {
 			return nil, 0, badRequest("%s: model %q has no input %q (inputs: %s)", in.field, m.name, in.name, valueNames(m.inputs))
@@ -165,6 +166,11 @@ func decodeInputs(m *servedModel, ins []wireInput) (map[string]*dnx.Tensor, int,
 	}
 	return out, rows, nil
 }
+
+// fieldName names an input in errors (`inputs[0] "x"`), formatted only when an error is.
+type fieldName struct{ field, name string }
+
+func (f fieldName) String() string { return fmt.Sprintf("%s %q", f.field, f.name) }
 
 // checkShape checks a declared shape against the model's: same rank, fixed dims equal, symbolic
 // dims at least 1 and equal wherever the same name appears (symbols collects them across inputs).

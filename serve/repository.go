@@ -98,6 +98,8 @@ type servedModel struct {
 	inputs, outputs []dnx.ValueInfo
 	sessions        []*dnx.Session
 	batch           *batcher
+	// met are the model's metric series (metrics.forModel).
+	met *modelMetrics
 	// batchable is true when every input and output has the same symbolic first dim, which
 	// dynamic batching stacks requests along.
 	batchable bool
@@ -129,6 +131,7 @@ func (m *servedModel) load(ctx context.Context, cfg *Config, met *metrics) error
 	}
 	m.inputs, m.outputs, m.sessions = model.Inputs(), model.Outputs(), sessions
 	m.batchable = batchDim(m.inputs, m.outputs)
+	m.met = met.forModel(m.name, m.version)
 	m.batch = newBatcher(m, cfg, met)
 	m.ready.Store(true)
 	return nil

@@ -55,6 +55,9 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 		if rec.status >= 400 {
 			level = slog.LevelInfo
 		}
+		if !s.cfg.Logger.Enabled(r.Context(), level) {
+			return // before boxing the attributes, five allocations a request
+		}
 		s.cfg.Logger.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path,
 			"status", rec.status, "remote", r.RemoteAddr, "duration_us", time.Since(start).Microseconds())
 	})

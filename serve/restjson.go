@@ -77,13 +77,15 @@ func parseRESTRequest(body []byte, headerLen string) (*parsedREST, error) {
 		}
 		jsonPart, bin = body[:n], body[n:]
 	}
-	var req restRequest
-	dec := json.NewDecoder(bytes.NewReader(jsonPart))
-	if err := dec.Decode(&req); err != nil {
-		return nil, badRequest("malformed JSON request: %v", jsonError(err))
-	}
-	if dec.More() {
-		return nil, badRequest("malformed JSON request: data after the request object (binary data needs the %s header)", headerLength)
+	req, ok := decodeRESTFast(jsonPart)
+	if !ok {
+		dec := json.NewDecoder(bytes.NewReader(jsonPart))
+		if err := dec.Decode(&req); err != nil {
+			return nil, badRequest("malformed JSON request: %v", jsonError(err))
+		}
+		if dec.More() {
+			return nil, badRequest("malformed JSON request: data after the request object (binary data needs the %s header)", headerLength)
+		}
 	}
 	if len(req.Inputs) == 0 {
 		return nil, badRequest("inputs: the request has no input tensors")

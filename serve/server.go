@@ -30,8 +30,9 @@ type Config struct {
 
 	// MaxBatch is the most rows a dynamic batch holds (default 8; 1 turns batching off).
 	// PreferredBatch is the size at which a batch runs without waiting out MaxQueueDelay
-	// (default MaxBatch). MaxQueueDelay is how long the first request of a batch waits for
-	// others (default 2ms).
+	// (default MaxBatch). MaxQueueDelay is how long, after the first request of a batch was
+	// queued, the batch waits for requests being received to join it (default 2ms); a request
+	// alone in the server runs at once (see batcher).
 	MaxBatch, PreferredBatch int
 	MaxQueueDelay            time.Duration
 	// MaxQueue is how many requests per model may wait; more are refused with 503 (default 64).
