@@ -325,7 +325,7 @@ func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n int) ([]stepTime, map[
 		s := info[i]
 		st := stepTime{Node: s.Node, Op: s.Op, Kernel: s.Kernel, MS: perRun(t.Total[i]), Percent: pct(t.Total[i])}
 		if d := t.Total[i].Seconds() / float64(t.Runs); s.MACs > 0 && d > 0 {
-			st.GFLOPS = number(math.Round(10*2*float64(s.MACs)/d/1e9) / 10)
+			st.GFLOPS = roundSig(2*float64(s.MACs)/d/1e9, 3)
 		}
 		switch {
 		case s.Prologue != "" && s.Epilogue != "":
@@ -380,7 +380,7 @@ func printSteps(w io.Writer, rep benchReport) {
 		}
 		gf := "-"
 		if s.GFLOPS > 0 {
-			gf = fmt.Sprintf("%.1f", float64(s.GFLOPS))
+			gf = fmt.Sprintf("%.3g", float64(s.GFLOPS))
 		}
 		fmt.Fprintf(tw, "  %.3f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\n", float64(s.MS), float64(s.Percent), gf, s.Node, s.Op, s.Kernel, fused, shapeText(s.Shape))
 	}
@@ -389,6 +389,16 @@ func printSteps(w io.Writer, rep benchReport) {
 
 // roundMS rounds to the microsecond for printing.
 func roundMS(v float64) number { return number(math.Round(v*1000) / 1000) }
+
+// roundSig rounds v (> 0) to digits significant digits: a slow step (a race-detector build, a
+// loaded machine) keeps a rate that one decimal would round to 0.
+func roundSig(v float64, digits int) number {
+	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return number(v)
+	}
+	scale := math.Pow(10, float64(digits)-math.Ceil(math.Log10(v)))
+	return number(math.Round(v*scale) / scale)
+}
 
 func planWord(r benchReport) string {
 	if !r.Planned {
