@@ -564,3 +564,59 @@ func TestVCMPPS(t *testing.T) {
 		}
 	}
 }
+
+// TestScalef runs VSCALEFPS: a * 2**floor(b) rounded once (into the subnormals and to infinity
+// too), NaN operands (a's first), and infinite exponents.
+func TestScalef(t *testing.T) {
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	cases := []struct{ a, b, want float32 }{
+		{1.5, 3, 12},
+		{1.5, 3.7, 12},     // floor
+		{1.5, -1.5, 0.375}, // floor(-1.5) = -2
+		{-1.25, 0, -1.25},
+		{1.75, -127, 1.75 * float32(math.Ldexp(1, -127))}, // subnormal, exact
+		{1.75, -149, float32(math.Ldexp(1, -149)) * 2},    // 1.75 * 2**-149 rounds to 2 * 2**-149
+		{1.5, 128, inf},
+		{-1.5, 200, -inf},
+		{3, -400, 0},
+		{2, inf, inf},
+		{0, inf, nan},
+		{inf, float32(math.Inf(-1)), nan},
+		{-2, float32(math.Inf(-1)), float32(math.Copysign(0, -1))},
+	}
+	for _, c := range cases {
+		var m Machine
+		for i := 0; i < 16; i++ {
+			m.V[1][i] = math.Float32bits(c.a)
+			m.V[2][i] = math.Float32bits(c.b)
+		}
+		f := NewFunc("t", "")
+		f.I(VSCALEFPS, ZReg(2), ZReg(1), ZReg(3))
+		f.I(RET)
+		if err := m.Run(f); err != nil {
+			t.Fatal(err)
+		}
+		got := m.V[3][0]
+		want := math.Float32bits(c.want)
+		if c.want != c.want {
+			want = 0xFFC00000
+		}
+		if got != want {
+			t.Errorf("scalef(%g, %g) = %#x (%g), want %#x (%g)", c.a, c.b, got, math.Float32frombits(got), want, c.want)
+		}
+	}
+	var m Machine
+	m.V[1][0], m.V[2][0] = 0x7FA00001, math.Float32bits(1) // a signalling NaN comes back quiet
+	m.V[4][0], m.V[5][0] = math.Float32bits(1), 0xFFA00002
+	f := NewFunc("t", "")
+	f.I(VSCALEFPS, ZReg(2), ZReg(1), ZReg(3))
+	f.I(VSCALEFPS, ZReg(5), ZReg(4), ZReg(6))
+	f.I(RET)
+	if err := m.Run(f); err != nil {
+		t.Fatal(err)
+	}
+	if m.V[3][0] != 0x7FE00001 || m.V[6][0] != 0xFFE00002 {
+		t.Errorf("NaN operands gave %#x and %#x, want 0x7fe00001 and 0xffe00002", m.V[3][0], m.V[6][0])
+	}
+}

@@ -221,7 +221,7 @@ func (m *Machine) vector(in Inst) (Label, error) {
 		}
 		m.writeVec(in, d, v)
 		return "", nil
-	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VSUBPS, VMULPS, VMAXPS, VMINPS, VDIVPS, VPADDD, VPSUBD:
+	case VXORPS, VPXORD, VANDPS, VORPS, VADDPS, VSUBPS, VMULPS, VMAXPS, VMINPS, VDIVPS, VPADDD, VPSUBD, VSCALEFPS:
 		// Go order "op src2, src1, dst"; src2 may be memory (or a broadcast element).
 		if len(a) != 3 {
 			return "", errForm
@@ -500,6 +500,9 @@ func binop(op Op, s1, s2 uint32) uint32 {
 		return quiet(s2)
 	}
 	x, y := math.Float32frombits(s1), math.Float32frombits(s2)
+	if op == VSCALEFPS {
+		return scalef(x, y)
+	}
 	var r float32
 	switch op {
 	case VADDPS:
@@ -564,4 +567,25 @@ func FMA32(a, b, c float32) float32 {
 		s = math.Nextafter(s, math.Copysign(math.Inf(1), e))
 	}
 	return float32(s)
+}
+
+// scalef is VSCALEFPS for operands that are not NaN: x * 2**floor(y), rounded once to float32
+// (math.Ldexp is exact in float64 for every float32 x and the exponents that matter; beyond
+// +-400 the result has over- or underflowed whatever x is).
+func scalef(x, y float32) uint32 {
+	switch {
+	case math.IsInf(float64(y), 1):
+		if x == 0 {
+			return 0xFFC00000 // the default NaN (real indefinite)
+		}
+		return math.Float32bits(float32(math.Copysign(math.Inf(1), float64(x))))
+	case math.IsInf(float64(y), -1):
+		if math.IsInf(float64(x), 0) {
+			return 0xFFC00000 // the default NaN (real indefinite)
+		}
+		return math.Float32bits(float32(math.Copysign(0, float64(x))))
+	}
+	n := math.Floor(float64(y))
+	n = max(-400, min(400, n))
+	return math.Float32bits(float32(math.Ldexp(float64(x), int(n))))
 }
