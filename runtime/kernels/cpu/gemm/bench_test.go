@@ -23,41 +23,9 @@ func (p *planeB) PackB(dst []float32, width, k0, k1, n0, nr int) {
 // batch 1 (m=1000, k=1024, n=1: a matrix-vector product).
 func BenchmarkGEMM(b *testing.B) {
 	for _, sh := range [][3]int{{1000, 1024, 1}, {128, 256, 3136}, {32, 1152, 3136}, {128, 1024, 49}, {128, 512, 196}, {32, 1152, 196}} {
-		m, k, n := sh[0], sh[1], sh[2]
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", m, k, n, threads), func(b *testing.B) {
-				a := make([]float32, m*k)
-				src := make([]float32, k*n)
-				for i := range a {
-					a[i] = float32(i%7) - 3
-				}
-				for i := range src {
-					src[i] = float32(i%5) - 2
-				}
-				offs := make([]int32, k)
-				for i := range offs {
-					offs[i] = int32(i * n)
-				}
-				var pb planeB
-				if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
-					b.Fatal(err)
-				}
-				pa := gemm.PackA(nil, m, k, a, k)
-				c := make([]float32, m*n)
-				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
-				workers := cpu.NewWorkers(threads)
-				defer workers.Close()
-				var wg cpu.Group
-				var j gemm.Job
-				b.ResetTimer()
-				cpu0 := cpuTime()
-				for range b.N {
-					if err := j.Init(nil, pa, &pb, n, c, n, gemm.Epilogue{ReLU: true}, scratch, threads); err != nil {
-						b.Fatal(err)
-					}
-					workers.Run(&j, j.Slots(), 1, &wg)
-				}
-				reportFlops(b, 2*float64(m*k*n), cpu0)
+			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", sh[0], sh[1], sh[2], threads), func(b *testing.B) {
+				benchGEMM(b, sh[0], sh[1], sh[2], threads, false)
 			})
 		}
 	}
@@ -70,47 +38,55 @@ func BenchmarkGEMM(b *testing.B) {
 // an expansion convolution (bias, ReLU6 as a clamp).
 func BenchmarkGEMMSmallN(b *testing.B) {
 	for _, sh := range [][3]int{{960, 160, 49}, {160, 960, 49}, {1280, 320, 49}, {576, 96, 196}, {96, 576, 196}, {384, 64, 196}, {144, 24, 3136}} {
-		m, k, n := sh[0], sh[1], sh[2]
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", m, k, n, threads), func(b *testing.B) {
-				a := make([]float32, m*k)
-				src := make([]float32, k*n)
-				bias := make([]float32, m)
-				for i := range a {
-					a[i] = float32(i%7)/8 - 0.375
-				}
-				for i := range src {
-					src[i] = float32(i%5)/4 - 0.5
-				}
-				for i := range bias {
-					bias[i] = float32(i%3) - 1
-				}
-				offs := make([]int32, k)
-				for i := range offs {
-					offs[i] = int32(i * n)
-				}
-				var pb planeB
-				if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
-					b.Fatal(err)
-				}
-				pa := gemm.PackA(nil, m, k, a, k)
-				c := make([]float32, m*n)
-				scratch := make([]float32, gemm.ScratchSize(k, n, threads))
-				workers := cpu.NewWorkers(threads)
-				defer workers.Close()
-				var wg cpu.Group
-				var j gemm.Job
-				ep := gemm.Epilogue{Bias: bias, Clamp: true, Lo: 0, Hi: 6}
-				b.ResetTimer()
-				cpu0 := cpuTime()
-				for range b.N {
-					if err := j.Init(nil, pa, &pb, n, c, n, ep, scratch, threads); err != nil {
-						b.Fatal(err)
-					}
-					workers.Run(&j, j.Slots(), 1, &wg)
-				}
-				reportFlops(b, 2*float64(m*k*n), cpu0)
+			b.Run(fmt.Sprintf("m=%d,k=%d,n=%d/threads=%d", sh[0], sh[1], sh[2], threads), func(b *testing.B) {
+				benchGEMM(b, sh[0], sh[1], sh[2], threads, true)
 			})
 		}
 	}
+}
+
+// benchGEMM times one m x k x n product on threads threads, B packed from k planes of n floats;
+// the epilogue is ReLU, or with expand a bias and ReLU6 as a clamp (an expansion convolution's).
+func benchGEMM(b *testing.B, m, k, n, threads int, expand bool) {
+	a := make([]float32, m*k)
+	src := make([]float32, k*n)
+	for i := range a {
+		a[i] = float32(i%7)/8 - 0.375
+	}
+	for i := range src {
+		src[i] = float32(i%5)/4 - 0.5
+	}
+	ep := gemm.Epilogue{ReLU: true}
+	if expand {
+		bias := make([]float32, m)
+		for i := range bias {
+			bias[i] = float32(i%3) - 1
+		}
+		ep = gemm.Epilogue{Bias: bias, Clamp: true, Lo: 0, Hi: 6}
+	}
+	offs := make([]int32, k)
+	for i := range offs {
+		offs[i] = int32(i * n)
+	}
+	var pb planeB
+	if err := pb.rows.Init(nil, src, offs, nil, nil, false); err != nil {
+		b.Fatal(err)
+	}
+	pa := gemm.PackA(nil, m, k, a, k)
+	c := make([]float32, m*n)
+	scratch := make([]float32, gemm.ScratchSize(k, n, threads))
+	workers := cpu.NewWorkers(threads)
+	defer workers.Close()
+	var wg cpu.Group
+	var j gemm.Job
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		if err := j.Init(nil, pa, &pb, n, c, n, ep, scratch, threads); err != nil {
+			b.Fatal(err)
+		}
+		workers.Run(&j, j.Slots(), 1, &wg)
+	}
+	reportFlops(b, 2*float64(m*k*n), cpu0)
 }
