@@ -248,11 +248,8 @@ const (
 	// The element-wise functions (the vector sigmoid): a minimum, a correctly rounded division,
 	// the float/int32 conversions and the 32-bit integer lane arithmetic that builds powers of two
 	// in the exponent bits. All are VEX (ymm) and AVX-512 F (zmm) instructions, and maskable.
-	VMINPS Op = "VMINPS" // VMINPS b, a, d: d = a < b ? a : b (b when either is NaN, or both are 0)
-	VDIVPS Op = "VDIVPS" // VDIVPS b, a, d: d = a / b, correctly rounded
-	// VSCALEFPS b, a, d (AVX-512 F): d = a * 2**floor(b), rounded once; NaN operands give a
-	// quiet NaN (a's first), and b = +-Inf gives +-Inf or 0 (NaN for 0*Inf and Inf*0).
-	VSCALEFPS  Op = "VSCALEFPS"
+	VMINPS     Op = "VMINPS"     // VMINPS b, a, d: d = a < b ? a : b (b when either is NaN, or both are 0)
+	VDIVPS     Op = "VDIVPS"     // VDIVPS b, a, d: d = a / b, correctly rounded
 	VCVTTPS2DQ Op = "VCVTTPS2DQ" // VCVTTPS2DQ a, d: int32 lanes, truncated; NaN and out of range give 0x80000000
 	VCVTDQ2PS  Op = "VCVTDQ2PS"  // VCVTDQ2PS a, d: float32 of int32 lanes, rounded to nearest even
 	VPADDD     Op = "VPADDD"     // VPADDD b, a, d: d = a + b in int32 lanes (wrapping)
@@ -260,6 +257,9 @@ const (
 	VPSLLD     Op = "VPSLLD"     // VPSLLD $n, a, d: d = a << n (0 when n > 31)
 	VPSRLD     Op = "VPSRLD"     // VPSRLD $n, a, d: d = a >> n, logical (0 when n > 31)
 	VPSRAD     Op = "VPSRAD"     // VPSRAD $n, a, d: d = a >> n, arithmetic (n > 31 counts as 31)
+	// VSCALEFPS b, a, d (AVX-512 F): d = a * 2**floor(b), rounded once; NaN operands give a
+	// quiet NaN (a's first), and b = +-Inf gives +-Inf or 0 (NaN for 0*Inf and Inf*0).
+	VSCALEFPS Op = "VSCALEFPS"
 
 	// The NaN-propagating max of the pooling kernels: an AVX-512 compare into an opmask, which
 	// then lets a merge-masked VMAXPS skip the lanes whose accumulator is already NaN.
