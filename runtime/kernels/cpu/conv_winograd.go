@@ -345,33 +345,16 @@ func (w *winograd) pick(n, h, wd, threads int) *winoForm {
 	// differently, and an image's result must not depend on the batch it runs in (dnx serve's
 	// dynamic batching stacks requests; serve.TestBatchInvariance). The tiles of a batch still
 	// share the chunks and GEMMs (see winoGemmCols for the columns at a chunk's edge).
-	m := winoChoice(1, oh, ow, w.c.spec.Cin, w.c.spec.Cout, threads)
-	if m == 0 {
-		return nil
-	}
 	// The threads are those of one image's Run, so that the choice is the same in every batch.
-	f := w.form(m)
-	if m == 2 && w.c.runThreads(1, h, wd, threads) > 1 && f.tilesOf(1, oh, ow) <= f.maxTiles {
-		// One image's F(2x2) tiles make a single chunk, which several threads would share by
-		// output channels, each repeating the input transform. The direct convolution, which
-		// splits its output pixels, measured faster on 2 threads (avx512 level, Zen 5;
-		// BenchmarkConvWinograd, BenchmarkConvResNetAlgorithms): 7x7 128 -> 32 (DenseNet-121)
-		// 36-42 us against 80, 7x7 512 -> 512 (ResNet) 1.12-1.19 ms against 1.33-1.67 ms, where
-		// the transformed weights (16/9 of the kernel's) come from memory at batch 1. On 1 thread
-		// F(2x2) stays faster there (38 against 45 us). F(4x4) needs 32 tiles, so its single
-		// chunks are 20x20 to 24x24 images; they keep the split (not measured otherwise).
-		return nil
+	if m := winoChoice(1, oh, ow, w.c.spec.Cin, w.c.spec.Cout, w.c.runThreads(1, h, wd, threads), w.c.code.gemm.NR()); m > 0 {
+		return w.form(m)
 	}
-	return f
-}
-
-// tilesOf returns the tiles of n oh x ow outputs.
-func (f *winoForm) tilesOf(n, oh, ow int) int {
-	return n * ((oh + f.m - 1) / f.m) * ((ow + f.m - 1) / f.m)
+	return nil
 }
 
 // winoChoice returns the tile size m of the Winograd form to use for n oh x ow outputs of a
-// cin -> cout convolution on threads threads, or 0 for the direct convolution.
+// cin -> cout convolution on threads threads with GEMM panels nr columns wide, or 0 for the
+// direct convolution.
 //
 // Measured on this project's AVX2 machine (Zen 3, one thread; BenchmarkConvWinograd and more
 // shapes; speedup over the direct convolution, F(2x2) / F(4x4)):
@@ -390,7 +373,16 @@ func (f *winoForm) tilesOf(n, oh, ow int) int {
 // times: on one 14x14 image (16 tiles) the two measured the same inside DenseNet-121, where the
 // weights come from memory, so F(4x4) starts at 32 tiles (F(2x2)'s 49 then make 2 chunks, and
 // DenseNet-121 holds 8 MiB less). F(2x2) wins over the direct convolution from 16 tiles. With 3 input channels the transforms cost more than they save.
-func winoChoice(n, oh, ow, cin, cout, threads int) int {
+//
+// F(2x2) tiles that make a single chunk (winoMaxTiles) on several threads would be shared by
+// output channels, each thread repeating the input transform. The direct convolution, which
+// splits its output pixels, measured faster there on 2 threads (avx512 level, Zen 5;
+// BenchmarkConvWinograd, BenchmarkConvResNetAlgorithms): 7x7 128 -> 32 (DenseNet-121) 36-42 us
+// against 80, 7x7 512 -> 512 (ResNet) 1.12-1.19 ms against 1.33-1.67 ms, where the transformed
+// weights (16/9 of the kernel's) come from memory at batch 1. On 1 thread F(2x2) stays faster
+// there (38 against 45 us). F(4x4) needs 32 tiles, so its single chunks are 20x20 to 24x24
+// images; they keep the split (not measured otherwise).
+func winoChoice(n, oh, ow, cin, cout, threads, nr int) int {
 	if cin < 4 || min(oh, ow) < 6 {
 		return 0
 	}
@@ -399,6 +391,8 @@ func winoChoice(n, oh, ow, cin, cout, threads int) int {
 	switch {
 	case t4 >= 2*winoMinChunk:
 		return 4
+	case t2 >= winoMinChunk && threads > 1 && t2 <= winoMaxTiles(2, cin, nr):
+		return 0
 	case t2 >= winoMinChunk:
 		return 2
 	}

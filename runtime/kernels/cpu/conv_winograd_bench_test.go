@@ -150,7 +150,7 @@ func BenchmarkWinoInTransform(b *testing.B) {
 	for _, bc := range shapes {
 		r := rand.New(rand.NewPCG(8, 8))
 		spec := bc.spec(r)
-		m := winoChoice(1, bc.hw, bc.hw, bc.cin, bc.cout, 1)
+		m := winoChoice(1, bc.hw, bc.hw, bc.cin, bc.cout, 1, active.gemm.NR())
 		in := Dense(randFloats(r, bc.cin*bc.hw*bc.hw), 1, bc.cin, bc.hw, bc.hw)
 		for _, level := range testLevels(b) {
 			conv, err := newConv2D(spec, pathDirect, tableFor(level))
