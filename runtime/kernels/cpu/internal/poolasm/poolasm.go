@@ -90,13 +90,7 @@ func maskOf(f *Func, count Reg, k Reg, z Reg) {
 func MaxTaps() *Func {
 	f := NewFunc("maxTapsAVX512", Sig("maxTapsAVX512"), Args...)
 	frame(f)
-	// R13: the full vectors before the last one, (n-1)/16; AX: the last one's lanes, 1..16.
-	f.I(MOVQ, BX, AX)
-	f.I(DECQ, AX)
-	f.I(MOVQ, AX, R13)
-	f.I(SHRQ, Imm(4), R13)
-	f.I(ANDQ, Imm(15), AX)
-	f.I(INCQ, AX)
+	splitRow(f)
 	maskOf(f, AX, KReg(1), ZReg(31))
 	f.I(MOVQ, Imm(16), AX)
 	maskOf(f, AX, KReg(5), ZReg(31)) // all lanes: the full vectors use the same code
@@ -150,12 +144,7 @@ func MaxTaps() *Func {
 func MaxTaps2() *Func {
 	f := NewFunc("maxTaps2AVX512", Sig("maxTaps2AVX512"), Args...)
 	frame(f)
-	f.I(MOVQ, BX, AX)
-	f.I(DECQ, AX)
-	f.I(MOVQ, AX, R13)
-	f.I(SHRQ, Imm(4), R13)
-	f.I(ANDQ, Imm(15), AX)
-	f.I(INCQ, AX)
+	splitRow(f)
 	f.I(ADDQ, AX, AX) // the last vector's inputs: 2..32
 	f.I(MOVQ, AX, BX)
 	f.I(CMPQ, AX, Imm(16))
@@ -215,6 +204,17 @@ func MaxTaps2() *Func {
 	f.I(VZEROUPPER)
 	f.I(RET)
 	return f
+}
+
+// splitRow cuts a row of n outputs (BX) into 16-lane vectors: R13 = (n-1)/16 full vectors
+// before the last one, AX = the last one's lanes, 1..16.
+func splitRow(f *Func) {
+	f.I(MOVQ, BX, AX)
+	f.I(DECQ, AX)
+	f.I(MOVQ, AX, R13)
+	f.I(SHRQ, Imm(4), R13)
+	f.I(ANDQ, Imm(15), AX)
+	f.I(INCQ, AX)
 }
 
 // frame loads the arguments: DI dst, SI src, BX n, CX rows, DX taps, and in bytes R8 step,
@@ -290,13 +290,7 @@ func Avg2x2() *Func {
 	f.I(VBROADCASTSS, At(4*CoefFloor, R8), floor)
 	f.I(VBROADCASTSS, At(4*CoefInv, R8), inv)
 	f.I(VMOVUPS, At(128, R11), perm)
-	// R13: the full vectors of a row before the last; AX the last one's outputs, 1..16.
-	f.I(MOVQ, BX, AX)
-	f.I(DECQ, AX)
-	f.I(MOVQ, AX, R13)
-	f.I(SHRQ, Imm(4), R13)
-	f.I(ANDQ, Imm(15), AX)
-	f.I(INCQ, AX)
+	splitRow(f)
 	maskOf(f, AX, KReg(6), ZReg(31)) // the last vector's outputs
 	f.I(ADDQ, AX, AX)                // its inputs in each row: 2..32
 	f.I(MOVQ, AX, BX)
