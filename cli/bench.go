@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +83,9 @@ type benchReport struct {
 	Planned       bool    `json:"planned"`
 	PlanFastSteps int     `json:"fast_steps,omitempty"`
 	PlanSteps     int     `json:"steps,omitempty"`
+	// Lanes are the rows of each lane a batch runs in (exec.Session.Lanes); absent when the
+	// batch runs whole. Steps, arena and step times are then the lanes' plans'.
+	Lanes []int `json:"lanes,omitempty"`
 	// With --steps: the slowest steps and the time per kernel, per run.
 	SlowSteps  []stepTime        `json:"slow_steps,omitempty"`
 	KernelTime map[string]number `json:"kernel_ms,omitempty"`
@@ -168,9 +172,16 @@ func benchAction(c *ucli.Context) error {
 		shapes[i] = t.Shape
 	}
 	if !c.Bool("reference") {
-		if p, err := sess.Plan(shapes); err == nil {
+		if p, lanes, err := sess.PlanFor(shapes); err == nil {
 			st := p.Stats()
 			rep.Planned, rep.ArenaBytes, rep.PlanSteps, rep.PlanFastSteps = true, st.ArenaBytes+st.ScratchBytes, st.Steps, st.FastSteps
+			rep.Lanes = lanes
+			for _, rows := range lanes[min(1, len(lanes)):] { // every lane holds its own arena
+				if lp, err := sess.LanePlan(shapes, rows); err == nil {
+					lst := lp.Stats()
+					rep.ArenaBytes += lst.ArenaBytes + lst.ScratchBytes
+				}
+			}
 		}
 	}
 
@@ -260,11 +271,11 @@ func benchAction(c *ucli.Context) error {
 	}
 	rep.PeakRSSBytes = peakRSS()
 	if nSteps > 0 {
-		p, err := sess.Plan(shapes)
+		p, _, err := sess.PlanFor(shapes)
 		if err != nil || stepTimes.Runs == 0 {
 			return fmt.Errorf("bench: --steps: %s runs on the reference path, which has no steps to time", path)
 		}
-		rep.SlowSteps, rep.KernelTime = slowSteps(p.Steps(), &stepTimes, nSteps)
+		rep.SlowSteps, rep.KernelTime = slowSteps(p.Steps(), &stepTimes, nSteps, len(rep.Lanes))
 	}
 
 	w := c.App.Writer
@@ -297,7 +308,10 @@ func benchAction(c *ucli.Context) error {
 
 // slowSteps returns the n slowest steps of a plan, by their mean time per run, and the time per
 // run of each kernel (steps with no work at run time left out).
-func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n int) ([]stepTime, map[string]number) {
+//
+// With lanes (lanes > 1) the times are thread times summed over the lanes, each of which ran
+// every step on its own rows, and GFLOP/s is per thread: the lanes' work over their summed time.
+func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n, lanes int) ([]stepTime, map[string]number) {
 	var total time.Duration
 	for _, d := range t.Total {
 		total += d
@@ -325,7 +339,7 @@ func slowSteps(info []plan.StepInfo, t *plan.StepTimes, n int) ([]stepTime, map[
 		s := info[i]
 		st := stepTime{Node: s.Node, Op: s.Op, Kernel: s.Kernel, MS: perRun(t.Total[i]), Percent: pct(t.Total[i])}
 		if d := t.Total[i].Seconds() / float64(t.Runs); s.MACs > 0 && d > 0 {
-			st.GFLOPS = roundSig(2*float64(s.MACs)/d/1e9, 3)
+			st.GFLOPS = roundSig(2*float64(s.MACs)*float64(max(lanes, 1))/d/1e9, 3)
 		}
 		switch {
 		case s.Prologue != "" && s.Epilogue != "":
@@ -362,7 +376,11 @@ func printSteps(w io.Writer, rep benchReport) {
 	sort.Slice(ks, func(a, b int) bool {
 		return ks[a].ms > ks[b].ms || (ks[a].ms == ks[b].ms && ks[a].kernel < ks[b].kernel)
 	})
-	fmt.Fprintf(w, "\nTime per kernel (ms per run, summed over its steps; %.3f ms in steps)\n", float64(sum))
+	if len(rep.Lanes) > 0 {
+		fmt.Fprintf(w, "\nTime per kernel (ms per run, summed over its steps and the %d lanes; %.3f ms of thread time in steps)\n", len(rep.Lanes), float64(sum))
+	} else {
+		fmt.Fprintf(w, "\nTime per kernel (ms per run, summed over its steps; %.3f ms in steps)\n", float64(sum))
+	}
 	for _, k := range ks {
 		share := 0.0
 		if sum > 0 {
@@ -370,7 +388,11 @@ func printSteps(w io.Writer, rep benchReport) {
 		}
 		fmt.Fprintf(w, "  %-22s %9.3f  %5.1f%%\n", k.kernel, float64(k.ms), share)
 	}
-	fmt.Fprintf(w, "\nSlowest steps (ms per run)\n")
+	if len(rep.Lanes) > 0 {
+		fmt.Fprintf(w, "\nSlowest steps (ms per run summed over the lanes, GFLOP/s per thread)\n")
+	} else {
+		fmt.Fprintf(w, "\nSlowest steps (ms per run)\n")
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ms\t%\tGFLOP/s\tnode\top\tkernel\tfused\toutput")
 	for _, s := range rep.SlowSteps {
@@ -404,7 +426,19 @@ func planWord(r benchReport) string {
 	if !r.Planned {
 		return "reference kernels"
 	}
-	return fmt.Sprintf("planned, %d of %s on fast kernels", r.PlanFastSteps, plural.Count(r.PlanSteps, "step"))
+	w := fmt.Sprintf("planned, %d of %s on fast kernels", r.PlanFastSteps, plural.Count(r.PlanSteps, "step"))
+	if len(r.Lanes) > 0 {
+		w += fmt.Sprintf("; the batch in %d lanes of %s rows, one per thread", len(r.Lanes), laneRows(r.Lanes))
+	}
+	return w
+}
+
+// laneRows writes the rows of lanes: "4" when all are equal, else "4, 4, 3".
+func laneRows(lanes []int) string {
+	if slices.Min(lanes) == slices.Max(lanes) {
+		return fmt.Sprint(lanes[0])
+	}
+	return strings.Trim(fmt.Sprint(lanes), "[]")
 }
 
 // percentile returns the p-th percentile of sorted values (nearest rank, interpolated).

@@ -44,7 +44,13 @@ type Session struct {
 	ownDev bool          // the session opened dev and closes it
 	budget membudget.Budget
 	mu     sync.Mutex
-	plans  map[string]*planEntry // by input shapes
+	plans  map[string]*planEntry // by input shapes (lane plans: by "lane " and the shapes)
+
+	// lanes is the device's when the graph is row-independent (plan.RowIndependent) and the
+	// device can split a batch into lanes; laneDev is its lane device. noLanes says why not.
+	lanes   device.Lanes
+	laneDev device.Device
+	noLanes string
 }
 
 // maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).
@@ -74,6 +80,10 @@ type Options struct {
 	// and NoSpin (package devices). A device given here is the caller's to close, after the
 	// session's last run.
 	Device device.Device
+	// WholeBatches runs every batch as one, its kernels splitting each operator's work over the
+	// threads, instead of cutting a batch into one independent lane per thread (see
+	// Session.Lanes): for tests and for measuring what the lanes buy.
+	WholeBatches bool
 	// MaxMemory bounds, in bytes, every tensor and activation arena whose size the model or the
 	// inputs decide (membudget.Budget): 0 means membudget.Default (a fraction of physical
 	// memory), a negative value no bound.
@@ -114,6 +124,7 @@ func New(g *graph.Graph, opts ...Options) (*Session, error) {
 			s.dev, s.ownDev = dev, true
 		}
 	}
+	s.setLanes()
 	slot := map[*graph.Value]int{}
 	slotOf := func(v *graph.Value) int {
 		if id, ok := slot[v]; ok {
@@ -196,6 +207,9 @@ func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.T
 	if err := s.checkInputs(inputs); err != nil {
 		return nil, err
 	}
+	if outs, ok, err := s.runLanes(ctx, inputs); ok {
+		return outs, err
+	}
 	p, err := s.planFor(inputs)
 	if err != nil {
 		return nil, err
@@ -219,7 +233,11 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 	if s.opts.Reference {
 		return nil, errors.New("exec: the session runs reference kernels only")
 	}
-	key := fmt.Sprint(shapes)
+	return s.compiled(fmt.Sprint(shapes), shapes, s.dev)
+}
+
+// compiled returns the plan for shapes on dev, cached under key.
+func (s *Session) compiled(key string, shapes []tensor.Shape, dev device.Device) (*plan.Plan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.plans[key]
@@ -229,7 +247,7 @@ func (s *Session) Plan(shapes []tensor.Shape) (*plan.Plan, error) {
 			// packed kernels stay cached, so recompiling a plan is cheap.
 			clear(s.plans)
 		}
-		p, err := plan.Compile(s.g, shapes, s.dev, s.budget)
+		p, err := plan.Compile(s.g, shapes, dev, s.budget)
 		e = &planEntry{plan: p, err: err}
 		s.plans[key] = e
 	}

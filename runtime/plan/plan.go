@@ -317,6 +317,20 @@ func (p *Plan) newBuffer(id int) {
 	p.bufs = append(p.bufs, buffer{size: p.values[id].size})
 }
 
+// OutputShapes returns the shapes of the plan's outputs when every one is a float32 value the
+// run computes in its memory (RunInto then writes each into a tensor the caller gives), else
+// ok false: an output that is a constant or of a type only the run decides.
+func (p *Plan) OutputShapes() (shapes []tensor.Shape, ok bool) {
+	for _, id := range p.outputs {
+		v := &p.values[id]
+		if v.kind != inArena {
+			return nil, false
+		}
+		shapes = append(shapes, v.shape)
+	}
+	return shapes, true
+}
+
 // Run executes the plan on inputs of exactly the compiled shapes and returns new output tensors.
 func (p *Plan) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	outs := make([]*tensor.Tensor, len(p.outputs))

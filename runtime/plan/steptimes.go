@@ -22,6 +22,20 @@ func WithStepTimes(ctx context.Context, t *StepTimes) context.Context {
 	return context.WithValue(ctx, stepTimesKey{}, t)
 }
 
+// StepTimesOf returns the StepTimes ctx carries, or nil.
+func StepTimesOf(ctx context.Context) *StepTimes { return stepTimesOf(ctx) }
+
+// Add adds the step times of one run of the same plan's steps, held in o, to t as one run.
+func (t *StepTimes) Add(o *StepTimes) {
+	if len(t.Total) != len(o.Total) {
+		t.Total, t.Runs = make([]time.Duration, len(o.Total)), 0
+	}
+	for i, d := range o.Total {
+		t.Total[i] += d
+	}
+	t.Runs++
+}
+
 // stepTimesOf returns the StepTimes ctx carries, or nil.
 func stepTimesOf(ctx context.Context) *StepTimes {
 	t, _ := ctx.Value(stepTimesKey{}).(*StepTimes)

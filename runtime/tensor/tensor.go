@@ -245,6 +245,51 @@ func (t *Tensor) Clone() *Tensor {
 	return c
 }
 
+// Rows returns rows [lo, hi) of t's first dim as a tensor sharing t's data. It panics when t
+// has no first dim or the rows are out of range.
+func (t *Tensor) Rows(lo, hi int) *Tensor {
+	if len(t.Shape) == 0 || lo < 0 || hi < lo || hi > t.Shape[0] {
+		panic(fmt.Sprintf("tensor: Rows(%d, %d) of %v", lo, hi, t.Shape))
+	}
+	shape := t.Shape.Clone()
+	shape[0] = hi - lo
+	per := shape[1:].Size()
+	r := &Tensor{DType: t.DType, Shape: shape}
+	switch d := t.Data.(type) {
+	case []float32:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []float64:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []F16:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []BF16:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []int8:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []int16:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []int32:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []int64:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []uint8:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []uint16:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []uint32:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []uint64:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []bool:
+		r.Data = d[lo*per : hi*per : hi*per]
+	case []string:
+		r.Data = d[lo*per : hi*per : hi*per]
+	default:
+		panic("tensor: Rows of a tensor with no data")
+	}
+	return r
+}
+
 // Reshaped returns a tensor sharing t's data with another shape of the same size.
 func (t *Tensor) Reshaped(shape Shape) *Tensor {
 	if shape.Size() != t.Len() {

@@ -23,21 +23,66 @@ type Config struct {
 // Device is the CPU. Safe for concurrent use.
 type Device struct {
 	workers *cpu.Workers
-	mu      sync.Mutex
-	convs   map[*graph.Node]*cpu.Conv2D // packed weights, per node
+	// convs is shared with the device's lane (Lane).
+	convs *convCache
+	// lane is the device's lane, made on first use; isLane is set on a lane itself.
+	laneOnce sync.Once
+	lane     *Device
+	isLane   bool
 }
 
-var _ device.Device = (*Device)(nil)
+// convCache holds the packed convolutions, per node.
+type convCache struct {
+	mu    sync.Mutex
+	convs map[*graph.Node]*cpu.Conv2D
+}
+
+var (
+	_ device.Device = (*Device)(nil)
+	_ device.Lanes  = (*Device)(nil)
+)
 
 // New starts the CPU device's threads; Close stops them.
 func New(cfg Config) *Device {
-	d := &Device{convs: map[*graph.Node]*cpu.Conv2D{}}
+	d := &Device{convs: &convCache{convs: map[*graph.Node]*cpu.Conv2D{}}}
 	if cfg.NoSpin {
 		d.workers = cpu.NewBlockingWorkers(cfg.Threads)
 	} else {
 		d.workers = cpu.NewWorkers(cfg.Threads)
 	}
 	return d
+}
+
+// Lane implements device.Lanes: a device whose kernels run on the calling goroutine
+// (cpu.NewSerialWorkers) but see this device's Threads(), so that they choose their algorithms
+// and split their work, and therefore round, as this device's kernels do. It shares the packed
+// weights and needs no Close. A lane's own Lane is itself.
+func (d *Device) Lane() device.Device {
+	if d.isLane {
+		return d
+	}
+	d.laneOnce.Do(func() {
+		d.lane = &Device{workers: cpu.NewSerialWorkers(d.workers.Threads()), convs: d.convs, isLane: true}
+	})
+	return d.lane
+}
+
+// RunLanes implements device.Lanes: f(0) on the calling goroutine, the others on the device's
+// threads (n at most Threads(); a lane device runs them one after the other).
+func (d *Device) RunLanes(n int, f func(lane int)) {
+	t := laneFuncs(f)
+	var g cpu.Group
+	d.workers.Run(t, n, 1, &g)
+}
+
+// laneFuncs runs lanes as a parallel loop of one item per lane.
+type laneFuncs func(lane int)
+
+// Do implements cpu.Task.
+func (f laneFuncs) Do(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		f(i)
+	}
 }
 
 // Name implements device.Device.
@@ -63,16 +108,17 @@ func (d *Device) NewMemory(floats, scratch int) (device.Memory, error) {
 // conv returns the packed convolution of node n, building it with make on first use: the plans
 // of one graph for several input shapes share it.
 func (d *Device) conv(n *graph.Node, make func() (*cpu.Conv2D, error)) (*cpu.Conv2D, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if k, ok := d.convs[n]; ok {
+	c := d.convs
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if k, ok := c.convs[n]; ok {
 		return k, nil
 	}
 	k, err := make()
 	if err != nil {
 		return nil, err
 	}
-	d.convs[n] = k
+	c.convs[n] = k
 	return k, nil
 }
 

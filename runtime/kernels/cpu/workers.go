@@ -29,8 +29,10 @@ type Task interface {
 type Workers struct {
 	threads int
 	spin    bool
-	work    chan job
-	once    sync.Once
+	// serial Workers (NewSerialWorkers) have no goroutines and run every loop on the caller.
+	serial bool
+	work   chan job
+	once   sync.Once
 }
 
 type job struct {
@@ -65,6 +67,16 @@ func NewWorkers(threads int) *Workers { return newWorkers(threads, true) }
 // not faster for dnx itself: DenseNet-121 on 2 threads took 44 ms polling and 46 ms blocking on
 // a quiet machine, and 81 ms and 107 ms with two busy processes beside it.
 func NewBlockingWorkers(threads int) *Workers { return newWorkers(threads, false) }
+
+// NewSerialWorkers returns Workers that split work as Workers of threads threads do (kernels see
+// Threads() = threads and choose their algorithms and work split from it) but run every loop on
+// the calling goroutine, with no goroutines of their own. They run one lane of a batch split into
+// independent lanes (runtime/exec): each lane is one thread, and its kernels must compute every
+// batch item bit for bit as the whole pool would, which the kernels guarantee for a given
+// Threads() whatever the order its chunks run in.
+func NewSerialWorkers(threads int) *Workers {
+	return &Workers{threads: max(threads, 1), serial: true}
+}
 
 func newWorkers(threads int, spin bool) *Workers {
 	procs := runtime.GOMAXPROCS(0)
@@ -117,7 +129,11 @@ func (p *Workers) next() (j job, ok bool) {
 func (p *Workers) Threads() int { return p.threads }
 
 // Close stops the workers. Run must not be called after Close.
-func (p *Workers) Close() { p.once.Do(func() { close(p.work) }) }
+func (p *Workers) Close() {
+	if !p.serial {
+		p.once.Do(func() { close(p.work) })
+	}
+}
 
 // Run splits [0, n) into at most Threads() contiguous chunks of at least grain items, runs them in
 // parallel and returns when all are done. g is the caller's Group (see Group), so that Run itself
@@ -135,6 +151,14 @@ func (p *Workers) Run(t Task, n, grain int, g *Group) {
 		return
 	}
 	per := (n + chunks - 1) / chunks
+	if p.serial {
+		// The same chunks, one after the other: a task may depend on its chunks (not only on
+		// its items), and a lane must compute what the pool would.
+		for lo := 0; lo < n; lo += per {
+			t.Do(lo, min(n, lo+per))
+		}
+		return
+	}
 	handed := 0
 	for c := 1; c < chunks; c++ {
 		if c*per < n {

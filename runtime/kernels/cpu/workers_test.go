@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,4 +82,42 @@ func testWorkerSets(t testing.TB) []*Workers {
 		}
 	})
 	return sets
+}
+
+// chunkLog records the chunks a Task is given.
+type chunkLog struct {
+	mu     sync.Mutex
+	chunks [][2]int
+}
+
+func (c *chunkLog) Do(lo, hi int) {
+	c.mu.Lock()
+	c.chunks = append(c.chunks, [2]int{lo, hi})
+	c.mu.Unlock()
+}
+
+// TestSerialWorkersSameChunks checks that serial Workers (a lane's) give a task exactly the
+// chunks Workers of as many threads give it, one after the other on the caller: a task that
+// depends on its chunks computes the same in a lane.
+func TestSerialWorkersSameChunks(t *testing.T) {
+	for _, threads := range []int{1, 2, 3, 8} {
+		pool, serial := NewWorkers(threads), NewSerialWorkers(threads)
+		for _, n := range []int{1, 2, 5, 7, 64, 1000} {
+			for _, grain := range []int{1, 3, 100} {
+				var a, b chunkLog
+				var g1, g2 Group
+				pool.Run(&a, n, grain, &g1)
+				serial.Run(&b, n, grain, &g2)
+				slices.SortFunc(a.chunks, func(x, y [2]int) int { return x[0] - y[0] })
+				if !slices.Equal(a.chunks, b.chunks) {
+					t.Errorf("threads %d, n %d, grain %d: serial chunks %v, pool %v", threads, n, grain, b.chunks, a.chunks)
+				}
+			}
+		}
+		if serial.Threads() != threads {
+			t.Errorf("serial Workers of %d threads report %d", threads, serial.Threads())
+		}
+		pool.Close()
+		serial.Close()
+	}
 }

@@ -1,0 +1,185 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dnx-ml/dnx/runtime/device"
+	"github.com/dnx-ml/dnx/runtime/plan"
+	"github.com/dnx-ml/dnx/runtime/tensor"
+)
+
+// setLanes decides once whether the session's batches may run as lanes (device.Lanes): the
+// device must have them and more than one thread, and the graph must compute each row of the
+// batch from that row alone (plan.RowIndependent).
+func (s *Session) setLanes() {
+	l, ok := s.dev.(device.Lanes)
+	switch {
+	case s.opts.Reference:
+		s.noLanes = "reference session"
+	case s.opts.WholeBatches:
+		s.noLanes = "whole batches asked for (Options.WholeBatches)"
+	case !ok:
+		s.noLanes = "device " + s.dev.Name() + " has no lanes"
+	case s.dev.Threads() < 2:
+		s.noLanes = "one thread"
+	}
+	if s.noLanes != "" {
+		return
+	}
+	if ok, why := plan.RowIndependent(s.g); !ok {
+		s.noLanes = why
+		return
+	}
+	s.lanes, s.laneDev = l, l.Lane()
+}
+
+// Lanes returns the lanes a batch of n runs in, with each lane's rows (nil when the batch runs
+// whole), and when the session never splits a batch, why not.
+//
+// A batch of n >= threads is cut into one lane per thread, as evenly as possible, when it
+// divides evenly or is large enough (3 rows per thread) for the lanes' unequal sizes not to
+// matter (the rule of the convolutions' own batch split). Each lane runs the whole graph on its
+// thread with a plan of its own, and every row's result is bit for bit the same as in a batch of
+// its own on the session (the lane device's kernels choose as the session's do).
+func (s *Session) Lanes(n int) (rows []int, whyNot string) {
+	if s.lanes == nil {
+		return nil, s.noLanes
+	}
+	t := s.dev.Threads()
+	if n < t || (n%t != 0 && n < 3*t) {
+		return nil, ""
+	}
+	rows = make([]int, t)
+	for i := range rows {
+		rows[i] = n / t
+		if i < n%t {
+			rows[i]++
+		}
+	}
+	return rows, ""
+}
+
+// runLanes runs a batch as lanes when Lanes says so (ok true; the result is then outs, err),
+// else returns ok false and the batch runs whole.
+func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs []*tensor.Tensor, ok bool, err error) {
+	if s.lanes == nil || len(inputs) == 0 || len(inputs[0].Shape) == 0 {
+		return nil, false, nil
+	}
+	rows, _ := s.Lanes(inputs[0].Shape[0])
+	if rows == nil {
+		return nil, false, nil
+	}
+	batch := make([]tensor.Shape, len(inputs))
+	for i, t := range inputs {
+		batch[i] = t.Shape
+	}
+	plans := make([]*plan.Plan, len(rows))
+	for i, r := range rows {
+		if i > 0 && r == rows[i-1] {
+			plans[i] = plans[i-1]
+			continue
+		}
+		p, err := s.LanePlan(batch, r)
+		if errors.Is(err, plan.ErrNotPlannable) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, true, err
+		}
+		plans[i] = p
+	}
+	shapes, whole := plans[0].OutputShapes()
+	if !whole {
+		return nil, false, nil
+	}
+	n := inputs[0].Shape[0]
+	outs = make([]*tensor.Tensor, len(shapes))
+	for i, sh := range shapes {
+		full := sh.Clone()
+		full[0] = n
+		outs[i] = tensor.New(tensor.Float32, full)
+	}
+	errs := make([]error, len(rows))
+	// Step times (dnx bench --steps): each lane times its own steps, and a run's time per step is
+	// the lanes' sum, the thread time it took.
+	times := plan.StepTimesOf(ctx)
+	var laneTimes []plan.StepTimes
+	if times != nil {
+		laneTimes = make([]plan.StepTimes, len(rows))
+	}
+	s.lanes.RunLanes(len(rows), func(l int) {
+		ctx := ctx
+		if times != nil {
+			ctx = plan.WithStepTimes(ctx, &laneTimes[l])
+		}
+		lo := 0
+		for _, r := range rows[:l] {
+			lo += r
+		}
+		hi := lo + rows[l]
+		in := make([]*tensor.Tensor, len(inputs))
+		for i, t := range inputs {
+			in[i] = t.Rows(lo, hi)
+		}
+		out := make([]*tensor.Tensor, len(outs))
+		for i, t := range outs {
+			out[i] = t.Rows(lo, hi)
+		}
+		if err := plans[l].RunInto(ctx, in, out); err != nil {
+			errs[l] = fmt.Errorf("lane %d (rows %d to %d): %w", l, lo, hi-1, err)
+		}
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, true, err
+		}
+	}
+	if times != nil {
+		sum := plan.StepTimes{Total: make([]time.Duration, len(laneTimes[0].Total))}
+		for l := range laneTimes {
+			if len(laneTimes[l].Total) == len(sum.Total) { // lanes of other sizes may plan otherwise
+				for i, d := range laneTimes[l].Total {
+					sum.Total[i] += d
+				}
+			}
+		}
+		times.Add(&sum)
+	}
+	return outs, true, nil
+}
+
+// PlanFor returns the plan a run of inputs of the given shapes executes: for a batch that runs
+// in lanes, the plan of the first lane, with the lanes' rows.
+func (s *Session) PlanFor(shapes []tensor.Shape) (p *plan.Plan, lanes []int, err error) {
+	if len(shapes) > 0 && len(shapes[0]) > 0 {
+		if rows, _ := s.Lanes(shapes[0][0]); rows != nil {
+			p, err := s.LanePlan(shapes, rows[0])
+			if err == nil {
+				if _, whole := p.OutputShapes(); whole {
+					return p, rows, nil
+				}
+			} else if !errors.Is(err, plan.ErrNotPlannable) {
+				return nil, nil, err
+			}
+		}
+	}
+	p, err = s.Plan(shapes)
+	return p, nil, err
+}
+
+// LanePlan returns the plan a lane of rows rows of a batch of the given shapes runs (compiling
+// it if needed), on the lane device.
+func (s *Session) LanePlan(batch []tensor.Shape, rows int) (*plan.Plan, error) {
+	if s.laneDev == nil {
+		return nil, errors.New("exec: the session has no lanes: " + s.noLanes)
+	}
+	shapes := make([]tensor.Shape, len(batch))
+	for i, sh := range batch {
+		shapes[i] = sh.Clone()
+		shapes[i][0] = rows
+	}
+	return s.compiled("lane "+fmt.Sprint(shapes), shapes, s.laneDev)
+}
