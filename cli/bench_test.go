@@ -29,6 +29,10 @@ func TestBenchJSON(t *testing.T) {
 	if rep["batch"].(float64) != 2 || rep["planned"] != true || rep["spin"] != true {
 		t.Errorf("batch %v planned %v spin %v, want 2, true and true", rep["batch"], rep["planned"], rep["spin"])
 	}
+	// A batch of 2 on 2 threads runs in two lanes of one row (exec.Session.Lanes).
+	if lanes, _ := rep["lanes"].([]any); len(lanes) != 2 || lanes[0] != 1.0 || lanes[1] != 1.0 {
+		t.Errorf("lanes %v, want [1 1]", rep["lanes"])
+	}
 	// --no-spin runs the same model on blocking Workers, with the same outputs.
 	out = mustSucceed(t, "bench", filepath.Join(dir, "model.onnx"), "--json", "--iters", "2", "--warmup", "0",
 		"--threads", "2", "--no-spin", "--input", filepath.Join(dir, "test_data_set_0", "input_0.pb"),
@@ -178,6 +182,13 @@ func TestBenchSteps(t *testing.T) {
 	for _, want := range []string{"Time per kernel", "Slowest steps", "GFLOP/s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text report has no %q:\n%s", want, out)
+		}
+	}
+	// In lanes, the steps are the lanes' plan's, their times summed over the lanes.
+	out = mustSucceed(t, "bench", model, "--iters", "2", "--warmup", "0", "--steps", "3", "--batch", "4", "--threads", "2")
+	for _, want := range []string{"2 lanes of 2 rows", "summed over its steps and the 2 lanes", "[2,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report of a batch in lanes has no %q:\n%s", want, out)
 		}
 	}
 	for _, args := range [][]string{{"--steps", "-1"}, {"--steps", "2", "--reference"}} {
