@@ -92,10 +92,10 @@ type Plan struct {
 	// DenseNet-121 at 4 rows) every few runs, and its heap after each collection climbed in
 	// such steps from 180 to 290 MiB and back. The list keeps as many memories as runs have
 	// ever overlapped, for the plan's life.
-	mu   sync.Mutex
-	free []*runState
-	types       *Types // inferred types and compile-time values
-	budget      membudget.Budget
+	mu     sync.Mutex
+	free   []*runState
+	types  *Types // inferred types and compile-time values
+	budget membudget.Budget
 }
 
 // runState is the per-run memory: the device memory (arena and kernel scratch) and the dynamic
