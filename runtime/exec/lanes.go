@@ -29,26 +29,63 @@ func (s *Session) setLanes() {
 	if s.noLanes != "" {
 		return
 	}
-	if ok, why := plan.RowIndependent(s.g); !ok {
+	if _, why := plan.BatchDim(s.g); why != "" {
 		s.noLanes = why
 		return
+	}
+	if ok, why := plan.RowIndependent(s.g, nil); !ok {
+		s.rowsWhy = why
+		s.rowsAt = map[string]string{}
 	}
 	s.lanes, s.laneDev = l, l.Lane()
 }
 
-// Lanes returns the lanes a batch of n runs in, with each lane's rows (nil when the batch runs
-// whole), and when the session never splits a batch, why not.
+// rowsAtShapes returns why a lane of the given input shapes would not compute its rows as the
+// whole batch does ("" when it would), for a graph whose symbolic types left that open: the
+// analysis again, with the types at those shapes.
+func (s *Session) rowsAtShapes(shapes []tensor.Shape) string {
+	key := fmt.Sprint(shapes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why, ok := s.rowsAt[key]; ok {
+		return why
+	}
+	if len(s.rowsAt) >= maxPlans {
+		clear(s.rowsAt)
+	}
+	why := s.rowsWhy
+	if types, err := plan.Infer(s.g, shapes, s.budget, plan.InferOptions{}); err == nil {
+		if ok, w := plan.RowIndependent(s.g, types); ok {
+			why = ""
+		} else {
+			why = w
+		}
+	}
+	s.rowsAt[key] = why
+	return why
+}
+
+// Lanes returns the lanes a batch of inputs of the given shapes runs in, with each lane's rows
+// (nil when the batch runs whole), and when the session does not split such a batch, why not.
 //
 // A batch of n >= threads is cut into one lane per thread, as evenly as possible, when it
 // divides evenly or is large enough (3 rows per thread) for the lanes' unequal sizes not to
 // matter (the rule of the convolutions' own batch split). Each lane runs the whole graph on its
 // thread with a plan of its own, and every row's result is bit for bit the same as in a batch of
 // its own on the session (the lane device's kernels choose as the session's do).
-func (s *Session) Lanes(n int) (rows []int, whyNot string) {
+func (s *Session) Lanes(shapes []tensor.Shape) (rows []int, whyNot string) {
 	if s.lanes == nil {
 		return nil, s.noLanes
 	}
-	t := s.dev.Threads()
+	if len(shapes) == 0 || len(shapes[0]) == 0 {
+		return nil, "no batch dim"
+	}
+	n, t := shapes[0][0], s.dev.Threads()
+	for _, sh := range shapes {
+		if len(sh) == 0 || sh[0] != n {
+			return nil, "the inputs' first dims differ"
+		}
+	}
 	if n < t || (n%t != 0 && n < 3*t) {
 		return nil, ""
 	}
@@ -57,6 +94,16 @@ func (s *Session) Lanes(n int) (rows []int, whyNot string) {
 		rows[i] = n / t
 		if i < n%t {
 			rows[i]++
+		}
+	}
+	if s.rowsWhy != "" {
+		lane := make([]tensor.Shape, len(shapes))
+		for i, sh := range shapes {
+			lane[i] = sh.Clone()
+			lane[i][0] = rows[0]
+		}
+		if why := s.rowsAtShapes(lane); why != "" {
+			return nil, why
 		}
 	}
 	return rows, ""
@@ -68,13 +115,13 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 	if s.lanes == nil || len(inputs) == 0 || len(inputs[0].Shape) == 0 {
 		return nil, false, nil
 	}
-	rows, _ := s.Lanes(inputs[0].Shape[0])
-	if rows == nil {
-		return nil, false, nil
-	}
 	batch := make([]tensor.Shape, len(inputs))
 	for i, t := range inputs {
 		batch[i] = t.Shape
+	}
+	rows, _ := s.Lanes(batch)
+	if rows == nil {
+		return nil, false, nil
 	}
 	plans := make([]*plan.Plan, len(rows))
 	for i, r := range rows {
@@ -155,7 +202,7 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 // in lanes, the plan of the first lane, with the lanes' rows.
 func (s *Session) PlanFor(shapes []tensor.Shape) (p *plan.Plan, lanes []int, err error) {
 	if len(shapes) > 0 && len(shapes[0]) > 0 {
-		if rows, _ := s.Lanes(shapes[0][0]); rows != nil {
+		if rows, _ := s.Lanes(shapes); rows != nil {
 			p, err := s.LanePlan(shapes, rows[0])
 			if err == nil {
 				if _, whole := p.OutputShapes(); whole {

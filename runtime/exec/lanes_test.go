@@ -9,8 +9,13 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/dnx-ml/dnx/internal/testenv"
+	"github.com/dnx-ml/dnx/onnx"
+	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -40,7 +45,7 @@ func TestLanesRule(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rows, why := s.Lanes(tc.n)
+		rows, why := s.Lanes([]tensor.Shape{{tc.n, 3, 16, 16}})
 		s.Close()
 		if !slices.Equal(rows, tc.rows) || (tc.why == "") != (why == "") || !strings.Contains(why, tc.why) {
 			t.Errorf("threads %d, whole %v, batch %d: Lanes = %v, %q; want %v, %q", tc.threads, tc.whole, tc.n, rows, why, tc.rows, tc.why)
@@ -92,7 +97,7 @@ func TestLanesBitIdentical(t *testing.T) {
 				sizes = []int{3, 6, 9}
 			}
 			for _, n := range sizes {
-				if rows, _ := lanes.Lanes(n); rows == nil {
+				if rows, _ := lanes.Lanes([]tensor.Shape{{n, 3, m.hw, m.hw}}); rows == nil {
 					t.Fatalf("%s, %d threads: a batch of %d runs whole", m.dir, threads, n)
 				}
 				in := []*tensor.Tensor{tensor.FromSlice(tensor.Shape{n, 3, m.hw, m.hw}, x[:n*per])}
@@ -159,4 +164,103 @@ func sharedGraph(t *testing.T, dir string) *graph.Graph {
 		t.Fatal(err)
 	}
 	return g
+}
+
+// viewModel is x [N,3,8,8] -> Conv -> x.view(x.size(0), -1) as PyTorch exports it (Shape,
+// Gather, Unsqueeze, Concat, Reshape) -> x.view(x.size(0), 4, 64) -> Flatten -> Gemm: after the
+// first Reshape the symbolic types no longer know the row size, so whether the second keeps the
+// rows is only seen at concrete shapes.
+func viewModel(t *testing.T) *graph.Graph {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 8))
+	f32 := func(name string, shape tensor.Shape) *onnxpb.TensorProto {
+		v := make([]float32, shape.Size())
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		tp, err := onnx.EncodeTensor(tensor.FromSlice(shape, v), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	i64 := func(name string, shape tensor.Shape, v ...int64) *onnxpb.TensorProto {
+		tp, err := onnx.EncodeTensor(tensor.FromSlice(shape, v), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tp
+	}
+	node := func(op string, in []string, out string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
+		return &onnxpb.NodeProto{Name: proto.String(out), OpType: proto.String(op), Input: in, Output: []string{out}, Attribute: attrs}
+	}
+	dim := func(d int64) *onnxpb.TensorShapeProto_Dimension {
+		return &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: d}}
+	}
+	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}
+	g := &onnxpb.GraphProto{Name: proto.String("view"),
+		Initializer: []*onnxpb.TensorProto{f32("w", tensor.Shape{4, 3, 3, 3}), f32("fc", tensor.Shape{256, 5}),
+			i64("i0", tensor.Shape{}, 0), i64("ax0", tensor.Shape{1}, 0), i64("m1", tensor.Shape{1}, -1), i64("r4x64", tensor.Shape{2}, 4, 64)},
+		Input: []*onnxpb.ValueInfoProto{{Name: proto.String("x"), Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{
+			TensorType: &onnxpb.TypeProto_Tensor{ElemType: proto.Int32(int32(tensor.Float32)),
+				Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{batch, dim(3), dim(8), dim(8)}}}}}}},
+		Output: []*onnxpb.ValueInfoProto{{Name: proto.String("y")}},
+		Node: []*onnxpb.NodeProto{
+			node("Conv", []string{"x", "w"}, "c", &onnxpb.AttributeProto{Name: proto.String("pads"), Type: onnxpb.AttributeProto_INTS.Enum(), Ints: []int64{1, 1, 1, 1}}),
+			node("Shape", []string{"c"}, "s"),
+			node("Gather", []string{"s", "i0"}, "n"),
+			node("Unsqueeze", []string{"n", "ax0"}, "u"),
+			node("Concat", []string{"u", "m1"}, "sh", &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)}),
+			node("Reshape", []string{"c", "sh"}, "f"),
+			// A second view, x.view(x.size(0), 4, 64): the symbolic types lost f's row size.
+			node("Concat", []string{"u", "r4x64"}, "sh2", &onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(0)}),
+			node("Reshape", []string{"f", "sh2"}, "f2"),
+			node("Flatten", []string{"f2"}, "f3"),
+			node("Gemm", []string{"f3", "fc"}, "y"),
+		}}
+	m := &onnxpb.ModelProto{IrVersion: proto.Int64(8), Graph: g,
+		OpsetImport: []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(13)}}}
+	gr, err := graph.Import(m, "", ops.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gr
+}
+
+// TestLanesAtConcreteShapes runs viewModel in lanes: its symbolic types do not show it
+// row-independent, its types at the batch's shapes do, and every row is bit-identical to its
+// run alone.
+func TestLanesAtConcreteShapes(t *testing.T) {
+	g := viewModel(t)
+	if ok, _ := plan.RowIndependent(g, nil); ok {
+		t.Fatal("viewModel is row-independent by its symbolic types alone: the test no longer covers the concrete check")
+	}
+	s, err := New(g, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n, per = 6, 3 * 8 * 8
+	x := make([]float32, n*per)
+	rng := rand.New(rand.NewPCG(9, 10))
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	in := tensor.FromSlice(tensor.Shape{n, 3, 8, 8}, x)
+	if rows, why := s.Lanes([]tensor.Shape{in.Shape}); !slices.Equal(rows, []int{3, 3}) {
+		t.Fatalf("Lanes = %v, %q; want [3 3]", rows, why)
+	}
+	got, err := s.Run(context.Background(), []*tensor.Tensor{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		alone, err := s.Run(context.Background(), []*tensor.Tensor{in.Rows(i, i+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tensor.AllClose(got[0].Rows(i, i+1), alone[0], 0, 0); err != nil {
+			t.Errorf("row %d: lanes against alone: %v", i, err)
+		}
+	}
 }

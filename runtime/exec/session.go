@@ -46,11 +46,15 @@ type Session struct {
 	mu     sync.Mutex
 	plans  map[string]*planEntry // by input shapes (lane plans: by "lane " and the shapes)
 
-	// lanes is the device's when the graph is row-independent (plan.RowIndependent) and the
-	// device can split a batch into lanes; laneDev is its lane device. noLanes says why not.
+	// lanes is the device's when it can split a batch into lanes and the session has several
+	// threads; laneDev is its lane device; noLanes says why not. rowsWhy is why the graph's
+	// symbolic types do not show it row-independent (plan.RowIndependent; "" when they do): its
+	// batches are then checked at their concrete shapes, with the verdicts in rowsAt.
 	lanes   device.Lanes
 	laneDev device.Device
 	noLanes string
+	rowsWhy string
+	rowsAt  map[string]string
 }
 
 // maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).

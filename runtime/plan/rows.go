@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/dnx-ml/dnx/runtime/graph"
@@ -10,76 +11,134 @@ import (
 )
 
 // RowIndependent reports whether g computes row i of every output's first dim from row i of its
-// inputs' first dim alone: every input and output has the same symbolic first dim (the batch),
-// and every node that reads a value carrying it either maps rows to rows (convolutions, pooling,
-// element-wise operators, reshapes that keep the first dim, ...) or does not touch the first
-// dim. Such a graph can run a batch as independent parts (device.Lanes) with the same result
-// per row. When it is not, why names the input, output or node that decides it.
+// inputs' first dim alone: every input has the same symbolic first dim (the batch), every node
+// that reads a value carrying it maps rows to rows (convolutions, pooling, element-wise
+// operators, reshapes that keep the first dim, ...) without touching the first dim, and every
+// output comes out of such nodes. Such a graph can run a batch as independent parts
+// (device.Lanes) with the same result per row. When it is not, why names the input, output or
+// node that decides it.
 //
 // The analysis is conservative: an operator it does not know, an axis or shape it cannot read at
-// this point (an input that is not a constant), or a value computed from the batch's size (Shape)
-// makes the graph not row-independent, and its batches then run whole.
-func RowIndependent(g *graph.Graph) (ok bool, why string) {
-	batch := ""
-	// firstDim checks that v's first dim is the batch's symbol (the first input's, named batch).
-	firstDim := func(v *graph.Value) string {
-		t := v.Type
-		switch {
-		case t.Unranked || len(t.Shape) == 0:
-			return fmt.Sprintf("value %q has no first dim", v.Name)
-		case t.Shape[0].Param == "":
-			return fmt.Sprintf("the first dim of %q is not symbolic", v.Name)
-		case batch == "":
-			batch = t.Shape[0].Param
-		case t.Shape[0].Param != batch:
-			return fmt.Sprintf("the first dim of %q is %q, not %q", v.Name, t.Shape[0].Param, batch)
-		}
-		return ""
+// this point (an input that is neither a constant nor followed from a Shape), or a value computed
+// from the batch's size anywhere but as the first entry of a Reshape's shape makes the graph not
+// row-independent, and its batches then run whole.
+//
+// types, when not nil, are the graph's types at concrete input shapes (Infer): the analysis then
+// knows dims the symbolic types leave open, such as those after a Reshape whose shape is
+// computed from a Shape (ShuffleNet's channel shuffle).
+func RowIndependent(g *graph.Graph, types *Types) (ok bool, why string) {
+	if _, why := BatchDim(g); why != "" {
+		return false, why
 	}
+	a := &rowsAnalysis{rowed: map[*graph.Value]bool{}, sizes: map[*graph.Value][]int64{}, types: types}
 	for _, v := range g.Inputs {
-		if why := firstDim(v); why != "" {
-			return false, why
-		}
-	}
-	if batch == "" {
-		return false, "the graph has no inputs"
-	}
-	rowed := map[*graph.Value]bool{}
-	for _, v := range g.Inputs {
-		rowed[v] = true
+		a.rowed[v] = true
 	}
 	for _, n := range g.Nodes {
-		carries := false
+		rowedIn, sizesIn := false, false
 		for _, v := range n.Inputs {
-			carries = carries || (v != nil && rowed[v])
+			rowedIn = rowedIn || (v != nil && a.rowed[v])
+			sizesIn = sizesIn || (v != nil && a.sizes[v] != nil)
 		}
-		if !carries {
+		var err error
+		switch {
+		case rowedIn:
+			err = a.rowRule(n)
+		case sizesIn:
+			err = a.sizeRule(n)
+		default:
 			// Computed from constants alone: the same in every part.
 			continue
 		}
-		if err := rowRule(n, rowed); err != nil {
+		if err != nil {
 			return false, fmt.Sprintf("%s: %v", n, err)
-		}
-		for _, v := range n.Outputs {
-			if v != nil {
-				rowed[v] = true
-			}
 		}
 	}
 	for _, v := range g.Outputs {
-		if !rowed[v] {
+		// Every rule above keeps the batch as the first dim of what it marks rowed.
+		if !a.rowed[v] {
 			return false, fmt.Sprintf("output %q does not come from the batch", v.Name)
-		}
-		if why := firstDim(v); why != "" {
-			return false, why
 		}
 	}
 	return true, ""
 }
 
+// BatchDim returns the symbolic first dim all of g's inputs share (the batch), or why there is
+// none: an input of rank 0, a fixed or unnamed first dim, or inputs whose first dims differ.
+func BatchDim(g *graph.Graph) (name, why string) {
+	for _, v := range g.Inputs {
+		t := v.Type
+		switch {
+		case t.Unranked || len(t.Shape) == 0:
+			return "", fmt.Sprintf("input %q has no first dim", v.Name)
+		case t.Shape[0].Param == "":
+			return "", fmt.Sprintf("the first dim of input %q is not symbolic", v.Name)
+		case name == "":
+			name = t.Shape[0].Param
+		case t.Shape[0].Param != name:
+			return "", fmt.Sprintf("the first dim of input %q is %q, not %q", v.Name, t.Shape[0].Param, name)
+		}
+	}
+	if name == "" {
+		return "", "the graph has no inputs"
+	}
+	return name, ""
+}
+
+// Entries of a batch-size value (rowsAnalysis.sizes) that are not known integers.
+const (
+	symBatch   = math.MinInt64     // the batch's size
+	symUnknown = math.MinInt64 + 1 // computed from the batch's size, or not known
+)
+
+// rowsAnalysis is RowIndependent's state: which values carry the batch in their first dim
+// (rowed), and which are integers computed from the shape of such values (sizes: PyTorch
+// exports x.view(x.size(0), -1) as Shape, Gather, Unsqueeze, Concat and Reshape), element by
+// element: a known integer, symBatch or symUnknown. A lane of k rows computes every size with k
+// for the batch, so a size may only end up where that is right: as the first entry of a
+// Reshape's shape, or known.
+type rowsAnalysis struct {
+	rowed map[*graph.Value]bool
+	sizes map[*graph.Value][]int64
+	types *Types // concrete types, or nil
+}
+
+// typ returns v's type: its concrete one when the analysis has them, else the graph's.
+func (a *rowsAnalysis) typ(v *graph.Value) ops.Type {
+	if a.types != nil {
+		if t, ok := a.types.Type[v]; ok {
+			return t
+		}
+	}
+	return v.Type
+}
+
 // rowRule returns nil when node n, some of whose inputs carry the batch in their first dim,
-// maps rows to rows (its outputs then carry it too), else why not.
-func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
+// maps rows to rows (its outputs then carry it too; Shape's are sizes), else why not.
+func (a *rowsAnalysis) rowRule(n *graph.Node) error {
+	if op, ok := n.Op.(*ops.Shape); ok {
+		return a.shapeOf(n, op)
+	}
+	for _, v := range n.Inputs {
+		if v != nil && a.sizes[v] != nil && !a.sizeInput(n, v) {
+			return fmt.Errorf("reads %q, computed from the batch's size, where it may change the result", v.Name)
+		}
+	}
+	if err := a.rowCheck(n); err != nil {
+		return err
+	}
+	for _, v := range n.Outputs {
+		if v != nil {
+			a.rowed[v] = true
+		}
+	}
+	return nil
+}
+
+// rowCheck returns nil when node n, some of whose inputs carry the batch in their first dim,
+// maps rows to rows, else why not.
+func (a *rowsAnalysis) rowCheck(n *graph.Node) error {
+	rowed := a.rowed
 	in := func(i int) *graph.Value {
 		if i < len(n.Inputs) {
 			return n.Inputs[i]
@@ -99,10 +158,10 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 		return nil
 	}
 	rank := func(v *graph.Value) int {
-		if v == nil || v.Type.Unranked {
+		if v == nil || a.typ(v).Unranked {
 			return -1
 		}
-		return len(v.Type.Shape)
+		return len(a.typ(v).Shape)
 	}
 	// axisOK says an axis attribute (of input 0's rank) is not the batch's.
 	axisOK := func(axis int64) error {
@@ -185,7 +244,7 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 		if op.TransA {
 			return fmt.Errorf("transposes the batch")
 		}
-		if c := in(2); c != nil && rank(c) == 2 && !dimIs(c, 0, 1) {
+		if c := in(2); c != nil && rank(c) == 2 && !a.dimIs(c, 0, 1) {
 			return fmt.Errorf("C has rows of its own")
 		}
 		return nil
@@ -198,14 +257,14 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 		}
 		return nil
 	case *ops.Squeeze:
-		return axesOK(n, op.Axes, op.AxesFromInput, rank(in(0)), only)
+		return a.axesOK(n, op.Axes, op.AxesFromInput, rank(in(0)), only)
 	case *ops.Unsqueeze:
-		return axesOK(n, op.Axes, op.AxesFromInput, rank(n.Outputs[0]), only)
+		return a.axesOK(n, op.Axes, op.AxesFromInput, rank(n.Outputs[0]), only)
 	case *ops.ReduceMean:
 		if err := only(0); err != nil {
 			return err
 		}
-		axes, ok := constInts(op.Axes, op.AxesInput, in(1))
+		axes, ok := a.ints(op.Axes, op.AxesInput, in(1))
 		if !ok || len(axes) == 0 {
 			return fmt.Errorf("axes not known, or all")
 		}
@@ -225,7 +284,7 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 				return fmt.Errorf("slices the batch (no axes)")
 			}
 			var ok bool
-			if axes, ok = constInts(nil, true, in(3)); !ok {
+			if axes, ok = a.ints(nil, true, in(3)); !ok {
 				return fmt.Errorf("axes not constant")
 			}
 		} else if axes = op.Axes; axes == nil {
@@ -247,7 +306,7 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 				return fmt.Errorf("pad axes input not supported here")
 			}
 			var ok bool
-			if pads, ok = constInts(nil, true, in(1)); !ok {
+			if pads, ok = a.ints(nil, true, in(1)); !ok {
 				return fmt.Errorf("pads not constant")
 			}
 		}
@@ -257,12 +316,10 @@ func rowRule(n *graph.Node, rowed map[*graph.Value]bool) error {
 		}
 		return nil
 	case *ops.Reshape:
-		return reshapeOK(n, op, rowed)
-	case *ops.Shape:
-		return fmt.Errorf("reads the batch's size")
+		return a.reshapeOK(n, op)
 	}
 	if elementwise(n) {
-		return broadcastOK(n, rowed)
+		return a.broadcastOK(n)
 	}
 	return fmt.Errorf("%s is not known to keep batch rows apart", n.OpType)
 }
@@ -284,28 +341,29 @@ func elementwise(n *graph.Node) bool {
 // broadcastOK checks an element-wise node: every input that carries the batch has the output's
 // rank (its first dim is the output's), and every other input broadcasts along the batch (lower
 // rank, or a first dim of 1).
-func broadcastOK(n *graph.Node, rowed map[*graph.Value]bool) error {
+func (a *rowsAnalysis) broadcastOK(n *graph.Node) error {
+	rowed := a.rowed
 	if a, ok := n.Op.(*ops.Arith); ok && a.Legacy && a.HasAxis {
 		return fmt.Errorf("legacy broadcast with an axis")
 	}
 	out := n.Outputs[0]
-	if out == nil || out.Type.Unranked {
+	if out == nil || a.typ(out).Unranked {
 		return fmt.Errorf("output rank unknown")
 	}
-	r := len(out.Type.Shape)
+	r := len(a.typ(out).Shape)
 	for i, v := range n.Inputs {
 		if v == nil {
 			continue
 		}
-		if v.Type.Unranked {
+		if a.typ(v).Unranked {
 			return fmt.Errorf("input %d rank unknown", i)
 		}
-		vr := len(v.Type.Shape)
+		vr := len(a.typ(v).Shape)
 		if rowed[v] {
 			if vr != r {
 				return fmt.Errorf("input %d carries the batch at rank %d of %d", i, vr, r)
 			}
-		} else if vr == r && !dimIs(v, 0, 1) {
+		} else if vr == r && !a.dimIs(v, 0, 1) {
 			return fmt.Errorf("input %d (%q) has rows of its own", i, v.Name)
 		}
 	}
@@ -313,7 +371,7 @@ func broadcastOK(n *graph.Node, rowed map[*graph.Value]bool) error {
 }
 
 // axesOK checks Squeeze and Unsqueeze: their axes (of rank r) leave the first dim alone.
-func axesOK(n *graph.Node, attr []int64, fromInput bool, r int, only func(...int) error) error {
+func (a *rowsAnalysis) axesOK(n *graph.Node, attr []int64, fromInput bool, r int, only func(...int) error) error {
 	if err := only(0); err != nil {
 		return err
 	}
@@ -321,7 +379,7 @@ func axesOK(n *graph.Node, attr []int64, fromInput bool, r int, only func(...int
 	if len(n.Inputs) > 1 {
 		in1 = n.Inputs[1]
 	}
-	axes, ok := constInts(attr, fromInput, in1)
+	axes, ok := a.ints(attr, fromInput, in1)
 	if !ok || len(axes) == 0 || r < 1 {
 		return fmt.Errorf("axes not known, or all")
 	}
@@ -338,25 +396,33 @@ func axesOK(n *graph.Node, attr []int64, fromInput bool, r int, only func(...int
 
 // reshapeOK accepts a reshape to a constant shape whose first entry keeps the batch: 0 (copy
 // the input's), or -1 with the other entries making exactly one input row.
-func reshapeOK(n *graph.Node, op *ops.Reshape, rowed map[*graph.Value]bool) error {
-	if len(n.Inputs) > 1 && n.Inputs[1] != nil && rowed[n.Inputs[1]] {
+func (a *rowsAnalysis) reshapeOK(n *graph.Node, op *ops.Reshape) error {
+	if len(n.Inputs) > 1 && n.Inputs[1] != nil && a.rowed[n.Inputs[1]] {
 		return fmt.Errorf("its shape comes from the batch")
 	}
 	var in1 *graph.Value
 	if len(n.Inputs) > 1 {
 		in1 = n.Inputs[1]
 	}
-	shape, ok := constInts(op.Shape, op.ShapeFromInput, in1)
+	shape, ok := a.ints(op.Shape, op.ShapeFromInput, in1)
 	if !ok || len(shape) == 0 {
 		return fmt.Errorf("shape not constant")
+	}
+	if !known(shape[1:]) {
+		return fmt.Errorf("shape entries after the first come from the batch's size")
 	}
 	switch {
 	case shape[0] == 0 && !op.AllowZero:
 		return nil
-	case shape[0] == -1:
-		x := n.Inputs[0].Type
+	case shape[0] == -1 || shape[0] == symBatch:
+		// -1 keeps the batch when the other entries make exactly one input row; the batch's
+		// own size keeps it when they make one row or one of them is -1.
+		x := a.typ(n.Inputs[0])
 		if x.Unranked || len(x.Shape) == 0 {
 			return fmt.Errorf("input rank unknown")
+		}
+		if shape[0] == symBatch && slices.Contains(shape[1:], -1) {
+			return nil
 		}
 		row := int64(1)
 		for _, d := range x.Shape[1:] {
@@ -380,18 +446,196 @@ func reshapeOK(n *graph.Node, op *ops.Reshape, rowed map[*graph.Value]bool) erro
 	return fmt.Errorf("shape %v fixes the first dim", shape)
 }
 
-// constInts returns attr, or with fromInput the integers of v when it is an initializer.
-func constInts(attr []int64, fromInput bool, v *graph.Value) ([]int64, bool) {
+// ints returns attr, or with fromInput the integers of v: an initializer's, or a size's entries
+// (which may be symBatch or symUnknown).
+func (a *rowsAnalysis) ints(attr []int64, fromInput bool, v *graph.Value) ([]int64, bool) {
 	if !fromInput {
 		return attr, attr != nil
 	}
-	if v == nil || !v.IsConst() || v.Const.DType != tensor.Int64 {
+	if v == nil {
 		return nil, false
 	}
-	return slices.Clone(tensor.Data[int64](v.Const)), true
+	if e := a.sizes[v]; e != nil {
+		return e, true
+	}
+	if a.types != nil {
+		if t := a.types.Known[v]; t != nil {
+			return tensorInt64s(t)
+		}
+	}
+	if !v.IsConst() {
+		return nil, false
+	}
+	return tensorInt64s(v.Const)
+}
+
+// tensorInt64s returns the integers of an int64 or int32 tensor.
+func tensorInt64s(t *tensor.Tensor) ([]int64, bool) {
+	switch t.DType {
+	case tensor.Int64:
+		return slices.Clone(tensor.Data[int64](t)), true
+	case tensor.Int32:
+		var out []int64
+		for _, x := range tensor.Data[int32](t) {
+			out = append(out, int64(x))
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // dimIs reports whether v's dim i is known to be size.
-func dimIs(v *graph.Value, i int, size int64) bool {
-	return !v.Type.Unranked && i < len(v.Type.Shape) && v.Type.Shape[i].Value == size
+func (a *rowsAnalysis) dimIs(v *graph.Value, i int, size int64) bool {
+	t := a.typ(v)
+	return !t.Unranked && i < len(t.Shape) && t.Shape[i].Value == size
+}
+
+// known reports whether every entry is a known integer.
+func known(xs []int64) bool {
+	for _, x := range xs {
+		if x == symBatch || x == symUnknown {
+			return false
+		}
+	}
+	return true
+}
+
+// sizeInput reports whether node n, which maps batch rows, may read the size v: as a Reshape's
+// shape (checked by reshapeOK), or when every entry is known, as a constant.
+func (a *rowsAnalysis) sizeInput(n *graph.Node, v *graph.Value) bool {
+	if _, ok := n.Op.(*ops.Reshape); ok && len(n.Inputs) > 1 && n.Inputs[1] == v {
+		return true
+	}
+	return known(a.sizes[v])
+}
+
+// shapeOf makes the output of Shape on a value carrying the batch a size.
+func (a *rowsAnalysis) shapeOf(n *graph.Node, op *ops.Shape) error {
+	x := a.typ(n.Inputs[0])
+	if x.Unranked {
+		return fmt.Errorf("input rank unknown")
+	}
+	r := int64(len(x.Shape))
+	clamp := func(i int64) int64 {
+		if i < 0 {
+			i += r
+		}
+		return min(max(i, 0), r)
+	}
+	lo, hi := clamp(op.Start), clamp(op.End)
+	e := []int64{}
+	for i := lo; i < hi; i++ {
+		switch d := x.Shape[i].Value; {
+		case i == 0:
+			e = append(e, symBatch)
+		case d >= 0:
+			e = append(e, d)
+		default:
+			e = append(e, symUnknown)
+		}
+	}
+	a.sizes[n.Outputs[0]] = e
+	return nil
+}
+
+// sizeRule follows integer arithmetic on sizes (and constants): Gather, Unsqueeze, Squeeze,
+// Concat, Cast, Identity, Slice along their only axis, and Add, Sub, Mul, Div, whose result is
+// symUnknown wherever it involves the batch's size. Anything else reading a size is refused.
+func (a *rowsAnalysis) sizeRule(n *graph.Node) error {
+	arg := func(i int) ([]int64, bool) {
+		if i >= len(n.Inputs) || n.Inputs[i] == nil {
+			return nil, false
+		}
+		return a.ints(nil, true, n.Inputs[i])
+	}
+	x, ok := arg(0)
+	if !ok {
+		return fmt.Errorf("input 0 is not an integer size or constant")
+	}
+	var out []int64
+	switch op := n.Op.(type) {
+	case *ops.Identity, *ops.Cast, *ops.Squeeze, *ops.Unsqueeze:
+		out = x
+	case *ops.Gather:
+		idx, ok := arg(1)
+		if !ok || !known(idx) || op.Axis != 0 {
+			return fmt.Errorf("gathers a size with indices that are not constant")
+		}
+		for _, i := range idx {
+			if i < 0 {
+				i += int64(len(x))
+			}
+			if i < 0 || i >= int64(len(x)) {
+				return fmt.Errorf("index %d out of a size of %d", i, len(x))
+			}
+			out = append(out, x[i])
+		}
+	case *ops.Concat:
+		for i := range n.Inputs {
+			e, ok := arg(i)
+			if !ok {
+				return fmt.Errorf("input %d is not an integer size or constant", i)
+			}
+			out = append(out, e...)
+		}
+	case *ops.Slice:
+		if !op.FromInputs || len(n.Inputs) > 4 {
+			return fmt.Errorf("slices a size in a form not followed here")
+		}
+		st, ok1 := arg(1)
+		en, ok2 := arg(2)
+		if !ok1 || !ok2 || len(st) != 1 || len(en) != 1 || !known(st) || !known(en) {
+			return fmt.Errorf("slices a size with bounds that are not constant")
+		}
+		l := int64(len(x))
+		b, e := st[0], en[0]
+		if b < 0 {
+			b += l
+		}
+		if e < 0 {
+			e += l
+		}
+		b, e = min(max(b, 0), l), min(max(e, 0), l)
+		out = append([]int64{}, x[b:max(b, e)]...)
+	case *ops.Arith:
+		y, ok := arg(1)
+		if !ok || (len(x) != len(y) && len(x) != 1 && len(y) != 1) {
+			return fmt.Errorf("arithmetic on sizes of %d and %d entries", len(x), len(y))
+		}
+		isFloat := a.typ(n.Outputs[0]).DType == tensor.Float32 || a.typ(n.Outputs[0]).DType == tensor.Float64
+		for i := range max(len(x), len(y)) {
+			p, q := x[min(i, len(x)-1)], y[min(i, len(y)-1)]
+			if !known([]int64{p, q}) {
+				out = append(out, symUnknown)
+				continue
+			}
+			var r int64
+			switch op.Kind {
+			case ops.ArithAdd:
+				r = p + q
+			case ops.ArithSub:
+				r = p - q
+			case ops.ArithMul:
+				r = p * q
+			case ops.ArithDiv:
+				if q == 0 || (isFloat && p%q != 0) {
+					r = symUnknown
+				} else {
+					r = p / q
+				}
+			}
+			out = append(out, r)
+		}
+	default:
+		return fmt.Errorf("%s of a value computed from the batch's size", n.OpType)
+	}
+	if out == nil {
+		out = []int64{}
+	}
+	for _, v := range n.Outputs {
+		if v != nil {
+			a.sizes[v] = out
+		}
+	}
+	return nil
 }

@@ -16,8 +16,9 @@ import (
 // rowsGraph builds a graph on input x [N,4,6,6] (N symbolic unless fixed > 0) from nodes given
 // as "Op in,in -> out attr=v,v ..." (integer attributes; one integer makes an INT attribute,
 // several or a trailing comma INTS); its output is the last node's first output. Initializers:
-// w (4x4x3x3), fc (144x5), and the int64 shapes s0m1 = [0, -1], sm1_144 = [-1, 144],
-// sm1_7 = [-1, 7].
+// w (4x4x3x3), fc (144x5), the int64 shapes s0m1 = [0, -1], sm1_144 = [-1, 144],
+// sm1_7 = [-1, 7], and the int64 scalars i0 = 0, i1 = 1, two = 2 and vectors ax0 = z1 = [0],
+// ax1 = [1], m1 = [-1].
 func rowsGraph(t *testing.T, fixed int64, lines ...string) *graph.Graph {
 	t.Helper()
 	enc := func(tt *tensor.Tensor, name string) *onnxpb.TensorProto {
@@ -33,6 +34,13 @@ func rowsGraph(t *testing.T, fixed int64, lines ...string) *graph.Graph {
 		enc(tensor.FromSlice(tensor.Shape{2}, []int64{0, -1}), "s0m1"),
 		enc(tensor.FromSlice(tensor.Shape{2}, []int64{-1, 144}), "sm1_144"),
 		enc(tensor.FromSlice(tensor.Shape{2}, []int64{-1, 7}), "sm1_7"),
+		enc(tensor.FromSlice(tensor.Shape{}, []int64{0}), "i0"),
+		enc(tensor.FromSlice(tensor.Shape{}, []int64{1}), "i1"),
+		enc(tensor.FromSlice(tensor.Shape{}, []int64{2}), "two"),
+		enc(tensor.FromSlice(tensor.Shape{1}, []int64{0}), "ax0"),
+		enc(tensor.FromSlice(tensor.Shape{1}, []int64{1}), "ax1"),
+		enc(tensor.FromSlice(tensor.Shape{1}, []int64{0}), "z1"),
+		enc(tensor.FromSlice(tensor.Shape{1}, []int64{-1}), "m1"),
 	}}
 	batch := &onnxpb.TensorShapeProto_Dimension{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: "N"}}
 	if fixed > 0 {
@@ -105,13 +113,19 @@ func TestRowIndependent(t *testing.T) {
 		{"transpose moving the batch", 0, []string{"Transpose x -> t perm=1,0,2,3,", "Transpose t -> y perm=1,0,2,3,"}, "moves the batch"},
 		{"reshape across rows", 0, []string{"Reshape x,sm1_7 -> y"}, "does not keep rows"},
 		{"batch mean", 0, []string{"ReduceMean x -> m axes=0,", "Sub x,m -> y"}, "axis 0"},
-		{"shape of the batch", 0, []string{"Shape x -> s", "Relu x -> y"}, "batch's size"},
+		{"view(x.size(0), -1)", 0, []string{"Shape x -> s", "Gather s,i0 -> n axis=0", "Unsqueeze n,ax0 -> u",
+			"Concat u,m1 -> sh axis=0", "Reshape x,sh -> y"}, ""},
+		{"channel split from the shape", 0, []string{"Shape x -> s", "Gather s,i1 -> c axis=0", "Div c,two -> h",
+			"Unsqueeze h,ax0 -> u", "Slice x,z1,u,ax1 -> y"}, ""},
+		{"batch size as a slice bound", 0, []string{"Shape x -> s", "Gather s,i0 -> n axis=0", "Unsqueeze n,ax0 -> u",
+			"Slice x,z1,u,ax1 -> y"}, "computed from the batch's size"},
+		{"shape fed to an unknown consumer", 0, []string{"Shape x -> s", "ConstantOfShape s -> z", "Add x,z -> y"}, "ConstantOfShape"},
 		{"pooling indices", 0, []string{"MaxPool x -> y,i kernel_shape=2,2,"}, "indices"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := rowsGraph(t, tc.fixed, tc.lines...)
-			ok, why := RowIndependent(g)
+			ok, why := RowIndependent(g, nil)
 			if ok != (tc.why == "") || !strings.Contains(why, tc.why) {
 				t.Fatalf("RowIndependent = %v, %q; want %v and a reason containing %q", ok, why, tc.why == "", tc.why)
 			}
