@@ -19,6 +19,7 @@ import (
 	"github.com/dnx-ml/dnx/runtime/graph"
 	"github.com/dnx-ml/dnx/runtime/kernels/cpu/isa"
 	"github.com/dnx-ml/dnx/runtime/membudget"
+	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
 )
@@ -147,7 +148,13 @@ func inspectAction(c *ucli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The counts come from a copy at the concrete shapes; plans are compiled from the model as it
+	// is, whose symbolic batch dim lets a batch run in lanes as it would in dnx run.
+	symbolic := g
 	if reason == "" {
+		if g, err = g.Clone(ops.Default()); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		if err := g.SetInputShapes(shapes); err != nil {
 			if len(given) > 0 {
 				return fmt.Errorf("%s: --shape: %w", path, err)
@@ -175,12 +182,12 @@ func inspectAction(c *ucli.Context) error {
 		rep.MACs, rep.MACsByOp = &macs, st.MACsByOp
 	}
 	if c.Bool("plan") {
-		return inspectPlan(c.App.Writer, c.Bool("json"), g, path, shapes, reason, threads, limit)
+		return inspectPlan(c.App.Writer, c.Bool("json"), symbolic, path, shapes, reason, threads, limit)
 	}
 	if reason != "" {
 		rep.ActivationsUnknown = reason
 	} else {
-		rep.ActivationBytes, rep.ScratchBytes, rep.ActivationsUnknown = plannedMemory(g, shapes, threads, limit)
+		rep.ActivationBytes, rep.ScratchBytes, rep.ActivationsUnknown = plannedMemory(symbolic, shapes, threads, limit)
 	}
 
 	if c.Bool("json") {
@@ -198,7 +205,7 @@ const maxInspectBatch = 1 << 20
 // runs on the reference kernels, and a plan over the memory budget is refused.
 func plannedMemory(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMemory int64) (arena, scratch *int64, why string) {
 	var st plan.Stats
-	err := withPlan(g, shapes, threads, maxMemory, func(p *plan.Plan) { st = p.Stats() })
+	err := withPlan(g, shapes, threads, maxMemory, func(_ *plan.Plan, _ []int, total plan.Stats) { st = total })
 	switch {
 	case errors.Is(err, plan.ErrNotPlannable):
 		return nil, nil, notPlanned(err)
@@ -215,8 +222,10 @@ func notPlanned(err error) string {
 
 // withPlan compiles the plan dnx run would use for g at the given input shapes (a session of
 // run's options after the inference passes, its threads blocking rather than polling) and calls
-// use with it while the session, whose thread pool the plan describes, is open.
-func withPlan(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMemory int64, use func(*plan.Plan)) error {
+// use with it while the session, whose thread pool the plan describes, is open. A batch that
+// runs in lanes (exec.Session.Lanes) gives the first lane's plan, the lanes' rows, and in total
+// the arena and scratch of all the lanes, each of which holds its own.
+func withPlan(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMemory int64, use func(p *plan.Plan, lanes []int, total plan.Stats)) error {
 	sess, err := exec.New(g, exec.Options{Threads: threads, NoSpin: true, MaxMemory: maxMemory})
 	if err != nil {
 		return err
@@ -226,11 +235,21 @@ func withPlan(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMe
 	for i, v := range g.Inputs {
 		ordered[i] = shapes[v.Name]
 	}
-	p, err := sess.Plan(ordered)
+	p, lanes, err := sess.PlanFor(ordered)
 	if err != nil {
 		return err
 	}
-	use(p)
+	total := p.Stats()
+	for _, rows := range lanes[min(1, len(lanes)):] {
+		lp, err := sess.LanePlan(ordered, rows)
+		if err != nil {
+			return err
+		}
+		st := lp.Stats()
+		total.ArenaBytes += st.ArenaBytes
+		total.ScratchBytes += st.ScratchBytes
+	}
+	use(p, lanes, total)
 	return nil
 }
 
@@ -247,6 +266,9 @@ type planReport struct {
 	ArenaBytes   *int64 `json:"arena_bytes"`
 	ScratchBytes *int64 `json:"scratch_bytes"`
 	NotPlanned   string `json:"not_planned,omitempty"`
+	// Lanes are the rows of each lane when the batch runs in lanes, one per thread: Steps are
+	// then the first lane's plan, and the arena and scratch those of all the lanes.
+	Lanes []int `json:"lanes,omitempty"`
 }
 
 // planStepReport is one step of a planReport (plan.StepInfo).
@@ -281,9 +303,8 @@ func inspectPlan(w io.Writer, asJSON bool, g *graph.Graph, path string, shapes m
 	}
 	rep := planReport{Model: path, InputShapes: shapes, Threads: threads, ISA: isa.Selected().Level.Describe(), NotPlanned: reason}
 	if reason == "" {
-		err := withPlan(g, shapes, threads, maxMemory, func(p *plan.Plan) {
-			st := p.Stats()
-			rep.ArenaBytes, rep.ScratchBytes = &st.ArenaBytes, &st.ScratchBytes
+		err := withPlan(g, shapes, threads, maxMemory, func(p *plan.Plan, lanes []int, st plan.Stats) {
+			rep.ArenaBytes, rep.ScratchBytes, rep.Lanes = &st.ArenaBytes, &st.ScratchBytes, lanes
 			rep.Steps = []planStepReport{}
 			for _, s := range p.Steps() {
 				sr := planStepReport{Node: s.Node, Op: s.Op, Kernel: s.Kernel, Fast: s.Fast(), Why: s.Why,
@@ -328,8 +349,13 @@ func printPlan(w io.Writer, g *graph.Graph, rep planReport) error {
 			work++
 		}
 	}
-	fmt.Fprintf(w, "Plan%s: %s, %d with work at run time; %s, CPU kernels %s\n\n", at,
+	fmt.Fprintf(w, "Plan%s: %s, %d with work at run time; %s, CPU kernels %s\n", at,
 		plural.Count(len(rep.Steps), "step"), work, plural.Count(rep.Threads, "thread"), rep.ISA)
+	if len(rep.Lanes) > 0 {
+		fmt.Fprintf(w, "The batch runs in %d lanes of %s rows, one per thread, each with a plan and arena of its own: the plan of the first lane.\n",
+			len(rep.Lanes), laneRows(rep.Lanes))
+	}
+	fmt.Fprintln(w)
 	var table strings.Builder
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "#\tnode\top\tkernel\tfused\tisa\toutput shape\toffset\tbytes\tnote")
@@ -377,8 +403,12 @@ func printPlan(w io.Writer, g *graph.Graph, rep planReport) error {
 			fmt.Fprintln(w, strings.TrimRight(line, " \n"))
 		}
 	}
-	_, err := fmt.Fprintf(w, "\nArena: %s (%s bytes), kernel scratch %s\n", byteCount(*rep.ArenaBytes),
-		groupDigits(*rep.ArenaBytes), byteCount(*rep.ScratchBytes))
+	lanes := ""
+	if len(rep.Lanes) > 0 {
+		lanes = fmt.Sprintf(" (all %d lanes)", len(rep.Lanes))
+	}
+	_, err := fmt.Fprintf(w, "\nArena: %s (%s bytes), kernel scratch %s%s\n", byteCount(*rep.ArenaBytes),
+		groupDigits(*rep.ArenaBytes), byteCount(*rep.ScratchBytes), lanes)
 	return err
 }
 

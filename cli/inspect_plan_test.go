@@ -33,6 +33,7 @@ type planJSON struct {
 	ArenaBytes   *int64 `json:"arena_bytes"`
 	ScratchBytes *int64 `json:"scratch_bytes"`
 	NotPlanned   string `json:"not_planned"`
+	Lanes        []int
 }
 
 func parsePlan(t *testing.T, out string) planJSON {
@@ -101,6 +102,16 @@ func TestInspectPlanBuilt(t *testing.T) {
 		t.Errorf("input_shapes %v, threads %d, isa %q; want [3 3 16 16], 1 and the level", p.InputShapes, p.Threads, p.ISA)
 	}
 	checkPlan(t, p, 3)
+
+	// A batch of 4 on 2 threads runs in lanes of 2 rows: the plan shown is a lane's.
+	p = parsePlan(t, mustSucceed(t, "inspect", model, "--plan", "--json", "--batch", "4", "--threads", "2"))
+	if !reflect.DeepEqual(p.Lanes, []int{2, 2}) || len(p.Steps) == 0 || p.Steps[0].Outputs[0].Shape[0] != 2 {
+		t.Errorf("batch 4 on 2 threads: lanes %v, first output %v; want lanes [2 2] and a plan of 2 rows", p.Lanes, p.Steps[0].Outputs[0].Shape)
+	}
+	checkPlan(t, p, 2)
+	if out := mustSucceed(t, "inspect", model, "--plan", "--batch", "4", "--threads", "2"); !strings.Contains(out, "2 lanes of 2 rows") {
+		t.Errorf("text plan of a batch in lanes does not say so:\n%s", out)
+	}
 }
 
 // TestInspectPlanTiny checks the kernels chosen for the PyTorch export of densenet_tiny, and that
