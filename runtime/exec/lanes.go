@@ -142,7 +142,21 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 	if !whole {
 		return nil, false, nil
 	}
+	// The lanes hold their memories at once: together, with the outputs, they must fit the
+	// budget a whole batch's plan is held to (plan.Compile checks each lane's alone).
 	n := inputs[0].Shape[0]
+	var need int64
+	for _, p := range plans {
+		st := p.Stats()
+		need += st.ArenaBytes + st.ScratchBytes
+	}
+	for _, sh := range shapes {
+		need += 4 * int64(sh.Size()/max(sh[0], 1)) * int64(n)
+	}
+	what := fmt.Sprintf("a run in %d lanes for inputs %v (their activation arenas, kernel scratch and the outputs)", len(rows), batch)
+	if err := s.budget.CheckBytes(what, need); err != nil {
+		return nil, true, err
+	}
 	outs = make([]*tensor.Tensor, len(shapes))
 	for i, sh := range shapes {
 		full := sh.Clone()

@@ -15,6 +15,7 @@ import (
 	"github.com/dnx-ml/dnx/onnx"
 	"github.com/dnx-ml/dnx/onnx/onnxpb"
 	"github.com/dnx-ml/dnx/runtime/graph"
+	"github.com/dnx-ml/dnx/runtime/membudget"
 	"github.com/dnx-ml/dnx/runtime/ops"
 	"github.com/dnx-ml/dnx/runtime/plan"
 	"github.com/dnx-ml/dnx/runtime/tensor"
@@ -261,6 +262,38 @@ func TestLanesAtConcreteShapes(t *testing.T) {
 		}
 		if err := tensor.AllClose(got[0].Rows(i, i+1), alone[0], 0, 0); err != nil {
 			t.Errorf("row %d: lanes against alone: %v", i, err)
+		}
+	}
+}
+
+// TestLanesMemoryBudget: lanes hold their memories at once, so a budget that each lane's plan
+// fits but their sum does not refuses the run, naming the lanes.
+func TestLanesMemoryBudget(t *testing.T) {
+	g := sharedGraph(t, "models/densenet_tiny")
+	x := tensor.New(tensor.Float32, tensor.Shape{64, 3, 16, 16})
+	probe, err := New(g, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lane, err := probe.LanePlan([]tensor.Shape{x.Shape}, 32)
+	probe.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := lane.Stats()
+	one := st.ArenaBytes + st.ScratchBytes + 4*32*5 // a lane's arena, scratch and outputs
+	for _, c := range []struct {
+		budget int64
+		ok     bool
+	}{{one + one/2, false}, {3 * one, true}} {
+		s, err := New(g, Options{Threads: 2, MaxMemory: c.budget})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Run(context.Background(), []*tensor.Tensor{x})
+		s.Close()
+		if c.ok != (err == nil) || (err != nil && (!errors.Is(err, membudget.ErrOverBudget) || !strings.Contains(err.Error(), "2 lanes"))) {
+			t.Errorf("budget %d (a lane needs %d): err = %v, want ok=%v (or the lanes over the budget)", c.budget, one, err, c.ok)
 		}
 	}
 }
