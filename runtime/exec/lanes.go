@@ -97,12 +97,7 @@ func (s *Session) Lanes(shapes []tensor.Shape) (rows []int, whyNot string) {
 		}
 	}
 	if s.rowsWhy != "" {
-		lane := make([]tensor.Shape, len(shapes))
-		for i, sh := range shapes {
-			lane[i] = sh.Clone()
-			lane[i][0] = rows[0]
-		}
-		if why := s.rowsAtShapes(lane); why != "" {
+		if why := s.rowsAtShapes(withRows(shapes, rows[0])); why != "" {
 			return nil, why
 		}
 	}
@@ -237,10 +232,16 @@ func (s *Session) LanePlan(batch []tensor.Shape, rows int) (*plan.Plan, error) {
 	if s.laneDev == nil {
 		return nil, errors.New("exec: the session has no lanes: " + s.noLanes)
 	}
+	shapes := withRows(batch, rows)
+	return s.compiled("lane "+fmt.Sprint(shapes), shapes, s.laneDev)
+}
+
+// withRows returns the shapes of a batch's inputs with rows rows instead.
+func withRows(batch []tensor.Shape, rows int) []tensor.Shape {
 	shapes := make([]tensor.Shape, len(batch))
 	for i, sh := range batch {
 		shapes[i] = sh.Clone()
 		shapes[i][0] = rows
 	}
-	return s.compiled("lane "+fmt.Sprint(shapes), shapes, s.laneDev)
+	return shapes
 }
