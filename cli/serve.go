@@ -24,7 +24,8 @@ func serveCommand() *ucli.Command {
 			"(inference.GRPCInferenceService) on --grpc, and Prometheus metrics under /metrics on --metrics;\n" +
 			"\"off\" turns a listener off. Requests for the same model that queue together, or are being\n" +
 			"received within --max-queue-delay of the first, run as one batch of up to --max-batch rows\n" +
-			"(--max-batch 1: no batching); a request alone runs at once. Beyond --max-queue waiting\n" +
+			"(--max-batch 1: no batching); a request alone runs at once on all --threads, and a batch of\n" +
+			"at least one row per thread in lanes, one per thread. Beyond --max-queue waiting\n" +
 			"requests, new ones get 503 at once. SIGTERM or SIGINT stops accepting, finishes the requests in\n" +
 			"flight and exits 0. Logs (log/slog) go to stderr.",
 		Flags: []ucli.Flag{
