@@ -32,10 +32,11 @@ func TestLanesRule(t *testing.T) {
 	}{
 		{2, false, 1, nil, ""},
 		{2, false, 2, []int{1, 1}, ""},
-		{2, false, 3, nil, ""}, // 2+1: each image on both threads is as fast
+		{2, false, 3, []int{2, 1}, ""},
 		{2, false, 4, []int{2, 2}, ""},
 		{2, false, 7, []int{4, 3}, ""},
-		{3, false, 8, nil, ""},
+		{3, false, 2, nil, ""},
+		{3, false, 8, []int{3, 3, 2}, ""},
 		{3, false, 9, []int{3, 3, 3}, ""},
 		{3, false, 10, []int{4, 3, 3}, ""},
 		{1, false, 8, nil, "one thread"},
@@ -93,9 +94,9 @@ func TestLanesBitIdentical(t *testing.T) {
 				}
 				alone[i] = out[0]
 			}
-			sizes := []int{2, 4, 6, 7, 9}
+			sizes := []int{2, 3, 4, 5, 7, 9}
 			if threads == 3 {
-				sizes = []int{3, 6, 9}
+				sizes = []int{3, 4, 8, 9}
 			}
 			for _, n := range sizes {
 				if rows, _ := lanes.Lanes([]tensor.Shape{{n, 3, m.hw, m.hw}}); rows == nil {
