@@ -107,8 +107,8 @@ func (s *Session) Lanes(shapes []tensor.Shape) (rows []int, whyNot string) {
 // runLanes runs a batch as lanes when Lanes says so (ok true; the result is then outs, err),
 // else returns ok false and the batch runs whole.
 func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs []*tensor.Tensor, ok bool, err error) {
-	if s.lanes == nil || len(inputs) == 0 || len(inputs[0].Shape) == 0 {
-		return nil, false, nil
+	if s.lanes == nil || len(inputs) == 0 || len(inputs[0].Shape) == 0 || inputs[0].Shape[0] < s.dev.Threads() {
+		return nil, false, nil // no lanes, or too few rows: nothing to allocate for a batch of 1
 	}
 	batch := make([]tensor.Shape, len(inputs))
 	for i, t := range inputs {
