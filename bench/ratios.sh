@@ -5,11 +5,11 @@
 # the header gives an empty node process's RSS, the part that is node's, not ORT's). Run by hand, not by CI (it takes minutes and needs
 # ORT: ../shared/tools/ort/setup.sh):
 #
-#     bench/ratios.sh [--threads 2] [--rounds 3] [--iters 20] [--json] [--zoo /tmp/zoo] [FILTER...]
+#     bench/ratios.sh [--threads 2] [--rounds 3] [--iters 20] [--json] [--zoo /tmp/zoo] [--zoo-batch 1] [FILTER...]
 #
 # Cases: the shared DenseNet-121 export at batch 1 and 8 and CIFAR DenseNet-BC-100 at batch 64, then
 # every model of the torchvision zoo that bench/zoo/export_zoo.py wrote (/tmp/zoo by default; skipped
-# when absent) at batch 1. FILTER words keep only the cases whose label contains one of them. The
+# when absent) at batch 1, or --zoo-batch N (batches of N run in lanes, one per thread). FILTER words keep only the cases whose label contains one of them. The
 # machine's CPU model and dnx's kernel level (`dnx inspect --devices`) head the table: ratios from
 # different CPUs or ISA levels do not compare. --json prints one JSON object per case instead.
 set -u -o pipefail
@@ -17,13 +17,14 @@ set -u -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${DNX_SHARED:-$ROOT/../shared}
 COMPARE=$SHARED/tools/ort/compare.sh
-THREADS=2 ROUNDS=3 ITERS=20 JSON=0 ZOO=/tmp/zoo FILTERS=()
+THREADS=2 ROUNDS=3 ITERS=20 JSON=0 ZOO=/tmp/zoo ZOOBATCH=1 FILTERS=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--threads) THREADS=$2; shift 2 ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--iters) ITERS=$2; shift 2 ;;
 	--zoo) ZOO=$2; shift 2 ;;
+	--zoo-batch) ZOOBATCH=$2; shift 2 ;;
 	--json) JSON=1; shift ;;
 	-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 	-*) echo "ratios.sh: unknown option $1" >&2; exit 2 ;;
@@ -47,7 +48,7 @@ cases+=("bc100_cifar_b64 $M/densenet_bc100_k12_cifar/model.onnx $M/densenet_bc10
 if [ -d "$ZOO" ]; then
 	for d in "$ZOO"/*/; do
 		d=${d%/}
-		[ -f "$d/model.onnx" ] && cases+=("$(basename "$d")_b1 $d/model.onnx $d/input_0.pb 1")
+		[ -f "$d/model.onnx" ] && cases+=("$(basename "$d")_b$ZOOBATCH $d/model.onnx $d/input_0.pb $ZOOBATCH")
 	done
 fi
 
