@@ -134,6 +134,10 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 		plans[i] = p
 	}
 	shapes, whole := plans[0].OutputShapes()
+	for _, sh := range shapes {
+		// RowIndependent puts the batch first in every output; a plan that does not is run whole.
+		whole = whole && len(sh) > 0 && sh[0] == rows[0]
+	}
 	if !whole {
 		return nil, false, nil
 	}
