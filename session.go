@@ -45,7 +45,8 @@ func maxThreads() int { return max(256, 4*runtime.NumCPU()) }
 // A batch of at least one row per thread runs in lanes when the model keeps batch rows apart (as
 // CNNs do): one part of the batch per thread, each running the whole model on its thread, which
 // is faster than splitting every operator over the threads. Each row's result is bit for bit the
-// same as when it runs alone, whatever the batch.
+// same as when it runs alone, whatever the batch. A Run that starts while another is running
+// runs in a lane of its own, with the same results.
 //
 // A Session is safe for concurrent use: Runs share the compiled plans and the worker threads but
 // no per-run state. Close it when done to stop the worker threads.

@@ -11,5 +11,6 @@
 // part per thread, and each part runs the whole graph on its thread with a plan of its own
 // (Session.Lanes says when). The threads then never wait for each other inside a run, where a
 // whole batch has every kernel fork and join, and the lane device's kernels choose and round as
-// the session's do, so each row's result is bit for bit the same either way.
+// the session's do, so each row's result is bit for bit the same either way. For the same reason
+// a run that starts while another is running on the session runs in a lane of its own.
 package exec

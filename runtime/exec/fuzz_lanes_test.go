@@ -156,7 +156,7 @@ func FuzzLanes(f *testing.F) {
 			return
 		}
 		defer lanes.Close()
-		whole, err := New(g, Options{Threads: 2, MaxMemory: 64 << 20, WholeBatches: true})
+		whole, err := New(g, Options{Threads: 2, MaxMemory: 64 << 20, NoLanes: true})
 		if err != nil {
 			t.Fatalf("a session with lanes was made, one without failed: %v", err)
 		}

@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -40,10 +41,10 @@ func TestLanesRule(t *testing.T) {
 		{3, false, 9, []int{3, 3, 3}, ""},
 		{3, false, 10, []int{4, 3, 3}, ""},
 		{1, false, 8, nil, "one thread"},
-		{2, true, 8, nil, "WholeBatches"},
+		{2, true, 8, nil, "NoLanes"},
 	}
 	for _, tc := range cases {
-		s, err := New(g, Options{Threads: tc.threads, WholeBatches: tc.whole})
+		s, err := New(g, Options{Threads: tc.threads, NoLanes: tc.whole})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +83,7 @@ func TestLanesBitIdentical(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			whole, err := New(g, Options{Threads: threads, WholeBatches: true})
+			whole, err := New(g, Options{Threads: threads, NoLanes: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,5 +297,48 @@ func TestLanesMemoryBudget(t *testing.T) {
 		if c.ok != (err == nil) || (err != nil && (!errors.Is(err, membudget.ErrOverBudget) || !strings.Contains(err.Error(), "2 lanes"))) {
 			t.Errorf("budget %d (a lane needs %d): err = %v, want ok=%v (or the lanes over the budget)", c.budget, one, err, c.ok)
 		}
+	}
+}
+
+// TestRunAlongside: a run that starts while another is running runs in a lane of its own (the
+// session's lane plan for its shapes appears), with the outputs of a run alone, bit for bit.
+func TestRunAlongside(t *testing.T) {
+	for _, dir := range []string{"models/densenet_tiny", "models/densenet121"} {
+		if testing.Short() && dir == "models/densenet121" {
+			continue
+		}
+		g := sharedGraph(t, dir)
+		s, err := New(g, Options{Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw := int(g.Inputs[0].Type.Shape[2].Value)
+		x := tensor.New(tensor.Float32, tensor.Shape{1, 3, hw, hw})
+		rng := rand.New(rand.NewPCG(11, 12))
+		for i := range tensor.Data[float32](x) {
+			tensor.Data[float32](x)[i] = float32(rng.NormFloat64())
+		}
+		in := []*tensor.Tensor{x}
+		alone, err := s.Run(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "lane " + fmt.Sprint([]tensor.Shape{x.Shape})
+		if _, ok := s.plans[key]; ok {
+			t.Fatalf("%s: a run alone used a lane", dir)
+		}
+		s.running.Add(1) // another run in progress
+		got, err := s.Run(context.Background(), in)
+		s.running.Add(-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := s.plans[key]; !ok {
+			t.Errorf("%s: a run beside another did not run in a lane", dir)
+		}
+		if err := tensor.AllClose(got[0], alone[0], 0, 0); err != nil {
+			t.Errorf("%s: a run in a lane beside another against one alone: %v", dir, err)
+		}
+		s.Close()
 	}
 }

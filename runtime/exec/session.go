@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"sync"
+	"sync/atomic"
 
 	"github.com/dnx-ml/dnx/runtime/device"
 	"github.com/dnx-ml/dnx/runtime/devices"
@@ -55,6 +56,9 @@ type Session struct {
 	noLanes string
 	rowsWhy string
 	rowsAt  map[string]string
+	// running counts the planned runs in progress; a run that starts while another is running
+	// runs in a lane of its own (runAlongside).
+	running atomic.Int64
 }
 
 // maxPlans bounds the plans a Session keeps (one per distinct set of input shapes).
@@ -84,10 +88,10 @@ type Options struct {
 	// and NoSpin (package devices). A device given here is the caller's to close, after the
 	// session's last run.
 	Device device.Device
-	// WholeBatches runs every batch as one, its kernels splitting each operator's work over the
-	// threads, instead of cutting a batch into one independent lane per thread (see
-	// Session.Lanes): for tests and for measuring what the lanes buy.
-	WholeBatches bool
+	// NoLanes never runs in lanes (see Session.Lanes): every batch runs whole, its kernels
+	// splitting each operator's work over the threads, and so does every run that starts while
+	// others are running. For tests and for measuring what lanes buy.
+	NoLanes bool
 	// MaxMemory bounds, in bytes, every tensor and activation arena whose size the model or the
 	// inputs decide (membudget.Budget): 0 means membudget.Default (a fraction of physical
 	// memory), a negative value no bound.
@@ -210,6 +214,14 @@ func (s *Session) Graph() *graph.Graph { return s.g }
 func (s *Session) Run(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor.Tensor, error) {
 	if err := s.checkInputs(inputs); err != nil {
 		return nil, err
+	}
+	if s.laneDev != nil {
+		defer s.running.Add(-1)
+		if s.running.Add(1) > 1 {
+			if outs, ok, err := s.runAlongside(ctx, inputs); ok {
+				return outs, err
+			}
+		}
 	}
 	if outs, ok, err := s.runLanes(ctx, inputs); ok {
 		return outs, err
