@@ -172,16 +172,10 @@ func benchAction(c *ucli.Context) error {
 		shapes[i] = t.Shape
 	}
 	if !c.Bool("reference") {
-		if p, lanes, err := sess.PlanFor(shapes); err == nil {
+		if p, lanes, mem, err := sess.PlanFor(shapes); err == nil {
 			st := p.Stats()
-			rep.Planned, rep.ArenaBytes, rep.PlanSteps, rep.PlanFastSteps = true, st.ArenaBytes+st.ScratchBytes, st.Steps, st.FastSteps
+			rep.Planned, rep.ArenaBytes, rep.PlanSteps, rep.PlanFastSteps = true, mem.ArenaBytes+mem.ScratchBytes, st.Steps, st.FastSteps
 			rep.Lanes = lanes
-			for _, rows := range lanes[min(1, len(lanes)):] { // every lane holds its own arena
-				if lp, err := sess.LanePlan(shapes, rows); err == nil {
-					lst := lp.Stats()
-					rep.ArenaBytes += lst.ArenaBytes + lst.ScratchBytes
-				}
-			}
 		}
 	}
 
@@ -271,7 +265,7 @@ func benchAction(c *ucli.Context) error {
 	}
 	rep.PeakRSSBytes = peakRSS()
 	if nSteps > 0 {
-		p, _, err := sess.PlanFor(shapes)
+		p, _, _, err := sess.PlanFor(shapes)
 		if err != nil || stepTimes.Runs == 0 {
 			return fmt.Errorf("bench: --steps: %s runs on the reference path, which has no steps to time", path)
 		}

@@ -235,21 +235,11 @@ func withPlan(g *graph.Graph, shapes map[string]tensor.Shape, threads int, maxMe
 	for i, v := range g.Inputs {
 		ordered[i] = shapes[v.Name]
 	}
-	p, lanes, err := sess.PlanFor(ordered)
+	p, lanes, mem, err := sess.PlanFor(ordered)
 	if err != nil {
 		return err
 	}
-	total := p.Stats()
-	for _, rows := range lanes[min(1, len(lanes)):] {
-		lp, err := sess.LanePlan(ordered, rows)
-		if err != nil {
-			return err
-		}
-		st := lp.Stats()
-		total.ArenaBytes += st.ArenaBytes
-		total.ScratchBytes += st.ScratchBytes
-	}
-	use(p, lanes, total)
+	use(p, lanes, mem)
 	return nil
 }
 

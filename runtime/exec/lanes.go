@@ -55,7 +55,7 @@ func (s *Session) runAlongside(ctx context.Context, inputs []*tensor.Tensor) (ou
 	for i, t := range inputs {
 		shapes[i] = t.Shape
 	}
-	p, err := s.compiled("lane "+fmt.Sprint(shapes), shapes, s.laneDev)
+	p, err := s.onLane(shapes)
 	if errors.Is(err, plan.ErrNotPlannable) {
 		return nil, false, nil
 	}
@@ -144,37 +144,19 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 	if rows == nil {
 		return nil, false, nil
 	}
-	plans := make([]*plan.Plan, len(rows))
-	for i, r := range rows {
-		if i > 0 && r == rows[i-1] {
-			plans[i] = plans[i-1]
-			continue
-		}
-		p, err := s.LanePlan(batch, r)
-		if errors.Is(err, plan.ErrNotPlannable) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, true, err
-		}
-		plans[i] = p
+	plans, err := s.lanePlans(batch, rows)
+	if err != nil {
+		return nil, true, err
 	}
-	shapes, whole := plans[0].OutputShapes()
-	for _, sh := range shapes {
-		// RowIndependent puts the batch first in every output; a plan that does not is run whole.
-		whole = whole && len(sh) > 0 && sh[0] == rows[0]
-	}
-	if !whole {
+	if plans == nil {
 		return nil, false, nil
 	}
+	shapes, _ := plans[0].OutputShapes()
 	// The lanes hold their memories at once: together, with the outputs, they must fit the
 	// budget a whole batch's plan is held to (plan.Compile checks each lane's alone).
 	n := inputs[0].Shape[0]
-	var need int64
-	for _, p := range plans {
-		st := p.Stats()
-		need += st.ArenaBytes + st.ScratchBytes
-	}
+	m := runMemory(plans)
+	need := m.ArenaBytes + m.ScratchBytes
 	for _, sh := range shapes {
 		need += 4 * int64(sh.Size()/max(sh[0], 1)) * int64(n)
 	}
@@ -237,23 +219,66 @@ func (s *Session) runLanes(ctx context.Context, inputs []*tensor.Tensor) (outs [
 	return outs, true, nil
 }
 
+// lanePlans returns the plan of each lane of a batch of the given input shapes cut into lanes of
+// rows (lanes of equal rows share one), compiling them if needed, or nil when the batch must run
+// whole: a lane's graph cannot be planned, or an output of its plan is not a float32 value with
+// the lane's rows first.
+func (s *Session) lanePlans(batch []tensor.Shape, rows []int) ([]*plan.Plan, error) {
+	plans := make([]*plan.Plan, len(rows))
+	for i, r := range rows {
+		if i > 0 && r == rows[i-1] {
+			plans[i] = plans[i-1]
+			continue
+		}
+		p, err := s.LanePlan(batch, r)
+		if errors.Is(err, plan.ErrNotPlannable) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		shapes, whole := p.OutputShapes()
+		for _, sh := range shapes {
+			// RowIndependent puts the batch first in every output; a plan that does not is run whole.
+			whole = whole && len(sh) > 0 && sh[0] == r
+		}
+		if !whole {
+			return nil, nil
+		}
+		plans[i] = p
+	}
+	return plans, nil
+}
+
 // PlanFor returns the plan a run of inputs of the given shapes executes: for a batch that runs
-// in lanes, the plan of the first lane, with the lanes' rows.
-func (s *Session) PlanFor(shapes []tensor.Shape) (p *plan.Plan, lanes []int, err error) {
-	if len(shapes) > 0 && len(shapes[0]) > 0 {
-		if rows, _ := s.Lanes(shapes); rows != nil {
-			p, err := s.LanePlan(shapes, rows[0])
-			if err == nil {
-				if _, whole := p.OutputShapes(); whole {
-					return p, rows, nil
-				}
-			} else if !errors.Is(err, plan.ErrNotPlannable) {
-				return nil, nil, err
-			}
+// in lanes, the plan of the first lane, with the lanes' rows. mem is the memory the run holds:
+// the plan's arena and scratch, or with lanes the sum of every lane's.
+func (s *Session) PlanFor(shapes []tensor.Shape) (p *plan.Plan, lanes []int, mem plan.Stats, err error) {
+	if rows, _ := s.Lanes(shapes); rows != nil {
+		plans, err := s.lanePlans(shapes, rows)
+		if err != nil {
+			return nil, nil, plan.Stats{}, err
+		}
+		if plans != nil {
+			return plans[0], rows, runMemory(plans), nil
 		}
 	}
 	p, err = s.Plan(shapes)
-	return p, nil, err
+	if err != nil {
+		return nil, nil, plan.Stats{}, err
+	}
+	return p, nil, p.Stats(), nil
+}
+
+// runMemory returns the arena and scratch bytes the lanes of plans hold together.
+func runMemory(plans []*plan.Plan) plan.Stats {
+	var m plan.Stats
+	for _, p := range plans {
+		st := p.Stats()
+		m.ArenaBytes += st.ArenaBytes
+		m.ScratchBytes += st.ScratchBytes
+	}
+	return m
 }
 
 // LanePlan returns the plan a lane of rows rows of a batch of the given shapes runs (compiling
@@ -262,7 +287,11 @@ func (s *Session) LanePlan(batch []tensor.Shape, rows int) (*plan.Plan, error) {
 	if s.laneDev == nil {
 		return nil, errors.New("exec: the session has no lanes: " + s.noLanes)
 	}
-	shapes := withRows(batch, rows)
+	return s.onLane(withRows(batch, rows))
+}
+
+// onLane returns the lane device's plan for inputs of the given shapes, compiling it if needed.
+func (s *Session) onLane(shapes []tensor.Shape) (*plan.Plan, error) {
 	return s.compiled("lane "+fmt.Sprint(shapes), shapes, s.laneDev)
 }
 

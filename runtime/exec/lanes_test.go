@@ -146,7 +146,7 @@ func TestLanesStepTimesAndCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, rows, err := s.PlanFor([]tensor.Shape{in[0].Shape})
+	p, rows, _, err := s.PlanFor([]tensor.Shape{in[0].Shape})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,19 +164,7 @@ func (a *rowsAnalysis) rowCheck(n *graph.Node) error {
 		return len(a.typ(v).Shape)
 	}
 	// axisOK says an axis attribute (of input 0's rank) is not the batch's.
-	axisOK := func(axis int64) error {
-		r := int64(rank(in(0)))
-		if r < 1 {
-			return fmt.Errorf("input rank unknown")
-		}
-		if axis < 0 {
-			axis += r
-		}
-		if axis == 0 {
-			return fmt.Errorf("works along the batch (axis 0)")
-		}
-		return nil
-	}
+	axisOK := func(axis int64) error { return noBatchAxis([]int64{axis}, rank(in(0))) }
 	switch op := n.Op.(type) {
 	case *ops.Conv, *ops.AveragePool, *ops.FusedAveragePool, *ops.GlobalAveragePool, *ops.GlobalMaxPool:
 		return only(0)
@@ -268,12 +256,7 @@ func (a *rowsAnalysis) rowCheck(n *graph.Node) error {
 		if !ok || len(axes) == 0 {
 			return fmt.Errorf("axes not known, or all")
 		}
-		for _, a := range axes {
-			if err := axisOK(a); err != nil {
-				return err
-			}
-		}
-		return nil
+		return noBatchAxis(axes, rank(in(0)))
 	case *ops.Slice:
 		if err := only(0); err != nil {
 			return err
@@ -290,12 +273,7 @@ func (a *rowsAnalysis) rowCheck(n *graph.Node) error {
 		} else if axes = op.Axes; axes == nil {
 			return fmt.Errorf("slices the batch (no axes)")
 		}
-		for _, a := range axes {
-			if err := axisOK(a); err != nil {
-				return err
-			}
-		}
-		return nil
+		return noBatchAxis(axes, rank(in(0)))
 	case *ops.Pad:
 		if err := only(0); err != nil {
 			return err
@@ -380,14 +358,23 @@ func (a *rowsAnalysis) axesOK(n *graph.Node, attr []int64, fromInput bool, r int
 		in1 = n.Inputs[1]
 	}
 	axes, ok := a.ints(attr, fromInput, in1)
-	if !ok || len(axes) == 0 || r < 1 {
+	if !ok || len(axes) == 0 {
 		return fmt.Errorf("axes not known, or all")
 	}
-	for _, a := range axes {
-		if a < 0 {
-			a += int64(r)
+	return noBatchAxis(axes, r)
+}
+
+// noBatchAxis returns nil when no axis of axes (of a value of rank r; negative ones count from
+// the end) is the batch's, axis 0.
+func noBatchAxis(axes []int64, r int) error {
+	if r < 1 {
+		return fmt.Errorf("input rank unknown")
+	}
+	for _, ax := range axes {
+		if ax < 0 {
+			ax += int64(r)
 		}
-		if a == 0 {
+		if ax == 0 {
 			return fmt.Errorf("works along the batch (axis 0)")
 		}
 	}

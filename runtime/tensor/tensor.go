@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 )
 
 // Limits on shapes that come from user input. They bound what a model or tensor file can make dnx
@@ -254,40 +255,12 @@ func (t *Tensor) Rows(lo, hi int) *Tensor {
 	shape := t.Shape.Clone()
 	shape[0] = hi - lo
 	per := shape[1:].Size()
-	r := &Tensor{DType: t.DType, Shape: shape}
-	switch d := t.Data.(type) {
-	case []float32:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []float64:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []F16:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []BF16:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []int8:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []int16:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []int32:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []int64:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []uint8:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []uint16:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []uint32:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []uint64:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []bool:
-		r.Data = d[lo*per : hi*per : hi*per]
-	case []string:
-		r.Data = d[lo*per : hi*per : hi*per]
-	default:
+	// Any element type: Data is one of Elem's slice types, which reflect slices alike.
+	d := reflect.ValueOf(t.Data)
+	if d.Kind() != reflect.Slice {
 		panic("tensor: Rows of a tensor with no data")
 	}
-	return r
+	return &Tensor{DType: t.DType, Shape: shape, Data: d.Slice3(lo*per, hi*per, hi*per).Interface()}
 }
 
 // Reshaped returns a tensor sharing t's data with another shape of the same size.

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -38,4 +39,30 @@ func TestFloat16RoundTrip(t *testing.T) {
 	if !math.IsNaN(float64(F16From(float32(math.NaN())).Float32())) {
 		t.Error("F16 lost NaN")
 	}
+}
+
+// Rows shares t's data for any element type, with the first dim cut to the rows asked for.
+func TestRows(t *testing.T) {
+	f := FromSlice(Shape{3, 2}, []float32{0, 1, 2, 3, 4, 5})
+	i := FromSlice(Shape{3, 2}, []int64{0, 1, 2, 3, 4, 5})
+	for _, tc := range []struct {
+		t      *Tensor
+		lo, hi int
+		want   []float64
+	}{{f, 1, 3, []float64{2, 3, 4, 5}}, {i, 0, 1, []float64{0, 1}}, {f, 2, 2, []float64{}}} {
+		r := tc.t.Rows(tc.lo, tc.hi)
+		if got := r.Float64s(); r.DType != tc.t.DType || !r.Shape.Equal(Shape{tc.hi - tc.lo, 2}) || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Rows(%d, %d) of %s: %s %v %v, want %v", tc.lo, tc.hi, tc.t.DType, r.DType, r.Shape, got, tc.want)
+		}
+	}
+	Data[float32](f.Rows(1, 2))[0] = 9
+	if Data[float32](f)[2] != 9 {
+		t.Error("Rows copied the data instead of sharing it")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Rows past the first dim did not panic")
+		}
+	}()
+	f.Rows(2, 4)
 }
